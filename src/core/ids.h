@@ -1,0 +1,23 @@
+// Identifiers: random, URL-safe, sortable by creation time.
+// Thread safety: safe for concurrent use.
+#ifndef SLIPWAY_CORE_IDS_H_
+#define SLIPWAY_CORE_IDS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace slipway {
+
+// "<prefix>-<12 hex digits of unix millis><8 random hex digits>", for
+// example "run-018c1a2b3c4d9f00e1a2". Ids from one process sort by time.
+std::string NewId(std::string_view prefix, int64_t unix_micros);
+
+// True when `name` is a valid object name (app, alias, pipeline, step,
+// feature): 1 to 63 characters of [A-Za-z0-9_.-], starting with a letter or
+// digit. Names pass this check before they reach a path or a query.
+bool IsValidName(std::string_view name);
+
+}  // namespace slipway
+
+#endif  // SLIPWAY_CORE_IDS_H_

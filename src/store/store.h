@@ -1,0 +1,158 @@
+// Store: Slipway's metadata (apps and their revisions, runs and their steps,
+// model versions and aliases), behind an interface so a PostgreSQL
+// implementation can join the embedded SQLite one.
+//
+// Every method is one transaction: it either happens completely or not at
+// all, and it is durable when it returns OK. Methods that check a
+// precondition (a revision number that must be next, a run that must be in
+// a given state) do so inside the same transaction.
+//
+// Errors: NotFound names the missing object ("app 'churn'"); AlreadyExists
+// and FailedPrecondition say what conflicted; Unavailable when the database
+// is busy beyond the busy timeout (retry).
+// Thread safety: implementations are safe for concurrent use.
+#ifndef SLIPWAY_STORE_STORE_H_
+#define SLIPWAY_STORE_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/clock.h"
+
+namespace slipway {
+
+struct AppRecord {
+  std::string name;
+  int64_t created_at = 0;      // unix micros
+  int current_revision = 0;    // 0: none yet
+};
+
+struct AppRevisionRecord {
+  std::string app;
+  int revision = 0;            // 1, 2, ... per app
+  std::string spec_yaml;       // the file as applied
+  std::string spec_sha256;     // of spec_yaml
+  int64_t created_at = 0;
+};
+
+// Run and step states: "queued", "running", "succeeded", "failed",
+// "cancelled" (DESIGN.md). A step may also be "pending" (not started) or
+// "skipped".
+struct RunRecord {
+  std::string id;
+  std::string app;
+  std::string pipeline;
+  int revision = 0;            // app revision the run executes
+  std::string state;
+  std::string reason;          // why it failed or was cancelled
+  int64_t created_at = 0;
+  int64_t started_at = 0;      // 0: not yet
+  int64_t finished_at = 0;     // 0: not yet
+};
+
+struct StepRecord {
+  std::string run_id;
+  std::string name;
+  int ordinal = 0;             // position in the pipeline
+  std::string state;
+  std::string message;         // progress or failure text
+  std::string outputs_json;    // step results ("{}" when none)
+  int64_t started_at = 0;
+  int64_t finished_at = 0;
+};
+
+struct ModelVersionRecord {
+  std::string app;
+  int version = 0;             // 1, 2, ... per app, assigned by the store
+  std::string artifact_sha256; // the model file in the artifact store
+  std::string format;          // "xgboost-json"
+  std::string signature_json;
+  std::string params_json;
+  std::string metrics_json;
+  std::string data_fingerprint;  // SHA-256 of the training input as read
+  int64_t row_count = 0;
+  std::string run_id;
+  int revision = 0;            // app revision it was trained under
+  int64_t created_at = 0;
+};
+
+struct AliasRecord {
+  std::string app;
+  std::string alias;
+  int version = 0;
+  int64_t updated_at = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Apps and revisions.
+  // Stores `spec_yaml` as the app's next revision (creating the app on its
+  // first revision) and makes it current; returns the new revision.
+  virtual absl::StatusOr<AppRevisionRecord> AddAppRevision(
+      const std::string& app, const std::string& spec_yaml) = 0;
+  // Makes an existing revision current (a rollback).
+  virtual absl::Status SetCurrentRevision(const std::string& app,
+                                          int revision) = 0;
+  virtual absl::StatusOr<AppRecord> GetApp(const std::string& app) = 0;
+  virtual absl::StatusOr<std::vector<AppRecord>> ListApps() = 0;
+  virtual absl::StatusOr<AppRevisionRecord> GetAppRevision(
+      const std::string& app, int revision) = 0;
+  virtual absl::StatusOr<std::vector<AppRevisionRecord>> ListAppRevisions(
+      const std::string& app) = 0;
+
+  // Runs and steps.
+  // Creates the run in state "queued" with its steps in state "pending".
+  virtual absl::Status CreateRun(const RunRecord& run,
+                                 const std::vector<StepRecord>& steps) = 0;
+  // Replaces the run's mutable fields (state, reason, started_at,
+  // finished_at). FailedPrecondition when the stored run is already in a
+  // final state (succeeded, failed, cancelled).
+  virtual absl::Status UpdateRun(const RunRecord& run) = 0;
+  // Replaces the step's mutable fields (state, message, outputs_json,
+  // started_at, finished_at).
+  virtual absl::Status UpdateStep(const StepRecord& step) = 0;
+  virtual absl::StatusOr<RunRecord> GetRun(const std::string& run_id) = 0;
+  virtual absl::StatusOr<std::vector<StepRecord>> ListSteps(
+      const std::string& run_id) = 0;
+  // Newest first; an empty `app` lists every app's runs.
+  virtual absl::StatusOr<std::vector<RunRecord>> ListRuns(
+      const std::string& app, int limit) = 0;
+  // Marks every queued or running run, and its running or pending steps,
+  // failed with `reason` (used at start-up after a crash: "interrupted").
+  // Returns the ids of the runs it changed.
+  virtual absl::StatusOr<std::vector<std::string>> FailUnfinishedRuns(
+      const std::string& reason, int64_t now) = 0;
+
+  // Model versions and aliases.
+  // Assigns the next version number of `record.app`, stores the immutable
+  // version and returns it as stored.
+  virtual absl::StatusOr<ModelVersionRecord> AddModelVersion(
+      const ModelVersionRecord& record) = 0;
+  virtual absl::StatusOr<ModelVersionRecord> GetModelVersion(
+      const std::string& app, int version) = 0;
+  // Oldest first.
+  virtual absl::StatusOr<std::vector<ModelVersionRecord>> ListModelVersions(
+      const std::string& app) = 0;
+  // Points `alias` of `app` at `version` (which must exist).
+  virtual absl::Status SetAlias(const std::string& app,
+                                const std::string& alias, int version) = 0;
+  virtual absl::StatusOr<std::optional<AliasRecord>> GetAlias(
+      const std::string& app, const std::string& alias) = 0;
+  virtual absl::StatusOr<std::vector<AliasRecord>> ListAliases(
+      const std::string& app) = 0;
+
+  // Rows in each table, for tests and operations ("apps" -> 3, ...).
+  virtual absl::StatusOr<std::vector<std::pair<std::string, int64_t>>>
+  CountRows() = 0;
+};
+
+}  // namespace slipway
+
+#endif  // SLIPWAY_STORE_STORE_H_
