@@ -37,6 +37,8 @@ struct AppRevisionRecord {
   int revision = 0;            // 1, 2, ... per app
   std::string spec_yaml;       // the file as applied
   std::string spec_sha256;     // of spec_yaml
+  std::string source_dir;      // absolute directory of the applied file;
+                               // relative paths in the spec start here
   int64_t created_at = 0;
 };
 
@@ -93,10 +95,11 @@ class Store {
   virtual ~Store() = default;
 
   // Apps and revisions.
-  // Stores `spec_yaml` as the app's next revision (creating the app on its
-  // first revision) and makes it current; returns the new revision.
+  // Stores `revision` (its app, spec_yaml, spec_sha256, source_dir) as the
+  // app's next revision, creating the app on its first revision, and makes
+  // it current; returns the record as stored (number, created_at).
   virtual absl::StatusOr<AppRevisionRecord> AddAppRevision(
-      const std::string& app, const std::string& spec_yaml) = 0;
+      const AppRevisionRecord& revision) = 0;
   // Makes an existing revision current (a rollback).
   virtual absl::Status SetCurrentRevision(const std::string& app,
                                           int revision) = 0;
