@@ -1,6 +1,6 @@
 // Files, injected. Modules that touch disk (artifacts, data, store set-up)
-// take a Filesystem* so tests can use testing/mem_filesystem.h or inject
-// faults. Paths are plain strings; callers never build them from unchecked
+// take a Filesystem* so tests can wrap it to inject faults (short reads,
+// failed syncs). Paths are plain strings; callers never build them from unchecked
 // input (see artifacts/ for how object names are validated).
 // Thread safety: implementations are safe for concurrent use; a single
 // SequentialFile or WritableFile is used by one thread at a time.

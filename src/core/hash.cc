@@ -24,10 +24,16 @@ void Sha256::Update(std::string_view data) {
   EVP_DigestUpdate(state_->ctx, data.data(), data.size());
 }
 
-std::string Sha256::HexDigest() {
+std::string Sha256::HexDigest() const {
+  // Finish a copy, so the stream can go on.
+  EVP_MD_CTX* copy = EVP_MD_CTX_new();
+  if (copy == nullptr || EVP_MD_CTX_copy_ex(copy, state_->ctx) != 1) {
+    std::abort();
+  }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_DigestFinal_ex(state_->ctx, digest, &length);
+  EVP_DigestFinal_ex(copy, digest, &length);
+  EVP_MD_CTX_free(copy);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
   hex.reserve(length * 2);

@@ -19,8 +19,9 @@ class Sha256 {
   Sha256& operator=(const Sha256&) = delete;
 
   void Update(std::string_view data);
-  // 64 lowercase hex characters. The object cannot be updated afterwards.
-  std::string HexDigest();
+  // 64 lowercase hex characters: the hash of everything passed to Update so
+  // far. Updating afterwards continues the same stream.
+  std::string HexDigest() const;
 
  private:
   struct State;

@@ -19,6 +19,14 @@ TEST(HashTest, IncrementalEqualsOneShot) {
   EXPECT_EQ(h.HexDigest(), Sha256Hex("abc"));
 }
 
+TEST(HashTest, DigestSoFarLetsTheStreamContinue) {
+  Sha256 h;
+  h.Update("a");
+  EXPECT_EQ(h.HexDigest(), Sha256Hex("a"));
+  h.Update("bc");
+  EXPECT_EQ(h.HexDigest(), Sha256Hex("abc"));
+}
+
 TEST(HashTest, RecognisesHexDigests) {
   EXPECT_TRUE(IsSha256Hex(Sha256Hex("x")));
   EXPECT_FALSE(IsSha256Hex("../etc/passwd"));

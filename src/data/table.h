@@ -44,7 +44,8 @@ class Column {
   size_t missing_count() const { return missing_count_; }
 
   bool IsMissing(size_t row) const;
-  // REQUIRES: the column has the accessor's type and row < size().
+  // REQUIRES: the column has the accessor's type and row < size();
+  // StringAt also requires !IsMissing(row).
   double Float64At(size_t row) const { return float64_[row]; }
   int64_t Int64At(size_t row) const { return int64_[row]; }
   bool BoolAt(size_t row) const { return bool_[row] != 0; }

@@ -1,0 +1,126 @@
+#include "registry/registry.h"
+
+#include "core/hash.h"
+#include "core/ids.h"
+#include "core/status.h"
+
+namespace slipway {
+namespace {
+
+absl::Status CheckAppName(const std::string& app) {
+  if (IsValidName(app)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "'" + app +
+      "' is not a valid app name: use 1 to 63 letters, digits, '_', '-' or "
+      "'.', starting with a letter or digit");
+}
+
+}  // namespace
+
+Registry::Registry(Store* store, ArtifactStore* artifacts)
+    : store_(store), artifacts_(artifacts) {}
+
+absl::StatusOr<ApplyOutcome> Registry::Apply(const std::string& app,
+                                             const std::string& spec_yaml,
+                                             const std::string& source_dir) {
+  RETURN_IF_ERROR(CheckAppName(app));
+  ApplyOutcome outcome;
+  absl::StatusOr<AppRevisionRecord> current = CurrentRevision(app);
+  if (current.ok()) {
+    outcome.previous_yaml = current->spec_yaml;
+    if (current->spec_yaml == spec_yaml) {
+      outcome.revision = *std::move(current);
+      return outcome;
+    }
+  } else if (!absl::IsNotFound(current.status())) {
+    return current.status();
+  }
+  AppRevisionRecord revision;
+  revision.app = app;
+  revision.spec_yaml = spec_yaml;
+  revision.spec_sha256 = Sha256Hex(spec_yaml);
+  revision.source_dir = source_dir;
+  ASSIGN_OR_RETURN(outcome.revision, store_->AddAppRevision(revision));
+  outcome.changed = true;
+  return outcome;
+}
+
+absl::StatusOr<ApplyOutcome> Registry::Rollback(const std::string& app,
+                                                int revision) {
+  ASSIGN_OR_RETURN(AppRevisionRecord target,
+                   store_->GetAppRevision(app, revision));
+  return Apply(app, target.spec_yaml, target.source_dir);
+}
+
+absl::StatusOr<AppRevisionRecord> Registry::CurrentRevision(
+    const std::string& app) {
+  ASSIGN_OR_RETURN(AppRecord record, store_->GetApp(app));
+  if (record.current_revision == 0) {
+    return absl::NotFoundError("app '" + app + "' has no revision");
+  }
+  return store_->GetAppRevision(app, record.current_revision);
+}
+
+absl::StatusOr<ModelVersionRecord> Registry::Register(
+    const NewModelVersion& version) {
+  RETURN_IF_ERROR(CheckAppName(version.app));
+  if (version.model_bytes.empty()) {
+    return absl::InvalidArgumentError("model for app '" + version.app +
+                                      "' is empty; nothing to register");
+  }
+  ASSIGN_OR_RETURN(std::string sha256, artifacts_->Put(version.model_bytes),
+                   "storing the model file of app '" + version.app + "'");
+  ModelVersionRecord record;
+  record.app = version.app;
+  record.artifact_sha256 = sha256;
+  record.format = version.format;
+  record.signature_json = version.signature_json;
+  record.params_json = version.params_json;
+  record.metrics_json = version.metrics_json;
+  record.data_fingerprint = version.data_fingerprint;
+  record.row_count = version.row_count;
+  record.run_id = version.run_id;
+  record.revision = version.revision;
+  return store_->AddModelVersion(record);
+}
+
+absl::StatusOr<ModelVersionRecord> Registry::GetVersion(const std::string& app,
+                                                        int version) {
+  return store_->GetModelVersion(app, version);
+}
+
+absl::StatusOr<std::vector<ModelVersionRecord>> Registry::ListVersions(
+    const std::string& app) {
+  RETURN_IF_ERROR(store_->GetApp(app).status());
+  return store_->ListModelVersions(app);
+}
+
+absl::StatusOr<std::string> Registry::ReadModelBytes(
+    const ModelVersionRecord& version) {
+  return artifacts_->Get(version.artifact_sha256);
+}
+
+absl::Status Registry::MoveAlias(const std::string& app,
+                                 const std::string& alias, int version) {
+  if (!IsValidName(alias)) {
+    return absl::InvalidArgumentError(
+        "'" + alias +
+        "' is not a valid alias name: use letters, digits, '_', '-' or '.'");
+  }
+  return store_->SetAlias(app, alias, version);
+}
+
+absl::StatusOr<std::optional<int>> Registry::ResolveAlias(
+    const std::string& app, const std::string& alias) {
+  ASSIGN_OR_RETURN(std::optional<AliasRecord> record,
+                   store_->GetAlias(app, alias));
+  if (!record.has_value()) return std::optional<int>();
+  return std::optional<int>(record->version);
+}
+
+absl::StatusOr<std::vector<AliasRecord>> Registry::ListAliases(
+    const std::string& app) {
+  return store_->ListAliases(app);
+}
+
+}  // namespace slipway

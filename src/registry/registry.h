@@ -1,0 +1,89 @@
+// Registry: the apps Slipway knows (with every applied revision of their
+// spec), the immutable model versions trained for them, and the aliases
+// (`champion`, `challenger`, user-defined) that point at versions.
+//
+// A model version's bytes live in the artifact store under their SHA-256;
+// its metadata (signature, params, metrics, data fingerprint, row count,
+// run, revision) in the metadata store. Nothing here changes a stored
+// version: registering always makes a new one.
+//
+// Serving is not the registry's business: moving `champion` here only
+// records the move; the server then swaps the served model (api/).
+// Thread safety: safe for concurrent use (Store and ArtifactStore are).
+#ifndef SLIPWAY_REGISTRY_REGISTRY_H_
+#define SLIPWAY_REGISTRY_REGISTRY_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "artifacts/artifact_store.h"
+#include "store/store.h"
+
+namespace slipway {
+
+// What `slipway apply` did.
+struct ApplyOutcome {
+  AppRevisionRecord revision;    // the current revision after the apply
+  bool changed = false;          // false: same content as the current one
+  std::string previous_yaml;     // "" for a new app
+};
+
+// A model version about to be registered.
+struct NewModelVersion {
+  std::string app;
+  std::string format;            // "xgboost-json"
+  std::string model_bytes;
+  std::string signature_json;
+  std::string params_json;
+  std::string metrics_json;
+  std::string data_fingerprint;
+  int64_t row_count = 0;
+  std::string run_id;
+  int revision = 0;
+};
+
+class Registry {
+ public:
+  // REQUIRES: `store` and `artifacts` outlive the registry.
+  Registry(Store* store, ArtifactStore* artifacts);
+
+  // Stores `spec_yaml` as a new revision of `app` unless it equals the
+  // current revision's text.
+  absl::StatusOr<ApplyOutcome> Apply(const std::string& app,
+                                     const std::string& spec_yaml,
+                                     const std::string& source_dir);
+  // Makes revision `revision` current again by storing its text as a new
+  // revision (history only grows).
+  absl::StatusOr<ApplyOutcome> Rollback(const std::string& app, int revision);
+  // The app's current revision (NotFound for an unknown app).
+  absl::StatusOr<AppRevisionRecord> CurrentRevision(const std::string& app);
+
+  // Writes the model bytes to the artifact store, then the version record.
+  absl::StatusOr<ModelVersionRecord> Register(const NewModelVersion& version);
+  absl::StatusOr<ModelVersionRecord> GetVersion(const std::string& app,
+                                                int version);
+  absl::StatusOr<std::vector<ModelVersionRecord>> ListVersions(
+      const std::string& app);
+  // The model file of a version, verified against its content address.
+  absl::StatusOr<std::string> ReadModelBytes(const ModelVersionRecord& version);
+
+  // Points `alias` at `version` of `app`. InvalidArgument for a bad alias
+  // name; NotFound for an unknown version.
+  absl::Status MoveAlias(const std::string& app, const std::string& alias,
+                         int version);
+  // The version `alias` points at, or nullopt when it is not set.
+  absl::StatusOr<std::optional<int>> ResolveAlias(const std::string& app,
+                                                  const std::string& alias);
+  absl::StatusOr<std::vector<AliasRecord>> ListAliases(const std::string& app);
+
+ private:
+  Store* const store_;
+  ArtifactStore* const artifacts_;
+};
+
+}  // namespace slipway
+
+#endif  // SLIPWAY_REGISTRY_REGISTRY_H_

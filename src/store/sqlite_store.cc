@@ -1,0 +1,1043 @@
+#include "store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <set>
+#include <string_view>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
+#include "absl/synchronization/mutex.h"
+#include "core/filesystem.h"
+#include "core/hash.h"
+#include "core/ids.h"
+#include "core/status.h"
+
+namespace slipway {
+namespace {
+
+constexpr char kDatabaseFile[] = "slipway.db";
+
+// Forward-only schema history. Migration i (1-based) takes the database from
+// format version i-1 to i. A shipped migration is never edited: a change to
+// the schema is a new entry appended at the end.
+constexpr const char* kMigrations[] = {
+    // 1: apps, revisions, runs, steps, model versions, aliases.
+    R"sql(
+CREATE TABLE apps (
+  name TEXT NOT NULL PRIMARY KEY,
+  created_at INTEGER NOT NULL,
+  current_revision INTEGER NOT NULL
+);
+CREATE TABLE app_revisions (
+  app TEXT NOT NULL REFERENCES apps(name),
+  revision INTEGER NOT NULL,
+  spec_yaml TEXT NOT NULL,
+  spec_sha256 TEXT NOT NULL,
+  source_dir TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (app, revision)
+);
+CREATE TABLE runs (
+  id TEXT NOT NULL PRIMARY KEY,
+  app TEXT NOT NULL,
+  pipeline TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL,
+  FOREIGN KEY (app, revision) REFERENCES app_revisions(app, revision)
+);
+CREATE INDEX runs_by_app_newest_first ON runs(app, created_at DESC);
+CREATE INDEX runs_newest_first ON runs(created_at DESC);
+CREATE INDEX runs_by_state ON runs(state);
+CREATE TABLE steps (
+  run_id TEXT NOT NULL REFERENCES runs(id),
+  name TEXT NOT NULL,
+  ordinal INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  message TEXT NOT NULL,
+  outputs_json TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL,
+  PRIMARY KEY (run_id, name),
+  UNIQUE (run_id, ordinal)
+);
+CREATE TABLE model_versions (
+  app TEXT NOT NULL REFERENCES apps(name),
+  version INTEGER NOT NULL,
+  artifact_sha256 TEXT NOT NULL,
+  format TEXT NOT NULL,
+  signature_json TEXT NOT NULL,
+  params_json TEXT NOT NULL,
+  metrics_json TEXT NOT NULL,
+  data_fingerprint TEXT NOT NULL,
+  row_count INTEGER NOT NULL,
+  run_id TEXT NOT NULL,
+  revision INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (app, version)
+);
+CREATE TABLE aliases (
+  app TEXT NOT NULL,
+  alias TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (app, alias),
+  FOREIGN KEY (app, version) REFERENCES model_versions(app, version)
+);
+)sql",
+};
+
+constexpr int kFormatVersion =
+    static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
+
+// Every table, in the order CountRows reports them. Fixed names from code,
+// never from input.
+constexpr const char* kTables[] = {"apps",  "app_revisions",  "runs",
+                                   "steps", "model_versions", "aliases"};
+
+bool IsFinalRunState(std::string_view state) {
+  return state == "succeeded" || state == "failed" || state == "cancelled";
+}
+
+bool IsRunState(std::string_view state) {
+  return state == "queued" || state == "running" || IsFinalRunState(state);
+}
+
+bool IsStepState(std::string_view state) {
+  return state == "pending" || state == "skipped" || IsRunState(state);
+}
+
+std::string Quote(std::string_view name) {
+  return "'" + std::string(name) + "'";
+}
+
+std::string ModelName(const std::string& app, int version) {
+  return "model " + app + " v" + std::to_string(version);
+}
+
+absl::Status AppNotFound(const std::string& app) {
+  return absl::NotFoundError("app " + Quote(app) +
+                             " not found (slipway apply creates it)");
+}
+
+absl::Status RunNotFound(const std::string& run_id) {
+  return absl::NotFoundError("run " + Quote(run_id) + " not found");
+}
+
+absl::Status RevisionNotFound(const std::string& app, int revision) {
+  return absl::NotFoundError(
+      "revision " + std::to_string(revision) + " of app " + Quote(app) +
+      " not found (slipway apps show " + app + " lists its revisions)");
+}
+
+absl::Status ModelNotFound(const std::string& app, int version) {
+  return absl::NotFoundError(ModelName(app, version) +
+                             " not found (slipway models list " + app +
+                             " lists its versions)");
+}
+
+// Maps a SQLite result code to the status code that tells the caller what to
+// do next; `what` says which operation failed.
+absl::Status SqliteError(sqlite3* db, int rc, std::string_view what) {
+  std::string message =
+      "metadata store: " + std::string(what) + ": " + sqlite3_errstr(rc);
+  const char* detail = db != nullptr ? sqlite3_errmsg(db) : nullptr;
+  if (detail != nullptr && std::string_view(detail) != sqlite3_errstr(rc)) {
+    message += " (" + std::string(detail) + ")";
+  }
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(
+          message + ": another writer holds the database; retry");
+    case SQLITE_CONSTRAINT:
+      if (rc == SQLITE_CONSTRAINT_UNIQUE ||
+          rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        return absl::AlreadyExistsError(message);
+      }
+      return absl::FailedPreconditionError(message);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(message + ": free disk space");
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(message);
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+      return absl::FailedPreconditionError(
+          message + ": check that the data directory is writable");
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+// A prepared statement with positional parameters bound in order:
+//   Statement s(db, "SELECT ... WHERE app = ? AND version = ?");
+//   s.Bind(app).Bind(version);
+//   while (s.Step() yields true) read s.Int(0), s.Text(1) ...
+// Errors from preparing or binding are kept and returned by the next Step,
+// so call sites stay linear.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+    if (rc != SQLITE_OK) status_ = SqliteError(db, rc, "preparing a query");
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& Bind(int64_t value) {
+    if (status_.ok()) Check(sqlite3_bind_int64(stmt_, ++bound_, value));
+    return *this;
+  }
+  Statement& Bind(std::string_view value) {
+    if (status_.ok()) {
+      Check(sqlite3_bind_text64(stmt_, ++bound_, value.data(), value.size(),
+                                SQLITE_TRANSIENT, SQLITE_UTF8));
+    }
+    return *this;
+  }
+
+  // True when a row is ready to read, false when the statement is done.
+  absl::StatusOr<bool> Step() {
+    if (!status_.ok()) return status_;
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    status_ = SqliteError(db_, sqlite3_extended_errcode(db_), "query failed");
+    return status_;
+  }
+
+  // Runs a statement that returns no rows.
+  absl::Status Run() {
+    ASSIGN_OR_RETURN(bool row, Step());
+    if (row) return absl::InternalError("metadata store: unexpected row");
+    return absl::OkStatus();
+  }
+
+  int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
+  std::string Text(int column) {
+    const unsigned char* text = sqlite3_column_text(stmt_, column);
+    if (text == nullptr) return "";
+    return std::string(
+        reinterpret_cast<const char*>(text),
+        static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
+  }
+
+ private:
+  void Check(int rc) {
+    if (rc != SQLITE_OK) status_ = SqliteError(db_, rc, "binding a parameter");
+  }
+
+  sqlite3* const db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int bound_ = 0;
+  absl::Status status_;
+};
+
+// Runs SQL text that has no parameters (transaction control, pragmas,
+// migrations).
+absl::Status Exec(sqlite3* db, const char* sql, std::string_view what) {
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) {
+    return SqliteError(db, sqlite3_extended_errcode(db), what);
+  }
+  return absl::OkStatus();
+}
+
+enum class TransactionMode { kRead, kWrite };
+
+// Runs `body` in one transaction: committed when it returns OK, rolled back
+// otherwise. Writes take the write lock up front (BEGIN IMMEDIATE) so that
+// checks made in `body` still hold when it writes.
+absl::Status Transact(sqlite3* db, TransactionMode mode,
+                      absl::FunctionRef<absl::Status(sqlite3*)> body) {
+  RETURN_IF_ERROR(
+      Exec(db, mode == TransactionMode::kWrite ? "BEGIN IMMEDIATE" : "BEGIN",
+           "starting a transaction"));
+  absl::Status status = body(db);
+  if (status.ok()) status = Exec(db, "COMMIT", "committing");
+  if (!status.ok() && !sqlite3_get_autocommit(db)) {
+    Exec(db, "ROLLBACK", "rolling back").IgnoreError();
+  }
+  return status;
+}
+
+absl::StatusOr<int> UserVersion(sqlite3* db) {
+  Statement s(db, "PRAGMA user_version");
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return absl::InternalError("metadata store: no user_version");
+  return static_cast<int>(s.Int(0));
+}
+
+absl::Status NewerFormatError(const std::string& data_dir, int version) {
+  return absl::FailedPreconditionError(
+      "data directory '" + data_dir + "' has format version " +
+      std::to_string(version) + ", but this slipway supports format version " +
+      std::to_string(kFormatVersion) + " at most: upgrade slipway");
+}
+
+// Row readers. Column order matches the SELECT lists below.
+AppRecord ReadApp(Statement& s) {
+  AppRecord r;
+  r.name = s.Text(0);
+  r.created_at = s.Int(1);
+  r.current_revision = static_cast<int>(s.Int(2));
+  return r;
+}
+
+AppRevisionRecord ReadRevision(Statement& s) {
+  AppRevisionRecord r;
+  r.app = s.Text(0);
+  r.revision = static_cast<int>(s.Int(1));
+  r.spec_yaml = s.Text(2);
+  r.spec_sha256 = s.Text(3);
+  r.source_dir = s.Text(4);
+  r.created_at = s.Int(5);
+  return r;
+}
+
+RunRecord ReadRun(Statement& s) {
+  RunRecord r;
+  r.id = s.Text(0);
+  r.app = s.Text(1);
+  r.pipeline = s.Text(2);
+  r.revision = static_cast<int>(s.Int(3));
+  r.state = s.Text(4);
+  r.reason = s.Text(5);
+  r.created_at = s.Int(6);
+  r.started_at = s.Int(7);
+  r.finished_at = s.Int(8);
+  return r;
+}
+
+StepRecord ReadStep(Statement& s) {
+  StepRecord r;
+  r.run_id = s.Text(0);
+  r.name = s.Text(1);
+  r.ordinal = static_cast<int>(s.Int(2));
+  r.state = s.Text(3);
+  r.message = s.Text(4);
+  r.outputs_json = s.Text(5);
+  r.started_at = s.Int(6);
+  r.finished_at = s.Int(7);
+  return r;
+}
+
+ModelVersionRecord ReadModelVersion(Statement& s) {
+  ModelVersionRecord r;
+  r.app = s.Text(0);
+  r.version = static_cast<int>(s.Int(1));
+  r.artifact_sha256 = s.Text(2);
+  r.format = s.Text(3);
+  r.signature_json = s.Text(4);
+  r.params_json = s.Text(5);
+  r.metrics_json = s.Text(6);
+  r.data_fingerprint = s.Text(7);
+  r.row_count = s.Int(8);
+  r.run_id = s.Text(9);
+  r.revision = static_cast<int>(s.Int(10));
+  r.created_at = s.Int(11);
+  return r;
+}
+
+AliasRecord ReadAlias(Statement& s) {
+  AliasRecord r;
+  r.app = s.Text(0);
+  r.alias = s.Text(1);
+  r.version = static_cast<int>(s.Int(2));
+  r.updated_at = s.Int(3);
+  return r;
+}
+
+absl::StatusOr<std::optional<AppRecord>> FindApp(sqlite3* db,
+                                                 const std::string& app) {
+  Statement s(db,
+              "SELECT name, created_at, current_revision FROM apps "
+              "WHERE name = ?");
+  s.Bind(app);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::nullopt;
+  return ReadApp(s);
+}
+
+absl::Status RequireApp(sqlite3* db, const std::string& app) {
+  ASSIGN_OR_RETURN(std::optional<AppRecord> found, FindApp(db, app));
+  if (!found.has_value()) return AppNotFound(app);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> RevisionExists(sqlite3* db, const std::string& app,
+                                    int revision) {
+  Statement s(db, "SELECT 1 FROM app_revisions WHERE app = ? AND revision = ?");
+  s.Bind(app).Bind(revision);
+  return s.Step();
+}
+
+absl::StatusOr<std::optional<RunRecord>> FindRun(sqlite3* db,
+                                                 const std::string& run_id) {
+  Statement s(db,
+              "SELECT id, app, pipeline, revision, state, reason, created_at, "
+              "started_at, finished_at FROM runs WHERE id = ?");
+  s.Bind(run_id);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) return std::nullopt;
+  return ReadRun(s);
+}
+
+absl::StatusOr<bool> ModelVersionExists(sqlite3* db, const std::string& app,
+                                        int version) {
+  Statement s(db, "SELECT 1 FROM model_versions WHERE app = ? AND version = ?");
+  s.Bind(app).Bind(version);
+  return s.Step();
+}
+
+absl::Status ValidateName(std::string_view kind, const std::string& name) {
+  if (IsValidName(name)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      std::string(kind) + " name " + Quote(name) +
+      " is invalid: use 1 to 63 letters, digits, '_', '-' or '.', starting "
+      "with a letter or digit");
+}
+
+class SqliteStore : public Store {
+ public:
+  SqliteStore(sqlite3* db, Clock* clock) : clock_(clock), db_(db) {}
+  ~SqliteStore() override {
+    absl::MutexLock lock(&mu_);
+    sqlite3_close_v2(db_);
+  }
+
+  absl::StatusOr<AppRevisionRecord> AddAppRevision(
+      const AppRevisionRecord& revision) override {
+    RETURN_IF_ERROR(ValidateName("app", revision.app));
+    if (revision.spec_sha256 != Sha256Hex(revision.spec_yaml)) {
+      return absl::InvalidArgumentError(
+          "revision of app " + Quote(revision.app) + ": spec_sha256 '" +
+          revision.spec_sha256 +
+          "' is not the SHA-256 of spec_yaml (core/hash.h Sha256Hex)");
+    }
+    AppRevisionRecord stored = revision;
+    stored.created_at = clock_->NowMicros();
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          ASSIGN_OR_RETURN(std::optional<AppRecord> app,
+                           FindApp(db, stored.app));
+          if (!app.has_value()) {
+            Statement insert(db,
+                             "INSERT INTO apps (name, created_at, "
+                             "current_revision) VALUES (?, ?, 0)");
+            insert.Bind(stored.app).Bind(stored.created_at);
+            RETURN_IF_ERROR(insert.Run());
+          }
+          Statement next(db,
+                         "SELECT COALESCE(MAX(revision), 0) + 1 "
+                         "FROM app_revisions WHERE app = ?");
+          next.Bind(stored.app);
+          RETURN_IF_ERROR(next.Step().status());
+          stored.revision = static_cast<int>(next.Int(0));
+
+          Statement insert(db,
+                           "INSERT INTO app_revisions (app, revision, "
+                           "spec_yaml, spec_sha256, source_dir, created_at) "
+                           "VALUES (?, ?, ?, ?, ?, ?)");
+          insert.Bind(stored.app)
+              .Bind(stored.revision)
+              .Bind(stored.spec_yaml)
+              .Bind(stored.spec_sha256)
+              .Bind(stored.source_dir)
+              .Bind(stored.created_at);
+          RETURN_IF_ERROR(insert.Run());
+
+          Statement current(
+              db, "UPDATE apps SET current_revision = ? WHERE name = ?");
+          current.Bind(stored.revision).Bind(stored.app);
+          return current.Run();
+        }));
+    return stored;
+  }
+
+  absl::Status SetCurrentRevision(const std::string& app,
+                                  int revision) override {
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          ASSIGN_OR_RETURN(bool exists, RevisionExists(db, app, revision));
+          if (!exists) return RevisionNotFound(app, revision);
+          Statement update(
+              db, "UPDATE apps SET current_revision = ? WHERE name = ?");
+          update.Bind(revision).Bind(app);
+          return update.Run();
+        });
+  }
+
+  absl::StatusOr<AppRecord> GetApp(const std::string& app) override {
+    AppRecord record;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          ASSIGN_OR_RETURN(std::optional<AppRecord> found, FindApp(db, app));
+          if (!found.has_value()) return AppNotFound(app);
+          record = std::move(*found);
+          return absl::OkStatus();
+        }));
+    return record;
+  }
+
+  absl::StatusOr<std::vector<AppRecord>> ListApps() override {
+    std::vector<AppRecord> apps;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          Statement s(db,
+                      "SELECT name, created_at, current_revision FROM apps "
+                      "ORDER BY name");
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            apps.push_back(ReadApp(s));
+          }
+          return absl::OkStatus();
+        }));
+    return apps;
+  }
+
+  absl::StatusOr<AppRevisionRecord> GetAppRevision(const std::string& app,
+                                                   int revision) override {
+    AppRevisionRecord record;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db,
+                      "SELECT app, revision, spec_yaml, spec_sha256, "
+                      "source_dir, created_at FROM app_revisions "
+                      "WHERE app = ? AND revision = ?");
+          s.Bind(app).Bind(revision);
+          ASSIGN_OR_RETURN(bool row, s.Step());
+          if (!row) return RevisionNotFound(app, revision);
+          record = ReadRevision(s);
+          return absl::OkStatus();
+        }));
+    return record;
+  }
+
+  absl::StatusOr<std::vector<AppRevisionRecord>> ListAppRevisions(
+      const std::string& app) override {
+    std::vector<AppRevisionRecord> revisions;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db,
+                      "SELECT app, revision, spec_yaml, spec_sha256, "
+                      "source_dir, created_at FROM app_revisions "
+                      "WHERE app = ? ORDER BY revision");
+          s.Bind(app);
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            revisions.push_back(ReadRevision(s));
+          }
+          return absl::OkStatus();
+        }));
+    return revisions;
+  }
+
+  absl::Status CreateRun(const RunRecord& run,
+                         const std::vector<StepRecord>& steps) override {
+    RETURN_IF_ERROR(ValidateName("run id", run.id));
+    RETURN_IF_ERROR(ValidateName("pipeline", run.pipeline));
+    std::set<std::string> names;
+    std::set<int> ordinals;
+    for (const StepRecord& step : steps) {
+      RETURN_IF_ERROR(ValidateName("step", step.name));
+      if (!names.insert(step.name).second) {
+        return absl::InvalidArgumentError("step " + Quote(step.name) +
+                                          " appears twice in run " +
+                                          Quote(run.id));
+      }
+      if (!ordinals.insert(step.ordinal).second) {
+        return absl::InvalidArgumentError(
+            "step " + Quote(step.name) + " of run " + Quote(run.id) +
+            " has ordinal " + std::to_string(step.ordinal) +
+            ", which another step already has");
+      }
+    }
+    const int64_t now = clock_->NowMicros();
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, run.app));
+          ASSIGN_OR_RETURN(bool revision_exists,
+                           RevisionExists(db, run.app, run.revision));
+          if (!revision_exists) return RevisionNotFound(run.app, run.revision);
+          ASSIGN_OR_RETURN(std::optional<RunRecord> existing,
+                           FindRun(db, run.id));
+          if (existing.has_value()) {
+            return absl::AlreadyExistsError("run " + Quote(run.id) +
+                                            " already exists");
+          }
+          Statement insert(db,
+                           "INSERT INTO runs (id, app, pipeline, revision, "
+                           "state, reason, created_at, started_at, "
+                           "finished_at) VALUES (?, ?, ?, ?, 'queued', '', "
+                           "?, 0, 0)");
+          insert.Bind(run.id)
+              .Bind(run.app)
+              .Bind(run.pipeline)
+              .Bind(run.revision)
+              .Bind(now);
+          RETURN_IF_ERROR(insert.Run());
+          for (const StepRecord& step : steps) {
+            Statement s(db,
+                        "INSERT INTO steps (run_id, name, ordinal, state, "
+                        "message, outputs_json, started_at, finished_at) "
+                        "VALUES (?, ?, ?, 'pending', '', '{}', 0, 0)");
+            s.Bind(run.id).Bind(step.name).Bind(step.ordinal);
+            RETURN_IF_ERROR(s.Run(), "step " + Quote(step.name) + " of run " +
+                                         Quote(run.id));
+          }
+          return absl::OkStatus();
+        });
+  }
+
+  absl::Status UpdateRun(const RunRecord& run) override {
+    if (!IsRunState(run.state)) {
+      return absl::InvalidArgumentError(
+          "run " + Quote(run.id) + ": unknown state " + Quote(run.state) +
+          " (queued, running, succeeded, failed or cancelled)");
+    }
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          ASSIGN_OR_RETURN(std::optional<RunRecord> stored,
+                           FindRun(db, run.id));
+          if (!stored.has_value()) return RunNotFound(run.id);
+          if (IsFinalRunState(stored->state)) {
+            return absl::FailedPreconditionError(
+                "run " + Quote(run.id) + " is already " + stored->state +
+                "; a finished run cannot change");
+          }
+          Statement update(db,
+                           "UPDATE runs SET state = ?, reason = ?, "
+                           "started_at = ?, finished_at = ? WHERE id = ?");
+          update.Bind(run.state)
+              .Bind(run.reason)
+              .Bind(run.started_at)
+              .Bind(run.finished_at)
+              .Bind(run.id);
+          return update.Run();
+        });
+  }
+
+  absl::Status UpdateStep(const StepRecord& step) override {
+    if (!IsStepState(step.state)) {
+      return absl::InvalidArgumentError(
+          "step " + Quote(step.name) + " of run " + Quote(step.run_id) +
+          ": unknown state " + Quote(step.state) +
+          " (pending, queued, running, succeeded, failed, cancelled or "
+          "skipped)");
+    }
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          Statement update(db,
+                           "UPDATE steps SET state = ?, message = ?, "
+                           "outputs_json = ?, started_at = ?, finished_at = ? "
+                           "WHERE run_id = ? AND name = ?");
+          update.Bind(step.state)
+              .Bind(step.message)
+              .Bind(step.outputs_json)
+              .Bind(step.started_at)
+              .Bind(step.finished_at)
+              .Bind(step.run_id)
+              .Bind(step.name);
+          RETURN_IF_ERROR(update.Run());
+          if (sqlite3_changes(db) == 1) return absl::OkStatus();
+          ASSIGN_OR_RETURN(std::optional<RunRecord> run,
+                           FindRun(db, step.run_id));
+          if (!run.has_value()) return RunNotFound(step.run_id);
+          return absl::NotFoundError("step " + Quote(step.name) + " of run " +
+                                     Quote(step.run_id) + " not found");
+        });
+  }
+
+  absl::StatusOr<RunRecord> GetRun(const std::string& run_id) override {
+    RunRecord record;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          ASSIGN_OR_RETURN(std::optional<RunRecord> found, FindRun(db, run_id));
+          if (!found.has_value()) return RunNotFound(run_id);
+          record = std::move(*found);
+          return absl::OkStatus();
+        }));
+    return record;
+  }
+
+  absl::StatusOr<std::vector<StepRecord>> ListSteps(
+      const std::string& run_id) override {
+    std::vector<StepRecord> steps;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          ASSIGN_OR_RETURN(std::optional<RunRecord> run, FindRun(db, run_id));
+          if (!run.has_value()) return RunNotFound(run_id);
+          Statement s(db,
+                      "SELECT run_id, name, ordinal, state, message, "
+                      "outputs_json, started_at, finished_at FROM steps "
+                      "WHERE run_id = ? ORDER BY ordinal");
+          s.Bind(run_id);
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            steps.push_back(ReadStep(s));
+          }
+          return absl::OkStatus();
+        }));
+    return steps;
+  }
+
+  absl::StatusOr<std::vector<RunRecord>> ListRuns(const std::string& app,
+                                                  int limit) override {
+    if (limit < 1) {
+      return absl::InvalidArgumentError(
+          "run list limit must be at least 1, got " + std::to_string(limit));
+    }
+    std::vector<RunRecord> runs;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          // Runs created in the same microsecond keep their creation order
+          // through the rowid.
+          constexpr char kAllApps[] =
+              "SELECT id, app, pipeline, revision, state, reason, "
+              "created_at, started_at, finished_at FROM runs "
+              "ORDER BY created_at DESC, rowid DESC LIMIT ?";
+          constexpr char kOneApp[] =
+              "SELECT id, app, pipeline, revision, state, reason, "
+              "created_at, started_at, finished_at FROM runs WHERE app = ? "
+              "ORDER BY created_at DESC, rowid DESC LIMIT ?";
+          if (!app.empty()) RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db, app.empty() ? kAllApps : kOneApp);
+          if (!app.empty()) s.Bind(app);
+          s.Bind(limit);
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            runs.push_back(ReadRun(s));
+          }
+          return absl::OkStatus();
+        }));
+    return runs;
+  }
+
+  absl::StatusOr<std::vector<std::string>> FailUnfinishedRuns(
+      const std::string& reason, int64_t now) override {
+    std::vector<std::string> failed;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          Statement select(db,
+                           "SELECT id FROM runs WHERE state IN ('queued', "
+                           "'running') ORDER BY created_at, rowid");
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, select.Step());
+            if (!row) break;
+            failed.push_back(select.Text(0));
+          }
+          for (const std::string& id : failed) {
+            Statement steps(db,
+                            "UPDATE steps SET state = 'failed', message = ?, "
+                            "finished_at = ? WHERE run_id = ? AND state IN "
+                            "('pending', 'running')");
+            steps.Bind(reason).Bind(now).Bind(id);
+            RETURN_IF_ERROR(steps.Run());
+            Statement run(db,
+                          "UPDATE runs SET state = 'failed', reason = ?, "
+                          "finished_at = ? WHERE id = ?");
+            run.Bind(reason).Bind(now).Bind(id);
+            RETURN_IF_ERROR(run.Run());
+          }
+          return absl::OkStatus();
+        }));
+    return failed;
+  }
+
+  absl::StatusOr<ModelVersionRecord> AddModelVersion(
+      const ModelVersionRecord& record) override {
+    RETURN_IF_ERROR(ValidateName("app", record.app));
+    if (!IsSha256Hex(record.artifact_sha256)) {
+      return absl::InvalidArgumentError(
+          "model version of app " + Quote(record.app) + ": artifact_sha256 " +
+          Quote(record.artifact_sha256) +
+          " is not 64 lowercase hex digits (the artifact store's name)");
+    }
+    ModelVersionRecord stored = record;
+    stored.created_at = clock_->NowMicros();
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, stored.app));
+          Statement next(db,
+                         "SELECT COALESCE(MAX(version), 0) + 1 "
+                         "FROM model_versions WHERE app = ?");
+          next.Bind(stored.app);
+          RETURN_IF_ERROR(next.Step().status());
+          stored.version = static_cast<int>(next.Int(0));
+          Statement insert(
+              db,
+              "INSERT INTO model_versions (app, version, artifact_sha256, "
+              "format, signature_json, params_json, metrics_json, "
+              "data_fingerprint, row_count, run_id, revision, created_at) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          insert.Bind(stored.app)
+              .Bind(stored.version)
+              .Bind(stored.artifact_sha256)
+              .Bind(stored.format)
+              .Bind(stored.signature_json)
+              .Bind(stored.params_json)
+              .Bind(stored.metrics_json)
+              .Bind(stored.data_fingerprint)
+              .Bind(stored.row_count)
+              .Bind(stored.run_id)
+              .Bind(stored.revision)
+              .Bind(stored.created_at);
+          return insert.Run();
+        }));
+    return stored;
+  }
+
+  absl::StatusOr<ModelVersionRecord> GetModelVersion(const std::string& app,
+                                                     int version) override {
+    ModelVersionRecord record;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db,
+                      "SELECT app, version, artifact_sha256, format, "
+                      "signature_json, params_json, metrics_json, "
+                      "data_fingerprint, row_count, run_id, revision, "
+                      "created_at FROM model_versions "
+                      "WHERE app = ? AND version = ?");
+          s.Bind(app).Bind(version);
+          ASSIGN_OR_RETURN(bool row, s.Step());
+          if (!row) return ModelNotFound(app, version);
+          record = ReadModelVersion(s);
+          return absl::OkStatus();
+        }));
+    return record;
+  }
+
+  absl::StatusOr<std::vector<ModelVersionRecord>> ListModelVersions(
+      const std::string& app) override {
+    std::vector<ModelVersionRecord> versions;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db,
+                      "SELECT app, version, artifact_sha256, format, "
+                      "signature_json, params_json, metrics_json, "
+                      "data_fingerprint, row_count, run_id, revision, "
+                      "created_at FROM model_versions WHERE app = ? "
+                      "ORDER BY version");
+          s.Bind(app);
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            versions.push_back(ReadModelVersion(s));
+          }
+          return absl::OkStatus();
+        }));
+    return versions;
+  }
+
+  absl::Status SetAlias(const std::string& app, const std::string& alias,
+                        int version) override {
+    RETURN_IF_ERROR(ValidateName("alias", alias));
+    const int64_t now = clock_->NowMicros();
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          ASSIGN_OR_RETURN(bool exists, ModelVersionExists(db, app, version));
+          if (!exists) return ModelNotFound(app, version);
+          Statement upsert(db,
+                           "INSERT INTO aliases (app, alias, version, "
+                           "updated_at) VALUES (?, ?, ?, ?) "
+                           "ON CONFLICT (app, alias) DO UPDATE SET "
+                           "version = excluded.version, "
+                           "updated_at = excluded.updated_at");
+          upsert.Bind(app).Bind(alias).Bind(version).Bind(now);
+          return upsert.Run();
+        });
+  }
+
+  absl::StatusOr<std::optional<AliasRecord>> GetAlias(
+      const std::string& app, const std::string& alias) override {
+    std::optional<AliasRecord> record;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db,
+                      "SELECT app, alias, version, updated_at FROM aliases "
+                      "WHERE app = ? AND alias = ?");
+          s.Bind(app).Bind(alias);
+          ASSIGN_OR_RETURN(bool row, s.Step());
+          if (row) record = ReadAlias(s);
+          return absl::OkStatus();
+        }));
+    return record;
+  }
+
+  absl::StatusOr<std::vector<AliasRecord>> ListAliases(
+      const std::string& app) override {
+    std::vector<AliasRecord> aliases;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db,
+                      "SELECT app, alias, version, updated_at FROM aliases "
+                      "WHERE app = ? ORDER BY alias");
+          s.Bind(app);
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            aliases.push_back(ReadAlias(s));
+          }
+          return absl::OkStatus();
+        }));
+    return aliases;
+  }
+
+  absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> CountRows()
+      override {
+    std::vector<std::pair<std::string, int64_t>> counts;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          for (const char* table : kTables) {
+            Statement s(db,
+                        ("SELECT COUNT(*) FROM " + std::string(table)).c_str());
+            RETURN_IF_ERROR(s.Step().status());
+            counts.emplace_back(table, s.Int(0));
+          }
+          return absl::OkStatus();
+        }));
+    return counts;
+  }
+
+ private:
+  Clock* const clock_;
+  absl::Mutex mu_;
+  sqlite3* const db_ ABSL_GUARDED_BY(mu_);
+};
+
+// Applies the migrations the database lacks, each in its own transaction
+// together with the user_version bump, so a crash leaves the database at
+// some whole version.
+absl::Status Migrate(sqlite3* connection, const std::string& data_dir) {
+  for (int target = 1; target <= kFormatVersion; ++target) {
+    RETURN_IF_ERROR(Transact(
+        connection, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          // Read inside the write lock: another process may have migrated
+          // since we looked.
+          ASSIGN_OR_RETURN(int version, UserVersion(db));
+          if (version > kFormatVersion) {
+            return NewerFormatError(data_dir, version);
+          }
+          if (version >= target) return absl::OkStatus();
+          RETURN_IF_ERROR(Exec(db, kMigrations[target - 1],
+                               "applying migration " + std::to_string(target)));
+          // PRAGMA takes no parameters; `target` is a number from code.
+          return Exec(
+              db, ("PRAGMA user_version = " + std::to_string(target)).c_str(),
+              "recording format version " + std::to_string(target));
+        }));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Configure(sqlite3* db, const SqliteStoreOptions& options) {
+  sqlite3_extended_result_codes(db, 1);
+  int rc = sqlite3_busy_timeout(db, options.busy_timeout_ms);
+  if (rc != SQLITE_OK) return SqliteError(db, rc, "setting the busy timeout");
+  {
+    Statement wal(db, "PRAGMA journal_mode = WAL");
+    ASSIGN_OR_RETURN(bool row, wal.Step());
+    if (!row || wal.Text(0) != "wal") {
+      return absl::FailedPreconditionError(
+          "metadata store: cannot switch the database to WAL mode (journal "
+          "mode is '" +
+          (row ? wal.Text(0) : std::string()) +
+          "'); put the data directory on a local filesystem");
+    }
+  }
+  RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous = FULL", "setting synchronous"));
+  RETURN_IF_ERROR(
+      Exec(db, "PRAGMA foreign_keys = ON", "enabling foreign keys"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int SqliteStoreFormatVersion() { return kFormatVersion; }
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
+    const std::string& data_dir, Clock* clock,
+    const SqliteStoreOptions& options) {
+  if (data_dir.empty()) {
+    return absl::InvalidArgumentError("data directory must not be empty");
+  }
+  RETURN_IF_ERROR(LocalFilesystem()->CreateDirs(data_dir),
+                  "creating data directory");
+  const std::string path = JoinPath(data_dir, kDatabaseFile);
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+      nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status status = SqliteError(db, rc, "opening '" + path + "'");
+    sqlite3_close_v2(db);
+    return status;
+  }
+  absl::Status status = Configure(db, options);
+  if (status.ok()) {
+    // Refuse a newer directory before touching its schema.
+    absl::StatusOr<int> version = UserVersion(db);
+    status = version.status();
+    if (status.ok() && *version > kFormatVersion) {
+      sqlite3_close_v2(db);
+      return NewerFormatError(data_dir, *version);
+    }
+  }
+  if (status.ok()) status = Migrate(db, data_dir);
+  if (!status.ok()) {
+    sqlite3_close_v2(db);
+    if (absl::IsDataLoss(status)) {
+      return absl::DataLossError(
+          "'" + path + "' is not a readable Slipway metadata database (" +
+          std::string(status.message()) +
+          "); restore it from a backup or point --data-dir elsewhere");
+    }
+    return Annotate(status, "opening '" + path + "'");
+  }
+  return std::unique_ptr<Store>(std::make_unique<SqliteStore>(db, clock));
+}
+
+}  // namespace slipway

@@ -1,0 +1,733 @@
+#include "store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/filesystem.h"
+#include "core/hash.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "testing/fake_clock.h"
+#include "testing/temp_dir.h"
+
+namespace slipway {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// Raw access to the database file, bypassing the Store, to set up states the
+// Store itself would never produce.
+class RawDatabase {
+ public:
+  explicit RawDatabase(const std::string& data_dir) {
+    EXPECT_EQ(sqlite3_open(JoinPath(data_dir, "slipway.db").c_str(), &db_),
+              SQLITE_OK);
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~RawDatabase() { sqlite3_close(db_); }
+
+  void Exec(const std::string& sql) {
+    char* error = nullptr;
+    ASSERT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error),
+              SQLITE_OK)
+        << sql << ": " << (error ? error : "");
+  }
+
+  std::string QueryText(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr),
+              SQLITE_OK);
+    std::string value;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+      value = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    return value;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+AppRevisionRecord Revision(const std::string& app, const std::string& yaml) {
+  AppRevisionRecord r;
+  r.app = app;
+  r.spec_yaml = yaml;
+  r.spec_sha256 = Sha256Hex(yaml);
+  r.source_dir = "/srv/apps/" + app;
+  return r;
+}
+
+ModelVersionRecord Model(const std::string& app, const std::string& bytes) {
+  ModelVersionRecord m;
+  m.app = app;
+  m.artifact_sha256 = Sha256Hex(bytes);
+  m.format = "xgboost-json";
+  m.signature_json = R"({"inputs":[{"name":"age","type":"float"}]})";
+  m.params_json = R"({"max_depth":6})";
+  m.metrics_json = R"({"auc":0.91})";
+  m.data_fingerprint = Sha256Hex("training data");
+  m.row_count = 1234;
+  m.run_id = "run-0001";
+  m.revision = 1;
+  return m;
+}
+
+RunRecord NewRun(const std::string& id, const std::string& app, int revision) {
+  RunRecord r;
+  r.id = id;
+  r.app = app;
+  r.pipeline = "train";
+  r.revision = revision;
+  return r;
+}
+
+std::vector<StepRecord> Steps(const std::string& run_id) {
+  std::vector<StepRecord> steps;
+  int ordinal = 0;
+  for (const char* name : {"ingest", "train", "register"}) {
+    StepRecord s;
+    s.run_id = run_id;
+    s.name = name;
+    s.ordinal = ordinal++;
+    steps.push_back(s);
+  }
+  return steps;
+}
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+
+  void Open(SqliteStoreOptions options = {}) {
+    store_.reset();
+    auto store = OpenSqliteStore(data_dir(), &clock_, options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+  }
+
+  std::string data_dir() const { return JoinPath(temp_.path(), "data"); }
+
+  std::map<std::string, int64_t> Counts() {
+    auto counts = store_->CountRows();
+    EXPECT_TRUE(counts.ok()) << counts.status();
+    return std::map<std::string, int64_t>(counts->begin(), counts->end());
+  }
+
+  // An app "churn" with two revisions.
+  void AddChurn() {
+    ASSERT_TRUE(store_->AddAppRevision(Revision("churn", "app: churn\n")).ok());
+    ASSERT_TRUE(
+        store_->AddAppRevision(Revision("churn", "app: churn\n# v2\n")).ok());
+  }
+
+  TempDir temp_;
+  FakeClock clock_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(SqliteStoreTest, OpenCreatesDataDirectoryAndSchemaAtCurrentVersion) {
+  EXPECT_TRUE(LocalFilesystem()->Exists(JoinPath(data_dir(), "slipway.db")));
+  EXPECT_EQ(Counts(), (std::map<std::string, int64_t>{{"aliases", 0},
+                                                      {"app_revisions", 0},
+                                                      {"apps", 0},
+                                                      {"model_versions", 0},
+                                                      {"runs", 0},
+                                                      {"steps", 0}}));
+  RawDatabase raw(data_dir());
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
+            std::to_string(SqliteStoreFormatVersion()));
+  EXPECT_EQ(raw.QueryText("PRAGMA journal_mode"), "wal");
+  EXPECT_GE(SqliteStoreFormatVersion(), 1);
+}
+
+TEST_F(SqliteStoreTest, ReopenKeepsDataAndFormatVersion) {
+  AddChurn();
+  ASSERT_TRUE(store_->AddModelVersion(Model("churn", "model 1")).ok());
+  ASSERT_TRUE(store_->SetAlias("churn", "champion", 1).ok());
+  ASSERT_TRUE(
+      store_->CreateRun(NewRun("run-1", "churn", 2), Steps("run-1")).ok());
+  std::map<std::string, int64_t> before = Counts();
+
+  Open();  // Closes the first store, then opens the directory again.
+
+  EXPECT_EQ(Counts(), before);
+  auto app = store_->GetApp("churn");
+  ASSERT_TRUE(app.ok()) << app.status();
+  EXPECT_EQ(app->current_revision, 2);
+  auto alias = store_->GetAlias("churn", "champion");
+  ASSERT_TRUE(alias.ok()) << alias.status();
+  ASSERT_TRUE(alias->has_value());
+  EXPECT_EQ((*alias)->version, 1);
+  RawDatabase raw(data_dir());
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
+            std::to_string(SqliteStoreFormatVersion()));
+}
+
+TEST_F(SqliteStoreTest, RefusesDataDirectoryWithNewerFormatVersion) {
+  store_.reset();
+  const int newer = SqliteStoreFormatVersion() + 1;
+  {
+    RawDatabase raw(data_dir());
+    raw.Exec("PRAGMA user_version = " + std::to_string(newer));
+  }
+  auto store = OpenSqliteStore(data_dir(), &clock_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(std::string(store.status().message()),
+            "data directory '" + data_dir() + "' has format version " +
+                std::to_string(newer) +
+                ", but this slipway supports format version " +
+                std::to_string(SqliteStoreFormatVersion()) +
+                " at most: upgrade slipway");
+  RawDatabase raw(data_dir());
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), std::to_string(newer));
+}
+
+TEST_F(SqliteStoreTest, RefusesAFileThatIsNotADatabase) {
+  store_.reset();
+  const std::string path = JoinPath(data_dir(), "slipway.db");
+  ASSERT_TRUE(LocalFilesystem()->RemoveFile(path).ok());
+  LocalFilesystem()->RemoveFile(path + "-wal").IgnoreError();
+  LocalFilesystem()->RemoveFile(path + "-shm").IgnoreError();
+  ASSERT_TRUE(
+      LocalFilesystem()->WriteFileAtomic(path, std::string(8192, 'x')).ok());
+  auto store = OpenSqliteStore(data_dir(), &clock_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr(path));
+}
+
+TEST_F(SqliteStoreTest,
+       AddAppRevisionNumbersRevisionsPerAppAndMakesThemCurrent) {
+  const int64_t t0 = clock_.NowMicros();
+  auto first = store_->AddAppRevision(Revision("churn", "app: churn\n"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->revision, 1);
+  EXPECT_EQ(first->created_at, t0);
+
+  clock_.Advance(1000);
+  auto second = store_->AddAppRevision(Revision("churn", "app: churn\n# 2\n"));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->revision, 2);
+  EXPECT_EQ(second->created_at, t0 + 1000);
+
+  auto other = store_->AddAppRevision(Revision("fraud", "app: fraud\n"));
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->revision, 1);
+
+  auto app = store_->GetApp("churn");
+  ASSERT_TRUE(app.ok()) << app.status();
+  EXPECT_EQ(app->name, "churn");
+  EXPECT_EQ(app->created_at, t0);
+  EXPECT_EQ(app->current_revision, 2);
+
+  auto apps = store_->ListApps();
+  ASSERT_TRUE(apps.ok()) << apps.status();
+  ASSERT_EQ(apps->size(), 2u);
+  EXPECT_EQ((*apps)[0].name, "churn");
+  EXPECT_EQ((*apps)[1].name, "fraud");
+
+  auto revision = store_->GetAppRevision("churn", 2);
+  ASSERT_TRUE(revision.ok()) << revision.status();
+  EXPECT_EQ(revision->spec_yaml, "app: churn\n# 2\n");
+  EXPECT_EQ(revision->spec_sha256, Sha256Hex("app: churn\n# 2\n"));
+  EXPECT_EQ(revision->source_dir, "/srv/apps/churn");
+  EXPECT_EQ(revision->created_at, t0 + 1000);
+
+  auto revisions = store_->ListAppRevisions("churn");
+  ASSERT_TRUE(revisions.ok()) << revisions.status();
+  ASSERT_EQ(revisions->size(), 2u);
+  EXPECT_EQ((*revisions)[0].revision, 1);
+  EXPECT_EQ((*revisions)[1].revision, 2);
+}
+
+TEST_F(SqliteStoreTest, AddAppRevisionRejectsBadInputWithoutChangingAnything) {
+  AddChurn();
+  std::map<std::string, int64_t> before = Counts();
+
+  auto bad_name = store_->AddAppRevision(Revision("../etc", "app: x\n"));
+  EXPECT_EQ(bad_name.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad_name.status().message()), HasSubstr("'../etc'"));
+
+  AppRevisionRecord wrong_hash = Revision("churn", "app: churn\n# 3\n");
+  wrong_hash.spec_sha256 = Sha256Hex("something else");
+  EXPECT_EQ(store_->AddAppRevision(wrong_hash).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  EXPECT_EQ(Counts(), before);
+  EXPECT_EQ(store_->GetApp("churn")->current_revision, 2);
+}
+
+TEST_F(SqliteStoreTest, SetCurrentRevisionRollsBackAndChecksTheRevision) {
+  AddChurn();
+  ASSERT_TRUE(store_->SetCurrentRevision("churn", 1).ok());
+  EXPECT_EQ(store_->GetApp("churn")->current_revision, 1);
+
+  absl::Status missing = store_->SetCurrentRevision("churn", 4);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.message()),
+              HasSubstr("revision 4 of app 'churn'"));
+  EXPECT_EQ(store_->GetApp("churn")->current_revision, 1);
+
+  absl::Status no_app = store_->SetCurrentRevision("fraud", 1);
+  EXPECT_EQ(no_app.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(no_app.message()), HasSubstr("app 'fraud'"));
+}
+
+TEST_F(SqliteStoreTest, MissingAppsAndRevisionsAreNotFound) {
+  AddChurn();
+  for (const absl::Status& status :
+       {store_->GetApp("fraud").status(),
+        store_->ListAppRevisions("fraud").status(),
+        store_->GetAppRevision("fraud", 1).status(),
+        store_->ListRuns("fraud", 10).status(),
+        store_->ListModelVersions("fraud").status(),
+        store_->ListAliases("fraud").status(),
+        store_->GetAlias("fraud", "champion").status()}) {
+    EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("app 'fraud'"));
+  }
+  auto revision = store_->GetAppRevision("churn", 3);
+  EXPECT_EQ(revision.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(revision.status().message()),
+              HasSubstr("revision 3 of app 'churn'"));
+}
+
+TEST_F(SqliteStoreTest, CreateRunStartsQueuedWithPendingSteps) {
+  AddChurn();
+  RunRecord run = NewRun("run-1", "churn", 2);
+  run.state = "succeeded";  // Ignored: a new run is always queued.
+  run.reason = "ignored";
+  std::vector<StepRecord> steps = Steps("run-1");
+  steps[1].state = "running";
+  ASSERT_TRUE(store_->CreateRun(run, steps).ok());
+
+  auto stored = store_->GetRun("run-1");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->app, "churn");
+  EXPECT_EQ(stored->pipeline, "train");
+  EXPECT_EQ(stored->revision, 2);
+  EXPECT_EQ(stored->state, "queued");
+  EXPECT_EQ(stored->reason, "");
+  EXPECT_EQ(stored->created_at, clock_.NowMicros());
+  EXPECT_EQ(stored->started_at, 0);
+  EXPECT_EQ(stored->finished_at, 0);
+
+  auto listed = store_->ListSteps("run-1");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 3u);
+  std::vector<std::string> names;
+  for (const StepRecord& s : *listed) {
+    names.push_back(s.name);
+    EXPECT_EQ(s.run_id, "run-1");
+    EXPECT_EQ(s.state, "pending");
+    EXPECT_EQ(s.outputs_json, "{}");
+  }
+  EXPECT_THAT(names, ElementsAre("ingest", "train", "register"));
+}
+
+TEST_F(SqliteStoreTest, CreateRunRejectsBadRunsWithoutChangingAnything) {
+  AddChurn();
+  ASSERT_TRUE(
+      store_->CreateRun(NewRun("run-1", "churn", 1), Steps("run-1")).ok());
+  std::map<std::string, int64_t> before = Counts();
+
+  absl::Status duplicate =
+      store_->CreateRun(NewRun("run-1", "churn", 2), Steps("run-1"));
+  EXPECT_EQ(duplicate.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string(duplicate.message()), HasSubstr("run 'run-1'"));
+
+  absl::Status no_app =
+      store_->CreateRun(NewRun("run-2", "fraud", 1), Steps("run-2"));
+  EXPECT_EQ(no_app.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(no_app.message()), HasSubstr("app 'fraud'"));
+
+  absl::Status no_revision =
+      store_->CreateRun(NewRun("run-2", "churn", 4), Steps("run-2"));
+  EXPECT_EQ(no_revision.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(no_revision.message()),
+              HasSubstr("revision 4 of app 'churn'"));
+
+  std::vector<StepRecord> twice = Steps("run-2");
+  twice[2].name = "ingest";
+  EXPECT_EQ(store_->CreateRun(NewRun("run-2", "churn", 1), twice).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  std::vector<StepRecord> same_ordinal = Steps("run-2");
+  same_ordinal[2].ordinal = 0;
+  EXPECT_EQ(store_->CreateRun(NewRun("run-2", "churn", 1), same_ordinal).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  EXPECT_EQ(store_->CreateRun(NewRun("../run", "churn", 1), {}).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  EXPECT_EQ(Counts(), before);
+}
+
+TEST_F(SqliteStoreTest, AFailureHalfwayThroughAMethodRollsBackItsWrites) {
+  AddChurn();
+  {
+    // Make the second statement of CreateRun (its first step) fail after
+    // the run row was written.
+    RawDatabase raw(data_dir());
+    raw.Exec(
+        "CREATE TRIGGER refuse_steps BEFORE INSERT ON steps "
+        "BEGIN SELECT RAISE(ABORT, 'steps refused'); END");
+  }
+  std::map<std::string, int64_t> before = Counts();
+  absl::Status status =
+      store_->CreateRun(NewRun("run-1", "churn", 1), Steps("run-1"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("steps refused"));
+  EXPECT_EQ(Counts(), before);
+  EXPECT_EQ(store_->GetRun("run-1").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, UpdateRunRefusesToChangeAFinishedRun) {
+  AddChurn();
+  ASSERT_TRUE(
+      store_->CreateRun(NewRun("run-1", "churn", 1), Steps("run-1")).ok());
+  RunRecord run = *store_->GetRun("run-1");
+  run.state = "running";
+  run.started_at = 111;
+  ASSERT_TRUE(store_->UpdateRun(run).ok());
+  EXPECT_EQ(store_->GetRun("run-1")->state, "running");
+  EXPECT_EQ(store_->GetRun("run-1")->started_at, 111);
+
+  run.state = "succeeded";
+  run.finished_at = 222;
+  ASSERT_TRUE(store_->UpdateRun(run).ok());
+
+  RunRecord stale = run;
+  stale.state = "running";
+  stale.finished_at = 0;
+  absl::Status revived = store_->UpdateRun(stale);
+  EXPECT_EQ(revived.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(revived.message()), HasSubstr("run 'run-1'"));
+  RunRecord stored = *store_->GetRun("run-1");
+  EXPECT_EQ(stored.state, "succeeded");
+  EXPECT_EQ(stored.finished_at, 222);
+
+  RunRecord unknown = NewRun("run-9", "churn", 1);
+  unknown.state = "running";
+  absl::Status missing = store_->UpdateRun(unknown);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.message()), HasSubstr("run 'run-9'"));
+
+  ASSERT_TRUE(store_->CreateRun(NewRun("run-2", "churn", 1), {}).ok());
+  RunRecord bad_state = NewRun("run-2", "churn", 1);
+  bad_state.state = "exploded";
+  EXPECT_EQ(store_->UpdateRun(bad_state).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->GetRun("run-2")->state, "queued");
+}
+
+TEST_F(SqliteStoreTest, UpdateStepReplacesItsMutableFields) {
+  AddChurn();
+  ASSERT_TRUE(
+      store_->CreateRun(NewRun("run-1", "churn", 1), Steps("run-1")).ok());
+  StepRecord step = Steps("run-1")[1];
+  step.state = "succeeded";
+  step.message = "200 rounds";
+  step.outputs_json = R"({"model":"abc"})";
+  step.started_at = 10;
+  step.finished_at = 20;
+  ASSERT_TRUE(store_->UpdateStep(step).ok());
+
+  StepRecord stored = (*store_->ListSteps("run-1"))[1];
+  EXPECT_EQ(stored.name, "train");
+  EXPECT_EQ(stored.ordinal, 1);
+  EXPECT_EQ(stored.state, "succeeded");
+  EXPECT_EQ(stored.message, "200 rounds");
+  EXPECT_EQ(stored.outputs_json, R"({"model":"abc"})");
+  EXPECT_EQ(stored.started_at, 10);
+  EXPECT_EQ(stored.finished_at, 20);
+
+  StepRecord no_step = step;
+  no_step.name = "deploy";
+  absl::Status missing_step = store_->UpdateStep(no_step);
+  EXPECT_EQ(missing_step.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing_step.message()),
+              HasSubstr("step 'deploy' of run 'run-1'"));
+
+  StepRecord no_run = step;
+  no_run.run_id = "run-9";
+  absl::Status missing_run = store_->UpdateStep(no_run);
+  EXPECT_EQ(missing_run.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing_run.message()), HasSubstr("run 'run-9'"));
+
+  StepRecord bad_state = step;
+  bad_state.state = "done";
+  EXPECT_EQ(store_->UpdateStep(bad_state).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  EXPECT_EQ(store_->ListSteps("run-9").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetRun("run-9").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, ListRunsIsNewestFirstPerAppOrOverall) {
+  AddChurn();
+  ASSERT_TRUE(store_->AddAppRevision(Revision("fraud", "app: fraud\n")).ok());
+  ASSERT_TRUE(store_->CreateRun(NewRun("run-a", "churn", 1), {}).ok());
+  clock_.Advance(10);
+  ASSERT_TRUE(store_->CreateRun(NewRun("run-b", "fraud", 1), {}).ok());
+  clock_.Advance(10);
+  ASSERT_TRUE(store_->CreateRun(NewRun("run-c", "churn", 2), {}).ok());
+  // Same microsecond as run-c: creation order breaks the tie.
+  ASSERT_TRUE(store_->CreateRun(NewRun("run-0", "churn", 2), {}).ok());
+
+  auto ids = [](const absl::StatusOr<std::vector<RunRecord>>& runs) {
+    EXPECT_TRUE(runs.ok()) << runs.status();
+    std::vector<std::string> out;
+    for (const RunRecord& r : *runs) out.push_back(r.id);
+    return out;
+  };
+  EXPECT_THAT(ids(store_->ListRuns("", 10)),
+              ElementsAre("run-0", "run-c", "run-b", "run-a"));
+  EXPECT_THAT(ids(store_->ListRuns("churn", 10)),
+              ElementsAre("run-0", "run-c", "run-a"));
+  EXPECT_THAT(ids(store_->ListRuns("churn", 2)), ElementsAre("run-0", "run-c"));
+  EXPECT_THAT(ids(store_->ListRuns("fraud", 10)), ElementsAre("run-b"));
+  EXPECT_EQ(store_->ListRuns("churn", 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, FailUnfinishedRunsFailsQueuedAndRunningRunsAndSteps) {
+  AddChurn();
+  ASSERT_TRUE(
+      store_->CreateRun(NewRun("run-done", "churn", 1), Steps("run-done"))
+          .ok());
+  RunRecord done = *store_->GetRun("run-done");
+  done.state = "succeeded";
+  done.finished_at = 50;
+  ASSERT_TRUE(store_->UpdateRun(done).ok());
+
+  ASSERT_TRUE(
+      store_->CreateRun(NewRun("run-queued", "churn", 1), Steps("run-queued"))
+          .ok());
+  clock_.Advance(5);
+  ASSERT_TRUE(
+      store_->CreateRun(NewRun("run-running", "churn", 2), Steps("run-running"))
+          .ok());
+  RunRecord running = *store_->GetRun("run-running");
+  running.state = "running";
+  running.started_at = 60;
+  ASSERT_TRUE(store_->UpdateRun(running).ok());
+  std::vector<StepRecord> steps = Steps("run-running");
+  steps[0].state = "succeeded";
+  steps[0].finished_at = 70;
+  ASSERT_TRUE(store_->UpdateStep(steps[0]).ok());
+  steps[1].state = "running";
+  steps[1].started_at = 70;
+  ASSERT_TRUE(store_->UpdateStep(steps[1]).ok());
+
+  auto failed = store_->FailUnfinishedRuns("interrupted", 999);
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_THAT(*failed, ElementsAre("run-queued", "run-running"));
+
+  for (const std::string id : {"run-queued", "run-running"}) {
+    RunRecord run = *store_->GetRun(id);
+    EXPECT_EQ(run.state, "failed");
+    EXPECT_EQ(run.reason, "interrupted");
+    EXPECT_EQ(run.finished_at, 999);
+  }
+  EXPECT_EQ(store_->GetRun("run-running")->started_at, 60);
+
+  std::vector<StepRecord> after = *store_->ListSteps("run-running");
+  EXPECT_EQ(after[0].state, "succeeded");
+  EXPECT_EQ(after[0].finished_at, 70);
+  for (int i : {1, 2}) {
+    EXPECT_EQ(after[i].state, "failed");
+    EXPECT_EQ(after[i].message, "interrupted");
+    EXPECT_EQ(after[i].finished_at, 999);
+  }
+  std::vector<StepRecord> queued_steps = *store_->ListSteps("run-queued");
+  for (const StepRecord& s : queued_steps) {
+    EXPECT_EQ(s.state, "failed");
+  }
+  RunRecord untouched = *store_->GetRun("run-done");
+  EXPECT_EQ(untouched.state, "succeeded");
+  EXPECT_EQ(untouched.finished_at, 50);
+  std::vector<StepRecord> done_steps = *store_->ListSteps("run-done");
+  for (const StepRecord& s : done_steps) {
+    EXPECT_EQ(s.state, "pending");
+  }
+
+  // The crashed run's old writer cannot bring it back.
+  EXPECT_EQ(store_->UpdateRun(running).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->GetRun("run-running")->state, "failed");
+
+  auto again = store_->FailUnfinishedRuns("interrupted", 1000);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->empty());
+}
+
+TEST_F(SqliteStoreTest, AddModelVersionNumbersVersionsPerApp) {
+  AddChurn();
+  ASSERT_TRUE(store_->AddAppRevision(Revision("fraud", "app: fraud\n")).ok());
+  const int64_t t0 = clock_.NowMicros();
+  auto v1 = store_->AddModelVersion(Model("churn", "model 1"));
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_EQ(v1->version, 1);
+  EXPECT_EQ(v1->created_at, t0);
+  clock_.Advance(7);
+  auto v2 = store_->AddModelVersion(Model("churn", "model 2"));
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_EQ(v2->version, 2);
+  auto fraud = store_->AddModelVersion(Model("fraud", "model f"));
+  ASSERT_TRUE(fraud.ok()) << fraud.status();
+  EXPECT_EQ(fraud->version, 1);
+
+  auto got = store_->GetModelVersion("churn", 2);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ModelVersionRecord expected = Model("churn", "model 2");
+  EXPECT_EQ(got->app, "churn");
+  EXPECT_EQ(got->version, 2);
+  EXPECT_EQ(got->artifact_sha256, expected.artifact_sha256);
+  EXPECT_EQ(got->format, expected.format);
+  EXPECT_EQ(got->signature_json, expected.signature_json);
+  EXPECT_EQ(got->params_json, expected.params_json);
+  EXPECT_EQ(got->metrics_json, expected.metrics_json);
+  EXPECT_EQ(got->data_fingerprint, expected.data_fingerprint);
+  EXPECT_EQ(got->row_count, 1234);
+  EXPECT_EQ(got->run_id, "run-0001");
+  EXPECT_EQ(got->revision, 1);
+  EXPECT_EQ(got->created_at, t0 + 7);
+
+  auto versions = store_->ListModelVersions("churn");
+  ASSERT_TRUE(versions.ok()) << versions.status();
+  ASSERT_EQ(versions->size(), 2u);
+  EXPECT_EQ((*versions)[0].version, 1);
+  EXPECT_EQ((*versions)[1].version, 2);
+
+  auto missing = store_->GetModelVersion("churn", 3);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("model churn v3"));
+
+  std::map<std::string, int64_t> before = Counts();
+  ModelVersionRecord bad_hash = Model("churn", "x");
+  bad_hash.artifact_sha256 = "../../etc/passwd";
+  EXPECT_EQ(store_->AddModelVersion(bad_hash).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto no_app = store_->AddModelVersion(Model("spam", "x"));
+  EXPECT_EQ(no_app.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(no_app.status().message()), HasSubstr("app 'spam'"));
+  EXPECT_EQ(Counts(), before);
+}
+
+TEST_F(SqliteStoreTest, AliasesPointAtExistingVersions) {
+  AddChurn();
+  ASSERT_TRUE(store_->AddModelVersion(Model("churn", "model 1")).ok());
+  ASSERT_TRUE(store_->AddModelVersion(Model("churn", "model 2")).ok());
+
+  auto none = store_->GetAlias("churn", "champion");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->has_value());
+
+  ASSERT_TRUE(store_->SetAlias("churn", "champion", 1).ok());
+  clock_.Advance(100);
+  ASSERT_TRUE(store_->SetAlias("churn", "challenger", 2).ok());
+  clock_.Advance(100);
+  ASSERT_TRUE(store_->SetAlias("churn", "champion", 2).ok());
+
+  auto champion = store_->GetAlias("churn", "champion");
+  ASSERT_TRUE(champion.ok()) << champion.status();
+  ASSERT_TRUE(champion->has_value());
+  EXPECT_EQ((*champion)->app, "churn");
+  EXPECT_EQ((*champion)->alias, "champion");
+  EXPECT_EQ((*champion)->version, 2);
+  EXPECT_EQ((*champion)->updated_at, clock_.NowMicros());
+
+  auto aliases = store_->ListAliases("churn");
+  ASSERT_TRUE(aliases.ok()) << aliases.status();
+  ASSERT_EQ(aliases->size(), 2u);
+  EXPECT_EQ((*aliases)[0].alias, "challenger");
+  EXPECT_EQ((*aliases)[1].alias, "champion");
+
+  std::map<std::string, int64_t> before = Counts();
+  absl::Status missing = store_->SetAlias("churn", "champion", 9);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.message()), HasSubstr("model churn v9"));
+  EXPECT_EQ(store_->SetAlias("churn", "bad alias", 1).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->SetAlias("fraud", "champion", 1).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Counts(), before);
+  EXPECT_EQ((*store_->GetAlias("churn", "champion"))->version, 2);
+}
+
+TEST_F(SqliteStoreTest, ConcurrentWritersGetDistinctVersionNumbers) {
+  AddChurn();
+  // A second store on the same directory, as a second process would have:
+  // its writes contend for SQLite's write lock, not just our mutex.
+  auto second = OpenSqliteStore(data_dir(), &clock_);
+  ASSERT_TRUE(second.ok()) << second.status();
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 15;
+  std::vector<std::vector<int>> assigned(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    Store* store = t % 2 == 0 ? store_.get() : second->get();
+    threads.emplace_back([store, t, &assigned] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto v = store->AddModelVersion(
+            Model("churn", std::to_string(t) + "/" + std::to_string(i)));
+        ASSERT_TRUE(v.ok()) << v.status();
+        assigned[t].push_back(v->version);
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+
+  std::set<int> all;
+  for (const std::vector<int>& versions : assigned) {
+    EXPECT_EQ(versions.size(), static_cast<size_t>(kPerThread));
+    // Each writer sees its own versions increase.
+    EXPECT_TRUE(std::is_sorted(versions.begin(), versions.end()));
+    all.insert(versions.begin(), versions.end());
+  }
+  ASSERT_EQ(all.size(), static_cast<size_t>(kThreads * kPerThread));
+  EXPECT_EQ(*all.begin(), 1);
+  EXPECT_EQ(*all.rbegin(), kThreads * kPerThread);
+  EXPECT_EQ(store_->ListModelVersions("churn")->size(),
+            static_cast<size_t>(kThreads * kPerThread));
+}
+
+TEST_F(SqliteStoreTest, BusyDatabaseIsUnavailableAndReadsStillWork) {
+  AddChurn();
+  SqliteStoreOptions options;
+  options.busy_timeout_ms = 20;
+  Open(options);
+  std::map<std::string, int64_t> before = Counts();
+  {
+    RawDatabase other_writer(data_dir());
+    other_writer.Exec("BEGIN IMMEDIATE");
+    auto added = store_->AddAppRevision(Revision("churn", "app: churn\n#3\n"));
+    EXPECT_EQ(added.status().code(), absl::StatusCode::kUnavailable)
+        << added.status();
+    EXPECT_THAT(std::string(added.status().message()), HasSubstr("retry"));
+    // WAL: readers are not blocked by a writer.
+    EXPECT_EQ(store_->GetApp("churn")->current_revision, 2);
+    other_writer.Exec("ROLLBACK");
+  }
+  EXPECT_EQ(Counts(), before);
+  auto added = store_->AddAppRevision(Revision("churn", "app: churn\n#3\n"));
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->revision, 3);
+}
+
+}  // namespace
+}  // namespace slipway
