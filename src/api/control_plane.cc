@@ -1,0 +1,408 @@
+#include "api/control_plane.h"
+
+#include <memory>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/ids.h"
+#include "core/logging.h"
+#include "core/status.h"
+#include "models/model.h"
+#include "models/signature.h"
+#include "nlohmann/json.hpp"
+#include "pipeline/app_spec.h"
+
+namespace slipway {
+namespace {
+
+using nlohmann::json;
+
+// Parses a stored JSON text; an unparsable one is shown as a string rather
+// than failing the whole answer.
+json StoredJson(const std::string& text) {
+  if (text.empty()) return json::object();
+  json parsed = json::parse(text, nullptr, false);
+  return parsed.is_discarded() ? json(text) : parsed;
+}
+
+json Timestamp(int64_t micros) {
+  return micros == 0 ? json(nullptr) : json(FormatTimestamp(micros));
+}
+
+json RevisionJson(const AppRevisionRecord& r, bool with_spec) {
+  json j = {{"app", r.app},
+            {"revision", r.revision},
+            {"spec_sha256", r.spec_sha256},
+            {"source_dir", r.source_dir},
+            {"created_at", Timestamp(r.created_at)}};
+  if (with_spec) j["spec"] = r.spec_yaml;
+  return j;
+}
+
+json RunJson(const RunRecord& r) {
+  return {{"id", r.id},
+          {"app", r.app},
+          {"pipeline", r.pipeline},
+          {"revision", r.revision},
+          {"state", r.state},
+          {"reason", r.reason},
+          {"created_at", Timestamp(r.created_at)},
+          {"started_at", Timestamp(r.started_at)},
+          {"finished_at", Timestamp(r.finished_at)}};
+}
+
+json StepJson(const StepRecord& s) {
+  return {{"name", s.name},
+          {"ordinal", s.ordinal},
+          {"state", s.state},
+          {"message", s.message},
+          {"outputs", StoredJson(s.outputs_json)},
+          {"started_at", Timestamp(s.started_at)},
+          {"finished_at", Timestamp(s.finished_at)}};
+}
+
+json VersionJson(const ModelVersionRecord& v,
+                 const std::vector<AliasRecord>& aliases) {
+  json names = json::array();
+  for (const AliasRecord& a : aliases) {
+    if (a.version == v.version) names.push_back(a.alias);
+  }
+  return {{"app", v.app},
+          {"version", v.version},
+          {"aliases", names},
+          {"artifact_sha256", v.artifact_sha256},
+          {"format", v.format},
+          {"signature", StoredJson(v.signature_json)},
+          {"params", StoredJson(v.params_json)},
+          {"metrics", StoredJson(v.metrics_json)},
+          {"data_fingerprint", v.data_fingerprint},
+          {"row_count", v.row_count},
+          {"run_id", v.run_id},
+          {"revision", v.revision},
+          {"created_at", Timestamp(v.created_at)}};
+}
+
+json AliasJson(const AliasRecord& a) {
+  return {{"alias", a.alias},
+          {"version", a.version},
+          {"updated_at", Timestamp(a.updated_at)}};
+}
+
+absl::StatusOr<json> ParseBody(const HttpRequest& request) {
+  if (request.body.empty()) {
+    return absl::InvalidArgumentError("request body is empty; send a JSON "
+                                      "object");
+  }
+  json body = json::parse(request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return absl::InvalidArgumentError("request body is not a JSON object");
+  }
+  return body;
+}
+
+absl::StatusOr<int> ParseVersion(const std::string& text) {
+  int version = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9' || version > 100000000) {
+      return absl::InvalidArgumentError("'" + text +
+                                        "' is not a model version number");
+    }
+    version = version * 10 + (c - '0');
+  }
+  if (text.empty() || version == 0) {
+    return absl::InvalidArgumentError("'" + text +
+                                      "' is not a model version number");
+  }
+  return version;
+}
+
+absl::StatusOr<std::string> StringField(const json& body,
+                                        const std::string& field) {
+  auto it = body.find(field);
+  if (it == body.end() || !it->is_string()) {
+    return absl::InvalidArgumentError("field '" + field +
+                                      "' (a string) is required");
+  }
+  return it->get<std::string>();
+}
+
+// Wraps a handler body that returns StatusOr<HttpResponse>.
+template <typename F>
+HttpHandler Handle(F f) {
+  return [f = std::move(f)](const HttpRequest& request,
+                            const PathParams& params) -> HttpResponse {
+    absl::StatusOr<HttpResponse> response = f(request, params);
+    if (!response.ok()) return HttpResponse::Error(response.status());
+    return *std::move(response);
+  };
+}
+
+HttpResponse JsonResponse(int status, const json& body) {
+  return HttpResponse::Json(
+      status, body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+}  // namespace
+
+ControlPlane::ControlPlane(Store* store, Registry* registry,
+                           RunExecutor* executor, ModelManager* models)
+    : store_(store),
+      registry_(registry),
+      executor_(executor),
+      models_(models) {}
+
+absl::Status ControlPlane::ServeVersion(const std::string& app, int version) {
+  Registry* registry = registry_;
+  return models_->Serve(
+      app, version,
+      [registry, app,
+       version]() -> absl::StatusOr<std::shared_ptr<const Model>> {
+        ASSIGN_OR_RETURN(ModelVersionRecord record,
+                         registry->GetVersion(app, version));
+        ASSIGN_OR_RETURN(std::string bytes, registry->ReadModelBytes(record));
+        json signature_json =
+            json::parse(record.signature_json, nullptr, false);
+        ASSIGN_OR_RETURN(Signature signature,
+                         Signature::FromJson(signature_json),
+                         "model " + app + " v" + std::to_string(version));
+        ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                         LoadModel(record.format, bytes, std::move(signature)),
+                         "model " + app + " v" + std::to_string(version));
+        return std::shared_ptr<const Model>(std::move(model));
+      });
+}
+
+absl::Status ControlPlane::MoveAlias(const std::string& app,
+                                     const std::string& alias, int version) {
+  RETURN_IF_ERROR(registry_->GetVersion(app, version).status());
+  if (alias == kServingAlias) RETURN_IF_ERROR(ServeVersion(app, version));
+  RETURN_IF_ERROR(registry_->MoveAlias(app, alias, version));
+  LogInfo("alias.moved", {{"app", app},
+                          {"alias", alias},
+                          {"version", std::to_string(version)}});
+  return absl::OkStatus();
+}
+
+absl::Status ControlPlane::LoadServedModels() {
+  ASSIGN_OR_RETURN(std::vector<AppRecord> apps,
+                   store_->ListApps());
+  for (const AppRecord& app : apps) {
+    models_->AddApp(app.name);
+    ASSIGN_OR_RETURN(std::optional<int> version,
+                     registry_->ResolveAlias(app.name, kServingAlias));
+    if (!version.has_value()) continue;
+    absl::Status s = ServeVersion(app.name, *version);
+    if (!s.ok()) {
+      LogError("model.load_failed",
+               {{"app", app.name},
+                {"version", std::to_string(*version)},
+                {"error", std::string(s.message())}});
+    }
+  }
+  return absl::OkStatus();
+}
+
+void ControlPlane::AddRoutes(Router* router) {
+  // Apps.
+  router->Add("POST", "/api/v1/apps",
+              Handle([this](const HttpRequest& request, const PathParams&)
+                         -> absl::StatusOr<HttpResponse> {
+                ASSIGN_OR_RETURN(json body, ParseBody(request));
+                ASSIGN_OR_RETURN(std::string yaml, StringField(body, "spec"));
+                std::string file = body.value("file", "slipway.yaml");
+                std::string source_dir = body.value("source_dir", "");
+                ASSIGN_OR_RETURN(AppSpec spec, ParseAppSpec(yaml, file));
+                ASSIGN_OR_RETURN(ApplyOutcome outcome,
+                                 registry_->Apply(spec.app, yaml, source_dir));
+                models_->AddApp(spec.app);
+                json answer = {
+                    {"app", spec.app},
+                    {"revision", outcome.revision.revision},
+                    {"changed", outcome.changed},
+                    {"diff", outcome.changed
+                                 ? DiffSpecs(outcome.previous_yaml, yaml)
+                                 : std::string()}};
+                return JsonResponse(outcome.changed ? 201 : 200, answer);
+              }));
+  router->Add("GET", "/api/v1/apps",
+              Handle([this](const HttpRequest&, const PathParams&)
+                         -> absl::StatusOr<HttpResponse> {
+                ASSIGN_OR_RETURN(std::vector<AppRecord> apps,
+                                 store_->ListApps());
+                json list = json::array();
+                for (const AppRecord& app : apps) {
+                  list.push_back({{"app", app.name},
+                                  {"revision", app.current_revision},
+                                  {"created_at", Timestamp(app.created_at)}});
+                }
+                return JsonResponse(200, {{"apps", list}});
+              }));
+  router->Add("GET", "/api/v1/apps/{app}",
+              Handle([this](const HttpRequest&, const PathParams& p)
+                         -> absl::StatusOr<HttpResponse> {
+                const std::string& app = p.at("app");
+                ASSIGN_OR_RETURN(AppRevisionRecord current,
+                                 registry_->CurrentRevision(app));
+                ASSIGN_OR_RETURN(std::vector<AppRevisionRecord> revisions,
+                                 store_->ListAppRevisions(app));
+                ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
+                                 registry_->ListAliases(app));
+                json answer = RevisionJson(current, true);
+                answer["revisions"] = json::array();
+                for (const AppRevisionRecord& r : revisions) {
+                  answer["revisions"].push_back(RevisionJson(r, false));
+                }
+                answer["aliases"] = json::array();
+                for (const AliasRecord& a : aliases) {
+                  answer["aliases"].push_back(AliasJson(a));
+                }
+                return JsonResponse(200, answer);
+              }));
+  router->Add("POST", "/api/v1/apps/{app}/rollback",
+              Handle([this](const HttpRequest& request, const PathParams& p)
+                         -> absl::StatusOr<HttpResponse> {
+                ASSIGN_OR_RETURN(json body, ParseBody(request));
+                auto it = body.find("revision");
+                if (it == body.end() || !it->is_number_integer()) {
+                  return absl::InvalidArgumentError(
+                      "field 'revision' (an integer) is required");
+                }
+                const std::string& app = p.at("app");
+                ASSIGN_OR_RETURN(AppRevisionRecord current,
+                                 registry_->CurrentRevision(app));
+                ASSIGN_OR_RETURN(ApplyOutcome outcome,
+                                 registry_->Rollback(app, it->get<int>()));
+                return JsonResponse(
+                    200, {{"app", app},
+                          {"revision", outcome.revision.revision},
+                          {"changed", outcome.changed},
+                          {"diff", DiffSpecs(current.spec_yaml,
+                                             outcome.revision.spec_yaml)}});
+              }));
+
+  // Runs.
+  router->Add("POST", "/api/v1/apps/{app}/runs",
+              Handle([this](const HttpRequest& request, const PathParams& p)
+                         -> absl::StatusOr<HttpResponse> {
+                ASSIGN_OR_RETURN(json body, ParseBody(request));
+                ASSIGN_OR_RETURN(std::string pipeline,
+                                 StringField(body, "pipeline"));
+                ASSIGN_OR_RETURN(RunRecord run,
+                                 executor_->Start(p.at("app"), pipeline));
+                return JsonResponse(201, RunJson(run));
+              }));
+  router->Add("GET", "/api/v1/apps/{app}/runs",
+              Handle([this](const HttpRequest& request, const PathParams& p)
+                         -> absl::StatusOr<HttpResponse> {
+                RETURN_IF_ERROR(store_->GetApp(p.at("app")).status());
+                ASSIGN_OR_RETURN(std::vector<RunRecord> runs,
+                                 store_->ListRuns(p.at("app"), 100));
+                json list = json::array();
+                for (const RunRecord& r : runs) list.push_back(RunJson(r));
+                return JsonResponse(200, {{"runs", list}});
+              }));
+  router->Add("GET", "/api/v1/runs/{run}",
+              Handle([this](const HttpRequest&, const PathParams& p)
+                         -> absl::StatusOr<HttpResponse> {
+                ASSIGN_OR_RETURN(RunRecord run,
+                                 store_->GetRun(p.at("run")));
+                ASSIGN_OR_RETURN(std::vector<StepRecord> steps,
+                                 store_->ListSteps(run.id));
+                json answer = RunJson(run);
+                answer["steps"] = json::array();
+                for (const StepRecord& s : steps) {
+                  answer["steps"].push_back(StepJson(s));
+                }
+                return JsonResponse(200, answer);
+              }));
+  router->Add("POST", "/api/v1/runs/{run}/cancel",
+              Handle([this](const HttpRequest&, const PathParams& p)
+                         -> absl::StatusOr<HttpResponse> {
+                RETURN_IF_ERROR(executor_->Cancel(p.at("run")));
+                ASSIGN_OR_RETURN(RunRecord run,
+                                 store_->GetRun(p.at("run")));
+                return JsonResponse(202, RunJson(run));
+              }));
+
+  // Models and aliases.
+  router->Add("GET", "/api/v1/apps/{app}/models",
+              Handle([this](const HttpRequest&, const PathParams& p)
+                         -> absl::StatusOr<HttpResponse> {
+                const std::string& app = p.at("app");
+                ASSIGN_OR_RETURN(std::vector<ModelVersionRecord> versions,
+                                 registry_->ListVersions(app));
+                ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
+                                 registry_->ListAliases(app));
+                json list = json::array();
+                for (const ModelVersionRecord& v : versions) {
+                  list.push_back(VersionJson(v, aliases));
+                }
+                json alias_list = json::array();
+                for (const AliasRecord& a : aliases) {
+                  alias_list.push_back(AliasJson(a));
+                }
+                return JsonResponse(
+                    200, {{"app", app}, {"models", list},
+                          {"aliases", alias_list}});
+              }));
+  router->Add("GET", "/api/v1/apps/{app}/models/{version}",
+              Handle([this](const HttpRequest&, const PathParams& p)
+                         -> absl::StatusOr<HttpResponse> {
+                ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
+                ASSIGN_OR_RETURN(ModelVersionRecord record,
+                                 registry_->GetVersion(p.at("app"), version));
+                ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
+                                 registry_->ListAliases(p.at("app")));
+                return JsonResponse(200, VersionJson(record, aliases));
+              }));
+  router->Add("GET", "/api/v1/apps/{app}/models/{version}/artifact",
+              Handle([this](const HttpRequest&, const PathParams& p)
+                         -> absl::StatusOr<HttpResponse> {
+                ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
+                ASSIGN_OR_RETURN(ModelVersionRecord record,
+                                 registry_->GetVersion(p.at("app"), version));
+                ASSIGN_OR_RETURN(std::string bytes,
+                                 registry_->ReadModelBytes(record));
+                HttpResponse response = HttpResponse::Text(
+                    200, std::move(bytes), "application/octet-stream");
+                response.headers.emplace_back("X-Model-Format", record.format);
+                response.headers.emplace_back("X-Artifact-Sha256",
+                                              record.artifact_sha256);
+                return response;
+              }));
+  router->Add("PUT", "/api/v1/apps/{app}/aliases/{alias}",
+              Handle([this](const HttpRequest& request, const PathParams& p)
+                         -> absl::StatusOr<HttpResponse> {
+                ASSIGN_OR_RETURN(json body, ParseBody(request));
+                auto it = body.find("version");
+                if (it == body.end() || !it->is_number_integer()) {
+                  return absl::InvalidArgumentError(
+                      "field 'version' (an integer) is required");
+                }
+                const std::string& app = p.at("app");
+                const std::string& alias = p.at("alias");
+                int version = it->get<int>();
+                RETURN_IF_ERROR(MoveAlias(app, alias, version));
+                return JsonResponse(200, {{"app", app},
+                                          {"alias", alias},
+                                          {"version", version},
+                                          {"serving", alias == kServingAlias}});
+              }));
+  router->Add("GET", "/api/v1/serving",
+              Handle([this](const HttpRequest&, const PathParams&)
+                         -> absl::StatusOr<HttpResponse> {
+                json list = json::array();
+                for (const VersionState& s : models_->States()) {
+                  list.push_back({{"app", s.app},
+                                  {"version", s.version},
+                                  {"state", s.state},
+                                  {"reason", s.reason},
+                                  {"since", Timestamp(s.since_micros)}});
+                }
+                return JsonResponse(200, {{"models", list}});
+              }));
+}
+
+}  // namespace slipway

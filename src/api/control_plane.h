@@ -1,0 +1,56 @@
+// ControlPlane: the `/api/v1` REST handlers the CLI (and later the web UI)
+// use: apply and roll back app specs, start and follow runs, browse the
+// registry, move aliases, download model files.
+//
+// Moving the alias an app serves (`champion`) loads that version into the
+// ModelManager and answers only after the swap, so the next prediction sees
+// it. Every handler answers errors with the one JSON error shape.
+// Thread safety: safe for concurrent use once routes are added.
+#ifndef SLIPWAY_API_CONTROL_PLANE_H_
+#define SLIPWAY_API_CONTROL_PLANE_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "pipeline/run_executor.h"
+#include "registry/registry.h"
+#include "serving/http.h"
+#include "serving/model_manager.h"
+
+namespace slipway {
+
+// The alias whose version an app serves.
+inline constexpr char kServingAlias[] = "champion";
+
+class ControlPlane {
+ public:
+  // REQUIRES: every pointer outlives the control plane.
+  ControlPlane(Store* store, Registry* registry, RunExecutor* executor,
+               ModelManager* models);
+
+  void AddRoutes(Router* router);
+
+  // Registers every app with the model manager and loads each champion.
+  // A champion that fails to load is logged and reported by the manager's
+  // states; the others still load.
+  absl::Status LoadServedModels();
+
+  // Loads `version` of `app` and swaps it in as the served model.
+  absl::Status ServeVersion(const std::string& app, int version);
+
+  // Points `alias` of `app` at `version`. For the served alias the version
+  // is loaded and swapped in first, so a version that cannot load never
+  // becomes champion, and the call returns once serving has swapped.
+  absl::Status MoveAlias(const std::string& app, const std::string& alias,
+                         int version);
+
+ private:
+  Store* const store_;
+  Registry* const registry_;
+  RunExecutor* const executor_;
+  ModelManager* const models_;
+};
+
+}  // namespace slipway
+
+#endif  // SLIPWAY_API_CONTROL_PLANE_H_

@@ -1,0 +1,98 @@
+#include "api/server.h"
+
+#include <utility>
+
+#include "api/control_plane.h"
+#include "artifacts/local_artifact_store.h"
+#include "core/clock.h"
+#include "core/filesystem.h"
+#include "core/logging.h"
+#include "core/status.h"
+#include "pipeline/run_executor.h"
+#include "registry/registry.h"
+#include "serving/http_server.h"
+#include "serving/inference.h"
+#include "serving/model_manager.h"
+#include "store/sqlite_store.h"
+
+namespace slipway {
+namespace {
+
+class ServerImpl : public Server {
+ public:
+  absl::Status Init(const Options& options) {
+    Filesystem* fs = LocalFilesystem();
+    Clock* clock = RealClock();
+    RETURN_IF_ERROR(fs->CreateDirs(options.data_dir));
+    ASSIGN_OR_RETURN(store_, OpenSqliteStore(options.data_dir, clock));
+    ASSIGN_OR_RETURN(artifacts_,
+                     OpenLocalArtifactStore(
+                         fs, JoinPath(options.data_dir, "artifacts")));
+    RETURN_IF_ERROR(artifacts_->RemoveTemporaryFiles());
+    registry_ = std::make_unique<Registry>(store_.get(), artifacts_.get());
+
+    RunExecutor::Options executor_options;
+    executor_options.store = store_.get();
+    executor_options.registry = registry_.get();
+    executor_options.fs = fs;
+    executor_options.clock = clock;
+    executor_options.move_alias = [this](const std::string& app,
+                                         const std::string& alias,
+                                         int version) {
+      return control_->MoveAlias(app, alias, version);
+    };
+    executor_ = std::make_unique<RunExecutor>(executor_options);
+    RETURN_IF_ERROR(executor_->Recover());
+
+    models_ = std::make_unique<ModelManager>(clock);
+    control_ = std::make_unique<ControlPlane>(store_.get(), registry_.get(),
+                                              executor_.get(), models_.get());
+    RETURN_IF_ERROR(control_->LoadServedModels());
+
+    AddInferenceRoutes(&router_, models_.get(), clock);
+    control_->AddRoutes(&router_);
+
+    HttpServer::Options http;
+    http.host = options.host;
+    http.port = options.port;
+    http.threads = options.threads;
+    ASSIGN_OR_RETURN(http_, HttpServer::Start(http, &router_));
+    if (!options.port_file.empty()) {
+      RETURN_IF_ERROR(fs->WriteFileAtomic(options.port_file,
+                                          std::to_string(http_->port()) + "\n"));
+    }
+    LogInfo("server.started", {{"data_dir", options.data_dir},
+                               {"port", std::to_string(http_->port())}});
+    return absl::OkStatus();
+  }
+
+  int port() const override { return http_->port(); }
+
+  void Shutdown() override {
+    http_->Shutdown(/*drain_timeout_ms=*/10000);
+    executor_->Shutdown();
+    LogInfo("server.stopped");
+  }
+
+  void Wait() override { http_->Wait(); }
+
+ private:
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<ArtifactStore> artifacts_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<RunExecutor> executor_;
+  std::unique_ptr<ModelManager> models_;
+  std::unique_ptr<ControlPlane> control_;
+  Router router_;
+  std::unique_ptr<HttpServer> http_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const Options& options) {
+  auto server = std::make_unique<ServerImpl>();
+  RETURN_IF_ERROR(server->Init(options));
+  return std::unique_ptr<Server>(std::move(server));
+}
+
+}  // namespace slipway

@@ -1,0 +1,43 @@
+// Server: one `slipway server` process — metadata store, artifact store,
+// registry, run executor, model manager, the data-plane and control-plane
+// routes, and the HTTP server — wired together over one data directory.
+//
+// Start-up order: open the store (migrating it forward, or refusing a newer
+// data directory), remove temporary artifact files of interrupted writes,
+// mark runs left unfinished by a crash `failed` (reason `interrupted`), load
+// every app's champion, then accept connections.
+// Thread safety: Shutdown may be called from any thread (a signal watcher).
+#ifndef SLIPWAY_API_SERVER_H_
+#define SLIPWAY_API_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace slipway {
+
+class Server {
+ public:
+  struct Options {
+    std::string data_dir = ".slipway";
+    std::string host = "127.0.0.1";
+    int port = 8080;            // 0: any free port
+    int threads = 0;            // HTTP threads; 0: one per core
+    std::string port_file;      // written with the bound port when set
+  };
+
+  static absl::StatusOr<std::unique_ptr<Server>> Start(const Options& options);
+  virtual ~Server() = default;
+
+  virtual int port() const = 0;
+  // Stops accepting, lets in-flight requests finish, cancels running
+  // pipeline runs (they end `cancelled`), closes the store.
+  virtual void Shutdown() = 0;
+  // Blocks until Shutdown has completed.
+  virtual void Wait() = 0;
+};
+
+}  // namespace slipway
+
+#endif  // SLIPWAY_API_SERVER_H_

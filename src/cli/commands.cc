@@ -1,0 +1,345 @@
+#include "cli/commands.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "core/filesystem.h"
+#include "core/status.h"
+
+namespace slipway {
+namespace {
+
+using nlohmann::json;
+
+int Fail(const absl::Status& status) {
+  std::cerr << "error: " << status.message() << "\n";
+  return 1;
+}
+
+std::string Text(const json& value) {
+  if (value.is_null()) return "-";
+  if (value.is_string()) return value.get<std::string>();
+  return value.dump();
+}
+
+// Prints rows as aligned columns under a header.
+void PrintTable(const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths(header.size());
+  for (size_t i = 0; i < header.size(); ++i) widths[i] = header[i].size();
+  for (const auto& row : rows) {
+    for (size_t i = 0; i < row.size() && i < widths.size(); ++i) {
+      widths[i] = std::max(widths[i], row[i].size());
+    }
+  }
+  auto print_row = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  };
+  print_row(header);
+  for (const auto& row : rows) print_row(row);
+}
+
+std::string FormatMetrics(const json& metrics) {
+  std::string out;
+  if (!metrics.is_object()) return out;
+  for (const auto& [name, value] : metrics.items()) {
+    if (!value.is_number()) continue;
+    if (!out.empty()) out += " ";
+    char buffer[64];
+    if (value.is_number_integer()) {
+      std::snprintf(buffer, sizeof(buffer), "%s=%lld", name.c_str(),
+                    static_cast<long long>(value.get<int64_t>()));
+    } else {
+      std::snprintf(buffer, sizeof(buffer), "%s=%.4f", name.c_str(),
+                    value.get<double>());
+    }
+    out += buffer;
+  }
+  return out;
+}
+
+bool IsFinal(const std::string& state) {
+  return state == "succeeded" || state == "failed" || state == "cancelled";
+}
+
+}  // namespace
+
+int ApplyCommand(const CliContext& ctx, const std::string& file) {
+  absl::StatusOr<std::string> yaml = LocalFilesystem()->ReadFile(file);
+  if (!yaml.ok()) return Fail(yaml.status());
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(file, ec);
+  std::string source_dir =
+      ec ? DirName(file) : absolute.parent_path().lexically_normal().string();
+  json body = {{"spec", *yaml},
+               {"file", BaseName(file)},
+               {"source_dir", source_dir}};
+  absl::StatusOr<json> answer = ctx.client->Post("/api/v1/apps", body);
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::string app = (*answer)["app"];
+  int revision = (*answer)["revision"];
+  if (!(*answer)["changed"].get<bool>()) {
+    std::cout << "app " << app << " unchanged (revision " << revision << ")\n";
+    return 0;
+  }
+  std::cout << "app " << app << " revision " << revision << "\n";
+  std::cout << (*answer)["diff"].get<std::string>();
+  return 0;
+}
+
+int AppsListCommand(const CliContext& ctx) {
+  absl::StatusOr<json> answer = ctx.client->Get("/api/v1/apps");
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& app : (*answer)["apps"]) {
+    rows.push_back({Text(app["app"]), Text(app["revision"]),
+                    Text(app["created_at"])});
+  }
+  PrintTable({"APP", "REVISION", "CREATED"}, rows);
+  return 0;
+}
+
+int AppsShowCommand(const CliContext& ctx, const std::string& app) {
+  absl::StatusOr<json> answer = ctx.client->Get("/api/v1/apps/" + app);
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "app " << Text((*answer)["app"]) << ", current revision "
+            << Text((*answer)["revision"]) << "\n";
+  for (const json& alias : (*answer)["aliases"]) {
+    std::cout << "  " << Text(alias["alias"]) << " -> v"
+              << Text(alias["version"]) << "\n";
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& r : (*answer)["revisions"]) {
+    rows.push_back({Text(r["revision"]), Text(r["created_at"]),
+                    Text(r["spec_sha256"]).substr(0, 12)});
+  }
+  PrintTable({"REVISION", "CREATED", "SHA256"}, rows);
+  std::cout << "\n" << Text((*answer)["spec"]);
+  return 0;
+}
+
+int AppsRollbackCommand(const CliContext& ctx, const std::string& app,
+                        int revision) {
+  absl::StatusOr<json> answer = ctx.client->Post(
+      "/api/v1/apps/" + app + "/rollback", {{"revision", revision}});
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "app " << app << " rolled back to the spec of revision "
+            << revision << ", now revision " << Text((*answer)["revision"])
+            << "\n"
+            << Text((*answer)["diff"]);
+  return 0;
+}
+
+absl::StatusOr<json> FollowRun(const ApiClient& client,
+                               const std::string& run_id,
+                               std::ostream* progress) {
+  std::map<std::string, std::string> step_states;
+  while (true) {
+    ASSIGN_OR_RETURN(json run, client.Get("/api/v1/runs/" + run_id));
+    for (const json& step : run["steps"]) {
+      std::string name = step["name"];
+      std::string state = step["state"];
+      if (step_states[name] == state) continue;
+      step_states[name] = state;
+      if (progress != nullptr && state != "pending") {
+        *progress << "  " << name << ": " << state;
+        std::string message = Text(step["message"]);
+        if (!message.empty() && message != "-") *progress << " — " << message;
+        *progress << "\n";
+        progress->flush();
+      }
+    }
+    if (IsFinal(run["state"])) return run;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+int RunCommand(const CliContext& ctx, const std::string& app,
+               const std::string& pipeline, bool wait) {
+  absl::StatusOr<json> run = ctx.client->Post(
+      "/api/v1/apps/" + app + "/runs", {{"pipeline", pipeline}});
+  if (!run.ok()) return Fail(run.status());
+  std::string run_id = (*run)["id"];
+  if (!wait) {
+    if (ctx.json) {
+      std::cout << run->dump(2) << "\n";
+    } else {
+      std::cout << "run " << run_id << " " << Text((*run)["state"]) << "\n";
+    }
+    return 0;
+  }
+  if (!ctx.json) std::cout << "run " << run_id << " (" << app << "/" << pipeline << ")\n";
+  absl::StatusOr<json> final_run =
+      FollowRun(*ctx.client, run_id, ctx.json ? nullptr : &std::cout);
+  if (!final_run.ok()) return Fail(final_run.status());
+  if (ctx.json) std::cout << final_run->dump(2) << "\n";
+  std::string state = (*final_run)["state"];
+  if (state == "succeeded") {
+    if (!ctx.json) std::cout << "run " << run_id << " succeeded\n";
+    return 0;
+  }
+  std::string failed_step;
+  for (const json& step : (*final_run)["steps"]) {
+    if (step["state"] == "failed") failed_step = step["name"];
+  }
+  std::cerr << "error: run " << run_id << " " << state;
+  if (!failed_step.empty()) std::cerr << " at step '" << failed_step << "'";
+  std::cerr << ": " << Text((*final_run)["reason"]) << "\n";
+  return 1;
+}
+
+int RunsListCommand(const CliContext& ctx, const std::string& app) {
+  absl::StatusOr<json> answer = ctx.client->Get("/api/v1/apps/" + app + "/runs");
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& r : (*answer)["runs"]) {
+    rows.push_back({Text(r["id"]), Text(r["pipeline"]), Text(r["state"]),
+                    Text(r["created_at"]), Text(r["reason"])});
+  }
+  PrintTable({"RUN", "PIPELINE", "STATE", "CREATED", "REASON"}, rows);
+  return 0;
+}
+
+int RunsShowCommand(const CliContext& ctx, const std::string& run_id) {
+  absl::StatusOr<json> run = ctx.client->Get("/api/v1/runs/" + run_id);
+  if (!run.ok()) return Fail(run.status());
+  if (ctx.json) {
+    std::cout << run->dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "run " << Text((*run)["id"]) << " of " << Text((*run)["app"])
+            << "/" << Text((*run)["pipeline"]) << " (revision "
+            << Text((*run)["revision"]) << "): " << Text((*run)["state"]);
+  std::string reason = Text((*run)["reason"]);
+  if (!reason.empty() && reason != "-") std::cout << " — " << reason;
+  std::cout << "\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const json& s : (*run)["steps"]) {
+    rows.push_back({Text(s["name"]), Text(s["state"]), Text(s["started_at"]),
+                    Text(s["finished_at"]), Text(s["message"])});
+  }
+  PrintTable({"STEP", "STATE", "STARTED", "FINISHED", "MESSAGE"}, rows);
+  return 0;
+}
+
+int RunsLogsCommand(const CliContext& ctx, const std::string& run_id) {
+  absl::StatusOr<json> run = ctx.client->Get("/api/v1/runs/" + run_id);
+  if (!run.ok()) return Fail(run.status());
+  for (const json& s : (*run)["steps"]) {
+    std::cout << "[" << Text(s["name"]) << "] " << Text(s["state"]);
+    std::string message = Text(s["message"]);
+    if (!message.empty() && message != "-") std::cout << ": " << message;
+    std::cout << "\n";
+    if (s["outputs"].is_object() && !s["outputs"].empty()) {
+      std::cout << "  " << s["outputs"].dump() << "\n";
+    }
+  }
+  return 0;
+}
+
+int RunsCancelCommand(const CliContext& ctx, const std::string& run_id) {
+  absl::StatusOr<json> run =
+      ctx.client->Post("/api/v1/runs/" + run_id + "/cancel", json::object());
+  if (!run.ok()) return Fail(run.status());
+  std::cout << "run " << run_id << " cancelling\n";
+  return 0;
+}
+
+int ModelsListCommand(const CliContext& ctx, const std::string& app) {
+  absl::StatusOr<json> answer =
+      ctx.client->Get("/api/v1/apps/" + app + "/models");
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& v : (*answer)["models"]) {
+    std::string aliases;
+    for (const json& a : v["aliases"]) {
+      aliases += (aliases.empty() ? "" : ",") + a.get<std::string>();
+    }
+    rows.push_back({"v" + Text(v["version"]), aliases.empty() ? "-" : aliases,
+                    Text(v["created_at"]), Text(v["row_count"]),
+                    FormatMetrics(v["metrics"])});
+  }
+  PrintTable({"VERSION", "ALIASES", "CREATED", "ROWS", "METRICS"}, rows);
+  return 0;
+}
+
+int ModelsShowCommand(const CliContext& ctx, const std::string& app,
+                      int version) {
+  absl::StatusOr<json> answer = ctx.client->Get(
+      "/api/v1/apps/" + app + "/models/" + std::to_string(version));
+  if (!answer.ok()) return Fail(answer.status());
+  std::cout << answer->dump(2) << "\n";
+  return 0;
+}
+
+int ModelsPromoteCommand(const CliContext& ctx, const std::string& app,
+                         int version, const std::string& alias) {
+  absl::StatusOr<json> answer =
+      ctx.client->Put("/api/v1/apps/" + app + "/aliases/" + alias,
+                      {{"version", version}});
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::cout << app << " " << alias << " -> v" << version;
+  if ((*answer)["serving"].get<bool>()) std::cout << " (now serving)";
+  std::cout << "\n";
+  return 0;
+}
+
+int ModelsExportCommand(const CliContext& ctx, const std::string& app,
+                        int version, const std::string& dir) {
+  std::string base = "/api/v1/apps/" + app + "/models/" + std::to_string(version);
+  absl::StatusOr<json> info = ctx.client->Get(base);
+  if (!info.ok()) return Fail(info.status());
+  absl::StatusOr<std::string> bytes = ctx.client->Download(base + "/artifact");
+  if (!bytes.ok()) return Fail(bytes.status());
+  Filesystem* fs = LocalFilesystem();
+  absl::Status s = fs->CreateDirs(dir);
+  std::string model_path = JoinPath(dir, "model.json");
+  std::string signature_path = JoinPath(dir, "signature.json");
+  if (s.ok()) s = fs->WriteFileAtomic(model_path, *bytes);
+  if (s.ok()) {
+    s = fs->WriteFileAtomic(signature_path, (*info)["signature"].dump(2) + "\n");
+  }
+  if (!s.ok()) return Fail(s);
+  std::cout << "wrote " << model_path << " (" << Text((*info)["format"])
+            << ") and " << signature_path << "\n";
+  return 0;
+}
+
+}  // namespace slipway

@@ -1,0 +1,52 @@
+// The CLI's client commands: each talks to a Slipway server through
+// ApiClient, prints a human-readable answer (or the server's JSON with
+// --json) and returns the process exit code (0 success, 1 failure, 2 bad
+// usage). Errors are printed to stderr as "error: <message>".
+#ifndef SLIPWAY_CLI_COMMANDS_H_
+#define SLIPWAY_CLI_COMMANDS_H_
+
+#include <ostream>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "cli/api_client.h"
+#include "nlohmann/json.hpp"
+
+namespace slipway {
+
+struct CliContext {
+  ApiClient* client = nullptr;
+  bool json = false;  // print raw JSON answers
+};
+
+int ApplyCommand(const CliContext& ctx, const std::string& file);
+int AppsListCommand(const CliContext& ctx);
+int AppsShowCommand(const CliContext& ctx, const std::string& app);
+int AppsRollbackCommand(const CliContext& ctx, const std::string& app,
+                        int revision);
+// Polls run `run_id` until it reaches a final state, printing each step's
+// state changes to `progress` (when not null); returns the final run.
+absl::StatusOr<nlohmann::json> FollowRun(const ApiClient& client,
+                                         const std::string& run_id,
+                                         std::ostream* progress);
+
+// Starts a run; with `wait`, follows it step by step and returns 1 when it
+// does not succeed, naming the failing step.
+int RunCommand(const CliContext& ctx, const std::string& app,
+               const std::string& pipeline, bool wait);
+int RunsListCommand(const CliContext& ctx, const std::string& app);
+int RunsShowCommand(const CliContext& ctx, const std::string& run_id);
+int RunsLogsCommand(const CliContext& ctx, const std::string& run_id);
+int RunsCancelCommand(const CliContext& ctx, const std::string& run_id);
+int ModelsListCommand(const CliContext& ctx, const std::string& app);
+int ModelsShowCommand(const CliContext& ctx, const std::string& app,
+                      int version);
+int ModelsPromoteCommand(const CliContext& ctx, const std::string& app,
+                         int version, const std::string& alias);
+// Writes DIR/model.json (native XGBoost JSON) and DIR/signature.json.
+int ModelsExportCommand(const CliContext& ctx, const std::string& app,
+                        int version, const std::string& dir);
+
+}  // namespace slipway
+
+#endif  // SLIPWAY_CLI_COMMANDS_H_

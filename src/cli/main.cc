@@ -1,0 +1,156 @@
+// slipway: the one binary. `slipway server` runs the daemon; every other
+// command is a client of a running server (--server, SLIPWAY_SERVER), except
+// `slipway demo`, which starts its own.
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "cli/api_client.h"
+#include "cli/commands.h"
+#include "cli/demo.h"
+#include "cli/server_command.h"
+
+namespace {
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace slipway;
+  CLI::App cli{"Slipway: a production ML runtime in one binary"};
+  cli.require_subcommand(1);
+  std::string server_url = EnvOr("SLIPWAY_SERVER", "http://127.0.0.1:8080");
+  bool json = false;
+  cli.add_option("--server", server_url,
+                 "server URL (default $SLIPWAY_SERVER or "
+                 "http://127.0.0.1:8080)");
+  cli.add_flag("--json", json, "print the server's JSON answers");
+
+  int code = 0;
+  ApiClient client(server_url, EnvOr("SLIPWAY_TOKEN", ""));
+  // Rebuilt after parsing, when --server is known.
+  auto ctx = [&]() {
+    client = ApiClient(server_url, EnvOr("SLIPWAY_TOKEN", ""));
+    return CliContext{&client, json};
+  };
+
+  // server
+  ServerFlags server_flags;
+  server_flags.data_dir = EnvOr("SLIPWAY_DATA_DIR", ".slipway");
+  auto* server = cli.add_subcommand("server", "run the Slipway daemon");
+  server->add_option("--data-dir", server_flags.data_dir,
+                     "data directory (default $SLIPWAY_DATA_DIR or .slipway)");
+  server->add_option("--listen", server_flags.listen,
+                     "HOST:PORT to listen on; port 0 picks a free port");
+  server->add_option("--port-file", server_flags.port_file,
+                     "write the bound port to this file");
+  server->add_option("--roles", server_flags.roles, "roles to run");
+  server->add_option("--threads", server_flags.threads,
+                     "HTTP threads (default: one per core)");
+  server->callback([&] { code = ServerCommand(server_flags); });
+
+  // apply
+  std::string file;
+  auto* apply = cli.add_subcommand("apply", "validate and store an app spec");
+  apply->add_option("FILE", file, "slipway.yaml")->required();
+  apply->callback([&] { code = ApplyCommand(ctx(), file); });
+
+  // apps
+  std::string app;
+  int revision = 0;
+  auto* apps = cli.add_subcommand("apps", "apps and their revisions");
+  apps->require_subcommand(1);
+  apps->add_subcommand("list", "list apps")->callback([&] {
+    code = AppsListCommand(ctx());
+  });
+  auto* apps_show = apps->add_subcommand("show", "show an app");
+  apps_show->add_option("APP", app)->required();
+  apps_show->callback([&] { code = AppsShowCommand(ctx(), app); });
+  auto* apps_rollback =
+      apps->add_subcommand("rollback", "re-apply an earlier revision");
+  apps_rollback->add_option("APP", app)->required();
+  apps_rollback->add_option("--to", revision, "revision")->required();
+  apps_rollback->callback(
+      [&] { code = AppsRollbackCommand(ctx(), app, revision); });
+
+  // run
+  std::string pipeline;
+  bool wait = false;
+  auto* run = cli.add_subcommand("run", "start a pipeline run");
+  run->add_option("APP", app)->required();
+  run->add_option("PIPELINE", pipeline)->required();
+  run->add_flag("--wait", wait,
+                "follow the run; exit non-zero if it does not succeed");
+  run->callback([&] { code = RunCommand(ctx(), app, pipeline, wait); });
+
+  // runs
+  std::string run_id;
+  auto* runs = cli.add_subcommand("runs", "runs of an app");
+  runs->require_subcommand(1);
+  auto* runs_list = runs->add_subcommand("list", "list an app's runs");
+  runs_list->add_option("APP", app)->required();
+  runs_list->callback([&] { code = RunsListCommand(ctx(), app); });
+  auto* runs_show = runs->add_subcommand("show", "show a run and its steps");
+  runs_show->add_option("RUN", run_id)->required();
+  runs_show->callback([&] { code = RunsShowCommand(ctx(), run_id); });
+  auto* runs_logs = runs->add_subcommand("logs", "a run's step log");
+  runs_logs->add_option("RUN", run_id)->required();
+  runs_logs->callback([&] { code = RunsLogsCommand(ctx(), run_id); });
+  auto* runs_cancel = runs->add_subcommand("cancel", "cancel a run");
+  runs_cancel->add_option("RUN", run_id)->required();
+  runs_cancel->callback([&] { code = RunsCancelCommand(ctx(), run_id); });
+
+  // models
+  int version = 0;
+  std::string alias = "champion";
+  std::string dir;
+  auto* models = cli.add_subcommand("models", "the model registry");
+  models->require_subcommand(1);
+  auto* models_list = models->add_subcommand("list", "list model versions");
+  models_list->add_option("APP", app)->required();
+  models_list->callback([&] { code = ModelsListCommand(ctx(), app); });
+  auto* models_show = models->add_subcommand("show", "show a model version");
+  models_show->add_option("APP", app)->required();
+  models_show->add_option("VERSION", version)->required();
+  models_show->callback([&] { code = ModelsShowCommand(ctx(), app, version); });
+  auto* promote = models->add_subcommand(
+      "promote", "move an alias; returns when serving has swapped");
+  promote->add_option("APP", app)->required();
+  promote->add_option("VERSION", version)->required();
+  promote->add_option("--alias", alias, "alias to move (default champion)");
+  promote->callback(
+      [&] { code = ModelsPromoteCommand(ctx(), app, version, alias); });
+  auto* model_export =
+      models->add_subcommand("export", "write the model file and signature");
+  model_export->add_option("APP", app)->required();
+  model_export->add_option("VERSION", version)->required();
+  model_export->add_option("DIR", dir)->required();
+  model_export->callback(
+      [&] { code = ModelsExportCommand(ctx(), app, version, dir); });
+
+  // demo
+  DemoFlags demo_flags;
+  auto* demo = cli.add_subcommand(
+      "demo", "the whole lifecycle on a real data set shipped by Debian");
+  demo->add_flag("--serve", demo_flags.serve,
+                 "leave the server running afterwards");
+  demo->add_option("--data-dir", demo_flags.data_dir,
+                   "data directory (default: a new temporary directory)");
+  demo->add_option("--example", demo_flags.example,
+                   "the example app spec (default: "
+                   "examples/breast-cancer/slipway.yaml)");
+  demo->callback([&] { code = DemoCommand(demo_flags, argv[0]); });
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int exit_code = cli.exit(e);
+    return exit_code == 0 ? 0 : 2;
+  }
+  return code;
+}

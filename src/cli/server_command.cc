@@ -1,0 +1,68 @@
+#include "cli/server_command.h"
+
+#include <signal.h>
+
+#include <iostream>
+
+#include "api/server.h"
+#include "core/logging.h"
+
+namespace slipway {
+
+int ServerCommand(const ServerFlags& flags) {
+  size_t colon = flags.listen.rfind(':');
+  int port = -1;
+  if (colon != std::string::npos) {
+    try {
+      size_t used = 0;
+      port = std::stoi(flags.listen.substr(colon + 1), &used);
+      if (used != flags.listen.size() - colon - 1) port = -1;
+    } catch (const std::exception&) {
+      port = -1;
+    }
+  }
+  if (colon == std::string::npos || colon == 0 || port < 0 || port > 65535) {
+    std::cerr << "error: --listen '" << flags.listen
+              << "' must be HOST:PORT, for example 127.0.0.1:8080 or "
+                 "127.0.0.1:0 for any free port\n";
+    return 2;
+  }
+  if (flags.roles != "api,serve,scheduler,worker") {
+    std::cerr << "error: --roles '" << flags.roles
+              << "': this release runs every role in one process; pass "
+                 "api,serve,scheduler,worker or leave --roles out\n";
+    return 2;
+  }
+
+  // Block the stop signals before any thread starts, so every thread
+  // inherits the mask and only sigwait below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Server::Options options;
+  options.data_dir = flags.data_dir;
+  options.host = flags.listen.substr(0, colon);
+  options.port = port;
+  options.threads = flags.threads;
+  options.port_file = flags.port_file;
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  if (!server.ok()) {
+    std::cerr << "error: " << server.status().message() << "\n";
+    return 1;
+  }
+  std::cout << "listening on http://" << options.host << ":"
+            << (*server)->port() << std::endl;
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  LogInfo("server.stopping", {{"signal", std::to_string(signal_number)}});
+  (*server)->Shutdown();
+  (*server)->Wait();
+  return 0;
+}
+
+}  // namespace slipway

@@ -1,0 +1,60 @@
+// Model: a loaded model version ready to predict, whatever its backend
+// (today XGBoost; TorchScript and Python-process backends plug in behind the
+// same interface). Callers encode inputs with features.h and read outputs by
+// the signature's task.
+//
+// Ownership: LoadModel copies the bytes it needs; the caller owns the
+// returned Model. Thread safety: every method is safe to call concurrently
+// (serving shares one Model between request threads).
+#ifndef SLIPWAY_MODELS_MODEL_H_
+#define SLIPWAY_MODELS_MODEL_H_
+
+#include <cstddef>
+#include <memory>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "models/signature.h"
+
+namespace slipway {
+
+// Native XGBoost JSON model (Booster.save_model("m.json")).
+inline constexpr std::string_view kXgboostJsonFormat = "xgboost-json";
+
+class Model {
+ public:
+  explicit Model(Signature signature) : signature_(std::move(signature)) {}
+  virtual ~Model() = default;
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const Signature& signature() const { return signature_; }
+  // The format LoadModel was given, e.g. kXgboostJsonFormat.
+  virtual std::string_view format() const = 0;
+
+  // Predicts `num_rows` rows of signature().features().size() floats each
+  // (row-major, NaN = missing) into `out`, resized to
+  // num_rows * signature().output_width(): for binary classification
+  // P(class 1), for multiclass the class probabilities of each row in class
+  // index order, for regression the predicted value.
+  virtual absl::Status Predict(const float* rows, size_t num_rows,
+                               std::vector<float>* out) const = 0;
+
+ private:
+  const Signature signature_;
+};
+
+// Loads a model of `format` from its serialized `bytes`, checking it against
+// `signature` (feature count, output width, objective vs task).
+// InvalidArgument for an unknown format or a model that does not match;
+// the message names the mismatch.
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(std::string_view format,
+                                                 std::string_view bytes,
+                                                 Signature signature);
+
+}  // namespace slipway
+
+#endif  // SLIPWAY_MODELS_MODEL_H_

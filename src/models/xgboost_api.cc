@@ -1,0 +1,64 @@
+#include "models/xgboost_api.h"
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+#include "core/logging.h"
+
+namespace slipway {
+namespace {
+
+// XGBoost messages look like "[13:07:35] ./src/learner.cc:1017: Check
+// failed: ...\nStack trace:\n  [bt] ...": keep the part a user can act on.
+std::string CleanXgboostMessage(std::string_view message) {
+  const size_t trace = message.find("\nStack trace:");
+  if (trace != std::string_view::npos) message = message.substr(0, trace);
+  if (!message.empty() && message.front() == '[') {
+    const size_t close = message.find("] ");
+    if (close != std::string_view::npos && close < 16) {
+      message.remove_prefix(close + 2);
+    }
+  }
+  while (!message.empty() &&
+         (message.back() == '\n' || message.back() == ' ')) {
+    message.remove_suffix(1);
+  }
+  return std::string(message);
+}
+
+void LogXgboostLine(const char* line) {
+  const std::string message = CleanXgboostMessage(line);
+  LogWarning("xgboost.log", {{"message", message}});
+}
+
+}  // namespace
+
+absl::Status XgbCheck(int rc, std::string_view what, absl::StatusCode code) {
+  if (rc == 0) return absl::OkStatus();
+  return absl::Status(code, std::string(what) + ": " +
+                                CleanXgboostMessage(XGBGetLastError()));
+}
+
+std::string DenseArrayInterface(const float* data, size_t rows, size_t cols) {
+  return "{\"data\":[" +
+         std::to_string(reinterpret_cast<std::uintptr_t>(data)) +
+         ",true],\"shape\":[" + std::to_string(rows) + "," +
+         std::to_string(cols) +
+         "],\"strides\":null,\"typestr\":\"<f4\",\"version\":3}";
+}
+
+void RouteXgboostLogs() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const absl::Status status =
+        XgbCheck(XGBRegisterLogCallback(&LogXgboostLine),
+                 "routing XGBoost logs (they stay on stderr)");
+    if (!status.ok()) {
+      LogWarning("xgboost.log_routing_failed",
+                 {{"error", std::string(status.message())}});
+    }
+  });
+}
+
+}  // namespace slipway

@@ -1,0 +1,156 @@
+#include "serving/http.h"
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+
+#include "core/http_error.h"
+
+namespace slipway {
+namespace {
+
+// "/v2/models/x" -> {"v2", "models", "x"}; "/" -> {""}; "/a/" -> {"a", ""}.
+// Keeping the empty trailing segment makes "/a/" and "/a" different paths,
+// so a pattern matches exactly one spelling.
+std::vector<std::string> SplitPath(std::string_view path) {
+  if (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  std::vector<std::string> segments;
+  while (true) {
+    size_t slash = path.find('/');
+    segments.emplace_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash + 1);
+  }
+  return segments;
+}
+
+bool IsCapture(const std::string& segment) {
+  return segment.size() >= 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+std::string CaptureName(const std::string& segment) {
+  return segment.substr(1, segment.size() - 2);
+}
+
+// True when `path` matches `pattern`; fills `params` with the captures.
+bool Matches(const std::vector<std::string>& pattern,
+             const std::vector<std::string>& path, PathParams* params) {
+  if (pattern.size() != path.size()) return false;
+  PathParams captured;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (IsCapture(pattern[i])) {
+      // An empty segment ("/v2/models//infer") names nothing.
+      if (path[i].empty()) return false;
+      captured[CaptureName(pattern[i])] = path[i];
+    } else if (pattern[i] != path[i]) {
+      return false;
+    }
+  }
+  *params = std::move(captured);
+  return true;
+}
+
+// True when `a` is more specific than `b`: at the first segment where one
+// has a literal and the other a capture, the literal wins. So
+// "/api/v1/apps/export" beats "/api/v1/apps/{app}" whatever the order the
+// routes were added in.
+bool MoreSpecific(const std::vector<std::string>& a,
+                  const std::vector<std::string>& b) {
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    bool a_capture = IsCapture(a[i]);
+    bool b_capture = IsCapture(b[i]);
+    if (a_capture != b_capture) return b_capture;
+  }
+  return false;
+}
+
+std::string ToLower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+}  // namespace
+
+std::string HttpRequest::Header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+std::string HttpRequest::ContentType() const {
+  std::string value = Header("content-type");
+  size_t semicolon = value.find(';');
+  if (semicolon != std::string::npos) value.resize(semicolon);
+  size_t begin = value.find_first_not_of(" \t");
+  if (begin == std::string::npos) return "";
+  size_t end = value.find_last_not_of(" \t");
+  return ToLower(value.substr(begin, end - begin + 1));
+}
+
+HttpResponse HttpResponse::Json(int status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+HttpResponse HttpResponse::Text(int status, std::string body,
+                                std::string content_type) {
+  HttpResponse response;
+  response.status = status;
+  response.content_type = std::move(content_type);
+  response.body = std::move(body);
+  return response;
+}
+
+HttpResponse HttpResponse::Error(const absl::Status& status) {
+  return Json(HttpStatusCode(status), ErrorBody(status));
+}
+
+void Router::Add(std::string method, std::string pattern, HttpHandler handler) {
+  routes_.push_back(
+      Route{std::move(method), SplitPath(pattern), std::move(handler)});
+}
+
+HttpResponse Router::Dispatch(const HttpRequest& request) const {
+  std::vector<std::string> path = SplitPath(request.path);
+  const Route* best = nullptr;
+  PathParams best_params;
+  std::vector<std::string> allowed;  // methods of routes matching the path
+  for (const Route& route : routes_) {
+    PathParams params;
+    if (!Matches(route.segments, path, &params)) continue;
+    if (std::find(allowed.begin(), allowed.end(), route.method) ==
+        allowed.end()) {
+      allowed.push_back(route.method);
+    }
+    if (route.method != request.method) continue;
+    if (best == nullptr || MoreSpecific(route.segments, best->segments)) {
+      best = &route;
+      best_params = std::move(params);
+    }
+  }
+  if (best != nullptr) return best->handler(request, best_params);
+
+  if (allowed.empty()) {
+    return HttpResponse::Error(absl::NotFoundError(
+        "no endpoint at " + request.method + " " + request.path +
+        "; check the path against the API reference (docs/openapi.yaml)"));
+  }
+  std::sort(allowed.begin(), allowed.end());
+  std::string allow;
+  for (const std::string& method : allowed) {
+    if (!allow.empty()) allow += ", ";
+    allow += method;
+  }
+  // HttpStatusCode has no Status code for "method not allowed": 405 is set
+  // here, with the same body shape as every other error.
+  HttpResponse response = HttpResponse::Json(
+      405, ErrorBody(absl::InvalidArgumentError(
+               "method " + request.method + " is not allowed on " +
+               request.path + "; use one of: " + allow)));
+  response.headers.emplace_back("Allow", allow);
+  return response;
+}
+
+}  // namespace slipway

@@ -1,0 +1,987 @@
+#include "serving/inference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "core/ids.h"
+#include "core/status.h"
+#include "data/csv.h"
+#include "models/features.h"
+#include "models/model.h"
+#include "models/signature.h"
+#include "nlohmann/json.hpp"
+
+namespace slipway {
+namespace {
+
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+constexpr float kMissing = std::numeric_limits<float>::quiet_NaN();
+
+// Request rows encoded for the model: row-major, one float per feature.
+struct EncodedRows {
+  std::vector<float> values;
+  size_t num_rows = 0;
+  EncodeStats stats;
+};
+
+absl::Status BadRequest(std::string message) {
+  return absl::InvalidArgumentError(std::move(message));
+}
+
+std::string FeatureList(const Signature& signature) {
+  std::string list;
+  for (const FeatureSpec& spec : signature.features()) {
+    if (!list.empty()) list += ", ";
+    list += spec.name;
+  }
+  return list;
+}
+
+// How a JSON value reads in an error message: string "abc", number 4.5,
+// boolean true, an array, an object, null. Long strings are cut.
+std::string Describe(const json& value) {
+  constexpr size_t kMaxShown = 40;
+  switch (value.type()) {
+    case json::value_t::string: {
+      const std::string& text = value.get_ref<const std::string&>();
+      if (text.size() <= kMaxShown) {
+        return "string " +
+               value.dump(-1, ' ', false, json::error_handler_t::replace);
+      }
+      return "string " +
+             json(text.substr(0, kMaxShown))
+                 .dump(-1, ' ', false, json::error_handler_t::replace) +
+             "...";
+    }
+    case json::value_t::boolean:
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float:
+      return std::string(value.type_name()) + " " + value.dump();
+    case json::value_t::array:
+      return "an array";
+    case json::value_t::object:
+      return "an object";
+    default:
+      return "null";
+  }
+}
+
+// Encodes one JSON value for feature `feature` into `*out`. null is a
+// missing value. `where` ends the error message ("in record 3").
+absl::Status EncodeValue(const Signature& signature, int feature,
+                         const json& value, const std::string& where,
+                         float* out, EncodeStats* stats) {
+  const FeatureSpec& spec = signature.features()[feature];
+  if (value.is_null()) {
+    *out = kMissing;
+    ++stats->missing_values;
+    return absl::OkStatus();
+  }
+  if (spec.is_categorical()) {
+    // Numbers and booleans are matched by their text form, as features.h
+    // does for a CSV column typed as numbers.
+    switch (value.type()) {
+      case json::value_t::string:
+        *out = EncodeCategory(signature, feature,
+                              value.get_ref<const std::string&>(), stats);
+        return absl::OkStatus();
+      case json::value_t::number_integer:
+        *out = EncodeCategory(signature, feature,
+                              Int64CategoryText(value.get<int64_t>()), stats);
+        return absl::OkStatus();
+      case json::value_t::number_unsigned:
+        *out = EncodeCategory(signature, feature,
+                              std::to_string(value.get<uint64_t>()), stats);
+        return absl::OkStatus();
+      case json::value_t::number_float:
+        *out = EncodeCategory(signature, feature,
+                              Float64CategoryText(value.get<double>()), stats);
+        return absl::OkStatus();
+      case json::value_t::boolean:
+        *out = EncodeCategory(signature, feature,
+                              BoolCategoryText(value.get<bool>()), stats);
+        return absl::OkStatus();
+      default:
+        return BadRequest("feature '" + spec.name + "' expects a string, got " +
+                          Describe(value) + " " + where);
+    }
+  }
+  if (spec.type == DataType::kBool) {
+    if (value.is_boolean()) {
+      *out = value.get<bool>() ? 1.0f : 0.0f;
+      return absl::OkStatus();
+    }
+    if (value.is_number()) {
+      const double number = value.get<double>();
+      if (number == 0.0 || number == 1.0) {
+        *out = static_cast<float>(number);
+        return absl::OkStatus();
+      }
+    }
+    return BadRequest("feature '" + spec.name +
+                      "' expects true or false, got " + Describe(value) + " " +
+                      where);
+  }
+  if (!value.is_number()) {
+    return BadRequest("feature '" + spec.name + "' expects a number, got " +
+                      Describe(value) + " " + where);
+  }
+  *out = static_cast<float>(value.get<double>());
+  return absl::OkStatus();
+}
+
+absl::Status UnknownFeature(const Signature& signature, const std::string& name,
+                            const std::string& where) {
+  return BadRequest("unknown feature '" + name + "' " + where +
+                    "; the model's features are: " + FeatureList(signature));
+}
+
+bool IsBlank(std::string_view text) {
+  return text.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+absl::StatusOr<json> ParseJson(const std::string& body) {
+  try {
+    return json::parse(body);
+  } catch (const json::parse_error& error) {
+    // Drop nlohmann's "[json.exception.parse_error.101] " prefix; keep its
+    // "parse error at line L, column C: ..." text.
+    std::string message = error.what();
+    size_t bracket = message.find("] ");
+    if (message.rfind("[json.exception", 0) == 0 &&
+        bracket != std::string::npos) {
+      message = message.substr(bracket + 2);
+    }
+    return BadRequest("request body is not valid JSON: " + message);
+  }
+}
+
+// {"records": [{feature: value, ...}, ...]}
+absl::Status EncodeRecords(const Signature& signature, const json& records,
+                           EncodedRows* rows) {
+  if (!records.is_array()) {
+    return BadRequest(
+        "\"records\" must be an array of objects {\"feature\": value, ...}, "
+        "got " +
+        Describe(records));
+  }
+  if (records.empty()) {
+    return BadRequest("\"records\" is empty; send at least one record");
+  }
+  const size_t width = signature.features().size();
+  rows->num_rows = records.size();
+  rows->values.assign(rows->num_rows * width, kMissing);
+  // last_seen[f] == i once record i has set feature f.
+  std::vector<size_t> last_seen(width, SIZE_MAX);
+  for (size_t i = 0; i < records.size(); ++i) {
+    const json& record = records[i];
+    const std::string where = "in record " + std::to_string(i);
+    if (!record.is_object()) {
+      return BadRequest("record " + std::to_string(i) +
+                        " must be an object {\"feature\": value, ...}, got " +
+                        Describe(record));
+    }
+    float* row = rows->values.data() + i * width;
+    for (const auto& [name, value] : record.items()) {
+      const int feature = signature.FeatureIndex(name);
+      if (feature < 0) return UnknownFeature(signature, name, where);
+      RETURN_IF_ERROR(EncodeValue(signature, feature, value, where,
+                                  row + feature, &rows->stats));
+      last_seen[feature] = i;
+    }
+    for (size_t f = 0; f < width; ++f) {
+      if (last_seen[f] != i) {
+        return BadRequest("feature '" + signature.features()[f].name +
+                          "' is missing from record " + std::to_string(i) +
+                          " (send null for a missing value)");
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+// {"columns": [feature, ...], "data": [[value, ...], ...]}, the pandas
+// "split" orientation (its "index" key, if any, is ignored).
+absl::Status EncodeColumns(const Signature& signature, const json& body,
+                           EncodedRows* rows) {
+  auto columns_it = body.find("columns");
+  auto data_it = body.find("data");
+  if (columns_it == body.end()) {
+    return BadRequest(
+        "request body has \"data\" but no \"columns\"; send {\"columns\": "
+        "[feature, ...], \"data\": [[value, ...], ...]}");
+  }
+  if (data_it == body.end()) {
+    return BadRequest(
+        "request body has \"columns\" but no \"data\"; send {\"columns\": "
+        "[feature, ...], \"data\": [[value, ...], ...]}");
+  }
+  const json& columns = *columns_it;
+  const json& data = *data_it;
+  if (!columns.is_array()) {
+    return BadRequest("\"columns\" must be an array of feature names, got " +
+                      Describe(columns));
+  }
+  const size_t width = signature.features().size();
+  std::vector<int> feature_of_column;
+  std::vector<bool> present(width, false);
+  for (size_t c = 0; c < columns.size(); ++c) {
+    if (!columns[c].is_string()) {
+      return BadRequest("\"columns\"[" + std::to_string(c) +
+                        "] must be a feature name, got " +
+                        Describe(columns[c]));
+    }
+    const std::string& name = columns[c].get_ref<const std::string&>();
+    const int feature = signature.FeatureIndex(name);
+    if (feature < 0) return UnknownFeature(signature, name, "in \"columns\"");
+    if (present[feature]) {
+      return BadRequest("feature '" + name + "' appears twice in \"columns\"");
+    }
+    present[feature] = true;
+    feature_of_column.push_back(feature);
+  }
+  for (size_t f = 0; f < width; ++f) {
+    if (!present[f]) {
+      return BadRequest("feature '" + signature.features()[f].name +
+                        "' is missing from \"columns\" (send null values "
+                        "for a missing value)");
+    }
+  }
+  if (!data.is_array()) {
+    return BadRequest(
+        "\"data\" must be an array of rows [[value, ...], ...], "
+        "got " +
+        Describe(data));
+  }
+  if (data.empty()) {
+    return BadRequest("\"data\" is empty; send at least one row");
+  }
+  rows->num_rows = data.size();
+  rows->values.assign(rows->num_rows * width, kMissing);
+  for (size_t i = 0; i < data.size(); ++i) {
+    const json& row = data[i];
+    if (!row.is_array()) {
+      return BadRequest("row " + std::to_string(i) +
+                        " of \"data\" must be an array of values, got " +
+                        Describe(row));
+    }
+    if (row.size() != columns.size()) {
+      return BadRequest("row " + std::to_string(i) + " of \"data\" has " +
+                        std::to_string(row.size()) +
+                        " values but \"columns\" "
+                        "names " +
+                        std::to_string(columns.size()));
+    }
+    const std::string where = "in row " + std::to_string(i);
+    float* out = rows->values.data() + i * width;
+    for (size_t c = 0; c < row.size(); ++c) {
+      const int feature = feature_of_column[c];
+      RETURN_IF_ERROR(EncodeValue(signature, feature, row[c], where,
+                                  out + feature, &rows->stats));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Length of the CSV header record: up to the first line feed outside quotes.
+size_t HeaderLength(std::string_view text) {
+  bool quoted = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '"') {
+      quoted = !quoted;
+    } else if (text[i] == '\n' && !quoted) {
+      return i + 1;
+    }
+  }
+  return text.size();
+}
+
+// A CSV body: a header row, then one row per prediction. Feature columns are
+// read with the feature's type (so "007" stays a category, not 7); other
+// columns (an id, the target) are ignored.
+absl::Status EncodeCsv(const Signature& signature, const std::string& body,
+                       EncodedRows* rows) {
+  const std::string_view text(body);
+  // column_types may only name columns that exist, so read the header first.
+  ASSIGN_OR_RETURN(Table header, ParseCsv(text.substr(0, HeaderLength(text)),
+                                          "request body"));
+  CsvOptions options;
+  for (const Column& column : header.columns()) {
+    const int feature = signature.FeatureIndex(column.name());
+    if (feature < 0) continue;
+    const FeatureSpec& spec = signature.features()[feature];
+    options.column_types[column.name()] =
+        spec.is_categorical()          ? DataType::kString
+        : spec.type == DataType::kBool ? DataType::kBool
+                                       : DataType::kFloat64;
+  }
+  ASSIGN_OR_RETURN(Table table, ParseCsv(text, "request body", options));
+  if (table.num_rows() == 0) {
+    return BadRequest("request body has a CSV header but no rows");
+  }
+  RETURN_IF_ERROR(EncodeTable(signature, table, &rows->values, &rows->stats));
+  rows->num_rows = table.num_rows();
+  return absl::OkStatus();
+}
+
+absl::Status EncodePredictRequest(const Signature& signature,
+                                  const HttpRequest& request,
+                                  EncodedRows* rows) {
+  if (IsBlank(request.body)) {
+    return BadRequest(
+        "request body is empty; send {\"records\": [{\"feature\": value, "
+        "...}]} or {\"columns\": [...], \"data\": [[...]]} as JSON, or CSV "
+        "with Content-Type: text/csv");
+  }
+  const std::string content_type = request.ContentType();
+  if (content_type == "text/csv" || content_type == "application/csv") {
+    return EncodeCsv(signature, request.body, rows);
+  }
+  // Anything else is read as JSON, so `curl -d` (form content type) works.
+  ASSIGN_OR_RETURN(json body, ParseJson(request.body));
+  if (!body.is_object()) {
+    return BadRequest(
+        "request body must be a JSON object {\"records\": [...]} or "
+        "{\"columns\": [...], \"data\": [[...]]}, got " +
+        Describe(body));
+  }
+  auto records = body.find("records");
+  if (records != body.end()) return EncodeRecords(signature, *records, rows);
+  if (body.contains("columns") || body.contains("data")) {
+    return EncodeColumns(signature, body, rows);
+  }
+  return BadRequest(
+      "request body has no \"records\" key; send {\"records\": [{\"feature\": "
+      "value, ...}]} or {\"columns\": [...], \"data\": [[...]]}; the model's "
+      "features are: " +
+      FeatureList(signature));
+}
+
+// --- Open Inference Protocol v2 requests ---
+
+// What JSON values a tensor's datatype carries.
+enum class TensorKind { kNumber, kBool, kBytes };
+
+absl::StatusOr<TensorKind> TensorKindOf(const std::string& input,
+                                        const std::string& datatype) {
+  if (datatype == "BOOL") return TensorKind::kBool;
+  if (datatype == "BYTES") return TensorKind::kBytes;
+  for (const char* number :
+       {"UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32",
+        "INT64", "FP16", "FP32", "FP64"}) {
+    if (datatype == number) return TensorKind::kNumber;
+  }
+  return BadRequest("input '" + input + "' has unknown datatype '" + datatype +
+                    "'; use BOOL, INT8, INT16, INT32, INT64, UINT8, UINT16, "
+                    "UINT32, UINT64, FP16, FP32, FP64 or BYTES");
+}
+
+// The OIP datatype a feature is described with in the model metadata.
+std::string FeatureDatatype(const FeatureSpec& spec) {
+  switch (spec.type) {
+    case DataType::kString:
+      return "BYTES";
+    case DataType::kInt64:
+      return "INT64";
+    case DataType::kBool:
+      return "BOOL";
+    case DataType::kFloat64:
+      return "FP32";
+  }
+  return "FP32";
+}
+
+std::string LabelDatatype(const Signature& signature) {
+  switch (signature.label_type()) {
+    case DataType::kInt64:
+      return "INT64";
+    case DataType::kBool:
+      return "BOOL";
+    default:
+      return "BYTES";
+  }
+}
+
+// Columns of the probabilities output: 2 for binary classification.
+int ProbabilityColumns(const Signature& signature) {
+  return signature.task() == Task::kBinaryClassification
+             ? 2
+             : signature.output_width();
+}
+
+std::vector<std::string> OutputNames(const Signature& signature) {
+  if (signature.is_classification()) return {"probabilities", "label"};
+  return {"predictions"};
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string joined;
+  for (const std::string& name : names) {
+    if (!joined.empty()) joined += ", ";
+    joined += name;
+  }
+  return joined;
+}
+
+std::string ShapeText(const json& shape) { return shape.dump(); }
+
+// Appends the scalars of `data` to `values`: flat, or nested one level
+// ([[a], [b]] for shape [N, 1]) as the protocol allows.
+absl::Status FlattenTensorData(const std::string& input, const json& data,
+                               std::vector<const json*>* values) {
+  if (!data.is_array()) {
+    return BadRequest("input '" + input + "' has \"data\" " + Describe(data) +
+                      "; send an array of values");
+  }
+  for (const json& element : data) {
+    if (!element.is_array()) {
+      values->push_back(&element);
+      continue;
+    }
+    for (const json& inner : element) {
+      if (inner.is_array()) {
+        return BadRequest("input '" + input +
+                          "' has \"data\" nested deeper than its shape [N] or "
+                          "[N, 1] allows");
+      }
+      values->push_back(&inner);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// One validated input tensor.
+struct InputTensor {
+  int feature = -1;
+  std::vector<const json*> values;
+};
+
+absl::StatusOr<InputTensor> ReadInputTensor(const Signature& signature,
+                                            const json& tensor, size_t index,
+                                            std::vector<bool>* present,
+                                            std::string* rows_from,
+                                            int64_t* num_rows) {
+  const std::string position = "inputs[" + std::to_string(index) + "]";
+  if (!tensor.is_object()) {
+    return BadRequest(position +
+                      " must be an object {\"name\", \"shape\", \"datatype\", "
+                      "\"data\"}, got " +
+                      Describe(tensor));
+  }
+  auto name_it = tensor.find("name");
+  if (name_it == tensor.end() || !name_it->is_string()) {
+    return BadRequest(position + " has no \"name\" string");
+  }
+  const std::string& name = name_it->get_ref<const std::string&>();
+  InputTensor input;
+  input.feature = signature.FeatureIndex(name);
+  if (input.feature < 0) {
+    return BadRequest("unknown input '" + name +
+                      "'; the model's inputs are: " + FeatureList(signature));
+  }
+  if ((*present)[input.feature]) {
+    return BadRequest("input '" + name + "' appears twice in \"inputs\"");
+  }
+  (*present)[input.feature] = true;
+  const FeatureSpec& spec = signature.features()[input.feature];
+
+  auto datatype_it = tensor.find("datatype");
+  if (datatype_it == tensor.end() || !datatype_it->is_string()) {
+    return BadRequest("input '" + name + "' has no \"datatype\" string; use " +
+                      FeatureDatatype(spec));
+  }
+  const std::string& datatype = datatype_it->get_ref<const std::string&>();
+  ASSIGN_OR_RETURN(TensorKind kind, TensorKindOf(name, datatype));
+  if (!spec.is_categorical() &&
+      (kind == TensorKind::kBytes ||
+       (kind == TensorKind::kBool && spec.type != DataType::kBool))) {
+    return BadRequest("input '" + name + "' has datatype " + datatype +
+                      " but feature '" + name + "' is numeric (" +
+                      std::string(DataTypeName(spec.type)) + "); send " +
+                      FeatureDatatype(spec));
+  }
+
+  auto shape_it = tensor.find("shape");
+  if (shape_it == tensor.end() || !shape_it->is_array()) {
+    return BadRequest("input '" + name +
+                      "' has no \"shape\" array; use [N] or [N, 1] for N rows");
+  }
+  const json& shape = *shape_it;
+  for (const json& dim : shape) {
+    if (!dim.is_number_integer() || dim.get<int64_t>() < 0) {
+      return BadRequest("input '" + name + "' has shape " + ShapeText(shape) +
+                        "; dimensions must be non-negative integers");
+    }
+  }
+  if (shape.empty() || shape.size() > 2 ||
+      (shape.size() == 2 && shape[1].get<int64_t>() != 1)) {
+    return BadRequest("input '" + name + "' has shape " + ShapeText(shape) +
+                      "; each input is one feature: use [N] or [N, 1] for N "
+                      "rows");
+  }
+  const int64_t rows = shape[0].get<int64_t>();
+  if (rows_from->empty()) {
+    *rows_from = name;
+    *num_rows = rows;
+  } else if (rows != *num_rows) {
+    return BadRequest("input '" + name + "' has " + std::to_string(rows) +
+                      " rows but input '" + *rows_from + "' has " +
+                      std::to_string(*num_rows));
+  }
+
+  auto data_it = tensor.find("data");
+  if (data_it == tensor.end()) {
+    return BadRequest("input '" + name + "' has no \"data\"");
+  }
+  RETURN_IF_ERROR(FlattenTensorData(name, *data_it, &input.values));
+  if (static_cast<int64_t>(input.values.size()) != rows) {
+    return BadRequest("input '" + name + "' has shape " + ShapeText(shape) +
+                      " (" + std::to_string(rows) +
+                      " values) but its \"data\" "
+                      "holds " +
+                      std::to_string(input.values.size()));
+  }
+  for (size_t i = 0; i < input.values.size(); ++i) {
+    const json& value = *input.values[i];
+    const bool fits = value.is_null() ||
+                      (kind == TensorKind::kNumber && value.is_number()) ||
+                      (kind == TensorKind::kBool && value.is_boolean()) ||
+                      (kind == TensorKind::kBytes && value.is_string());
+    if (!fits) {
+      return BadRequest("input '" + name + "' is " + datatype + " but data[" +
+                        std::to_string(i) + "] is " + Describe(value));
+    }
+  }
+  return input;
+}
+
+struct InferRequest {
+  json id;  // null when the request has none
+  std::vector<std::string> outputs;
+};
+
+absl::Status EncodeInferRequest(const Signature& signature,
+                                const std::string& text, InferRequest* request,
+                                EncodedRows* rows) {
+  if (IsBlank(text)) {
+    return BadRequest(
+        "request body is empty; send {\"inputs\": [{\"name\": feature, "
+        "\"shape\": [N], \"datatype\": \"FP32\", \"data\": [...]}, ...]}");
+  }
+  ASSIGN_OR_RETURN(json body, ParseJson(text));
+  if (!body.is_object()) {
+    return BadRequest(
+        "request body must be a JSON object {\"inputs\": [...]}, "
+        "got " +
+        Describe(body));
+  }
+  if (auto id = body.find("id"); id != body.end()) request->id = *id;
+
+  auto inputs_it = body.find("inputs");
+  if (inputs_it == body.end() || !inputs_it->is_array()) {
+    return BadRequest(
+        "request body has no \"inputs\" array; send one tensor per feature "
+        "{\"name\", \"shape\", \"datatype\", \"data\"}; the model's inputs "
+        "are: " +
+        FeatureList(signature));
+  }
+  const json& inputs = *inputs_it;
+  const size_t width = signature.features().size();
+  std::vector<bool> present(width, false);
+  std::vector<InputTensor> tensors;
+  std::string rows_from;
+  int64_t num_rows = 0;
+  for (size_t t = 0; t < inputs.size(); ++t) {
+    ASSIGN_OR_RETURN(InputTensor tensor,
+                     ReadInputTensor(signature, inputs[t], t, &present,
+                                     &rows_from, &num_rows));
+    tensors.push_back(std::move(tensor));
+  }
+  for (size_t f = 0; f < width; ++f) {
+    if (!present[f]) {
+      return BadRequest(
+          "input '" + signature.features()[f].name +
+          "' is missing; the model's inputs are: " + FeatureList(signature));
+    }
+  }
+  if (num_rows == 0) {
+    return BadRequest("the inputs have 0 rows; send at least one");
+  }
+
+  const std::vector<std::string> known = OutputNames(signature);
+  if (auto outputs = body.find("outputs"); outputs != body.end()) {
+    if (!outputs->is_array()) {
+      return BadRequest(
+          "\"outputs\" must be an array of {\"name\": ...}, got " +
+          Describe(*outputs));
+    }
+    for (size_t o = 0; o < outputs->size(); ++o) {
+      const json& output = (*outputs)[o];
+      auto name = output.is_object() ? output.find("name") : output.end();
+      if (!output.is_object() || name == output.end() || !name->is_string()) {
+        return BadRequest("outputs[" + std::to_string(o) +
+                          "] must be an object with a \"name\" string");
+      }
+      const std::string& wanted = name->get_ref<const std::string&>();
+      if (std::find(known.begin(), known.end(), wanted) == known.end()) {
+        return BadRequest("unknown output '" + wanted +
+                          "'; the model's outputs are: " + JoinNames(known));
+      }
+      if (std::find(request->outputs.begin(), request->outputs.end(), wanted) !=
+          request->outputs.end()) {
+        return BadRequest("output '" + wanted + "' is requested twice");
+      }
+      request->outputs.push_back(wanted);
+    }
+  }
+  if (request->outputs.empty()) request->outputs = known;
+
+  rows->num_rows = static_cast<size_t>(num_rows);
+  rows->values.assign(rows->num_rows * width, kMissing);
+  for (const InputTensor& tensor : tensors) {
+    const std::string& name = signature.features()[tensor.feature].name;
+    for (size_t i = 0; i < tensor.values.size(); ++i) {
+      RETURN_IF_ERROR(EncodeValue(
+          signature, tensor.feature, *tensor.values[i],
+          "at data[" + std::to_string(i) + "] of input '" + name + "'",
+          rows->values.data() + i * width + tensor.feature, &rows->stats));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// --- Predictions and answers ---
+
+std::string ModelName(const std::string& app, int version) {
+  return "model " + app + " v" + std::to_string(version);
+}
+
+absl::Status RunModel(const std::string& app, const ServableHandle& handle,
+                      const EncodedRows& rows, std::vector<float>* outputs) {
+  RETURN_IF_ERROR(
+      handle.model->Predict(rows.values.data(), rows.num_rows, outputs),
+      ModelName(app, handle.version));
+  const size_t expected =
+      rows.num_rows * handle.model->signature().output_width();
+  if (outputs->size() != expected) {
+    return absl::InternalError(ModelName(app, handle.version) + " returned " +
+                               std::to_string(outputs->size()) +
+                               " outputs for " + std::to_string(rows.num_rows) +
+                               " rows; expected " + std::to_string(expected));
+  }
+  return absl::OkStatus();
+}
+
+// Probability of class `k` for row `row`.
+float Probability(const Signature& signature, const std::vector<float>& outputs,
+                  size_t row, int k) {
+  if (signature.task() == Task::kBinaryClassification) {
+    const float p1 = outputs[row];
+    return k == 1 ? p1 : 1.0f - p1;
+  }
+  return outputs[row * signature.output_width() + k];
+}
+
+// The most probable class of `row` (the lowest index on a tie).
+int PredictedClass(const Signature& signature,
+                   const std::vector<float>& outputs, size_t row) {
+  const int classes = ProbabilityColumns(signature);
+  int best = 0;
+  for (int k = 1; k < classes; ++k) {
+    if (Probability(signature, outputs, row, k) >
+        Probability(signature, outputs, row, best)) {
+      best = k;
+    }
+  }
+  return best;
+}
+
+std::string LabelText(const Signature& signature, int k) {
+  const std::vector<std::string>& labels = signature.class_labels();
+  return static_cast<size_t>(k) < labels.size() ? labels[k] : std::to_string(k);
+}
+
+// A class label as JSON: a number for int64 labels, true/false for bool
+// labels, a string otherwise (or when the text does not parse).
+ordered_json LabelJson(const Signature& signature, int k) {
+  const std::string text = LabelText(signature, k);
+  if (signature.label_type() == DataType::kInt64) {
+    int64_t number;
+    if (absl::SimpleAtoi(text, &number)) return number;
+  } else if (signature.label_type() == DataType::kBool) {
+    bool value;
+    if (absl::SimpleAtob(text, &value)) return value;
+  }
+  return text;
+}
+
+HttpResponse JsonAnswer(int status, const ordered_json& body) {
+  return HttpResponse::Json(
+      status, body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+void AddPredictionHeaders(const std::string& request_id, int version,
+                          HttpResponse* response) {
+  response->headers.emplace_back("X-Request-Id", request_id);
+  response->headers.emplace_back("X-Model-Version", std::to_string(version));
+}
+
+std::string Platform(std::string_view format) {
+  // "xgboost-json" -> "xgboost": the framework, not its file format.
+  return std::string(format.substr(0, format.find('-')));
+}
+
+// The served version named by the path: {app} alone is the serving version,
+// {app}/versions/{version} a specific one ("7" or "v7").
+absl::StatusOr<ServableHandle> LookUp(const ModelManager& models,
+                                      const PathParams& params) {
+  const std::string& app = params.at("app");
+  auto version_it = params.find("version");
+  if (version_it == params.end()) return models.Get(app);
+  std::string text = version_it->second;
+  if (!text.empty() && (text[0] == 'v' || text[0] == 'V')) text.erase(0, 1);
+  int version = 0;
+  if (!absl::SimpleAtoi(text, &version) || version <= 0) {
+    return BadRequest("model version '" + version_it->second +
+                      "' is not a positive integer (for example /v2/models/" +
+                      app + "/versions/3)");
+  }
+  return models.Get(app, version);
+}
+
+// OK when the manager has finished every load it started.
+absl::Status Readiness(const ModelManager& models) {
+  for (const VersionState& state : models.States()) {
+    if (state.state == VersionStateKind::kLoading) {
+      return absl::UnavailableError(ModelName(state.app, state.version) +
+                                    " is loading");
+    }
+  }
+  return absl::OkStatus();
+}
+
+ordered_json TensorMetadata(const std::string& name,
+                            const std::string& datatype, ordered_json shape) {
+  return ordered_json{{"name", name}, {"datatype", datatype}, {"shape", shape}};
+}
+
+HttpResponse ModelMetadata(const std::string& app,
+                           const ServableHandle& handle) {
+  const Signature& signature = handle.model->signature();
+  ordered_json inputs = ordered_json::array();
+  for (const FeatureSpec& spec : signature.features()) {
+    inputs.push_back(
+        TensorMetadata(spec.name, FeatureDatatype(spec), ordered_json{-1}));
+  }
+  ordered_json outputs = ordered_json::array();
+  if (signature.is_classification()) {
+    outputs.push_back(
+        TensorMetadata("probabilities", "FP32",
+                       ordered_json{-1, ProbabilityColumns(signature)}));
+    outputs.push_back(
+        TensorMetadata("label", LabelDatatype(signature), ordered_json{-1}));
+  } else {
+    outputs.push_back(TensorMetadata("predictions", "FP32", ordered_json{-1}));
+  }
+  ordered_json body{
+      {"name", app},
+      {"versions", ordered_json::array({std::to_string(handle.version)})},
+      {"platform", Platform(handle.model->format())},
+      {"inputs", std::move(inputs)},
+      {"outputs", std::move(outputs)}};
+  return JsonAnswer(200, body);
+}
+
+HttpResponse ModelReady(const ModelManager& models, const PathParams& params) {
+  absl::StatusOr<ServableHandle> handle = LookUp(models, params);
+  if (handle.ok()) {
+    return JsonAnswer(200, {{"name", params.at("app")}, {"ready", true}});
+  }
+  if (handle.status().code() != absl::StatusCode::kUnavailable) {
+    return HttpResponse::Error(handle.status());
+  }
+  // Not ready yet: the protocol's answer plus the one error field.
+  return JsonAnswer(503, {{"name", params.at("app")},
+                          {"ready", false},
+                          {"error", std::string(handle.status().message())}});
+}
+
+HttpResponse Predict(const ModelManager& models, Clock* clock,
+                     const HttpRequest& request, const PathParams& params) {
+  const std::string& app = params.at("app");
+  absl::StatusOr<ServableHandle> handle = models.Get(app);
+  if (!handle.ok()) return HttpResponse::Error(handle.status());
+  const Signature& signature = handle->model->signature();
+  EncodedRows rows;
+  absl::Status status = EncodePredictRequest(signature, request, &rows);
+  if (!status.ok()) return HttpResponse::Error(status);
+  std::vector<float> outputs;
+  status = RunModel(app, *handle, rows, &outputs);
+  if (!status.ok()) return HttpResponse::Error(status);
+
+  ordered_json predictions = ordered_json::array();
+  if (!signature.is_classification()) {
+    for (float value : outputs)
+      predictions.push_back(static_cast<double>(value));
+  } else {
+    const int classes = ProbabilityColumns(signature);
+    for (size_t row = 0; row < rows.num_rows; ++row) {
+      ordered_json probabilities = ordered_json::object();
+      for (int k = 0; k < classes; ++k) {
+        probabilities[LabelText(signature, k)] =
+            static_cast<double>(Probability(signature, outputs, row, k));
+      }
+      predictions.push_back(
+          {{"label",
+            LabelJson(signature, PredictedClass(signature, outputs, row))},
+           {"probabilities", std::move(probabilities)}});
+    }
+  }
+  const std::string request_id = NewId("req", clock->NowMicros());
+  ordered_json body{{"predictions", std::move(predictions)},
+                    {"model_version", handle->version},
+                    {"request_id", request_id}};
+  if (rows.stats.unseen_categories > 0) {
+    body["unseen_categories"] = rows.stats.unseen_categories;
+  }
+  HttpResponse response = JsonAnswer(200, body);
+  AddPredictionHeaders(request_id, handle->version, &response);
+  return response;
+}
+
+ordered_json OutputTensor(const std::string& name, const std::string& datatype,
+                          ordered_json shape, ordered_json data) {
+  return ordered_json{{"name", name},
+                      {"datatype", datatype},
+                      {"shape", std::move(shape)},
+                      {"data", std::move(data)}};
+}
+
+HttpResponse Infer(const ModelManager& models, Clock* clock,
+                   const HttpRequest& request, const PathParams& params) {
+  const std::string& app = params.at("app");
+  absl::StatusOr<ServableHandle> handle = LookUp(models, params);
+  if (!handle.ok()) return HttpResponse::Error(handle.status());
+  const Signature& signature = handle->model->signature();
+  InferRequest infer;
+  EncodedRows rows;
+  absl::Status status =
+      EncodeInferRequest(signature, request.body, &infer, &rows);
+  if (!status.ok()) return HttpResponse::Error(status);
+  std::vector<float> outputs;
+  status = RunModel(app, *handle, rows, &outputs);
+  if (!status.ok()) return HttpResponse::Error(status);
+
+  const int64_t n = static_cast<int64_t>(rows.num_rows);
+  ordered_json tensors = ordered_json::array();
+  for (const std::string& name : infer.outputs) {
+    ordered_json data = ordered_json::array();
+    if (name == "predictions") {
+      for (float value : outputs) data.push_back(static_cast<double>(value));
+      tensors.push_back(
+          OutputTensor(name, "FP32", ordered_json{n}, std::move(data)));
+    } else if (name == "probabilities") {
+      const int classes = ProbabilityColumns(signature);
+      for (size_t row = 0; row < rows.num_rows; ++row) {
+        for (int k = 0; k < classes; ++k) {
+          data.push_back(
+              static_cast<double>(Probability(signature, outputs, row, k)));
+        }
+      }
+      tensors.push_back(OutputTensor(name, "FP32", ordered_json{n, classes},
+                                     std::move(data)));
+    } else {  // "label"
+      for (size_t row = 0; row < rows.num_rows; ++row) {
+        data.push_back(
+            LabelJson(signature, PredictedClass(signature, outputs, row)));
+      }
+      tensors.push_back(OutputTensor(name, LabelDatatype(signature),
+                                     ordered_json{n}, std::move(data)));
+    }
+  }
+  const std::string request_id = NewId("req", clock->NowMicros());
+  ordered_json parameters{{"request_id", request_id}};
+  if (rows.stats.unseen_categories > 0) {
+    parameters["unseen_categories"] = rows.stats.unseen_categories;
+  }
+  ordered_json body{{"model_name", app},
+                    {"model_version", std::to_string(handle->version)}};
+  if (!infer.id.is_null()) body["id"] = infer.id;
+  body["parameters"] = std::move(parameters);
+  body["outputs"] = std::move(tensors);
+  HttpResponse response = JsonAnswer(200, body);
+  AddPredictionHeaders(request_id, handle->version, &response);
+  return response;
+}
+
+}  // namespace
+
+void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock) {
+  router->Add("GET", "/healthz", [](const HttpRequest&, const PathParams&) {
+    return JsonAnswer(200, {{"status", "ok"}});
+  });
+  router->Add("GET", "/readyz",
+              [models](const HttpRequest&, const PathParams&) {
+                absl::Status ready = Readiness(*models);
+                if (!ready.ok()) return HttpResponse::Error(ready);
+                return JsonAnswer(200, {{"status", "ready"}});
+              });
+  router->Add("GET", "/v2/health/live",
+              [](const HttpRequest&, const PathParams&) {
+                return JsonAnswer(200, {{"live", true}});
+              });
+  router->Add(
+      "GET", "/v2/health/ready",
+      [models](const HttpRequest&, const PathParams&) {
+        absl::Status ready = Readiness(*models);
+        if (!ready.ok()) {
+          return JsonAnswer(
+              503, {{"ready", false}, {"error", std::string(ready.message())}});
+        }
+        return JsonAnswer(200, {{"ready", true}});
+      });
+  router->Add("GET", "/v2", [](const HttpRequest&, const PathParams&) {
+    return JsonAnswer(200, {{"name", kInferenceServerName},
+                            {"version", kInferenceServerVersion},
+                            {"extensions", ordered_json::array()}});
+  });
+
+  router->Add(
+      "POST", "/v1/apps/{app}/predict",
+      [models, clock](const HttpRequest& request, const PathParams& params) {
+        return Predict(*models, clock, request, params);
+      });
+
+  auto metadata = [models](const HttpRequest&, const PathParams& params) {
+    absl::StatusOr<ServableHandle> handle = LookUp(*models, params);
+    if (!handle.ok()) return HttpResponse::Error(handle.status());
+    return ModelMetadata(params.at("app"), *handle);
+  };
+  router->Add("GET", "/v2/models/{app}", metadata);
+  router->Add("GET", "/v2/models/{app}/versions/{version}", metadata);
+
+  auto ready = [models](const HttpRequest&, const PathParams& params) {
+    return ModelReady(*models, params);
+  };
+  router->Add("GET", "/v2/models/{app}/ready", ready);
+  router->Add("GET", "/v2/models/{app}/versions/{version}/ready", ready);
+
+  auto infer = [models, clock](const HttpRequest& request,
+                               const PathParams& params) {
+    return Infer(*models, clock, request, params);
+  };
+  router->Add("POST", "/v2/models/{app}/infer", infer);
+  router->Add("POST", "/v2/models/{app}/versions/{version}/infer", infer);
+}
+
+}  // namespace slipway

@@ -1,0 +1,48 @@
+// The data plane's HTTP handlers: health and readiness probes, the simple
+// predict endpoint, and the Open Inference Protocol v2 (KServe/Triton JSON)
+// metadata, readiness and inference endpoints. Each request is parsed
+// straight into the row-major float matrix a Model takes, following the
+// served version's Signature, predicted, and answered as JSON.
+//
+// Routes registered by AddInferenceRoutes:
+//   GET  /healthz, /readyz, /v2/health/live, /v2/health/ready, /v2
+//   POST /v1/apps/{app}/predict        {"records": [{feature: value, ...}]},
+//        {"columns": [...], "data": [[...]]} (pandas "split"), or CSV with
+//        Content-Type text/csv (header row; extra columns are ignored)
+//   GET  /v2/models/{app}[/versions/{version}][/ready]
+//   POST /v2/models/{app}[/versions/{version}]/infer
+// {app} without a version is served by the app's serving (champion) version.
+//
+// Values: null (JSON) or an empty/NA cell (CSV) is a missing value; a
+// categorical value the model never saw is treated as missing and counted
+// in the response ("unseen_categories" in /v1, parameters.unseen_categories
+// in /v2) when there is any. Every answer to a prediction carries the
+// headers X-Request-Id and X-Model-Version.
+//
+// Errors use the one JSON error body ({"error": "..."}) and name what is
+// wrong: the feature, the record or row, the input tensor, the app or the
+// version (400 for a bad request, 404 for an unknown app or version, 503 when
+// the app has no model loaded yet).
+//
+// Ownership: `models` and `clock` are borrowed and must outlive the router.
+// Thread safety: the handlers hold no state of their own and may run
+// concurrently; each request holds a ServableHandle, so a version swapped
+// out mid-request finishes the request.
+#ifndef SLIPWAY_SERVING_INFERENCE_H_
+#define SLIPWAY_SERVING_INFERENCE_H_
+
+#include "core/clock.h"
+#include "serving/http.h"
+#include "serving/model_manager.h"
+
+namespace slipway {
+
+// The server name and version reported by GET /v2.
+inline constexpr char kInferenceServerName[] = "slipway";
+inline constexpr char kInferenceServerVersion[] = "0.1.0";
+
+void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock);
+
+}  // namespace slipway
+
+#endif  // SLIPWAY_SERVING_INFERENCE_H_

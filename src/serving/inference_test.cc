@@ -1,0 +1,749 @@
+#include "serving/inference.h"
+
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "models/model.h"
+#include "nlohmann/json.hpp"
+#include "testing/fake_clock.h"
+#include "train/trainer.h"
+
+namespace slipway {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// 120 deterministic rows: age (float64), city (string), member (bool),
+// visits (int64), and one target column per task.
+Table TrainingTable() {
+  Column age("age", DataType::kFloat64);
+  Column city("city", DataType::kString);
+  Column member("member", DataType::kBool);
+  Column visits("visits", DataType::kInt64);
+  Column churned("churned", DataType::kInt64);
+  Column active("active", DataType::kBool);
+  Column size("size", DataType::kString);
+  Column spend("spend", DataType::kFloat64);
+  const char* cities[] = {"paris", "tokyo", "lima"};
+  std::mt19937 rng(7);
+  for (int i = 0; i < 120; ++i) {
+    const double a = 18 + static_cast<double>(rng() % 60);
+    const int c = static_cast<int>(rng() % 3);
+    const bool m = rng() % 2 == 0;
+    const int64_t v = static_cast<int64_t>(rng() % 10);
+    age.AppendFloat64(a);
+    city.AppendString(cities[c]);
+    member.AppendBool(m);
+    visits.AppendInt64(v);
+    churned.AppendInt64((a > 45 && c != 2) || v < 2 || rng() % 7 == 0 ? 1 : 0);
+    active.AppendBool(m || v > 6);
+    size.AppendString(v < 3 ? "small" : v < 7 ? "medium" : "large");
+    spend.AppendFloat64(a * 1.5 + v * 10 + (m ? 25 : 0) + c);
+  }
+  Table table;
+  for (Column* column :
+       {&age, &city, &member, &visits, &churned, &active, &size, &spend}) {
+    EXPECT_TRUE(table.AddColumn(std::move(*column)).ok());
+  }
+  return table;
+}
+
+// A model trained on TrainingTable() predicting `target`.
+std::shared_ptr<const Model> TrainModel(const Table& table,
+                                        const std::string& target) {
+  TrainOptions options;
+  options.rounds = 8;
+  options.max_depth = 3;
+  options.threads = 1;
+  options.seed = 1;
+  for (const char* other : {"churned", "active", "size", "spend"}) {
+    if (other != target) options.exclude.push_back(other);
+  }
+  absl::StatusOr<TrainedModel> trained = TrainXgboost(table, target, options);
+  EXPECT_TRUE(trained.ok()) << trained.status();
+  absl::StatusOr<std::unique_ptr<Model>> model =
+      LoadModel(trained->format, trained->model_bytes, trained->signature);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return std::shared_ptr<const Model>(std::move(*model));
+}
+
+class InferenceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    Table table = TrainingTable();
+    churn_ = new std::shared_ptr<const Model>(TrainModel(table, "churned"));
+    active_ = new std::shared_ptr<const Model>(TrainModel(table, "active"));
+    size_ = new std::shared_ptr<const Model>(TrainModel(table, "size"));
+    spend_ = new std::shared_ptr<const Model>(TrainModel(table, "spend"));
+  }
+  static void TearDownTestSuite() {
+    delete churn_;
+    delete active_;
+    delete size_;
+    delete spend_;
+  }
+
+  void SetUp() override {
+    Serve("churn", 3, *churn_);
+    Serve("active", 1, *active_);
+    Serve("size", 2, *size_);
+    Serve("spend", 5, *spend_);
+    models_.AddApp("empty");
+    AddInferenceRoutes(&router_, &models_, &clock_);
+  }
+
+  void Serve(const std::string& app, int version,
+             std::shared_ptr<const Model> model) {
+    models_.AddApp(app);
+    ASSERT_TRUE(
+        models_
+            .Serve(app, version,
+                   [model]() -> absl::StatusOr<std::shared_ptr<const Model>> {
+                     return model;
+                   })
+            .ok());
+  }
+
+  HttpResponse Call(const std::string& method, const std::string& path,
+                    const std::string& body = "",
+                    const std::string& content_type = "application/json") {
+    HttpRequest request;
+    request.method = method;
+    request.path = path;
+    request.body = body;
+    request.headers["content-type"] = content_type;
+    return router_.Dispatch(request);
+  }
+  HttpResponse Post(const std::string& path, const json& body) {
+    return Call("POST", path, body.dump());
+  }
+
+  static json Parse(const HttpResponse& response) {
+    return json::parse(response.body);
+  }
+  static std::string Error(const HttpResponse& response) {
+    json body = json::parse(response.body);
+    return body.contains("error") ? body["error"].get<std::string>() : "";
+  }
+  static std::string Header(const HttpResponse& response,
+                            const std::string& name) {
+    for (const auto& [key, value] : response.headers) {
+      if (key == name) return value;
+    }
+    return "";
+  }
+
+  // The model's own outputs for rows of {age, city, member, visits}.
+  static std::vector<float> Direct(const Model& model,
+                                   const std::vector<float>& rows) {
+    std::vector<float> out;
+    EXPECT_TRUE(model.Predict(rows.data(), rows.size() / 4, &out).ok());
+    return out;
+  }
+  static float CityCode(const Model& model, const std::string& city) {
+    return static_cast<float>(model.signature().CategoryCode(
+        model.signature().FeatureIndex("city"), city));
+  }
+
+  static inline std::shared_ptr<const Model>* churn_ = nullptr;
+  static inline std::shared_ptr<const Model>* active_ = nullptr;
+  static inline std::shared_ptr<const Model>* size_ = nullptr;
+  static inline std::shared_ptr<const Model>* spend_ = nullptr;
+
+  FakeClock clock_;
+  ModelManager models_{&clock_};
+  Router router_;
+};
+
+// The requests below send features in this order; the signature must agree
+// for Direct() to see the same rows.
+TEST_F(InferenceTest, ModelsSeeFeaturesInTableOrder) {
+  for (auto* model : {churn_, active_, size_, spend_}) {
+    const Signature& signature = (*model)->signature();
+    ASSERT_EQ(signature.features().size(), 4u);
+    EXPECT_EQ(signature.FeatureIndex("age"), 0);
+    EXPECT_EQ(signature.FeatureIndex("city"), 1);
+    EXPECT_EQ(signature.FeatureIndex("member"), 2);
+    EXPECT_EQ(signature.FeatureIndex("visits"), 3);
+  }
+}
+
+TEST_F(InferenceTest, HealthAndServerMetadata) {
+  HttpResponse healthz = Call("GET", "/healthz");
+  EXPECT_EQ(healthz.status, 200);
+  EXPECT_EQ(Parse(healthz), json({{"status", "ok"}}));
+  HttpResponse live = Call("GET", "/v2/health/live");
+  EXPECT_EQ(live.status, 200);
+  EXPECT_EQ(Parse(live), json({{"live", true}}));
+  EXPECT_EQ(Call("GET", "/readyz").status, 200);
+  HttpResponse ready = Call("GET", "/v2/health/ready");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(Parse(ready), json({{"ready", true}}));
+  HttpResponse server = Call("GET", "/v2");
+  EXPECT_EQ(server.status, 200);
+  EXPECT_EQ(Parse(server), json({{"name", "slipway"},
+                                 {"version", "0.1.0"},
+                                 {"extensions", json::array()}}));
+}
+
+TEST_F(InferenceTest, NotReadyWhileALoadIsInProgress) {
+  models_.AddApp("slow");
+  absl::Notification started;
+  absl::Notification release;
+  std::thread loader([&] {
+    std::shared_ptr<const Model> model = *churn_;
+    EXPECT_TRUE(
+        models_
+            .Serve("slow", 1,
+                   [&]() -> absl::StatusOr<std::shared_ptr<const Model>> {
+                     started.Notify();
+                     release.WaitForNotification();
+                     return model;
+                   })
+            .ok());
+  });
+  started.WaitForNotification();
+  HttpResponse readyz = Call("GET", "/readyz");
+  EXPECT_EQ(readyz.status, 503);
+  EXPECT_EQ(Error(readyz), "model slow v1 is loading");
+  HttpResponse ready = Call("GET", "/v2/health/ready");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_EQ(Parse(ready)["ready"], false);
+  HttpResponse model_ready = Call("GET", "/v2/models/slow/ready");
+  EXPECT_EQ(model_ready.status, 503);
+  EXPECT_EQ(Parse(model_ready)["ready"], false);
+  // Liveness does not depend on models.
+  EXPECT_EQ(Call("GET", "/v2/health/live").status, 200);
+  release.Notify();
+  loader.join();
+  EXPECT_EQ(Call("GET", "/readyz").status, 200);
+  EXPECT_EQ(Call("GET", "/v2/models/slow/ready").status, 200);
+}
+
+TEST_F(InferenceTest, PredictRecordsForBinaryClassification) {
+  const Model& model = **churn_;
+  HttpResponse response = Post(
+      "/v1/apps/churn/predict",
+      {{"records",
+        {{{"age", 62}, {"city", "paris"}, {"member", true}, {"visits", 5}},
+         {{"age", 23.5}, {"city", "lima"}, {"member", false}, {"visits", 0}},
+         {{"age", 40}, {"city", "tokyo"}, {"member", 1}, {"visits", 8}}}}});
+  ASSERT_EQ(response.status, 200) << response.body;
+  json body = Parse(response);
+  std::vector<float> expected =
+      Direct(model, {62, CityCode(model, "paris"), 1, 5,   //
+                     23.5, CityCode(model, "lima"), 0, 0,  //
+                     40, CityCode(model, "tokyo"), 1, 8});
+  ASSERT_EQ(body["predictions"].size(), 3u);
+  bool saw_both_labels[2] = {false, false};
+  for (size_t i = 0; i < 3; ++i) {
+    const json& prediction = body["predictions"][i];
+    const float p1 = expected[i];
+    EXPECT_EQ(prediction["probabilities"]["1"].get<double>(),
+              static_cast<double>(p1));
+    EXPECT_EQ(prediction["probabilities"]["0"].get<double>(),
+              static_cast<double>(1.0f - p1));
+    ASSERT_TRUE(prediction["label"].is_number_integer());
+    EXPECT_EQ(prediction["label"].get<int>(), p1 > 0.5f ? 1 : 0);
+    saw_both_labels[prediction["label"].get<int>()] = true;
+  }
+  EXPECT_TRUE(saw_both_labels[0] && saw_both_labels[1])
+      << "pick rows that exercise both classes: " << body.dump();
+  EXPECT_EQ(body["model_version"], 3);
+  const std::string request_id = body["request_id"];
+  EXPECT_THAT(request_id, StartsWith("req-"));
+  EXPECT_EQ(Header(response, "X-Request-Id"), request_id);
+  EXPECT_EQ(Header(response, "X-Model-Version"), "3");
+  EXPECT_FALSE(body.contains("unseen_categories"));
+}
+
+TEST_F(InferenceTest, PredictColumnsAndCsvMatchRecords) {
+  const json records = {
+      {"records",
+       {{{"age", 62}, {"city", "paris"}, {"member", true}, {"visits", 5}},
+        {{"age", nullptr},
+         {"city", "lima"},
+         {"member", false},
+         {"visits", 0}}}}};
+  const json columns = {
+      {"columns", {"visits", "age", "city", "member"}},
+      {"index", {10, 11}},
+      {"data", {{5, 62, "paris", true}, {0, nullptr, "lima", false}}}};
+  const std::string csv =
+      "id,age,city,member,visits,churned\r\n"
+      "a,62,\"paris\",true,5,1\r\n"
+      "b,,lima,false,0,0\r\n";
+  HttpResponse from_records = Post("/v1/apps/churn/predict", records);
+  HttpResponse from_columns = Post("/v1/apps/churn/predict", columns);
+  HttpResponse from_csv =
+      Call("POST", "/v1/apps/churn/predict", csv, "text/csv");
+  ASSERT_EQ(from_records.status, 200) << from_records.body;
+  ASSERT_EQ(from_columns.status, 200) << from_columns.body;
+  ASSERT_EQ(from_csv.status, 200) << from_csv.body;
+  const json expected = Parse(from_records)["predictions"];
+  EXPECT_EQ(Parse(from_columns)["predictions"], expected);
+  EXPECT_EQ(Parse(from_csv)["predictions"], expected);
+
+  const Model& model = **churn_;
+  std::vector<float> direct =
+      Direct(model, {62, CityCode(model, "paris"), 1, 5,  //
+                     kNaN, CityCode(model, "lima"), 0, 0});
+  EXPECT_EQ(expected[1]["probabilities"]["1"].get<double>(),
+            static_cast<double>(direct[1]));
+}
+
+TEST_F(InferenceTest, MulticlassLabelsAreStringsWithEveryProbability) {
+  const Model& model = **size_;
+  HttpResponse response = Post(
+      "/v1/apps/size/predict",
+      {{"records",
+        {{{"age", 30}, {"city", "tokyo"}, {"member", false}, {"visits", 1}},
+         {{"age", 50}, {"city", "paris"}, {"member", true}, {"visits", 9}}}}});
+  ASSERT_EQ(response.status, 200) << response.body;
+  json body = Parse(response);
+  std::vector<float> direct =
+      Direct(model, {30, CityCode(model, "tokyo"), 0, 1,  //
+                     50, CityCode(model, "paris"), 1, 9});
+  const std::vector<std::string>& labels = model.signature().class_labels();
+  ASSERT_EQ(labels.size(), 3u);
+  for (size_t row = 0; row < 2; ++row) {
+    const json& prediction = body["predictions"][row];
+    ASSERT_EQ(prediction["probabilities"].size(), 3u);
+    size_t best = 0;
+    for (size_t k = 0; k < 3; ++k) {
+      EXPECT_EQ(prediction["probabilities"][labels[k]].get<double>(),
+                static_cast<double>(direct[row * 3 + k]));
+      if (direct[row * 3 + k] > direct[row * 3 + best]) best = k;
+    }
+    ASSERT_TRUE(prediction["label"].is_string());
+    EXPECT_EQ(prediction["label"], labels[best]);
+  }
+  EXPECT_EQ(body["predictions"][0]["label"], "small");
+  EXPECT_EQ(body["predictions"][1]["label"], "large");
+}
+
+TEST_F(InferenceTest, BoolLabelsAreJsonBooleans) {
+  HttpResponse response = Post(
+      "/v1/apps/active/predict",
+      {{"records",
+        {{{"age", 30}, {"city", "tokyo"}, {"member", true}, {"visits", 1}},
+         {{"age", 30}, {"city", "tokyo"}, {"member", false}, {"visits", 1}}}}});
+  ASSERT_EQ(response.status, 200) << response.body;
+  json body = Parse(response);
+  EXPECT_EQ(body["predictions"][0]["label"], true);
+  EXPECT_EQ(body["predictions"][1]["label"], false);
+  EXPECT_TRUE(body["predictions"][0]["probabilities"].contains("true"));
+  EXPECT_TRUE(body["predictions"][0]["probabilities"].contains("false"));
+}
+
+TEST_F(InferenceTest, RegressionPredictsNumbers) {
+  const Model& model = **spend_;
+  HttpResponse response =
+      Post("/v1/apps/spend/predict",
+           {{"columns", {"age", "city", "member", "visits"}},
+            {"data", {{40, "lima", true, 3}, {20, "paris", false, 9}}}});
+  ASSERT_EQ(response.status, 200) << response.body;
+  json body = Parse(response);
+  std::vector<float> direct = Direct(
+      model,
+      {40, CityCode(model, "lima"), 1, 3, 20, CityCode(model, "paris"), 0, 9});
+  ASSERT_EQ(body["predictions"].size(), 2u);
+  EXPECT_EQ(body["predictions"][0].get<double>(),
+            static_cast<double>(direct[0]));
+  EXPECT_EQ(body["predictions"][1].get<double>(),
+            static_cast<double>(direct[1]));
+  EXPECT_EQ(body["model_version"], 5);
+}
+
+TEST_F(InferenceTest, UnseenCategoriesAreMissingAndCounted) {
+  const Model& model = **churn_;
+  HttpResponse response =
+      Post("/v1/apps/churn/predict",
+           {{"records",
+             {{{"age", 62}, {"city", "oslo"}, {"member", true}, {"visits", 5}},
+              {{"age", 62}, {"city", 7}, {"member", true}, {"visits", 5}}}}});
+  ASSERT_EQ(response.status, 200) << response.body;
+  json body = Parse(response);
+  EXPECT_EQ(body["unseen_categories"], 2);
+  std::vector<float> direct = Direct(model, {62, kNaN, 1, 5});
+  EXPECT_EQ(body["predictions"][0]["probabilities"]["1"].get<double>(),
+            static_cast<double>(direct[0]));
+}
+
+TEST_F(InferenceTest, PredictErrorsNameTheProblem) {
+  struct Case {
+    std::string body;
+    int status;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {"", 400, "request body is empty; send {\"records\": ["},
+      {"  \n", 400, "request body is empty"},
+      {"{\"records\": [", 400,
+       "request body is not valid JSON: parse error at line 1, column 14: "
+       "syntax error "
+       "while parsing value - unexpected end of input"},
+      {"[1, 2]", 400, "request body must be a JSON object"},
+      {"{\"rows\": []}", 400,
+       "request body has no \"records\" key; send {\"records\": "
+       "[{\"feature\": value, ...}]} or {\"columns\": [...], \"data\": "
+       "[[...]]}; the model's features are: age, city, member, visits"},
+      {"{\"records\": {}}", 400, "\"records\" must be an array of objects"},
+      {"{\"records\": []}", 400, "\"records\" is empty"},
+      {"{\"records\": [3]}", 400, "record 0 must be an object"},
+      {R"({"records": [{"age": 1, "city": "paris", "member": true, "visits": 1},
+                       {"age": 1, "city": "paris", "visits": 1}]})",
+       400, "feature 'member' is missing from record 1"},
+      {R"({"records": [{"agee": 1, "city": "paris", "member": true, "visits": 1}]})",
+       400,
+       "unknown feature 'agee' in record 0; the model's features are: age, "
+       "city, member, visits"},
+      {R"({"records": [{"age": "abc", "city": "paris", "member": true, "visits": 1}]})",
+       400, "feature 'age' expects a number, got string \"abc\" in record 0"},
+      {R"({"records": [{"age": 3, "city": ["x"], "member": true, "visits": 1}]})",
+       400, "feature 'city' expects a string, got an array in record 0"},
+      {R"({"records": [{"age": 3, "city": "x", "member": 2, "visits": 1}]})",
+       400, "feature 'member' expects true or false, got number 2 in record 0"},
+      {R"({"records": [{"age": 3, "city": "x", "member": true, "visits": false}]})",
+       400, "feature 'visits' expects a number, got boolean false in record 0"},
+      {R"({"columns": ["age"]})", 400,
+       "request body has \"columns\" but no \"data\""},
+      {R"({"data": [[1]]})", 400,
+       "request body has \"data\" but no \"columns\""},
+      {R"({"columns": ["age", "city", "member"], "data": [[1, "x", true]]})",
+       400, "feature 'visits' is missing from \"columns\""},
+      {R"({"columns": ["age", "age"], "data": []})", 400,
+       "feature 'age' appears twice in \"columns\""},
+      {R"({"columns": ["age", "town"], "data": []})", 400,
+       "unknown feature 'town' in \"columns\"; the model's features are"},
+      {R"({"columns": ["age", "city", "member", "visits"], "data": [[1, "x", true]]})",
+       400, "row 0 of \"data\" has 3 values but \"columns\" names 4"},
+      {R"({"columns": ["age", "city", "member", "visits"], "data": [[1, "x", true, "7"]]})",
+       400, "feature 'visits' expects a number, got string \"7\" in row 0"},
+  };
+  for (const Case& c : cases) {
+    HttpResponse response = Call("POST", "/v1/apps/churn/predict", c.body);
+    EXPECT_EQ(response.status, c.status) << c.body << " -> " << response.body;
+    EXPECT_THAT(Error(response), StartsWith(c.error)) << c.body;
+  }
+}
+
+TEST_F(InferenceTest, CsvErrorsNameLineAndFeature) {
+  HttpResponse missing = Call("POST", "/v1/apps/churn/predict",
+                              "age,city,member\n1,paris,true\n", "text/csv");
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_THAT(Error(missing), HasSubstr("feature 'visits' is missing"));
+  HttpResponse bad_number =
+      Call("POST", "/v1/apps/churn/predict",
+           "age,city,member,visits\nold,paris,true,1\n", "text/csv");
+  EXPECT_EQ(bad_number.status, 400);
+  EXPECT_THAT(Error(bad_number), StartsWith("request body:2:1: "));
+  HttpResponse header_only = Call("POST", "/v1/apps/churn/predict",
+                                  "age,city,member,visits\n", "text/csv");
+  EXPECT_EQ(header_only.status, 400);
+  EXPECT_EQ(Error(header_only), "request body has a CSV header but no rows");
+  HttpResponse empty = Call("POST", "/v1/apps/churn/predict", "", "text/csv");
+  EXPECT_EQ(empty.status, 400);
+  EXPECT_THAT(Error(empty), StartsWith("request body is empty"));
+}
+
+TEST_F(InferenceTest, UnknownAppAndAppWithoutModel) {
+  const json body = {{"records", {{{"age", 1}}}}};
+  HttpResponse unknown = Post("/v1/apps/nope/predict", body);
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(Error(unknown), "app 'nope' not found");
+  HttpResponse empty = Post("/v1/apps/empty/predict", body);
+  EXPECT_EQ(empty.status, 503);
+  EXPECT_THAT(Error(empty), HasSubstr("has no champion model yet"));
+  EXPECT_EQ(Call("GET", "/v2/models/nope").status, 404);
+  EXPECT_EQ(Call("GET", "/v2/models/nope/ready").status, 404);
+  EXPECT_EQ(Call("GET", "/v2/models/empty/ready").status, 503);
+  EXPECT_EQ(Post("/v2/models/nope/infer", json::object()).status, 404);
+}
+
+TEST_F(InferenceTest, ModelMetadataDescribesInputsAndOutputs) {
+  HttpResponse response = Call("GET", "/v2/models/churn");
+  ASSERT_EQ(response.status, 200) << response.body;
+  const json expected_inputs = {
+      {{"name", "age"}, {"datatype", "FP32"}, {"shape", {-1}}},
+      {{"name", "city"}, {"datatype", "BYTES"}, {"shape", {-1}}},
+      {{"name", "member"}, {"datatype", "BOOL"}, {"shape", {-1}}},
+      {{"name", "visits"}, {"datatype", "INT64"}, {"shape", {-1}}}};
+  EXPECT_EQ(
+      Parse(response),
+      json({{"name", "churn"},
+            {"versions", {"3"}},
+            {"platform", "xgboost"},
+            {"inputs", expected_inputs},
+            {"outputs",
+             {{{"name", "probabilities"},
+               {"datatype", "FP32"},
+               {"shape", {-1, 2}}},
+              {{"name", "label"}, {"datatype", "INT64"}, {"shape", {-1}}}}}}));
+
+  json size = Parse(Call("GET", "/v2/models/size/versions/2"));
+  EXPECT_EQ(size["versions"], json({"2"}));
+  EXPECT_EQ(size["outputs"][0]["shape"], json({-1, 3}));
+  EXPECT_EQ(size["outputs"][1]["datatype"], "BYTES");
+  json active = Parse(Call("GET", "/v2/models/active"));
+  EXPECT_EQ(active["outputs"][1]["datatype"], "BOOL");
+  json spend = Parse(Call("GET", "/v2/models/spend"));
+  EXPECT_EQ(
+      spend["outputs"],
+      json({{{"name", "predictions"}, {"datatype", "FP32"}, {"shape", {-1}}}}));
+
+  HttpResponse ready = Call("GET", "/v2/models/churn/ready");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(Parse(ready), json({{"name", "churn"}, {"ready", true}}));
+  EXPECT_EQ(Call("GET", "/v2/models/churn/versions/3/ready").status, 200);
+  EXPECT_EQ(Call("GET", "/v2/models/churn/versions/v3").status, 200);
+
+  HttpResponse other = Call("GET", "/v2/models/churn/versions/4");
+  EXPECT_EQ(other.status, 404);
+  EXPECT_EQ(Error(other),
+            "model churn v4 is not loaded (app 'churn' serves v3)");
+  EXPECT_EQ(Call("GET", "/v2/models/churn/versions/4/ready").status, 404);
+  HttpResponse bad = Call("GET", "/v2/models/churn/versions/latest");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_THAT(Error(bad),
+              StartsWith("model version 'latest' is not a positive"));
+}
+
+json InferBody(const json& inputs) {
+  return {{"id", "42"}, {"inputs", inputs}};
+}
+
+json StandardInputs() {
+  return {{{"name", "age"},
+           {"shape", {3}},
+           {"datatype", "FP32"},
+           {"data", {62, 23.5, nullptr}}},
+          {{"name", "city"},
+           {"shape", {3, 1}},
+           {"datatype", "BYTES"},
+           {"data", {{"paris"}, {"lima"}, {"tokyo"}}}},
+          {{"name", "member"},
+           {"shape", {3}},
+           {"datatype", "BOOL"},
+           {"data", {true, false, true}}},
+          {{"name", "visits"},
+           {"shape", {3, 1}},
+           {"datatype", "INT64"},
+           {"data", {5, 0, 8}}}};
+}
+
+TEST_F(InferenceTest, InferAnswersTheOpenInferenceProtocol) {
+  HttpResponse response =
+      Post("/v2/models/churn/infer", InferBody(StandardInputs()));
+  ASSERT_EQ(response.status, 200) << response.body;
+  json body = Parse(response);
+  EXPECT_EQ(body["model_name"], "churn");
+  EXPECT_EQ(body["model_version"], "3");
+  EXPECT_EQ(body["id"], "42");
+  const std::string request_id = body["parameters"]["request_id"];
+  EXPECT_THAT(request_id, StartsWith("req-"));
+  EXPECT_EQ(Header(response, "X-Request-Id"), request_id);
+  EXPECT_EQ(Header(response, "X-Model-Version"), "3");
+  ASSERT_EQ(body["outputs"].size(), 2u);
+  const json& probabilities = body["outputs"][0];
+  EXPECT_EQ(probabilities["name"], "probabilities");
+  EXPECT_EQ(probabilities["datatype"], "FP32");
+  EXPECT_EQ(probabilities["shape"], json({3, 2}));
+  const json& label = body["outputs"][1];
+  EXPECT_EQ(label["name"], "label");
+  EXPECT_EQ(label["datatype"], "INT64");
+  EXPECT_EQ(label["shape"], json({3}));
+
+  const Model& model = **churn_;
+  std::vector<float> direct =
+      Direct(model, {62, CityCode(model, "paris"), 1, 5,   //
+                     23.5, CityCode(model, "lima"), 0, 0,  //
+                     kNaN, CityCode(model, "tokyo"), 1, 8});
+  ASSERT_EQ(probabilities["data"].size(), 6u);
+  for (size_t row = 0; row < 3; ++row) {
+    EXPECT_EQ(probabilities["data"][2 * row].get<double>(),
+              static_cast<double>(1.0f - direct[row]));
+    EXPECT_EQ(probabilities["data"][2 * row + 1].get<double>(),
+              static_cast<double>(direct[row]));
+    EXPECT_EQ(label["data"][row], direct[row] > 0.5f ? 1 : 0);
+  }
+
+  // Version path, no id, only the label output.
+  json only_label = {{"inputs", StandardInputs()},
+                     {"outputs", {{{"name", "label"}}}}};
+  HttpResponse selected = Post("/v2/models/churn/versions/3/infer", only_label);
+  ASSERT_EQ(selected.status, 200) << selected.body;
+  json selected_body = Parse(selected);
+  EXPECT_FALSE(selected_body.contains("id"));
+  ASSERT_EQ(selected_body["outputs"].size(), 1u);
+  EXPECT_EQ(selected_body["outputs"][0], label);
+}
+
+TEST_F(InferenceTest, InferRegressionAndMulticlassOutputs) {
+  json spend =
+      Parse(Post("/v2/models/spend/infer", InferBody(StandardInputs())));
+  ASSERT_EQ(spend["outputs"].size(), 1u);
+  EXPECT_EQ(spend["outputs"][0]["name"], "predictions");
+  EXPECT_EQ(spend["outputs"][0]["shape"], json({3}));
+  EXPECT_EQ(spend["model_version"], "5");
+
+  json size = Parse(Post("/v2/models/size/infer", InferBody(StandardInputs())));
+  EXPECT_EQ(size["outputs"][0]["shape"], json({3, 3}));
+  EXPECT_EQ(size["outputs"][0]["data"].size(), 9u);
+  EXPECT_EQ(size["outputs"][1]["datatype"], "BYTES");
+  EXPECT_TRUE(size["outputs"][1]["data"][0].is_string());
+}
+
+TEST_F(InferenceTest, PredictAndInferAgreeOnTheSameRows) {
+  const json records = {
+      {"records",
+       {{{"age", 62}, {"city", "paris"}, {"member", true}, {"visits", 5}},
+        {{"age", 23.5}, {"city", "lima"}, {"member", false}, {"visits", 0}},
+        {{"age", nullptr},
+         {"city", "tokyo"},
+         {"member", true},
+         {"visits", 8}}}}};
+  for (const std::string app : {"churn", "size", "spend"}) {
+    json v1 = Parse(Post("/v1/apps/" + app + "/predict", records));
+    json v2 = Parse(
+        Post("/v2/models/" + app + "/infer", InferBody(StandardInputs())));
+    ASSERT_EQ(v1["predictions"].size(), 3u) << app;
+    const json& outputs = v2["outputs"];
+    if (app == "spend") {
+      for (size_t row = 0; row < 3; ++row) {
+        EXPECT_EQ(v1["predictions"][row], outputs[0]["data"][row]);
+      }
+      continue;
+    }
+    const size_t classes = outputs[0]["shape"][1];
+    const std::vector<std::string>& labels =
+        (app == "churn" ? *churn_ : *size_)->signature().class_labels();
+    for (size_t row = 0; row < 3; ++row) {
+      const json& prediction = v1["predictions"][row];
+      EXPECT_EQ(prediction["label"], outputs[1]["data"][row]) << app;
+      for (size_t k = 0; k < classes; ++k) {
+        EXPECT_EQ(prediction["probabilities"][labels[k]],
+                  outputs[0]["data"][row * classes + k])
+            << app;
+      }
+    }
+  }
+}
+
+TEST_F(InferenceTest, InferErrorsNameTheTensor) {
+  auto with = [](int index, const std::string& key, const json& value) {
+    json inputs = StandardInputs();
+    inputs[index][key] = value;
+    return InferBody(inputs);
+  };
+  json missing_input = StandardInputs();
+  missing_input.erase(1);
+  json unknown_input = StandardInputs();
+  unknown_input.push_back({{"name", "agee"},
+                           {"shape", {3}},
+                           {"datatype", "FP32"},
+                           {"data", {1, 2, 3}}});
+  json duplicate = StandardInputs();
+  duplicate.push_back(StandardInputs()[0]);
+  json unknown_output = InferBody(StandardInputs());
+  unknown_output["outputs"] = {{{"name", "scores"}}};
+  json twice = InferBody(StandardInputs());
+  twice["outputs"] = {{{"name", "label"}}, {{"name", "label"}}};
+
+  struct Case {
+    json body;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {json::object(), "request body has no \"inputs\" array"},
+      {InferBody(missing_input),
+       "input 'city' is missing; the model's inputs are: age, city, member, "
+       "visits"},
+      {InferBody(unknown_input),
+       "unknown input 'agee'; the model's inputs are: age, city, member, "
+       "visits"},
+      {InferBody(duplicate), "input 'age' appears twice in \"inputs\""},
+      {with(0, "shape", {4}),
+       "input 'age' has shape [4] (4 values) but its \"data\" holds 3"},
+      {with(1, "shape", {3, 2}),
+       "input 'city' has shape [3,2]; each input is one feature"},
+      {with(1, "shape", {2, 1}),
+       "input 'city' has 2 rows but input 'age' has 3"},
+      {with(0, "shape", {-3}),
+       "input 'age' has shape [-3]; dimensions must be"},
+      {with(0, "datatype", "FLOAT"),
+       "input 'age' has unknown datatype 'FLOAT'"},
+      {with(0, "datatype", "BYTES"),
+       "input 'age' has datatype BYTES but feature 'age' is numeric (float64); "
+       "send FP32"},
+      {with(0, "data", {1, "two", 3}),
+       "input 'age' is FP32 but data[1] is string \"two\""},
+      {with(2, "data", {true, 1, false}),
+       "input 'member' is BOOL but data[1] is number 1"},
+      {with(0, "data", {{{1}}, 2, 3}),
+       "input 'age' has \"data\" nested deeper than its shape"},
+      {with(0, "data", "1,2,3"), "input 'age' has \"data\" string"},
+      {unknown_output,
+       "unknown output 'scores'; the model's outputs are: probabilities, "
+       "label"},
+      {twice, "output 'label' is requested twice"},
+  };
+  for (const Case& c : cases) {
+    HttpResponse response = Post("/v2/models/churn/infer", c.body);
+    EXPECT_EQ(response.status, 400) << c.body.dump() << " -> " << response.body;
+    EXPECT_THAT(Error(response), StartsWith(c.error)) << c.body.dump();
+  }
+  // Accepted variations.
+  EXPECT_EQ(Post("/v2/models/churn/infer", with(3, "data", {1, 2.5, 3})).status,
+            200);
+  json bool_as_numbers = StandardInputs();
+  bool_as_numbers[2]["datatype"] = "INT32";
+  bool_as_numbers[2]["data"] = {1, 0, 1};
+  EXPECT_EQ(Post("/v2/models/churn/infer", InferBody(bool_as_numbers)).status,
+            200);
+  bool_as_numbers[2]["data"] = {2, 0, 1};
+  HttpResponse not_bool =
+      Post("/v2/models/churn/infer", InferBody(bool_as_numbers));
+  EXPECT_EQ(not_bool.status, 400);
+  EXPECT_EQ(
+      Error(not_bool),
+      "feature 'member' expects true or false, got number 2 at data[0] of "
+      "input 'member'");
+  HttpResponse empty = Call("POST", "/v2/models/churn/infer", "");
+  EXPECT_EQ(empty.status, 400);
+  EXPECT_THAT(Error(empty), StartsWith("request body is empty"));
+  HttpResponse invalid =
+      Call("POST", "/v2/models/churn/infer", "{\"inputs\": [}");
+  EXPECT_EQ(invalid.status, 400);
+  EXPECT_THAT(
+      Error(invalid),
+      StartsWith("request body is not valid JSON: parse error at line 1"));
+}
+
+TEST_F(InferenceTest, VersionPathReachesOnlyLoadedVersions) {
+  Serve("churn", 4, *churn_);
+  HttpResponse old =
+      Post("/v2/models/churn/versions/3/infer", InferBody(StandardInputs()));
+  EXPECT_EQ(old.status, 404);
+  EXPECT_EQ(Error(old), "model churn v3 is not loaded (app 'churn' serves v4)");
+  HttpResponse current =
+      Post("/v2/models/churn/versions/4/infer", InferBody(StandardInputs()));
+  EXPECT_EQ(current.status, 200);
+  EXPECT_EQ(Parse(current)["model_version"], "4");
+  EXPECT_EQ(Parse(Call("GET", "/v2/models/churn"))["versions"], json({"4"}));
+}
+
+}  // namespace
+}  // namespace slipway
