@@ -158,8 +158,7 @@ class Workspace:
     def close(self):
         for s in self.servers:
             if s.proc is not None:
-                s.proc.kill()
-                s.proc.wait()
+                s.kill()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self):

@@ -16,6 +16,7 @@ APP = "churn"
 
 QUICK = """
   quick:
+    kind: train
     steps:
       - ingest:   {source: customers}
       - split:    {test_fraction: 0.2, seed: 7}
