@@ -92,8 +92,9 @@ json AliasJson(const AliasRecord& a) {
 
 absl::StatusOr<json> ParseBody(const HttpRequest& request) {
   if (request.body.empty()) {
-    return absl::InvalidArgumentError("request body is empty; send a JSON "
-                                      "object");
+    return absl::InvalidArgumentError(
+        "request body is empty; send a JSON "
+        "object");
   }
   json body = json::parse(request.body, nullptr, false);
   if (body.is_discarded() || !body.is_object()) {
@@ -179,15 +180,14 @@ absl::Status ControlPlane::MoveAlias(const std::string& app,
   RETURN_IF_ERROR(registry_->GetVersion(app, version).status());
   if (alias == kServingAlias) RETURN_IF_ERROR(ServeVersion(app, version));
   RETURN_IF_ERROR(registry_->MoveAlias(app, alias, version));
-  LogInfo("alias.moved", {{"app", app},
-                          {"alias", alias},
-                          {"version", std::to_string(version)}});
+  LogInfo(
+      "alias.moved",
+      {{"app", app}, {"alias", alias}, {"version", std::to_string(version)}});
   return absl::OkStatus();
 }
 
 absl::Status ControlPlane::LoadServedModels() {
-  ASSIGN_OR_RETURN(std::vector<AppRecord> apps,
-                   store_->ListApps());
+  ASSIGN_OR_RETURN(std::vector<AppRecord> apps, store_->ListApps());
   for (const AppRecord& app : apps) {
     models_->AddApp(app.name);
     ASSIGN_OR_RETURN(std::optional<int> version,
@@ -195,10 +195,9 @@ absl::Status ControlPlane::LoadServedModels() {
     if (!version.has_value()) continue;
     absl::Status s = ServeVersion(app.name, *version);
     if (!s.ok()) {
-      LogError("model.load_failed",
-               {{"app", app.name},
-                {"version", std::to_string(*version)},
-                {"error", std::string(s.message())}});
+      LogError("model.load_failed", {{"app", app.name},
+                                     {"version", std::to_string(*version)},
+                                     {"error", std::string(s.message())}});
     }
   }
   return absl::OkStatus();
@@ -206,29 +205,29 @@ absl::Status ControlPlane::LoadServedModels() {
 
 void ControlPlane::AddRoutes(Router* router) {
   // Apps.
-  router->Add("POST", "/api/v1/apps",
-              Handle([this](const HttpRequest& request, const PathParams&)
-                         -> absl::StatusOr<HttpResponse> {
-                ASSIGN_OR_RETURN(json body, ParseBody(request));
-                ASSIGN_OR_RETURN(std::string yaml, StringField(body, "spec"));
-                std::string file = body.value("file", "slipway.yaml");
-                std::string source_dir = body.value("source_dir", "");
-                ASSIGN_OR_RETURN(AppSpec spec, ParseAppSpec(yaml, file));
-                ASSIGN_OR_RETURN(ApplyOutcome outcome,
-                                 registry_->Apply(spec.app, yaml, source_dir));
-                models_->AddApp(spec.app);
-                json answer = {
-                    {"app", spec.app},
-                    {"revision", outcome.revision.revision},
-                    {"changed", outcome.changed},
-                    {"diff", outcome.changed
-                                 ? DiffSpecs(outcome.previous_yaml, yaml)
-                                 : std::string()}};
-                return JsonResponse(outcome.changed ? 201 : 200, answer);
-              }));
+  router->Add(
+      "POST", "/api/v1/apps",
+      Handle([this](const HttpRequest& request,
+                    const PathParams&) -> absl::StatusOr<HttpResponse> {
+        ASSIGN_OR_RETURN(json body, ParseBody(request));
+        ASSIGN_OR_RETURN(std::string yaml, StringField(body, "spec"));
+        std::string file = body.value("file", "slipway.yaml");
+        std::string source_dir = body.value("source_dir", "");
+        ASSIGN_OR_RETURN(AppSpec spec, ParseAppSpec(yaml, file));
+        ASSIGN_OR_RETURN(ApplyOutcome outcome,
+                         registry_->Apply(spec.app, yaml, source_dir));
+        models_->AddApp(spec.app);
+        json answer = {
+            {"app", spec.app},
+            {"revision", outcome.revision.revision},
+            {"changed", outcome.changed},
+            {"diff", outcome.changed ? DiffSpecs(outcome.previous_yaml, yaml)
+                                     : std::string()}};
+        return JsonResponse(outcome.changed ? 201 : 200, answer);
+      }));
   router->Add("GET", "/api/v1/apps",
-              Handle([this](const HttpRequest&, const PathParams&)
-                         -> absl::StatusOr<HttpResponse> {
+              Handle([this](const HttpRequest&,
+                            const PathParams&) -> absl::StatusOr<HttpResponse> {
                 ASSIGN_OR_RETURN(std::vector<AppRecord> apps,
                                  store_->ListApps());
                 json list = json::array();
@@ -239,170 +238,176 @@ void ControlPlane::AddRoutes(Router* router) {
                 }
                 return JsonResponse(200, {{"apps", list}});
               }));
-  router->Add("GET", "/api/v1/apps/{app}",
-              Handle([this](const HttpRequest&, const PathParams& p)
-                         -> absl::StatusOr<HttpResponse> {
-                const std::string& app = p.at("app");
-                ASSIGN_OR_RETURN(AppRevisionRecord current,
-                                 registry_->CurrentRevision(app));
-                ASSIGN_OR_RETURN(std::vector<AppRevisionRecord> revisions,
-                                 store_->ListAppRevisions(app));
-                ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
-                                 registry_->ListAliases(app));
-                json answer = RevisionJson(current, true);
-                answer["revisions"] = json::array();
-                for (const AppRevisionRecord& r : revisions) {
-                  answer["revisions"].push_back(RevisionJson(r, false));
-                }
-                answer["aliases"] = json::array();
-                for (const AliasRecord& a : aliases) {
-                  answer["aliases"].push_back(AliasJson(a));
-                }
-                return JsonResponse(200, answer);
-              }));
-  router->Add("POST", "/api/v1/apps/{app}/rollback",
-              Handle([this](const HttpRequest& request, const PathParams& p)
-                         -> absl::StatusOr<HttpResponse> {
-                ASSIGN_OR_RETURN(json body, ParseBody(request));
-                auto it = body.find("revision");
-                if (it == body.end() || !it->is_number_integer()) {
-                  return absl::InvalidArgumentError(
-                      "field 'revision' (an integer) is required");
-                }
-                const std::string& app = p.at("app");
-                ASSIGN_OR_RETURN(AppRevisionRecord current,
-                                 registry_->CurrentRevision(app));
-                ASSIGN_OR_RETURN(ApplyOutcome outcome,
-                                 registry_->Rollback(app, it->get<int>()));
-                return JsonResponse(
-                    200, {{"app", app},
-                          {"revision", outcome.revision.revision},
-                          {"changed", outcome.changed},
-                          {"diff", DiffSpecs(current.spec_yaml,
-                                             outcome.revision.spec_yaml)}});
-              }));
+  router->Add(
+      "GET", "/api/v1/apps/{app}",
+      Handle([this](const HttpRequest&,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        const std::string& app = p.at("app");
+        ASSIGN_OR_RETURN(AppRevisionRecord current,
+                         registry_->CurrentRevision(app));
+        ASSIGN_OR_RETURN(std::vector<AppRevisionRecord> revisions,
+                         store_->ListAppRevisions(app));
+        ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
+                         registry_->ListAliases(app));
+        json answer = RevisionJson(current, true);
+        answer["revisions"] = json::array();
+        for (const AppRevisionRecord& r : revisions) {
+          answer["revisions"].push_back(RevisionJson(r, false));
+        }
+        answer["aliases"] = json::array();
+        for (const AliasRecord& a : aliases) {
+          answer["aliases"].push_back(AliasJson(a));
+        }
+        return JsonResponse(200, answer);
+      }));
+  router->Add(
+      "POST", "/api/v1/apps/{app}/rollback",
+      Handle([this](const HttpRequest& request,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        ASSIGN_OR_RETURN(json body, ParseBody(request));
+        auto it = body.find("revision");
+        if (it == body.end() || !it->is_number_integer()) {
+          return absl::InvalidArgumentError(
+              "field 'revision' (an integer) is required");
+        }
+        const std::string& app = p.at("app");
+        ASSIGN_OR_RETURN(AppRevisionRecord current,
+                         registry_->CurrentRevision(app));
+        ASSIGN_OR_RETURN(ApplyOutcome outcome,
+                         registry_->Rollback(app, it->get<int>()));
+        return JsonResponse(
+            200, {{"app", app},
+                  {"revision", outcome.revision.revision},
+                  {"changed", outcome.changed},
+                  {"diff",
+                   DiffSpecs(current.spec_yaml, outcome.revision.spec_yaml)}});
+      }));
 
   // Runs.
-  router->Add("POST", "/api/v1/apps/{app}/runs",
-              Handle([this](const HttpRequest& request, const PathParams& p)
-                         -> absl::StatusOr<HttpResponse> {
-                ASSIGN_OR_RETURN(json body, ParseBody(request));
-                ASSIGN_OR_RETURN(std::string pipeline,
-                                 StringField(body, "pipeline"));
-                ASSIGN_OR_RETURN(RunRecord run,
-                                 executor_->Start(p.at("app"), pipeline));
-                return JsonResponse(201, RunJson(run));
-              }));
-  router->Add("GET", "/api/v1/apps/{app}/runs",
-              Handle([this](const HttpRequest& request, const PathParams& p)
-                         -> absl::StatusOr<HttpResponse> {
-                RETURN_IF_ERROR(store_->GetApp(p.at("app")).status());
-                ASSIGN_OR_RETURN(std::vector<RunRecord> runs,
-                                 store_->ListRuns(p.at("app"), 100));
-                json list = json::array();
-                for (const RunRecord& r : runs) list.push_back(RunJson(r));
-                return JsonResponse(200, {{"runs", list}});
-              }));
-  router->Add("GET", "/api/v1/runs/{run}",
-              Handle([this](const HttpRequest&, const PathParams& p)
-                         -> absl::StatusOr<HttpResponse> {
-                ASSIGN_OR_RETURN(RunRecord run,
-                                 store_->GetRun(p.at("run")));
-                ASSIGN_OR_RETURN(std::vector<StepRecord> steps,
-                                 store_->ListSteps(run.id));
-                json answer = RunJson(run);
-                answer["steps"] = json::array();
-                for (const StepRecord& s : steps) {
-                  answer["steps"].push_back(StepJson(s));
-                }
-                return JsonResponse(200, answer);
-              }));
-  router->Add("POST", "/api/v1/runs/{run}/cancel",
-              Handle([this](const HttpRequest&, const PathParams& p)
-                         -> absl::StatusOr<HttpResponse> {
-                RETURN_IF_ERROR(executor_->Cancel(p.at("run")));
-                ASSIGN_OR_RETURN(RunRecord run,
-                                 store_->GetRun(p.at("run")));
-                return JsonResponse(202, RunJson(run));
-              }));
+  router->Add(
+      "POST", "/api/v1/apps/{app}/runs",
+      Handle([this](const HttpRequest& request,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        ASSIGN_OR_RETURN(json body, ParseBody(request));
+        ASSIGN_OR_RETURN(std::string pipeline, StringField(body, "pipeline"));
+        ASSIGN_OR_RETURN(RunRecord run,
+                         executor_->Start(p.at("app"), pipeline));
+        return JsonResponse(201, RunJson(run));
+      }));
+  router->Add(
+      "GET", "/api/v1/apps/{app}/runs",
+      Handle([this](const HttpRequest& request,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        RETURN_IF_ERROR(store_->GetApp(p.at("app")).status());
+        ASSIGN_OR_RETURN(std::vector<RunRecord> runs,
+                         store_->ListRuns(p.at("app"), 100));
+        json list = json::array();
+        for (const RunRecord& r : runs) list.push_back(RunJson(r));
+        return JsonResponse(200, {{"runs", list}});
+      }));
+  router->Add(
+      "GET", "/api/v1/runs/{run}",
+      Handle([this](const HttpRequest&,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        ASSIGN_OR_RETURN(RunRecord run, store_->GetRun(p.at("run")));
+        ASSIGN_OR_RETURN(std::vector<StepRecord> steps,
+                         store_->ListSteps(run.id));
+        json answer = RunJson(run);
+        answer["steps"] = json::array();
+        for (const StepRecord& s : steps) {
+          answer["steps"].push_back(StepJson(s));
+        }
+        return JsonResponse(200, answer);
+      }));
+  router->Add(
+      "POST", "/api/v1/runs/{run}/cancel",
+      Handle([this](const HttpRequest&,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        RETURN_IF_ERROR(executor_->Cancel(p.at("run")));
+        ASSIGN_OR_RETURN(RunRecord run, store_->GetRun(p.at("run")));
+        return JsonResponse(202, RunJson(run));
+      }));
 
   // Models and aliases.
-  router->Add("GET", "/api/v1/apps/{app}/models",
-              Handle([this](const HttpRequest&, const PathParams& p)
-                         -> absl::StatusOr<HttpResponse> {
-                const std::string& app = p.at("app");
-                ASSIGN_OR_RETURN(std::vector<ModelVersionRecord> versions,
-                                 registry_->ListVersions(app));
-                ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
-                                 registry_->ListAliases(app));
-                json list = json::array();
-                for (const ModelVersionRecord& v : versions) {
-                  list.push_back(VersionJson(v, aliases));
-                }
-                json alias_list = json::array();
-                for (const AliasRecord& a : aliases) {
-                  alias_list.push_back(AliasJson(a));
-                }
-                return JsonResponse(
-                    200, {{"app", app}, {"models", list},
-                          {"aliases", alias_list}});
-              }));
-  router->Add("GET", "/api/v1/apps/{app}/models/{version}",
-              Handle([this](const HttpRequest&, const PathParams& p)
-                         -> absl::StatusOr<HttpResponse> {
-                ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
-                ASSIGN_OR_RETURN(ModelVersionRecord record,
-                                 registry_->GetVersion(p.at("app"), version));
-                ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
-                                 registry_->ListAliases(p.at("app")));
-                return JsonResponse(200, VersionJson(record, aliases));
-              }));
-  router->Add("GET", "/api/v1/apps/{app}/models/{version}/artifact",
-              Handle([this](const HttpRequest&, const PathParams& p)
-                         -> absl::StatusOr<HttpResponse> {
-                ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
-                ASSIGN_OR_RETURN(ModelVersionRecord record,
-                                 registry_->GetVersion(p.at("app"), version));
-                ASSIGN_OR_RETURN(std::string bytes,
-                                 registry_->ReadModelBytes(record));
-                HttpResponse response = HttpResponse::Text(
-                    200, std::move(bytes), "application/octet-stream");
-                response.headers.emplace_back("X-Model-Format", record.format);
-                response.headers.emplace_back("X-Artifact-Sha256",
-                                              record.artifact_sha256);
-                return response;
-              }));
-  router->Add("PUT", "/api/v1/apps/{app}/aliases/{alias}",
-              Handle([this](const HttpRequest& request, const PathParams& p)
-                         -> absl::StatusOr<HttpResponse> {
-                ASSIGN_OR_RETURN(json body, ParseBody(request));
-                auto it = body.find("version");
-                if (it == body.end() || !it->is_number_integer()) {
-                  return absl::InvalidArgumentError(
-                      "field 'version' (an integer) is required");
-                }
-                const std::string& app = p.at("app");
-                const std::string& alias = p.at("alias");
-                int version = it->get<int>();
-                RETURN_IF_ERROR(MoveAlias(app, alias, version));
-                return JsonResponse(200, {{"app", app},
-                                          {"alias", alias},
-                                          {"version", version},
-                                          {"serving", alias == kServingAlias}});
-              }));
-  router->Add("GET", "/api/v1/serving",
-              Handle([this](const HttpRequest&, const PathParams&)
-                         -> absl::StatusOr<HttpResponse> {
-                json list = json::array();
-                for (const VersionState& s : models_->States()) {
-                  list.push_back({{"app", s.app},
-                                  {"version", s.version},
-                                  {"state", s.state},
-                                  {"reason", s.reason},
-                                  {"since", Timestamp(s.since_micros)}});
-                }
-                return JsonResponse(200, {{"models", list}});
-              }));
+  router->Add(
+      "GET", "/api/v1/apps/{app}/models",
+      Handle([this](const HttpRequest&,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        const std::string& app = p.at("app");
+        ASSIGN_OR_RETURN(std::vector<ModelVersionRecord> versions,
+                         registry_->ListVersions(app));
+        ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
+                         registry_->ListAliases(app));
+        json list = json::array();
+        for (const ModelVersionRecord& v : versions) {
+          list.push_back(VersionJson(v, aliases));
+        }
+        json alias_list = json::array();
+        for (const AliasRecord& a : aliases) {
+          alias_list.push_back(AliasJson(a));
+        }
+        return JsonResponse(
+            200, {{"app", app}, {"models", list}, {"aliases", alias_list}});
+      }));
+  router->Add(
+      "GET", "/api/v1/apps/{app}/models/{version}",
+      Handle([this](const HttpRequest&,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
+        ASSIGN_OR_RETURN(ModelVersionRecord record,
+                         registry_->GetVersion(p.at("app"), version));
+        ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
+                         registry_->ListAliases(p.at("app")));
+        return JsonResponse(200, VersionJson(record, aliases));
+      }));
+  router->Add(
+      "GET", "/api/v1/apps/{app}/models/{version}/artifact",
+      Handle([this](const HttpRequest&,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
+        ASSIGN_OR_RETURN(ModelVersionRecord record,
+                         registry_->GetVersion(p.at("app"), version));
+        ASSIGN_OR_RETURN(std::string bytes, registry_->ReadModelBytes(record));
+        HttpResponse response = HttpResponse::Text(200, std::move(bytes),
+                                                   "application/octet-stream");
+        response.headers.emplace_back("X-Model-Format", record.format);
+        response.headers.emplace_back("X-Artifact-Sha256",
+                                      record.artifact_sha256);
+        return response;
+      }));
+  router->Add(
+      "PUT", "/api/v1/apps/{app}/aliases/{alias}",
+      Handle([this](const HttpRequest& request,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        ASSIGN_OR_RETURN(json body, ParseBody(request));
+        auto it = body.find("version");
+        if (it == body.end() || !it->is_number_integer()) {
+          return absl::InvalidArgumentError(
+              "field 'version' (an integer) is required");
+        }
+        const std::string& app = p.at("app");
+        const std::string& alias = p.at("alias");
+        int version = it->get<int>();
+        RETURN_IF_ERROR(MoveAlias(app, alias, version));
+        return JsonResponse(200, {{"app", app},
+                                  {"alias", alias},
+                                  {"version", version},
+                                  {"serving", alias == kServingAlias}});
+      }));
+  router->Add(
+      "GET", "/api/v1/serving",
+      Handle([this](const HttpRequest&,
+                    const PathParams&) -> absl::StatusOr<HttpResponse> {
+        json list = json::array();
+        for (const VersionState& s : models_->States()) {
+          list.push_back({{"app", s.app},
+                          {"version", s.version},
+                          {"state", std::string(VersionStateName(s.state))},
+                          {"reason", s.reason},
+                          {"since", Timestamp(s.since_micros)}});
+        }
+        return JsonResponse(200, {{"models", list}});
+      }));
 }
 
 }  // namespace slipway

@@ -25,9 +25,9 @@ class ServerImpl : public Server {
     Clock* clock = RealClock();
     RETURN_IF_ERROR(fs->CreateDirs(options.data_dir));
     ASSIGN_OR_RETURN(store_, OpenSqliteStore(options.data_dir, clock));
-    ASSIGN_OR_RETURN(artifacts_,
-                     OpenLocalArtifactStore(
-                         fs, JoinPath(options.data_dir, "artifacts")));
+    ASSIGN_OR_RETURN(
+        artifacts_,
+        OpenLocalArtifactStore(fs, JoinPath(options.data_dir, "artifacts")));
     RETURN_IF_ERROR(artifacts_->RemoveTemporaryFiles());
     registry_ = std::make_unique<Registry>(store_.get(), artifacts_.get());
 
@@ -36,11 +36,10 @@ class ServerImpl : public Server {
     executor_options.registry = registry_.get();
     executor_options.fs = fs;
     executor_options.clock = clock;
-    executor_options.move_alias = [this](const std::string& app,
-                                         const std::string& alias,
-                                         int version) {
-      return control_->MoveAlias(app, alias, version);
-    };
+    executor_options.move_alias =
+        [this](const std::string& app, const std::string& alias, int version) {
+          return control_->MoveAlias(app, alias, version);
+        };
     executor_ = std::make_unique<RunExecutor>(executor_options);
     RETURN_IF_ERROR(executor_->Recover());
 
@@ -58,8 +57,8 @@ class ServerImpl : public Server {
     http.threads = options.threads;
     ASSIGN_OR_RETURN(http_, HttpServer::Start(http, &router_));
     if (!options.port_file.empty()) {
-      RETURN_IF_ERROR(fs->WriteFileAtomic(options.port_file,
-                                          std::to_string(http_->port()) + "\n"));
+      RETURN_IF_ERROR(fs->WriteFileAtomic(
+          options.port_file, std::to_string(http_->port()) + "\n"));
     }
     LogInfo("server.started", {{"data_dir", options.data_dir},
                                {"port", std::to_string(http_->port())}});

@@ -22,9 +22,9 @@ class Server {
   struct Options {
     std::string data_dir = ".slipway";
     std::string host = "127.0.0.1";
-    int port = 8080;            // 0: any free port
-    int threads = 0;            // HTTP threads; 0: one per core
-    std::string port_file;      // written with the bound port when set
+    int port = 8080;        // 0: any free port
+    int threads = 0;        // HTTP threads; 0: one per core
+    std::string port_file;  // written with the bound port when set
   };
 
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Options& options);

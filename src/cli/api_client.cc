@@ -54,11 +54,9 @@ ApiClient::ApiClient(std::string base_url, std::string token)
   (void)initialised;
 }
 
-absl::StatusOr<HttpReply> ApiClient::Send(const std::string& method,
-                                          const std::string& path,
-                                          const std::string& body,
-                                          const std::string& content_type)
-    const {
+absl::StatusOr<HttpReply> ApiClient::Send(
+    const std::string& method, const std::string& path, const std::string& body,
+    const std::string& content_type) const {
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(),
                                               curl_easy_cleanup);
   if (!curl) return absl::InternalError("cannot initialise libcurl");
@@ -122,8 +120,8 @@ absl::StatusOr<nlohmann::json> ApiClient::Exchange(
   RETURN_IF_ERROR(StatusFromReply(reply));
   nlohmann::json parsed = nlohmann::json::parse(reply.body, nullptr, false);
   if (parsed.is_discarded()) {
-    return absl::InternalError("the server's answer to " + method + " " +
-                               path + " is not JSON");
+    return absl::InternalError("the server's answer to " + method + " " + path +
+                               " is not JSON");
   }
   return parsed;
 }
@@ -132,15 +130,13 @@ absl::StatusOr<nlohmann::json> ApiClient::Get(const std::string& path) const {
   return Exchange("GET", path, "");
 }
 
-absl::StatusOr<nlohmann::json> ApiClient::Post(const std::string& path,
-                                               const nlohmann::json& body)
-    const {
+absl::StatusOr<nlohmann::json> ApiClient::Post(
+    const std::string& path, const nlohmann::json& body) const {
   return Exchange("POST", path, body.dump());
 }
 
-absl::StatusOr<nlohmann::json> ApiClient::Put(const std::string& path,
-                                              const nlohmann::json& body)
-    const {
+absl::StatusOr<nlohmann::json> ApiClient::Put(
+    const std::string& path, const nlohmann::json& body) const {
   return Exchange("PUT", path, body.dump());
 }
 

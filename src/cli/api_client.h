@@ -26,11 +26,10 @@ class ApiClient {
 
   // Raw exchange: any HTTP status is returned as a reply; only transport
   // failures ("cannot reach the Slipway server at ...") are errors.
-  absl::StatusOr<HttpReply> Send(const std::string& method,
-                                 const std::string& path,
-                                 const std::string& body = "",
-                                 const std::string& content_type =
-                                     "application/json") const;
+  absl::StatusOr<HttpReply> Send(
+      const std::string& method, const std::string& path,
+      const std::string& body = "",
+      const std::string& content_type = "application/json") const;
 
   // JSON exchange: a non-2xx status becomes an error with the server's
   // message; the body of a 2xx answer is parsed.

@@ -40,7 +40,8 @@ void PrintTable(const std::vector<std::string>& header,
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       line += row[i];
-      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+      if (i + 1 < row.size())
+        line += std::string(widths[i] - row[i].size() + 2, ' ');
     }
     std::cout << line << "\n";
   };
@@ -52,7 +53,8 @@ std::string FormatMetrics(const json& metrics) {
   std::string out;
   if (!metrics.is_object()) return out;
   for (const auto& [name, value] : metrics.items()) {
-    if (!value.is_number()) continue;
+    // "rows" counts the evaluation rows; the ROWS column shows training data.
+    if (!value.is_number() || name == "rows") continue;
     if (!out.empty()) out += " ";
     char buffer[64];
     if (value.is_number_integer()) {
@@ -80,9 +82,8 @@ int ApplyCommand(const CliContext& ctx, const std::string& file) {
   std::filesystem::path absolute = std::filesystem::absolute(file, ec);
   std::string source_dir =
       ec ? DirName(file) : absolute.parent_path().lexically_normal().string();
-  json body = {{"spec", *yaml},
-               {"file", BaseName(file)},
-               {"source_dir", source_dir}};
+  json body = {
+      {"spec", *yaml}, {"file", BaseName(file)}, {"source_dir", source_dir}};
   absl::StatusOr<json> answer = ctx.client->Post("/api/v1/apps", body);
   if (!answer.ok()) return Fail(answer.status());
   if (ctx.json) {
@@ -109,8 +110,8 @@ int AppsListCommand(const CliContext& ctx) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const json& app : (*answer)["apps"]) {
-    rows.push_back({Text(app["app"]), Text(app["revision"]),
-                    Text(app["created_at"])});
+    rows.push_back(
+        {Text(app["app"]), Text(app["revision"]), Text(app["created_at"])});
   }
   PrintTable({"APP", "REVISION", "CREATED"}, rows);
   return 0;
@@ -181,8 +182,8 @@ absl::StatusOr<json> FollowRun(const ApiClient& client,
 
 int RunCommand(const CliContext& ctx, const std::string& app,
                const std::string& pipeline, bool wait) {
-  absl::StatusOr<json> run = ctx.client->Post(
-      "/api/v1/apps/" + app + "/runs", {{"pipeline", pipeline}});
+  absl::StatusOr<json> run = ctx.client->Post("/api/v1/apps/" + app + "/runs",
+                                              {{"pipeline", pipeline}});
   if (!run.ok()) return Fail(run.status());
   std::string run_id = (*run)["id"];
   if (!wait) {
@@ -193,7 +194,8 @@ int RunCommand(const CliContext& ctx, const std::string& app,
     }
     return 0;
   }
-  if (!ctx.json) std::cout << "run " << run_id << " (" << app << "/" << pipeline << ")\n";
+  if (!ctx.json)
+    std::cout << "run " << run_id << " (" << app << "/" << pipeline << ")\n";
   absl::StatusOr<json> final_run =
       FollowRun(*ctx.client, run_id, ctx.json ? nullptr : &std::cout);
   if (!final_run.ok()) return Fail(final_run.status());
@@ -214,7 +216,8 @@ int RunCommand(const CliContext& ctx, const std::string& app,
 }
 
 int RunsListCommand(const CliContext& ctx, const std::string& app) {
-  absl::StatusOr<json> answer = ctx.client->Get("/api/v1/apps/" + app + "/runs");
+  absl::StatusOr<json> answer =
+      ctx.client->Get("/api/v1/apps/" + app + "/runs");
   if (!answer.ok()) return Fail(answer.status());
   if (ctx.json) {
     std::cout << answer->dump(2) << "\n";
@@ -286,9 +289,12 @@ int ModelsListCommand(const CliContext& ctx, const std::string& app) {
   for (const json& v : (*answer)["models"]) {
     std::string aliases;
     for (const json& a : v["aliases"]) {
-      aliases += (aliases.empty() ? "" : ",") + a.get<std::string>();
+      if (!aliases.empty()) aliases += ",";
+      aliases += a.get<std::string>();
     }
-    rows.push_back({"v" + Text(v["version"]), aliases.empty() ? "-" : aliases,
+    std::string version = "v";
+    version += Text(v["version"]);
+    rows.push_back({version, aliases.empty() ? "-" : aliases,
                     Text(v["created_at"]), Text(v["row_count"]),
                     FormatMetrics(v["metrics"])});
   }
@@ -307,9 +313,8 @@ int ModelsShowCommand(const CliContext& ctx, const std::string& app,
 
 int ModelsPromoteCommand(const CliContext& ctx, const std::string& app,
                          int version, const std::string& alias) {
-  absl::StatusOr<json> answer =
-      ctx.client->Put("/api/v1/apps/" + app + "/aliases/" + alias,
-                      {{"version", version}});
+  absl::StatusOr<json> answer = ctx.client->Put(
+      "/api/v1/apps/" + app + "/aliases/" + alias, {{"version", version}});
   if (!answer.ok()) return Fail(answer.status());
   if (ctx.json) {
     std::cout << answer->dump(2) << "\n";
@@ -323,7 +328,8 @@ int ModelsPromoteCommand(const CliContext& ctx, const std::string& app,
 
 int ModelsExportCommand(const CliContext& ctx, const std::string& app,
                         int version, const std::string& dir) {
-  std::string base = "/api/v1/apps/" + app + "/models/" + std::to_string(version);
+  std::string base =
+      "/api/v1/apps/" + app + "/models/" + std::to_string(version);
   absl::StatusOr<json> info = ctx.client->Get(base);
   if (!info.ok()) return Fail(info.status());
   absl::StatusOr<std::string> bytes = ctx.client->Download(base + "/artifact");
@@ -334,7 +340,8 @@ int ModelsExportCommand(const CliContext& ctx, const std::string& app,
   std::string signature_path = JoinPath(dir, "signature.json");
   if (s.ok()) s = fs->WriteFileAtomic(model_path, *bytes);
   if (s.ok()) {
-    s = fs->WriteFileAtomic(signature_path, (*info)["signature"].dump(2) + "\n");
+    s = fs->WriteFileAtomic(signature_path,
+                            (*info)["signature"].dump(2) + "\n");
   }
   if (!s.ok()) return Fail(s);
   std::cout << "wrote " << model_path << " (" << Text((*info)["format"])

@@ -181,8 +181,8 @@ absl::Status RunDemo(const DemoFlags& flags, const std::string& self,
   RETURN_IF_ERROR(files->CreateDirs(data_dir));
   std::cout << "Slipway demo: app '" << spec.app << "'";
   if (!spec.description.empty()) std::cout << " — " << spec.description;
-  std::cout << "\n  data set: " << data_path << " (" << data->rows
-            << " rows, " << data->table.num_columns() << " columns)"
+  std::cout << "\n  data set: " << data_path << " (" << data->rows << " rows, "
+            << data->table.num_columns() << " columns)"
             << "\n  data directory: " << data_dir << "\n";
 
   PrintStep("starting slipway server");
@@ -192,9 +192,8 @@ absl::Status RunDemo(const DemoFlags& flags, const std::string& self,
     return exe.string();
   }());
   RETURN_IF_ERROR(server->Start(binary, data_dir));
-  std::cout << "  listening on " << server->url() << " (pid "
-            << server->pid() << ", log " << JoinPath(data_dir, "server.log")
-            << ")\n";
+  std::cout << "  listening on " << server->url() << " (pid " << server->pid()
+            << ", log " << JoinPath(data_dir, "server.log") << ")\n";
   ApiClient client(server->url());
 
   PrintStep("slipway apply " + example);
@@ -298,10 +297,11 @@ absl::Status RunDemo(const DemoFlags& flags, const std::string& self,
   std::cout << "  model_version " << answer["model_version"] << ", request_id "
             << answer["request_id"].get<std::string>() << "\n";
 
-  double seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - started)
-                       .count();
-  PrintStep("done in " + std::to_string(static_cast<int>(seconds + 0.5)) + " s");
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+          .count();
+  PrintStep("done in " + std::to_string(static_cast<int>(seconds + 0.5)) +
+            " s");
   json one = {{"records", json::array({records[0]})}};
   std::cout << "  predict URL: " << server->url() << predict_path << "\n"
             << "  OIP v2:      " << server->url() << "/v2/models/" << spec.app

@@ -17,8 +17,7 @@ namespace {
 
 absl::Status PosixError(std::string_view what, const std::string& path,
                         int err) {
-  std::string message =
-      std::string(what) + " '" + path + "': " + strerror(err);
+  std::string message = std::string(what) + " '" + path + "': " + strerror(err);
   switch (err) {
     case ENOENT:
       return absl::NotFoundError(message);
@@ -104,8 +103,8 @@ class PosixFilesystem : public Filesystem {
 
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(
       const std::string& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                    0644);
+    int fd =
+        ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return PosixError("cannot create", path, errno);
     return std::make_unique<PosixWritableFile>(path, fd);
   }
@@ -128,8 +127,8 @@ class PosixFilesystem : public Filesystem {
     struct stat st;
     if (::stat(path.c_str(), &st) == 0) {
       if (S_ISDIR(st.st_mode)) return absl::OkStatus();
-      return absl::FailedPreconditionError(
-          "'" + path + "' exists and is not a directory");
+      return absl::FailedPreconditionError("'" + path +
+                                           "' exists and is not a directory");
     }
     std::string parent = DirName(path);
     if (parent != path && parent != "." && parent != "/") {

@@ -1,9 +1,9 @@
 // Files, injected. Modules that touch disk (artifacts, data, store set-up)
 // take a Filesystem* so tests can wrap it to inject faults (short reads,
-// failed syncs). Paths are plain strings; callers never build them from unchecked
-// input (see artifacts/ for how object names are validated).
-// Thread safety: implementations are safe for concurrent use; a single
-// SequentialFile or WritableFile is used by one thread at a time.
+// failed syncs). Paths are plain strings; callers never build them from
+// unchecked input (see artifacts/ for how object names are validated). Thread
+// safety: implementations are safe for concurrent use; a single SequentialFile
+// or WritableFile is used by one thread at a time.
 #ifndef SLIPWAY_CORE_FILESYSTEM_H_
 #define SLIPWAY_CORE_FILESYSTEM_H_
 

@@ -13,8 +13,8 @@ namespace slipway {
 // HTTP status code for a non-OK status; 200 for OK.
 //   InvalidArgument, FailedPrecondition(*), OutOfRange -> 400
 //   Unauthenticated -> 401, PermissionDenied -> 403, NotFound -> 404
-//   AlreadyExists, Aborted -> 409, ResourceExhausted -> 429, Unavailable -> 503,
-//   DeadlineExceeded -> 504, Unimplemented -> 501, everything else -> 500.
+//   AlreadyExists, Aborted -> 409, ResourceExhausted -> 429, Unavailable ->
+//   503, DeadlineExceeded -> 504, Unimplemented -> 501, everything else -> 500.
 // (*) FailedPrecondition means "the system is not in the state the request
 // needs" (for example a run that is already finished): 409.
 int HttpStatusCode(const absl::Status& status);

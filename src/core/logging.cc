@@ -13,7 +13,8 @@ spdlog::logger* Logger() {
   static spdlog::logger* logger = [] {
     auto* l = new spdlog::logger(
         "slipway", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    l->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+    l->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v",
+                   spdlog::pattern_time_type::utc);
     l->set_level(spdlog::level::info);
     if (const char* env = std::getenv("SLIPWAY_LOG_LEVEL")) {
       l->set_level(spdlog::level::from_str(env));

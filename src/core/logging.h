@@ -21,11 +21,14 @@ void SetLogLevel(LogLevel level);
 
 using LogField = std::pair<std::string_view, std::string_view>;
 
-void LogDebug(std::string_view event, std::initializer_list<LogField> fields = {});
-void LogInfo(std::string_view event, std::initializer_list<LogField> fields = {});
+void LogDebug(std::string_view event,
+              std::initializer_list<LogField> fields = {});
+void LogInfo(std::string_view event,
+             std::initializer_list<LogField> fields = {});
 void LogWarning(std::string_view event,
                 std::initializer_list<LogField> fields = {});
-void LogError(std::string_view event, std::initializer_list<LogField> fields = {});
+void LogError(std::string_view event,
+              std::initializer_list<LogField> fields = {});
 
 }  // namespace slipway
 

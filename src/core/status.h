@@ -35,26 +35,26 @@ inline absl::Status WithContext(absl::Status s, std::string_view context) {
 #define SLIPWAY_STATUS_CONCAT_INNER_(a, b) a##b
 #define SLIPWAY_STATUS_CONCAT_(a, b) SLIPWAY_STATUS_CONCAT_INNER_(a, b)
 
-#define RETURN_IF_ERROR(expr, ...)                                   \
-  do {                                                               \
-    ::absl::Status slipway_status_ = (expr);                         \
-    if (!slipway_status_.ok()) {                                     \
-      return ::slipway::status_internal::WithContext(                \
-          std::move(slipway_status_) __VA_OPT__(, ) __VA_ARGS__);    \
-    }                                                                \
+#define RETURN_IF_ERROR(expr, ...)                                \
+  do {                                                            \
+    ::absl::Status slipway_status_ = (expr);                      \
+    if (!slipway_status_.ok()) {                                  \
+      return ::slipway::status_internal::WithContext(             \
+          std::move(slipway_status_) __VA_OPT__(, ) __VA_ARGS__); \
+    }                                                             \
   } while (0)
 
-#define SLIPWAY_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr, ...)          \
-  auto tmp = (expr);                                                 \
-  if (!tmp.ok()) {                                                   \
-    return ::slipway::status_internal::WithContext(                  \
-        std::move(tmp).status() __VA_OPT__(, ) __VA_ARGS__);         \
-  }                                                                  \
+#define SLIPWAY_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr, ...)  \
+  auto tmp = (expr);                                         \
+  if (!tmp.ok()) {                                           \
+    return ::slipway::status_internal::WithContext(          \
+        std::move(tmp).status() __VA_OPT__(, ) __VA_ARGS__); \
+  }                                                          \
   lhs = std::move(tmp).value()
 
-#define ASSIGN_OR_RETURN(lhs, expr, ...)                                    \
-  SLIPWAY_ASSIGN_OR_RETURN_IMPL_(                                           \
-      SLIPWAY_STATUS_CONCAT_(slipway_statusor_, __LINE__), lhs, expr \
-      __VA_OPT__(, ) __VA_ARGS__)
+#define ASSIGN_OR_RETURN(lhs, expr, ...)                        \
+  SLIPWAY_ASSIGN_OR_RETURN_IMPL_(                               \
+      SLIPWAY_STATUS_CONCAT_(slipway_statusor_, __LINE__), lhs, \
+      expr __VA_OPT__(, ) __VA_ARGS__)
 
 #endif  // SLIPWAY_CORE_STATUS_H_

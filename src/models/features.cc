@@ -65,8 +65,8 @@ void EncodeCategoricalColumn(const Signature& signature, int feature,
   }
 }
 
-void EncodeNumericColumn(int feature, const Column& column,
-                         size_t num_features, float* out, EncodeStats* stats) {
+void EncodeNumericColumn(int feature, const Column& column, size_t num_features,
+                         float* out, EncodeStats* stats) {
   const size_t rows = column.size();
   for (size_t row = 0; row < rows; ++row) {
     float& cell = out[row * num_features + feature];

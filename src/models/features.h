@@ -40,8 +40,7 @@ struct EncodeStats {
 // column is absent or holds strings for a numeric feature. `stats` may be
 // null; otherwise counts are added to it.
 absl::Status EncodeTable(const Signature& signature, const Table& table,
-                         std::vector<float>* out_row_major,
-                         EncodeStats* stats);
+                         std::vector<float>* out_row_major, EncodeStats* stats);
 
 // Code of `value` for categorical feature `feature` as a float, or NaN
 // (counted in stats->unseen_categories) when the value is unseen.

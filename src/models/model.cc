@@ -12,9 +12,9 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(std::string_view format,
   if (format == kXgboostJsonFormat) {
     return LoadXgboostJsonModel(bytes, std::move(signature));
   }
-  return absl::InvalidArgumentError("unknown model format '" +
-                                    std::string(format) + "' (supported: " +
-                                    std::string(kXgboostJsonFormat) + ")");
+  return absl::InvalidArgumentError(
+      "unknown model format '" + std::string(format) +
+      "' (supported: " + std::string(kXgboostJsonFormat) + ")");
 }
 
 }  // namespace slipway

@@ -17,9 +17,9 @@
 namespace slipway {
 namespace {
 
+using nlohmann::json;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using nlohmann::json;
 
 Signature BinarySignature() {
   FeatureSpec age{"age", DataType::kFloat64, {}};
@@ -67,10 +67,9 @@ TEST(SignatureTest, JsonRoundTrip) {
   EXPECT_EQ(j["target"], "churned");
   EXPECT_EQ(j["label_type"], "int64");
   EXPECT_EQ(j["class_labels"], json({"0", "1"}));
-  EXPECT_EQ(j["features"][1],
-            json({{"name", "plan"},
-                  {"type", "string"},
-                  {"categories", {"basic", "gold", "pro"}}}));
+  EXPECT_EQ(j["features"][1], json({{"name", "plan"},
+                                    {"type", "string"},
+                                    {"categories", {"basic", "gold", "pro"}}}));
   EXPECT_FALSE(j["features"][0].contains("categories"));
 
   auto back = Signature::FromJson(j);
@@ -79,9 +78,8 @@ TEST(SignatureTest, JsonRoundTrip) {
   EXPECT_EQ(back->CategoryCode(1, "pro"), 2);
   EXPECT_EQ(back->FeatureIndex("active"), 2);
 
-  const Signature regression(Task::kRegression,
-                             {{"x", DataType::kInt64, {}}}, "price",
-                             DataType::kFloat64, {});
+  const Signature regression(Task::kRegression, {{"x", DataType::kInt64, {}}},
+                             "price", DataType::kFloat64, {});
   auto regression_back = Signature::FromJson(regression.ToJson());
   ASSERT_TRUE(regression_back.ok()) << regression_back.status();
   EXPECT_EQ(regression_back->ToJson(), regression.ToJson());
@@ -107,26 +105,27 @@ TEST(SignatureTest, FromJsonRejectsBadFieldsWithPreciseMessages) {
                    "field 'task': missing"});
   cases.push_back({"task not a string", with([](json& j) { j["task"] = 3; }),
                    "field 'task': expected a string, got number"});
-  cases.push_back({"unknown task",
-                   with([](json& j) { j["task"] = "ranking"; }),
+  cases.push_back({"unknown task", with([](json& j) { j["task"] = "ranking"; }),
                    "unknown task 'ranking'"});
   cases.push_back({"empty target", with([](json& j) { j["target"] = ""; }),
                    "field 'target': empty name"});
   cases.push_back({"bad label type",
                    with([](json& j) { j["label_type"] = "complex"; }),
                    "field 'label_type'"});
-  cases.push_back({"three labels for binary",
-                   with([](json& j) { j["class_labels"] = {"a", "b", "c"}; }),
-                   "needs exactly 2 labels, got 3"});
-  cases.push_back({"duplicate label",
-                   with([](json& j) { j["class_labels"] = {"a", "a"}; }),
-                   "field 'class_labels[1]': duplicate value 'a'"});
-  cases.push_back({"label not a string",
-                   with([](json& j) { j["class_labels"] = {"a", 1}; }),
-                   "field 'class_labels[1]': expected a string"});
-  cases.push_back({"regression with labels", with([](json& j) {
-                     j["task"] = "regression";
+  cases.push_back({"three labels for binary", with([](json& j) {
+                     j["class_labels"] = {"a", "b", "c"};
                    }),
+                   "needs exactly 2 labels, got 3"});
+  cases.push_back({"duplicate label", with([](json& j) {
+                     j["class_labels"] = {"a", "a"};
+                   }),
+                   "field 'class_labels[1]': duplicate value 'a'"});
+  cases.push_back({"label not a string", with([](json& j) {
+                     j["class_labels"] = {"a", 1};
+                   }),
+                   "field 'class_labels[1]': expected a string"});
+  cases.push_back({"regression with labels",
+                   with([](json& j) { j["task"] = "regression"; }),
                    "a regression signature has no class labels"});
   cases.push_back({"no features", with([](json& j) { j.erase("features"); }),
                    "field 'features': missing"});
@@ -150,13 +149,11 @@ TEST(SignatureTest, FromJsonRejectsBadFieldsWithPreciseMessages) {
                      j["features"][1]["categories"] = {"x", "y", "x"};
                    }),
                    "field 'features[1].categories[2]': duplicate value 'x'"});
-  cases.push_back({"duplicate feature", with([](json& j) {
-                     j["features"][2]["name"] = "age";
-                   }),
+  cases.push_back({"duplicate feature",
+                   with([](json& j) { j["features"][2]["name"] = "age"; }),
                    "field 'features[2].name': duplicate feature name 'age'"});
-  cases.push_back({"feature is the target", with([](json& j) {
-                     j["features"][0]["name"] = "churned";
-                   }),
+  cases.push_back({"feature is the target",
+                   with([](json& j) { j["features"][0]["name"] = "churned"; }),
                    "feature 'churned' is also the target"});
   for (const Case& c : cases) {
     auto result = Signature::FromJson(c.value);
@@ -200,7 +197,8 @@ Table EncodingTable() {
 TEST(EncodeTest, EncodesByNameWithUnseenAndMissingAsNaN) {
   std::vector<float> out;
   EncodeStats stats;
-  ASSERT_TRUE(EncodeTable(BinarySignature(), EncodingTable(), &out, &stats).ok());
+  ASSERT_TRUE(
+      EncodeTable(BinarySignature(), EncodingTable(), &out, &stats).ok());
   ASSERT_EQ(out.size(), 9u);
   EXPECT_EQ(out[0], 41.0f);
   EXPECT_EQ(out[1], 2.0f);  // "pro"
@@ -215,9 +213,11 @@ TEST(EncodeTest, EncodesByNameWithUnseenAndMissingAsNaN) {
   EXPECT_EQ(stats.missing_values, 3);
 
   // Stats accumulate over calls; null stats are allowed.
-  ASSERT_TRUE(EncodeTable(BinarySignature(), EncodingTable(), &out, &stats).ok());
+  ASSERT_TRUE(
+      EncodeTable(BinarySignature(), EncodingTable(), &out, &stats).ok());
   EXPECT_EQ(stats.unseen_categories, 2);
-  ASSERT_TRUE(EncodeTable(BinarySignature(), EncodingTable(), &out, nullptr).ok());
+  ASSERT_TRUE(
+      EncodeTable(BinarySignature(), EncodingTable(), &out, nullptr).ok());
 }
 
 TEST(EncodeTest, NumbersForACategoricalFeatureMatchTheirText) {
@@ -339,7 +339,8 @@ TrainedBooster TrainSmallBooster(const std::string& objective, int num_class,
       labels.push_back((odd_group ? 5.0f : 0.0f) + 2.0f * x);
     }
   }
-  const std::string array = DenseArrayInterface(out.rows.data(), out.num_rows, 2);
+  const std::string array =
+      DenseArrayInterface(out.rows.data(), out.num_rows, 2);
   DMatrixHandle dmatrix_handle = nullptr;
   EXPECT_EQ(XGDMatrixCreateFromDense(array.c_str(), "{\"missing\":NaN}",
                                      &dmatrix_handle),
@@ -371,9 +372,9 @@ TrainedBooster TrainSmallBooster(const std::string& objective, int num_class,
               0);
   }
   if (with_names) {
-    EXPECT_EQ(XGBoosterSetStrFeatureInfo(booster_handle, "feature_name", names,
-                                         2),
-              0);
+    EXPECT_EQ(
+        XGBoosterSetStrFeatureInfo(booster_handle, "feature_name", names, 2),
+        0);
   }
   for (int round = 0; round < 10; ++round) {
     EXPECT_EQ(XGBoosterUpdateOneIter(booster_handle, round, dmatrix.get()), 0)
@@ -393,9 +394,8 @@ std::vector<float> ReferencePredict(const TrainedBooster& trained) {
   const std::string array =
       DenseArrayInterface(trained.rows.data(), trained.num_rows, 2);
   DMatrixHandle handle = nullptr;
-  EXPECT_EQ(XGDMatrixCreateFromDense(array.c_str(), "{\"missing\":NaN}",
-                                     &handle),
-            0);
+  EXPECT_EQ(
+      XGDMatrixCreateFromDense(array.c_str(), "{\"missing\":NaN}", &handle), 0);
   XgbDMatrix dmatrix(handle);
   const bst_ulong* shape = nullptr;
   bst_ulong dims = 0;
@@ -441,10 +441,10 @@ TEST(XgboostModelTest, LoadsAndPredictsLikeXgboostForEachTask) {
     EXPECT_EQ((*model)->signature().task(), c.task);
 
     std::vector<float> predictions;
-    ASSERT_TRUE((*model)
-                    ->Predict(trained.rows.data(), trained.num_rows,
-                              &predictions)
-                    .ok());
+    ASSERT_TRUE(
+        (*model)
+            ->Predict(trained.rows.data(), trained.num_rows, &predictions)
+            .ok());
     const size_t width = (*model)->signature().output_width();
     ASSERT_EQ(predictions.size(), trained.num_rows * width);
     const std::vector<float> reference = ReferencePredict(trained);
@@ -465,9 +465,9 @@ TEST(XgboostModelTest, LoadsAndPredictsLikeXgboostForEachTask) {
 TEST(XgboostModelTest, CategoricalSplitsAreUsed) {
   TrainedBooster trained =
       TrainSmallBooster("binary:logistic", 0, /*with_names=*/true);
-  auto model = LoadModel(kXgboostJsonFormat, trained.json_bytes,
-                         TwoFeatureSignature(Task::kBinaryClassification,
-                                             {"no", "yes"}));
+  auto model = LoadModel(
+      kXgboostJsonFormat, trained.json_bytes,
+      TwoFeatureSignature(Task::kBinaryClassification, {"no", "yes"}));
   ASSERT_TRUE(model.ok()) << model.status();
   // Codes 1 and 2 are the positive group, 0 and 3 negative: a split on the
   // code as a number could not separate them in one cut.
@@ -484,13 +484,14 @@ TEST(XgboostModelTest, CategoricalSplitsAreUsed) {
 TEST(XgboostModelTest, ConcurrentPredictGivesIdenticalResults) {
   TrainedBooster trained =
       TrainSmallBooster("multi:softprob", 3, /*with_names=*/true);
-  auto loaded = LoadModel(kXgboostJsonFormat, trained.json_bytes,
-                          TwoFeatureSignature(Task::kMulticlassClassification,
-                                              {"a", "b", "c"}));
+  auto loaded = LoadModel(
+      kXgboostJsonFormat, trained.json_bytes,
+      TwoFeatureSignature(Task::kMulticlassClassification, {"a", "b", "c"}));
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   const Model& model = **loaded;
   std::vector<float> expected;
-  ASSERT_TRUE(model.Predict(trained.rows.data(), trained.num_rows, &expected).ok());
+  ASSERT_TRUE(
+      model.Predict(trained.rows.data(), trained.num_rows, &expected).ok());
 
   constexpr int kThreads = 4;
   constexpr int kIterations = 50;
@@ -529,14 +530,14 @@ TEST(XgboostModelTest, ConcurrentPredictGivesIdenticalResults) {
 TEST(XgboostModelTest, DartModelPredictsLikeXgboost) {
   TrainedBooster trained = TrainSmallBooster(
       "binary:logistic", 0, /*with_names=*/true, /*booster=*/"dart");
-  auto model = LoadModel(kXgboostJsonFormat, trained.json_bytes,
-                         TwoFeatureSignature(Task::kBinaryClassification,
-                                             {"no", "yes"}));
+  auto model = LoadModel(
+      kXgboostJsonFormat, trained.json_bytes,
+      TwoFeatureSignature(Task::kBinaryClassification, {"no", "yes"}));
   ASSERT_TRUE(model.ok()) << model.status();
   std::vector<float> predictions;
-  ASSERT_TRUE(
-      (*model)->Predict(trained.rows.data(), trained.num_rows, &predictions)
-          .ok());
+  ASSERT_TRUE((*model)
+                  ->Predict(trained.rows.data(), trained.num_rows, &predictions)
+                  .ok());
   EXPECT_EQ(predictions, ReferencePredict(trained));
 }
 
@@ -598,16 +599,17 @@ TEST(XgboostModelTest, LoadRejectsMismatchesWithPreciseMessages) {
                  "y", DataType::kString, {"no", "yes"}),
        "takes 2 features but the signature lists 1"},
       {"feature names", "xgboost-json", binary.json_bytes,
-       Signature(Task::kBinaryClassification,
-                 {{"c", DataType::kString, {"w"}},
-                  {"x", DataType::kFloat64, {}}},
-                 "y", DataType::kString, {"no", "yes"}),
+       Signature(
+           Task::kBinaryClassification,
+           {{"c", DataType::kString, {"w"}}, {"x", DataType::kFloat64, {}}},
+           "y", DataType::kString, {"no", "yes"}),
        "feature 0 is 'x' but the signature's is 'c'"},
       {"binary model, multiclass signature", "xgboost-json", binary.json_bytes,
        TwoFeatureSignature(Task::kMulticlassClassification, {"a", "b", "c"}),
        "objective 'binary:logistic' does not give class probabilities"},
       {"multiclass model, binary signature", "xgboost-json", multi.json_bytes,
-       binary_signature, "objective 'multi:softprob' does not give the class-1"},
+       binary_signature,
+       "objective 'multi:softprob' does not give the class-1"},
       {"class count", "xgboost-json", multi.json_bytes,
        TwoFeatureSignature(Task::kMulticlassClassification,
                            {"a", "b", "c", "d"}),

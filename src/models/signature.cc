@@ -12,8 +12,8 @@ namespace {
 using nlohmann::json;
 
 absl::Status FieldError(const std::string& field, const std::string& problem) {
-  return absl::InvalidArgumentError("signature field '" + field + "': " +
-                                    problem);
+  return absl::InvalidArgumentError("signature field '" + field +
+                                    "': " + problem);
 }
 
 std::string JsonTypeName(const json& value) {
@@ -36,8 +36,8 @@ absl::StatusOr<std::string> RequiredString(const json& object,
 absl::StatusOr<std::vector<std::string>> DistinctStrings(
     const json& value, const std::string& path) {
   if (!value.is_array()) {
-    return FieldError(path, "expected an array of strings, got " +
-                                JsonTypeName(value));
+    return FieldError(
+        path, "expected an array of strings, got " + JsonTypeName(value));
   }
   std::vector<std::string> out;
   std::unordered_set<std::string> seen;
@@ -126,8 +126,7 @@ Signature::Signature(Task task, std::vector<FeatureSpec> features,
     feature_index_.emplace(features_[i].name, static_cast<int>(i));
     const std::vector<std::string>& categories = features_[i].categories;
     for (size_t code = 0; code < categories.size(); ++code) {
-      category_index_[i].emplace(categories[code],
-                                 static_cast<int32_t>(code));
+      category_index_[i].emplace(categories[code], static_cast<int32_t>(code));
     }
   }
 }
@@ -177,7 +176,8 @@ absl::StatusOr<Signature> Signature::FromJson(const nlohmann::json& value) {
   ASSIGN_OR_RETURN(std::string task_name,
                    RequiredString(value, "task", "task"));
   absl::StatusOr<Task> task = ParseTask(task_name);
-  if (!task.ok()) return FieldError("task", std::string(task.status().message()));
+  if (!task.ok())
+    return FieldError("task", std::string(task.status().message()));
 
   ASSIGN_OR_RETURN(std::string target,
                    RequiredString(value, "target", "target"));
@@ -227,11 +227,10 @@ absl::StatusOr<Signature> Signature::FromJson(const nlohmann::json& value) {
   auto features_it = value.find("features");
   if (features_it == value.end()) return FieldError("features", "missing");
   if (!features_it->is_array() || features_it->empty()) {
-    return FieldError("features",
-                      "expected a non-empty array of features, got " +
-                          (features_it->is_array()
-                               ? std::string("an empty array")
-                               : JsonTypeName(*features_it)));
+    return FieldError(
+        "features", "expected a non-empty array of features, got " +
+                        (features_it->is_array() ? std::string("an empty array")
+                                                 : JsonTypeName(*features_it)));
   }
   std::vector<FeatureSpec> features;
   std::unordered_set<std::string> names;

@@ -24,7 +24,11 @@
 
 namespace slipway {
 
-enum class Task { kBinaryClassification, kMulticlassClassification, kRegression };
+enum class Task {
+  kBinaryClassification,
+  kMulticlassClassification,
+  kRegression
+};
 
 // "binary_classification", "multiclass_classification", "regression".
 std::string_view TaskName(Task task);

@@ -36,8 +36,8 @@ void LogXgboostLine(const char* line) {
 
 absl::Status XgbCheck(int rc, std::string_view what, absl::StatusCode code) {
   if (rc == 0) return absl::OkStatus();
-  return absl::Status(code, std::string(what) + ": " +
-                                CleanXgboostMessage(XGBGetLastError()));
+  return absl::Status(
+      code, std::string(what) + ": " + CleanXgboostMessage(XGBGetLastError()));
 }
 
 std::string DenseArrayInterface(const float* data, size_t rows, size_t cols) {

@@ -60,8 +60,8 @@ absl::StatusOr<BoosterFacts> ReadBoosterFacts(void* booster) {
   const std::string num_class =
       StringAtPointer(config, "/learner/learner_model_param/num_class");
   if (!num_class.empty() && !absl::SimpleAtoi(num_class, &facts.num_class)) {
-    return absl::InvalidArgumentError(
-        "xgboost-json model: num_class '" + num_class + "' is not a number");
+    return absl::InvalidArgumentError("xgboost-json model: num_class '" +
+                                      num_class + "' is not a number");
   }
   return facts;
 }
@@ -95,8 +95,7 @@ absl::Status CheckObjective(const Signature& signature,
         return absl::InvalidArgumentError(
             "xgboost-json model has " + std::to_string(facts.num_class) +
             " classes but the signature lists " +
-            std::to_string(signature.class_labels().size()) +
-            " class labels");
+            std::to_string(signature.class_labels().size()) + " class labels");
       }
       return absl::OkStatus();
     case Task::kRegression:
@@ -120,8 +119,7 @@ absl::Status CheckFeatures(void* booster, const Signature& signature) {
   if (num_features != features.size()) {
     return absl::InvalidArgumentError(
         "xgboost-json model takes " + std::to_string(num_features) +
-        " features but the signature lists " +
-        std::to_string(features.size()));
+        " features but the signature lists " + std::to_string(features.size()));
   }
   bst_ulong num_names = 0;
   const char** names = nullptr;
@@ -135,8 +133,7 @@ absl::Status CheckFeatures(void* booster, const Signature& signature) {
   if (num_names != features.size()) {
     return absl::InvalidArgumentError(
         "xgboost-json model names " + std::to_string(num_names) +
-        " features but the signature lists " +
-        std::to_string(features.size()));
+        " features but the signature lists " + std::to_string(features.size()));
   }
   for (size_t i = 0; i < num_names; ++i) {
     if (features[i].name != names[i]) {
@@ -166,19 +163,17 @@ class XgboostModel final : public Model {
       return absl::OkStatus();
     }
     if (rows == nullptr) {
-      return absl::InvalidArgumentError(
-          "predict: no input rows given for " + std::to_string(num_rows) +
-          " rows");
+      return absl::InvalidArgumentError("predict: no input rows given for " +
+                                        std::to_string(num_rows) + " rows");
     }
-    const std::string array = DenseArrayInterface(
-        rows, num_rows, signature().features().size());
+    const std::string array =
+        DenseArrayInterface(rows, num_rows, signature().features().size());
     const bst_ulong* shape = nullptr;
     bst_ulong dims = 0;
     const float* result = nullptr;
     RETURN_IF_ERROR(XgbCheck(
-        XGBoosterPredictFromDense(booster_.get(), array.c_str(),
-                                  kPredictConfig, /*m=*/nullptr, &shape,
-                                  &dims, &result),
+        XGBoosterPredictFromDense(booster_.get(), array.c_str(), kPredictConfig,
+                                  /*m=*/nullptr, &shape, &dims, &result),
         "xgboost predict", absl::StatusCode::kInvalidArgument));
     size_t total = 1;
     for (bst_ulong d = 0; d < dims; ++d) total *= shape[d];
@@ -213,11 +208,11 @@ absl::StatusOr<std::unique_ptr<Model>> LoadXgboostJsonModel(
   RETURN_IF_ERROR(XgbCheck(XGBoosterCreate(nullptr, 0, &handle),
                            "creating an XGBoost booster"));
   XgbBooster booster(handle);
-  RETURN_IF_ERROR(XgbCheck(XGBoosterLoadModelFromBuffer(
-                               booster.get(), bytes.data(), bytes.size()),
-                           "xgboost-json model: XGBoost cannot load it (is it "
-                           "a file from Booster.save_model(\"model.json\")?)",
-                           absl::StatusCode::kInvalidArgument));
+  RETURN_IF_ERROR(XgbCheck(
+      XGBoosterLoadModelFromBuffer(booster.get(), bytes.data(), bytes.size()),
+      "xgboost-json model: XGBoost cannot load it (is it "
+      "a file from Booster.save_model(\"model.json\")?)",
+      absl::StatusCode::kInvalidArgument));
   ASSIGN_OR_RETURN(BoosterFacts facts, ReadBoosterFacts(booster.get()));
   RETURN_IF_ERROR(CheckFeatures(booster.get(), signature));
   RETURN_IF_ERROR(CheckObjective(signature, facts));

@@ -8,14 +8,6 @@
 #include "pipeline/app_spec.h"
 
 namespace slipway {
-namespace {
-
-bool IsFinal(const std::string& state) {
-  return state == "succeeded" || state == "failed" || state == "cancelled";
-}
-
-}  // namespace
-
 RunExecutor::RunExecutor(Options options) : options_(std::move(options)) {}
 
 RunExecutor::~RunExecutor() { Shutdown(); }
@@ -34,19 +26,18 @@ absl::StatusOr<RunRecord> RunExecutor::Start(const std::string& app,
                                              const std::string& pipeline) {
   ASSIGN_OR_RETURN(AppRevisionRecord revision,
                    options_.registry->CurrentRevision(app));
-  ASSIGN_OR_RETURN(AppSpec spec, ParseAppSpec(revision.spec_yaml,
-                                              "slipway.yaml"),
-                   "app '" + app + "' revision " +
-                       std::to_string(revision.revision));
+  ASSIGN_OR_RETURN(
+      AppSpec spec, ParseAppSpec(revision.spec_yaml, "slipway.yaml"),
+      "app '" + app + "' revision " + std::to_string(revision.revision));
   const PipelineSpec* pipeline_spec = spec.FindPipeline(pipeline);
   if (pipeline_spec == nullptr) {
     std::string names;
     for (const PipelineSpec& p : spec.pipelines) {
       names += (names.empty() ? "" : ", ") + p.name;
     }
-    return absl::NotFoundError("app '" + app + "' has no pipeline '" +
-                               pipeline + "'; its pipelines are: " +
-                               (names.empty() ? "(none)" : names));
+    return absl::NotFoundError(
+        "app '" + app + "' has no pipeline '" + pipeline +
+        "'; its pipelines are: " + (names.empty() ? "(none)" : names));
   }
   if (pipeline_spec->kind != PipelineKind::kTrain) {
     return absl::UnimplementedError(
@@ -75,8 +66,9 @@ absl::StatusOr<RunRecord> RunExecutor::Start(const std::string& app,
 
   absl::MutexLock lock(&mu_);
   if (shutting_down_) {
-    return absl::UnavailableError("the server is shutting down; start the "
-                                  "run again once it is back");
+    return absl::UnavailableError(
+        "the server is shutting down; start the "
+        "run again once it is back");
   }
   ReapFinished();
   RETURN_IF_ERROR(options_.store->CreateRun(run, steps));
@@ -84,7 +76,8 @@ absl::StatusOr<RunRecord> RunExecutor::Start(const std::string& app,
   ActiveRun& active = active_[run.id];
   active.cancel = cancel;
   active.thread = std::thread(&RunExecutor::Execute, this, run, cancel);
-  LogInfo("run.queued", {{"run", run.id}, {"app", app}, {"pipeline", pipeline}});
+  LogInfo("run.queued",
+          {{"run", run.id}, {"app", app}, {"pipeline", pipeline}});
   return run;
 }
 
@@ -176,14 +169,15 @@ std::pair<std::string, std::string> RunExecutor::ExecuteSteps(
     const std::atomic<bool>& cancel) {
   absl::StatusOr<AppRevisionRecord> revision =
       options_.store->GetAppRevision(run.app, run.revision);
-  if (!revision.ok()) return {"failed", std::string(revision.status().message())};
-  absl::StatusOr<AppSpec> spec = ParseAppSpec(revision->spec_yaml,
-                                              "slipway.yaml");
+  if (!revision.ok())
+    return {"failed", std::string(revision.status().message())};
+  absl::StatusOr<AppSpec> spec =
+      ParseAppSpec(revision->spec_yaml, "slipway.yaml");
   if (!spec.ok()) return {"failed", std::string(spec.status().message())};
   const PipelineSpec* pipeline = spec->FindPipeline(run.pipeline);
   if (pipeline == nullptr || pipeline->steps.size() != steps.size()) {
-    return {"failed", "pipeline '" + run.pipeline +
-                          "' changed shape under the run"};
+    return {"failed",
+            "pipeline '" + run.pipeline + "' changed shape under the run"};
   }
 
   StepEnvironment env;
@@ -219,8 +213,7 @@ std::pair<std::string, std::string> RunExecutor::ExecuteSteps(
       return {"failed", std::string(s.message())};
     }
     LogInfo("step.started", {{"run", run.id}, {"step", step.name}});
-    absl::StatusOr<StepResult> result =
-        RunStep(pipeline->steps[i], env, &data);
+    absl::StatusOr<StepResult> result = RunStep(pipeline->steps[i], env, &data);
     step.finished_at = options_.clock->NowMicros();
     if (result.ok()) {
       step.state = "succeeded";

@@ -43,20 +43,19 @@ absl::StatusOr<StepResult> Ingest(const IngestStepSpec& params,
                        {"type", std::string(DataTypeName(c.type()))},
                        {"missing", c.missing_count()}});
   }
-  result.outputs = {{"source", source->name},
-                    {"path", ResolveDataPath(source->path,
-                                             env.revision.source_dir)},
-                    {"rows", input.rows},
-                    {"sha256", input.sha256},
-                    {"columns", columns}};
+  result.outputs = {
+      {"source", source->name},
+      {"path", ResolveDataPath(source->path, env.revision.source_dir)},
+      {"rows", input.rows},
+      {"sha256", input.sha256},
+      {"columns", columns}};
   data->train = input.table;
   data->input = std::move(input);
   return result;
 }
 
 absl::StatusOr<StepResult> Validate(const ValidateStepSpec& params,
-                                    const StepEnvironment& env,
-                                    RunData* data) {
+                                    const StepEnvironment& env, RunData* data) {
   const Table& table = data->input->table;
   std::vector<std::string> violations;
   size_t rows = table.num_rows();
@@ -108,12 +107,12 @@ absl::StatusOr<StepResult> Validate(const ValidateStepSpec& params,
       }
     }
     if (outside > 0) {
-      violations.push_back(
-          "column '" + range.column + "' has " + std::to_string(outside) +
-          " values outside [" + FormatNumber(range.min) + ", " +
-          FormatNumber(range.max) + "], first at data row " +
-          std::to_string(first + 1) + " (" +
-          FormatNumber(column->NumberAt(first)) + ")");
+      violations.push_back("column '" + range.column + "' has " +
+                           std::to_string(outside) + " values outside [" +
+                           FormatNumber(range.min) + ", " +
+                           FormatNumber(range.max) + "], first at data row " +
+                           std::to_string(first + 1) + " (" +
+                           FormatNumber(column->NumberAt(first)) + ")");
     }
   }
   for (const AllowedValues& allowed : params.allowed) {
@@ -147,8 +146,8 @@ absl::StatusOr<StepResult> Validate(const ValidateStepSpec& params,
     }
   }
   if (!violations.empty()) {
-    std::string report = std::to_string(violations.size()) +
-                         " data check(s) failed: ";
+    std::string report =
+        std::to_string(violations.size()) + " data check(s) failed: ";
     for (size_t i = 0; i < violations.size(); ++i) {
       report += (i ? "; " : "") + violations[i];
     }
@@ -164,11 +163,10 @@ absl::StatusOr<StepResult> SplitStep(const SplitStepSpec& params,
                                      const StepEnvironment& env,
                                      RunData* data) {
   const Table& table = data->input->table;
-  ASSIGN_OR_RETURN(Split split,
-                   SplitIndices(table, env.spec->schema.target,
-                                params.test_fraction,
-                                static_cast<uint64_t>(params.seed),
-                                params.stratify));
+  ASSIGN_OR_RETURN(
+      Split split,
+      SplitIndices(table, env.spec->schema.target, params.test_fraction,
+                   static_cast<uint64_t>(params.seed), params.stratify));
   data->train = table.Take(split.train_rows);
   data->test = table.Take(split.test_rows);
   StepResult result;
@@ -181,7 +179,8 @@ absl::StatusOr<StepResult> SplitStep(const SplitStepSpec& params,
   return result;
 }
 
-std::string ObjectiveFor(const TrainStepSpec& params, const SchemaSpec& schema) {
+std::string ObjectiveFor(const TrainStepSpec& params,
+                         const SchemaSpec& schema) {
   if (!params.objective.empty() || !schema.task.has_value()) {
     return params.objective;
   }
@@ -224,7 +223,8 @@ absl::StatusOr<StepResult> TrainStep(const TrainStepSpec& params,
   StepResult result;
   result.message = std::to_string(model.rows) + " rows, " +
                    std::to_string(model.signature.features().size()) +
-                   " features, " + std::string(TaskName(model.signature.task()));
+                   " features, " +
+                   std::string(TaskName(model.signature.task()));
   result.outputs = {{"rows", model.rows},
                     {"features", model.signature.features().size()},
                     {"task", std::string(TaskName(model.signature.task()))},
@@ -237,9 +237,9 @@ absl::StatusOr<StepResult> EvaluateStep(const EvaluateStepSpec& params,
                                         const StepEnvironment& env,
                                         RunData* data) {
   const TrainedModel& trained = *data->model;
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                   LoadModel(trained.format, trained.model_bytes,
-                             trained.signature));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<Model> model,
+      LoadModel(trained.format, trained.model_bytes, trained.signature));
   ASSIGN_OR_RETURN(json all, Evaluate(*model, *data->test));
   json metrics = json::object();
   if (params.metrics.empty()) {
@@ -286,8 +286,8 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
   version.revision = env.revision.revision;
   ASSIGN_OR_RETURN(ModelVersionRecord record, env.registry->Register(version));
   StepResult result;
-  result.message = "registered " + record.app + " v" +
-                   std::to_string(record.version);
+  result.message =
+      "registered " + record.app + " v" + std::to_string(record.version);
   result.outputs = {{"version", record.version},
                     {"artifact_sha256", record.artifact_sha256}};
   if (!params.alias.empty()) {
@@ -321,8 +321,8 @@ absl::StatusOr<StepResult> RunStep(const StepSpec& step,
   // reads is present; these checks keep a wrong order from crashing.
   auto need = [&](bool present, const char* what) -> absl::Status {
     if (present) return absl::OkStatus();
-    return absl::FailedPreconditionError(
-        "step '" + step.name + "' needs " + what + " from an earlier step");
+    return absl::FailedPreconditionError("step '" + step.name + "' needs " +
+                                         what + " from an earlier step");
   };
   switch (step.kind()) {
     case StepKind::kIngest:

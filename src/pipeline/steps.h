@@ -43,9 +43,9 @@ struct StepEnvironment {
 
 // What the steps of one run pass along, in memory.
 struct RunData {
-  std::optional<CsvData> input;   // ingest
-  std::optional<Table> train;     // split (or the whole input)
-  std::optional<Table> test;      // split
+  std::optional<CsvData> input;  // ingest
+  std::optional<Table> train;    // split (or the whole input)
+  std::optional<Table> test;     // split
   std::optional<TrainedModel> model;
   nlohmann::json metrics = nlohmann::json::object();
   std::optional<ModelVersionRecord> registered;

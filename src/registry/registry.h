@@ -26,15 +26,15 @@ namespace slipway {
 
 // What `slipway apply` did.
 struct ApplyOutcome {
-  AppRevisionRecord revision;    // the current revision after the apply
-  bool changed = false;          // false: same content as the current one
-  std::string previous_yaml;     // "" for a new app
+  AppRevisionRecord revision;  // the current revision after the apply
+  bool changed = false;        // false: same content as the current one
+  std::string previous_yaml;   // "" for a new app
 };
 
 // A model version about to be registered.
 struct NewModelVersion {
   std::string app;
-  std::string format;            // "xgboost-json"
+  std::string format;  // "xgboost-json"
   std::string model_bytes;
   std::string signature_json;
   std::string params_json;

@@ -24,8 +24,8 @@
 namespace slipway {
 
 struct HttpRequest {
-  std::string method;   // "GET", "POST", ...
-  std::string path;     // without the query string, percent-decoded
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // without the query string, percent-decoded
   std::map<std::string, std::string> query;    // decoded query parameters
   std::map<std::string, std::string> headers;  // names lowercased
   std::string body;

@@ -465,21 +465,6 @@ class SqliteStore : public Store {
     return stored;
   }
 
-  absl::Status SetCurrentRevision(const std::string& app,
-                                  int revision) override {
-    absl::MutexLock lock(&mu_);
-    return Transact(
-        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
-          RETURN_IF_ERROR(RequireApp(db, app));
-          ASSIGN_OR_RETURN(bool exists, RevisionExists(db, app, revision));
-          if (!exists) return RevisionNotFound(app, revision);
-          Statement update(
-              db, "UPDATE apps SET current_revision = ? WHERE name = ?");
-          update.Bind(revision).Bind(app);
-          return update.Run();
-        });
-  }
-
   absl::StatusOr<AppRecord> GetApp(const std::string& app) override {
     AppRecord record;
     absl::MutexLock lock(&mu_);

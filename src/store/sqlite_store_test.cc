@@ -266,22 +266,6 @@ TEST_F(SqliteStoreTest, AddAppRevisionRejectsBadInputWithoutChangingAnything) {
   EXPECT_EQ(store_->GetApp("churn")->current_revision, 2);
 }
 
-TEST_F(SqliteStoreTest, SetCurrentRevisionRollsBackAndChecksTheRevision) {
-  AddChurn();
-  ASSERT_TRUE(store_->SetCurrentRevision("churn", 1).ok());
-  EXPECT_EQ(store_->GetApp("churn")->current_revision, 1);
-
-  absl::Status missing = store_->SetCurrentRevision("churn", 4);
-  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(missing.message()),
-              HasSubstr("revision 4 of app 'churn'"));
-  EXPECT_EQ(store_->GetApp("churn")->current_revision, 1);
-
-  absl::Status no_app = store_->SetCurrentRevision("fraud", 1);
-  EXPECT_EQ(no_app.code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(no_app.message()), HasSubstr("app 'fraud'"));
-}
-
 TEST_F(SqliteStoreTest, MissingAppsAndRevisionsAreNotFound) {
   AddChurn();
   for (const absl::Status& status :

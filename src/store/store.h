@@ -28,17 +28,17 @@ namespace slipway {
 
 struct AppRecord {
   std::string name;
-  int64_t created_at = 0;      // unix micros
-  int current_revision = 0;    // 0: none yet
+  int64_t created_at = 0;    // unix micros
+  int current_revision = 0;  // 0: none yet
 };
 
 struct AppRevisionRecord {
   std::string app;
-  int revision = 0;            // 1, 2, ... per app
-  std::string spec_yaml;       // the file as applied
-  std::string spec_sha256;     // of spec_yaml
-  std::string source_dir;      // absolute directory of the applied file;
-                               // relative paths in the spec start here
+  int revision = 0;         // 1, 2, ... per app
+  std::string spec_yaml;    // the file as applied
+  std::string spec_sha256;  // of spec_yaml
+  std::string source_dir;   // absolute directory of the applied file;
+                            // relative paths in the spec start here
   int64_t created_at = 0;
 };
 
@@ -49,37 +49,37 @@ struct RunRecord {
   std::string id;
   std::string app;
   std::string pipeline;
-  int revision = 0;            // app revision the run executes
+  int revision = 0;  // app revision the run executes
   std::string state;
-  std::string reason;          // why it failed or was cancelled
+  std::string reason;  // why it failed or was cancelled
   int64_t created_at = 0;
-  int64_t started_at = 0;      // 0: not yet
-  int64_t finished_at = 0;     // 0: not yet
+  int64_t started_at = 0;   // 0: not yet
+  int64_t finished_at = 0;  // 0: not yet
 };
 
 struct StepRecord {
   std::string run_id;
   std::string name;
-  int ordinal = 0;             // position in the pipeline
+  int ordinal = 0;  // position in the pipeline
   std::string state;
-  std::string message;         // progress or failure text
-  std::string outputs_json;    // step results ("{}" when none)
+  std::string message;       // progress or failure text
+  std::string outputs_json;  // step results ("{}" when none)
   int64_t started_at = 0;
   int64_t finished_at = 0;
 };
 
 struct ModelVersionRecord {
   std::string app;
-  int version = 0;             // 1, 2, ... per app, assigned by the store
-  std::string artifact_sha256; // the model file in the artifact store
-  std::string format;          // "xgboost-json"
+  int version = 0;              // 1, 2, ... per app, assigned by the store
+  std::string artifact_sha256;  // the model file in the artifact store
+  std::string format;           // "xgboost-json"
   std::string signature_json;
   std::string params_json;
   std::string metrics_json;
   std::string data_fingerprint;  // SHA-256 of the training input as read
   int64_t row_count = 0;
   std::string run_id;
-  int revision = 0;            // app revision it was trained under
+  int revision = 0;  // app revision it was trained under
   int64_t created_at = 0;
 };
 
@@ -100,9 +100,6 @@ class Store {
   // it current; returns the record as stored (number, created_at).
   virtual absl::StatusOr<AppRevisionRecord> AddAppRevision(
       const AppRevisionRecord& revision) = 0;
-  // Makes an existing revision current (a rollback).
-  virtual absl::Status SetCurrentRevision(const std::string& app,
-                                          int revision) = 0;
   virtual absl::StatusOr<AppRecord> GetApp(const std::string& app) = 0;
   virtual absl::StatusOr<std::vector<AppRecord>> ListApps() = 0;
   virtual absl::StatusOr<AppRevisionRecord> GetAppRevision(

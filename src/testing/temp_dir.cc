@@ -8,7 +8,8 @@ namespace slipway {
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
-  std::string pattern = std::string(base ? base : "/tmp") + "/slipway-test-XXXXXX";
+  std::string pattern =
+      std::string(base ? base : "/tmp") + "/slipway-test-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) {
     throw std::runtime_error("mkdtemp failed for " + pattern);
   }

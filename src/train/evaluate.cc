@@ -84,8 +84,7 @@ absl::StatusOr<json> Evaluate(const Model& model, const Table& test) {
   ASSIGN_OR_RETURN(const Column* target,
                    FindTarget(test, signature.target(), "test data"));
   RETURN_IF_ERROR(CheckTargetComplete(*target, "test data"));
-  ASSIGN_OR_RETURN(std::vector<double> labels,
-                   LabelValues(signature, *target));
+  ASSIGN_OR_RETURN(std::vector<double> labels, LabelValues(signature, *target));
 
   EncodeStats stats;
   std::vector<float> rows;
@@ -112,8 +111,8 @@ absl::StatusOr<json> Evaluate(const Model& model, const Table& test) {
     case Task::kMulticlassClassification: {
       const int classes = signature.output_width();
       if (EveryClassPresentAndNotAll(labels, classes)) {
-        RETURN_IF_ERROR(AddMetric(&metrics, "auc",
-                                  MulticlassAuc(labels, p, classes)));
+        RETURN_IF_ERROR(
+            AddMetric(&metrics, "auc", MulticlassAuc(labels, p, classes)));
       } else {
         metrics["auc"] = nullptr;
       }

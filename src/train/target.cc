@@ -35,8 +35,8 @@ absl::Status CheckTargetComplete(const Column& target,
   if (bad == 0) return absl::OkStatus();
   return absl::InvalidArgumentError(
       role + ": target '" + target.name() + "' is missing or not finite in " +
-      std::to_string(bad) + " rows (first at row " +
-      std::to_string(first_bad) + "); drop or fill those rows");
+      std::to_string(bad) + " rows (first at row " + std::to_string(first_bad) +
+      "); drop or fill those rows");
 }
 
 std::string LabelText(const Column& column, size_t row) {

@@ -76,7 +76,8 @@ TEST(SplitTest, KnownAnswerForASeed) {
 
 TEST(SplitTest, StratifiedKeepsEachClassShare) {
   std::vector<std::string> labels;
-  for (int i = 0; i < 120; ++i) labels.push_back(i % 6 == 0 ? "rare" : "common");
+  for (int i = 0; i < 120; ++i)
+    labels.push_back(i % 6 == 0 ? "rare" : "common");
   Table table = ClassTable(labels);
   auto split = SplitIndices(table, "label", 0.25, 3, /*stratify=*/true);
   ASSERT_TRUE(split.ok()) << split.status();
@@ -122,14 +123,15 @@ TEST(SplitTest, StratifiesIntegerAndBoolTargetsWithMissing) {
 
 TEST(SplitTest, Errors) {
   Table table = ClassTable({"a", "b", "a"});
-  EXPECT_THAT(std::string(
-                  SplitIndices(table, "label", 1.0, 0, false).status().message()),
-              HasSubstr("test_fraction must be between 0 and 1"));
+  EXPECT_THAT(
+      std::string(
+          SplitIndices(table, "label", 1.0, 0, false).status().message()),
+      HasSubstr("test_fraction must be between 0 and 1"));
   EXPECT_FALSE(SplitIndices(table, "label", 0.0, 0, false).ok());
   EXPECT_FALSE(SplitIndices(table, "label", NAN, 0, false).ok());
-  EXPECT_THAT(std::string(
-                  SplitIndices(table, "nope", 0.5, 0, true).status().message()),
-              HasSubstr("cannot stratify on target 'nope'"));
+  EXPECT_THAT(
+      std::string(SplitIndices(table, "nope", 0.5, 0, true).status().message()),
+      HasSubstr("cannot stratify on target 'nope'"));
   EXPECT_THAT(
       std::string(SplitIndices(table, "x", 0.5, 0, true).status().message()),
       HasSubstr("'x': it is float64"));
@@ -209,11 +211,10 @@ Outcome TrainAndEvaluate(Problem problem, TrainOptions options) {
                             /*stratify=*/problem != Problem::kRegression);
   EXPECT_TRUE(split.ok()) << split.status();
   options.exclude = {"id"};
-  auto trained =
-      TrainXgboost(table.Take(split->train_rows), "target", options);
+  auto trained = TrainXgboost(table.Take(split->train_rows), "target", options);
   EXPECT_TRUE(trained.ok()) << trained.status();
-  auto model = LoadModel(trained->format, trained->model_bytes,
-                         trained->signature);
+  auto model =
+      LoadModel(trained->format, trained->model_bytes, trained->signature);
   EXPECT_TRUE(model.ok()) << model.status();
   auto metrics = Evaluate(**model, table.Take(split->test_rows));
   EXPECT_TRUE(metrics.ok()) << metrics.status();
@@ -259,8 +260,8 @@ TEST(TrainTest, StopsWhenCancelled) {
   std::atomic<bool> cancel{true};
   TrainOptions options = SmallOptions();
   options.cancel = &cancel;
-  auto trained = TrainXgboost(SyntheticTable(Problem::kBinary, 200, 1),
-                              "target", options);
+  auto trained =
+      TrainXgboost(SyntheticTable(Problem::kBinary, 200, 1), "target", options);
   EXPECT_EQ(trained.status().code(), absl::StatusCode::kCancelled);
   EXPECT_NE(trained.status().message().find("after 0 of 30 rounds"),
             std::string::npos)
@@ -289,7 +290,8 @@ TEST(TrainTest, Regression) {
   EXPECT_EQ(out.trained.params["objective"], "reg:squarederror");
   EXPECT_GT(out.metrics["r2"].get<double>(), 0.8);
   EXPECT_LT(out.metrics["rmse"].get<double>(), 2.5);
-  EXPECT_LT(out.metrics["mae"].get<double>(), out.metrics["rmse"].get<double>() + 1e-12);
+  EXPECT_LT(out.metrics["mae"].get<double>(),
+            out.metrics["rmse"].get<double>() + 1e-12);
 }
 
 TEST(TrainTest, DeterministicForASeedAndThreadCount) {
@@ -325,7 +327,8 @@ TEST(TrainTest, InfersTaskFromTarget) {
   options.rounds = 2;
 
   Column few("y", DataType::kInt64);
-  for (int i = 0; i < 60; ++i) few.AppendInt64(std::vector<int>{10, 9, 100}[i % 3]);
+  for (int i = 0; i < 60; ++i)
+    few.AppendInt64(std::vector<int>{10, 9, 100}[i % 3]);
   auto multi = TrainXgboost(table_with(std::move(few)), "y", options);
   ASSERT_TRUE(multi.ok()) << multi.status();
   EXPECT_EQ(multi->signature.task(), Task::kMulticlassClassification);
@@ -407,14 +410,16 @@ TEST(TrainTest, ErrorsNameTheProblem) {
       {"unknown exclude", "target",
        with([](TrainOptions& o) { o.exclude = {"idd"}; }),
        "'exclude' names column 'idd'"},
-      {"unknown feature", "target",
-       with([](TrainOptions& o) { o.features = {"x", "z"}; }),
+      {"unknown feature", "target", with([](TrainOptions& o) {
+         o.features = {"x", "z"};
+       }),
        "'features' names column 'z'"},
       {"target as feature", "target",
        with([](TrainOptions& o) { o.features = {"target"}; }),
        "which is the target or excluded"},
-      {"no features left", "target",
-       with([](TrainOptions& o) { o.exclude = {"id", "x", "count", "color"}; }),
+      {"no features left", "target", with([](TrainOptions& o) {
+         o.exclude = {"id", "x", "count", "color"};
+       }),
        "no feature columns left"},
   };
   for (const Case& c : cases) {
@@ -475,8 +480,8 @@ TEST(EvaluateTest, CountsUnseenCategoriesAndRejectsUnknownLabels) {
   options.exclude = {"id"};
   auto trained = TrainXgboost(train, "target", options);
   ASSERT_TRUE(trained.ok()) << trained.status();
-  auto model = LoadModel(trained->format, trained->model_bytes,
-                         trained->signature);
+  auto model =
+      LoadModel(trained->format, trained->model_bytes, trained->signature);
   ASSERT_TRUE(model.ok()) << model.status();
 
   auto test_table = [](const std::vector<std::string>& colors,
@@ -507,7 +512,8 @@ TEST(EvaluateTest, CountsUnseenCategoriesAndRejectsUnknownLabels) {
   EXPECT_TRUE((*metrics)["auc"].is_null());
   EXPECT_TRUE((*metrics)["accuracy"].is_number());
 
-  auto unknown = Evaluate(**model, test_table({"red", "red"}, {"gamma", "delta"}));
+  auto unknown =
+      Evaluate(**model, test_table({"red", "red"}, {"gamma", "delta"}));
   ASSERT_FALSE(unknown.ok());
   EXPECT_THAT(std::string(unknown.status().message()),
               HasSubstr("test data row 1: target 'target' is 'delta', which "

@@ -50,7 +50,8 @@ absl::Status ValidateOptions(const TrainOptions& o) {
     return OptionError("min_child_weight", ">= 0",
                        NumberText(o.min_child_weight));
   }
-  if (!(o.lambda >= 0)) return OptionError("lambda", ">= 0", NumberText(o.lambda));
+  if (!(o.lambda >= 0))
+    return OptionError("lambda", ">= 0", NumberText(o.lambda));
   if (!(o.alpha >= 0)) return OptionError("alpha", ">= 0", NumberText(o.alpha));
   if (!(o.threads >= 0)) {
     return OptionError("threads", ">= 0 (0 = all cores)",
@@ -71,12 +72,13 @@ absl::StatusOr<TaskChoice> ChooseTask(const Column& target,
   const bool classifiable = target.type() != DataType::kFloat64;
   TaskChoice choice;
   if (objective.empty()) {
-    bool classification = target.type() == DataType::kString ||
-                          target.type() == DataType::kBool;
+    bool classification =
+        target.type() == DataType::kString || target.type() == DataType::kBool;
     if (target.type() == DataType::kInt64) {
       choice.class_labels = SortedDistinctValues(target);
-      classification = choice.class_labels.size() <=
-                       static_cast<size_t>(kMaxClassesForInferredClassification);
+      classification =
+          choice.class_labels.size() <=
+          static_cast<size_t>(kMaxClassesForInferredClassification);
     }
     if (!classification) {
       choice.class_labels.clear();
@@ -115,9 +117,9 @@ absl::StatusOr<TaskChoice> ChooseTask(const Column& target,
         "objective binary:logistic needs exactly 2 classes; target '" + name +
         "' has " + std::to_string(classes) + " (use multi:softprob)");
   }
-  choice.objective =
-      objective.empty() ? (classes == 2 ? "binary:logistic" : "multi:softprob")
-                        : objective;
+  choice.objective = objective.empty()
+                         ? (classes == 2 ? "binary:logistic" : "multi:softprob")
+                         : objective;
   choice.task = choice.objective == "binary:logistic"
                     ? Task::kBinaryClassification
                     : Task::kMulticlassClassification;
@@ -152,8 +154,8 @@ absl::StatusOr<std::vector<const Column*>> SelectFeatureColumns(
             "', which is the target or excluded");
       }
       if (!seen.insert(name).second) {
-        return absl::InvalidArgumentError(
-            "train option 'features' lists '" + name + "' twice");
+        return absl::InvalidArgumentError("train option 'features' lists '" +
+                                          name + "' twice");
       }
       columns.push_back(column);
     }
@@ -305,9 +307,8 @@ absl::StatusOr<TrainedModel> TrainXgboost(const Table& train,
     specs.push_back(std::move(spec));
   }
   TrainedModel trained;
-  trained.signature =
-      Signature(choice.task, std::move(specs), target, target_column->type(),
-                choice.class_labels);
+  trained.signature = Signature(choice.task, std::move(specs), target,
+                                target_column->type(), choice.class_labels);
   trained.rows = static_cast<int64_t>(train.num_rows());
   trained.params = ParamsJson(options, choice);
 
@@ -323,16 +324,16 @@ absl::StatusOr<TrainedModel> TrainXgboost(const Table& train,
   const std::string matrix_config =
       "{\"missing\":NaN,\"nthread\":" + std::to_string(options.threads) + "}";
   void* dmatrix_handle = nullptr;
-  RETURN_IF_ERROR(XgbCheck(XGDMatrixCreateFromDense(array.c_str(),
-                                                    matrix_config.c_str(),
-                                                    &dmatrix_handle),
-                           "building the XGBoost training matrix",
-                           absl::StatusCode::kInvalidArgument));
+  RETURN_IF_ERROR(
+      XgbCheck(XGDMatrixCreateFromDense(array.c_str(), matrix_config.c_str(),
+                                        &dmatrix_handle),
+               "building the XGBoost training matrix",
+               absl::StatusCode::kInvalidArgument));
   XgbDMatrix dmatrix(dmatrix_handle);
   // The DMatrix holds its own copy; release ours before training.
   std::vector<float>().swap(matrix);
-  RETURN_IF_ERROR(SetFeatureInfo(dmatrix.get(), /*is_booster=*/false,
-                                 trained.signature));
+  RETURN_IF_ERROR(
+      SetFeatureInfo(dmatrix.get(), /*is_booster=*/false, trained.signature));
   RETURN_IF_ERROR(XgbCheck(XGDMatrixSetFloatInfo(dmatrix.get(), "label",
                                                  labels.data(), labels.size()),
                            "setting the training labels"));
@@ -343,10 +344,10 @@ absl::StatusOr<TrainedModel> TrainXgboost(const Table& train,
                            "creating the XGBoost booster"));
   XgbBooster booster(booster_handle);
   for (const auto& [key, value] : BoosterParams(options, choice)) {
-    RETURN_IF_ERROR(XgbCheck(
-        XGBoosterSetParam(booster.get(), key.c_str(), value.c_str()),
-        "setting XGBoost parameter " + key + "=" + value,
-        absl::StatusCode::kInvalidArgument));
+    RETURN_IF_ERROR(
+        XgbCheck(XGBoosterSetParam(booster.get(), key.c_str(), value.c_str()),
+                 "setting XGBoost parameter " + key + "=" + value,
+                 absl::StatusCode::kInvalidArgument));
   }
   RETURN_IF_ERROR(
       SetFeatureInfo(booster.get(), /*is_booster=*/true, trained.signature));
@@ -362,10 +363,10 @@ absl::StatusOr<TrainedModel> TrainXgboost(const Table& train,
   }
   bst_ulong length = 0;
   const char* bytes = nullptr;
-  RETURN_IF_ERROR(XgbCheck(XGBoosterSaveModelToBuffer(
-                               booster.get(), "{\"format\":\"json\"}", &length,
-                               &bytes),
-                           "saving the trained model"));
+  RETURN_IF_ERROR(
+      XgbCheck(XGBoosterSaveModelToBuffer(
+                   booster.get(), "{\"format\":\"json\"}", &length, &bytes),
+               "saving the trained model"));
   trained.model_bytes.assign(bytes, length);
   return trained;
 }

@@ -88,6 +88,11 @@ class LifecycleParityTest(unittest.TestCase):
 
         out = s.cli("models", "promote", APP, "1", check=True).stdout
         self.assertIn("champion -> v1", out)
+        status, serving = s.request("GET", "/api/v1/serving")
+        self.assertEqual(status, 200)
+        self.assertIn({"app": APP, "version": 1, "state": "ready"},
+                      [{k: m[k] for k in ("app", "version", "state")}
+                       for m in serving["models"]])
 
         export_dir = self.ws.path("export")
         s.cli("models", "export", APP, "1", export_dir, check=True)
