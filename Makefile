@@ -3,7 +3,7 @@ BUILD_DIR := build
 JOBS := $(shell nproc)
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3
 
-.PHONY: all deps configure build test demo bench clean
+.PHONY: all deps configure build test demo bench bench-data bench-train clean
 
 all: build
 
@@ -24,6 +24,12 @@ demo: build
 
 bench: build
 	bench/run-all $(BUILD_DIR)
+
+bench-data: build
+	bench/run-all $(BUILD_DIR) data
+
+bench-train: build
+	bench/run-all $(BUILD_DIR) train
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -154,6 +154,28 @@ ControlPlane::ControlPlane(Store* store, Registry* registry,
       executor_(executor),
       models_(models) {}
 
+BatchingOptions ControlPlane::ServingBatching(const std::string& app) {
+  absl::StatusOr<AppRevisionRecord> current = registry_->CurrentRevision(app);
+  absl::StatusOr<AppSpec> spec =
+      current.ok() ? ParseAppSpec(current->spec_yaml, "slipway.yaml")
+                   : absl::StatusOr<AppSpec>(current.status());
+  BatchingOptions options;
+  if (!spec.ok()) {
+    // Serving must not depend on the spec still parsing (a revision stored
+    // by an older release may not): the model serves with the defaults.
+    LogWarning(
+        "serving.batching_defaults",
+        {{"app", app}, {"reason", std::string(spec.status().message())}});
+    return options;
+  }
+  const BatchingSpec& batching = spec->endpoint.batching;
+  options.enabled = batching.enabled;
+  options.max_batch = static_cast<int>(batching.max_batch);
+  options.max_delay_us = batching.max_delay_us;
+  options.max_queue = static_cast<int>(batching.max_queue);
+  return options;
+}
+
 absl::Status ControlPlane::ServeVersion(const std::string& app, int version) {
   Registry* registry = registry_;
   return models_->Serve(
@@ -172,7 +194,8 @@ absl::Status ControlPlane::ServeVersion(const std::string& app, int version) {
                          LoadModel(record.format, bytes, std::move(signature)),
                          "model " + app + " v" + std::to_string(version));
         return std::shared_ptr<const Model>(std::move(model));
-      });
+      },
+      ServingBatching(app));
 }
 
 absl::Status ControlPlane::MoveAlias(const std::string& app,

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "pipeline/run_executor.h"
 #include "registry/registry.h"
+#include "serving/batcher.h"
 #include "serving/http.h"
 #include "serving/model_manager.h"
 
@@ -35,7 +36,8 @@ class ControlPlane {
   // states; the others still load.
   absl::Status LoadServedModels();
 
-  // Loads `version` of `app` and swaps it in as the served model.
+  // Loads `version` of `app` and swaps it in as the served model, batched
+  // as the app's current spec says (endpoint.batching).
   absl::Status ServeVersion(const std::string& app, int version);
 
   // Points `alias` of `app` at `version`. For the served alias the version
@@ -45,6 +47,10 @@ class ControlPlane {
                          int version);
 
  private:
+  // endpoint.batching of the app's current revision; the defaults (logged)
+  // when the revision cannot be read or parsed.
+  BatchingOptions ServingBatching(const std::string& app);
+
   Store* const store_;
   Registry* const registry_;
   RunExecutor* const executor_;

@@ -12,6 +12,7 @@
 #include "registry/registry.h"
 #include "serving/http_server.h"
 #include "serving/inference.h"
+#include "serving/metrics.h"
 #include "serving/model_manager.h"
 #include "store/sqlite_store.h"
 
@@ -43,18 +44,25 @@ class ServerImpl : public Server {
     executor_ = std::make_unique<RunExecutor>(executor_options);
     RETURN_IF_ERROR(executor_->Recover());
 
-    models_ = std::make_unique<ModelManager>(clock);
+    metrics_ = std::make_unique<ServingMetrics>(clock);
+    models_ = std::make_unique<ModelManager>(clock, metrics_.get());
     control_ = std::make_unique<ControlPlane>(store_.get(), registry_.get(),
                                               executor_.get(), models_.get());
     RETURN_IF_ERROR(control_->LoadServedModels());
 
-    AddInferenceRoutes(&router_, models_.get(), clock);
+    AddInferenceRoutes(&router_, models_.get(), clock, metrics_.get());
+    AddMetricsRoute(&router_, metrics_.get(), models_.get());
     control_->AddRoutes(&router_);
 
     HttpServer::Options http;
     http.host = options.host;
     http.port = options.port;
     http.threads = options.threads;
+    http.max_connections = options.max_connections;
+    http.max_body_bytes = options.max_body_bytes;
+    http.header_timeout_ms = options.header_timeout_ms;
+    http.body_timeout_ms = options.body_timeout_ms;
+    http.idle_timeout_ms = options.idle_timeout_ms;
     ASSIGN_OR_RETURN(http_, HttpServer::Start(http, &router_));
     if (!options.port_file.empty()) {
       RETURN_IF_ERROR(fs->WriteFileAtomic(
@@ -80,6 +88,8 @@ class ServerImpl : public Server {
   std::unique_ptr<ArtifactStore> artifacts_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<RunExecutor> executor_;
+  // Outlives models_, whose batchers record into it.
+  std::unique_ptr<ServingMetrics> metrics_;
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<ControlPlane> control_;
   Router router_;

@@ -5,11 +5,13 @@
 // Start-up order: open the store (migrating it forward, or refusing a newer
 // data directory), remove temporary artifact files of interrupted writes,
 // mark runs left unfinished by a crash `failed` (reason `interrupted`), load
-// every app's champion, then accept connections.
+// every app's champion (batched as its spec's endpoint.batching says), then
+// accept connections. GET /metrics exposes the data plane's counters.
 // Thread safety: Shutdown may be called from any thread (a signal watcher).
 #ifndef SLIPWAY_API_SERVER_H_
 #define SLIPWAY_API_SERVER_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -23,8 +25,14 @@ class Server {
     std::string data_dir = ".slipway";
     std::string host = "127.0.0.1";
     int port = 8080;        // 0: any free port
-    int threads = 0;        // HTTP threads; 0: one per core
     std::string port_file;  // written with the bound port when set
+    // HTTP server hygiene (serving/http_server.h explains each).
+    int threads = 0;  // HTTP threads; 0: one per core
+    int max_connections = 1024;
+    size_t max_body_bytes = 64 << 20;
+    int header_timeout_ms = 10000;
+    int body_timeout_ms = 30000;
+    int idle_timeout_ms = 60000;
   };
 
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Options& options);

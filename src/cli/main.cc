@@ -50,8 +50,32 @@ int main(int argc, char** argv) {
   server->add_option("--port-file", server_flags.port_file,
                      "write the bound port to this file");
   server->add_option("--roles", server_flags.roles, "roles to run");
-  server->add_option("--threads", server_flags.threads,
-                     "HTTP threads (default: one per core)");
+  server
+      ->add_option("--threads", server_flags.threads,
+                   "HTTP threads (default 0: one per core)")
+      ->check(CLI::Range(0, 1024));
+  server
+      ->add_option("--max-connections", server_flags.max_connections,
+                   "open connections; more are answered 503 (default 1024)")
+      ->check(CLI::Range(1, 1000000));
+  server
+      ->add_option("--max-body-mb", server_flags.max_body_mb,
+                   "largest request body in MiB; larger get 413 (default 64)")
+      ->check(CLI::Range(1, 4096));
+  server
+      ->add_option("--header-timeout-ms", server_flags.header_timeout_ms,
+                   "time to send the request headers (default 10000)")
+      ->check(CLI::Range(1, 86400000));
+  server
+      ->add_option("--body-timeout-ms", server_flags.body_timeout_ms,
+                   "time to send the body and read the answer "
+                   "(default 30000)")
+      ->check(CLI::Range(1, 86400000));
+  server
+      ->add_option("--idle-timeout-ms", server_flags.idle_timeout_ms,
+                   "idle keep-alive connections close after this "
+                   "(default 60000)")
+      ->check(CLI::Range(1, 86400000));
   server->callback([&] { code = ServerCommand(server_flags); });
 
   // apply

@@ -47,8 +47,13 @@ int ServerCommand(const ServerFlags& flags) {
   options.data_dir = flags.data_dir;
   options.host = flags.listen.substr(0, colon);
   options.port = port;
-  options.threads = flags.threads;
   options.port_file = flags.port_file;
+  options.threads = flags.threads;
+  options.max_connections = flags.max_connections;
+  options.max_body_bytes = static_cast<size_t>(flags.max_body_mb) << 20;
+  options.header_timeout_ms = flags.header_timeout_ms;
+  options.body_timeout_ms = flags.body_timeout_ms;
+  options.idle_timeout_ms = flags.idle_timeout_ms;
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
   if (!server.ok()) {
     std::cerr << "error: " << server.status().message() << "\n";

@@ -12,7 +12,13 @@ struct ServerFlags {
   std::string listen = "127.0.0.1:8080";  // HOST:PORT; port 0 = any free
   std::string port_file;
   std::string roles = "api,serve,scheduler,worker";
-  int threads = 0;
+  // HTTP server hygiene; main.cc checks the ranges.
+  int threads = 0;  // 0: one per core
+  int max_connections = 1024;
+  int max_body_mb = 64;
+  int header_timeout_ms = 10000;
+  int body_timeout_ms = 30000;
+  int idle_timeout_ms = 60000;
 };
 
 int ServerCommand(const ServerFlags& flags);

@@ -150,8 +150,8 @@ constexpr std::string_view kTrainKeys[] = {
 constexpr std::string_view kEvaluateKeys[] = {"metrics", "name"};
 constexpr std::string_view kRegisterKeys[] = {"alias", "name"};
 constexpr std::string_view kEndpointKeys[] = {"model", "batching"};
-constexpr std::string_view kBatchingKeys[] = {"max_batch", "max_delay_us",
-                                              "max_queue"};
+constexpr std::string_view kBatchingKeys[] = {"enabled", "max_batch",
+                                              "max_delay_us", "max_queue"};
 constexpr std::string_view kMonitorKeys[] = {"window", "drift", "rules"};
 constexpr std::string_view kDriftKeys[] = {"method", "warn", "alert"};
 constexpr std::string_view kRuleKeys[] = {"name",  "metric", "below",
@@ -1324,6 +1324,9 @@ class SpecParser {
       ASSIGN_OR_RETURN(Fields batching,
                        Map(*g, "in endpoint.batching", kBatchingKeys));
       BatchingSpec& b = endpoint.batching;
+      if (const Field* h = batching.Find("enabled")) {
+        ASSIGN_OR_RETURN(b.enabled, Bool(h->value()));
+      }
       if (const Field* h = batching.Find("max_batch")) {
         ASSIGN_OR_RETURN(
             b.max_batch,

@@ -1,10 +1,15 @@
 #include "serving/http.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <optional>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "core/http_error.h"
+#include "core/logging.h"
 
 namespace slipway {
 namespace {
@@ -107,12 +112,85 @@ HttpResponse HttpResponse::Error(const absl::Status& status) {
   return Json(HttpStatusCode(status), ErrorBody(status));
 }
 
+// Shared by every copy of one HttpResponder.
+class HttpResponder::State {
+ public:
+  State(Send send, std::string request_line)
+      : send_(std::move(send)), request_line_(std::move(request_line)) {}
+
+  ~State() {
+    if (answered_.exchange(true, std::memory_order_acq_rel)) return;
+    LogError("http.responder_dropped", {{"request", request_line_}});
+    send_(HttpResponse::Json(
+        500, ErrorBody(absl::InternalError(
+                 "internal error: the handler of " + request_line_ +
+                 " ended without answering; the server log has the details "
+                 "(event http.responder_dropped)"))));
+  }
+
+  void Answer(HttpResponse response) {
+    if (answered_.exchange(true, std::memory_order_acq_rel)) {
+      LogWarning("http.answered_twice", {{"request", request_line_}});
+      return;
+    }
+    // Moved out so what `send_` holds (the connection) is released now, not
+    // when the last copy of the responder goes. Only the one thread that
+    // won the exchange above touches send_.
+    Send send = std::move(send_);
+    send(std::move(response));
+  }
+
+ private:
+  std::atomic<bool> answered_{false};
+  Send send_;
+  const std::string request_line_;
+};
+
+HttpResponder::HttpResponder(Send send, std::string request_line)
+    : state_(
+          std::make_shared<State>(std::move(send), std::move(request_line))) {}
+
+void HttpResponder::operator()(HttpResponse response) const {
+  state_->Answer(std::move(response));
+}
+
 void Router::Add(std::string method, std::string pattern, HttpHandler handler) {
+  AddAsync(std::move(method), std::move(pattern),
+           [handler = std::move(handler)](
+               const HttpRequest& request, const PathParams& params,
+               HttpResponder respond) { respond(handler(request, params)); });
+}
+
+void Router::AddAsync(std::string method, std::string pattern,
+                      AsyncHttpHandler handler) {
   routes_.push_back(
       Route{std::move(method), SplitPath(pattern), std::move(handler)});
 }
 
 HttpResponse Router::Dispatch(const HttpRequest& request) const {
+  struct Answer {
+    absl::Mutex mu;
+    std::optional<HttpResponse> response ABSL_GUARDED_BY(mu);
+    bool Ready() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return response.has_value();
+    }
+  };
+  // Shared with the responder, which may outlive this call when the
+  // handler throws after handing a copy elsewhere.
+  auto answer = std::make_shared<Answer>();
+  DispatchAsync(request, HttpResponder(
+                             [answer](HttpResponse response) {
+                               absl::MutexLock lock(&answer->mu);
+                               answer->response = std::move(response);
+                             },
+                             request.method + " " + request.path));
+  absl::MutexLock lock(&answer->mu);
+  answer->mu.Await(absl::Condition(answer.get(), &Answer::Ready));
+  return std::move(*answer->response);
+}
+
+void Router::DispatchAsync(const HttpRequest& request,
+                           HttpResponder respond) const {
   std::vector<std::string> path = SplitPath(request.path);
   const Route* best = nullptr;
   PathParams best_params;
@@ -130,12 +208,16 @@ HttpResponse Router::Dispatch(const HttpRequest& request) const {
       best_params = std::move(params);
     }
   }
-  if (best != nullptr) return best->handler(request, best_params);
+  if (best != nullptr) {
+    best->handler(request, best_params, std::move(respond));
+    return;
+  }
 
   if (allowed.empty()) {
-    return HttpResponse::Error(absl::NotFoundError(
+    respond(HttpResponse::Error(absl::NotFoundError(
         "no endpoint at " + request.method + " " + request.path +
-        "; check the path against the API reference (docs/openapi.yaml)"));
+        "; check the path against the API reference (docs/openapi.yaml)")));
+    return;
   }
   std::sort(allowed.begin(), allowed.end());
   std::string allow;
@@ -150,7 +232,7 @@ HttpResponse Router::Dispatch(const HttpRequest& request) const {
                "method " + request.method + " is not allowed on " +
                request.path + "; use one of: " + allow)));
   response.headers.emplace_back("Allow", allow);
-  return response;
+  respond(std::move(response));
 }
 
 }  // namespace slipway

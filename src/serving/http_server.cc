@@ -4,11 +4,16 @@
 // strand; each accepted connection gets a Session on a strand of its own, so
 // a Session's state is only touched by one thread at a time and needs no
 // lock. A Session reads one request (header, then body, each under its own
-// deadline), runs the handler synchronously, writes the answer, and loops;
-// requests on one connection are therefore answered strictly in order.
+// deadline), hands it to the Router with an HttpResponder, and waits: the
+// responder, called on whatever thread the handler answers from, posts the
+// answer back onto the Session's strand, which writes it and reads the next
+// request. Requests on one connection are therefore answered strictly in
+// order, and a request waiting for an asynchronous answer holds no thread.
 //
 // The Server keeps a table of live Sessions (guarded by mu_) for the
-// connection limit and for Shutdown, which must reach every connection.
+// connection limit and for Shutdown, which must reach every connection, and
+// counts answers not yet delivered, so Shutdown never destroys the event
+// loop while a responder could still post to it.
 #include "serving/http_server.h"
 
 #include <algorithm>
@@ -31,6 +36,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "boost/asio/dispatch.hpp"
+#include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
@@ -228,6 +234,12 @@ class Server {
   }
   // Called by a Session's destructor.
   void Unregister(Session* session, bool counted);
+  // Bracket each request handed to the Router: AnswerPending before the
+  // handler runs, AnswerDelivered once its answer has been posted to the
+  // event loop. Shutdown waits for the count to reach zero before it stops
+  // the loop, so a late answer never posts to a destroyed io_context.
+  void AnswerPending();
+  void AnswerDelivered();
 
  private:
   static int ThreadCount(const HttpServer::Options& options) {
@@ -243,11 +255,16 @@ class Server {
   bool NoSessions() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return sessions_.empty();
   }
+  bool NoPendingAnswers() const { return pending_answers_.load() == 0; }
 
   const HttpServer::Options options_;
   const Router* const router_;
   int port_ = 0;  // written by Listen before the threads start
   std::atomic<bool> shutting_down_{false};
+  // Requests whose answer has not been posted to the event loop yet. An
+  // atomic rather than a field under mu_, which every request would take
+  // twice; see AnswerDelivered for how Shutdown still waits on it.
+  std::atomic<int64_t> pending_answers_{0};
 
   absl::Mutex mu_;
   // Every connection with a Session, counted or being answered 503.
@@ -264,6 +281,11 @@ class Server {
   asio::strand<asio::io_context::executor_type> accept_strand_;
   tcp::acceptor acceptor_;
   asio::steady_timer accept_retry_timer_;
+  // Keeps the threads running while a connection waits for an answer with
+  // no I/O of its own in progress; released by Shutdown once every answer
+  // has been delivered.
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
+      work_;
   std::vector<std::thread> threads_;
 };
 
@@ -452,32 +474,72 @@ class Session : public std::enable_shared_from_this<Session> {
     request.body = std::move(message.body());
 
     absl::Status target = ParseTarget(ToStd(message.target()), &request);
-    HttpResponse response =
-        target.ok() ? CallHandler(request) : HttpResponse::Error(target);
-    bool keep_alive = message.keep_alive() && !server_->shutting_down();
-    Write(std::move(response), message.version(), keep_alive);
+    if (!target.ok()) {
+      Write(HttpResponse::Error(target), message.version(),
+            message.keep_alive() && !server_->shutting_down());
+      return;
+    }
+    CallHandler(request, Responder(request.method + " " + request.path,
+                                   message.version(), message.keep_alive()));
   }
 
-  HttpResponse CallHandler(const HttpRequest& request) {
+  // The responder of the request being handled: whatever thread calls it
+  // posts the answer onto this connection's strand.
+  HttpResponder Responder(std::string request_line, unsigned version,
+                          bool keep_alive) {
+    server_->AnswerPending();
+    return HttpResponder(
+        [self = shared_from_this(), request_line, version,
+         keep_alive](HttpResponse response) {
+          Server* server = self->server_;
+          auto executor = self->stream_.get_executor();
+          asio::post(executor,
+                     [self = std::move(self), response = std::move(response),
+                      request_line, version, keep_alive]() mutable {
+                       self->OnAnswer(std::move(response), request_line,
+                                      version, keep_alive);
+                     });
+          server->AnswerDelivered();
+        },
+        request_line);
+  }
+
+  void CallHandler(const HttpRequest& request, HttpResponder respond) {
     std::string failure;
     try {
-      HttpResponse response = server_->router().Dispatch(request);
-      if (response.status >= 200 && response.status <= 599) return response;
-      failure = "handler returned invalid HTTP status " +
-                std::to_string(response.status);
+      server_->router().DispatchAsync(request, respond);
+      return;
     } catch (const std::exception& e) {
       failure = e.what();
     } catch (...) {
       failure = "exception of unknown type";
     }
-    LogError("http.handler_failed", {{"method", request.method},
-                                     {"path", request.path},
-                                     {"remote", request.remote_address},
+    // Ignored by the responder when the handler answered before throwing.
+    respond(HandlerFailure(request.method + " " + request.path, failure));
+  }
+
+  HttpResponse HandlerFailure(const std::string& request_line,
+                              const std::string& failure) {
+    LogError("http.handler_failed", {{"request", request_line},
+                                     {"remote", remote_address_},
                                      {"error", failure}});
-    return ErrorResponse(500, "internal error while handling " +
-                                  request.method + " " + request.path +
+    return ErrorResponse(500, "internal error while handling " + request_line +
                                   "; the server log has the details (event "
                                   "http.handler_failed)");
+  }
+
+  // On the strand: the handler's answer to the request in progress.
+  void OnAnswer(HttpResponse response, const std::string& request_line,
+                unsigned version, bool keep_alive) {
+    // Closed by the drain timeout while the handler worked: nobody to tell.
+    if (state_ == State::kClosed) return;
+    if (response.status < 200 || response.status > 599) {
+      response =
+          HandlerFailure(request_line, "handler returned invalid HTTP status " +
+                                           std::to_string(response.status));
+    }
+    Write(std::move(response), version,
+          keep_alive && !server_->shutting_down());
   }
 
   void SendRejection() {
@@ -598,6 +660,7 @@ absl::Status Server::Listen() {
 }
 
 void Server::StartThreads() {
+  work_.emplace(ioc_.get_executor());
   int count = ThreadCount(options_);
   threads_.reserve(count);
   for (int i = 0; i < count; ++i) {
@@ -662,6 +725,19 @@ void Server::Unregister(Session* session, bool counted) {
   if (counted) --counted_connections_;
 }
 
+void Server::AnswerPending() { pending_answers_.fetch_add(1); }
+
+void Server::AnswerDelivered() {
+  // Shutdown waits for zero in mu_.Await, which re-checks its condition
+  // when mu_ is released: so the last answer during shutdown passes through
+  // mu_. Both sides use sequentially consistent operations (Shutdown sets
+  // shutting_down_ before it reads the count), so either this thread sees
+  // shutting_down_ or Shutdown sees the count at zero.
+  if (pending_answers_.fetch_sub(1) == 1 && shutting_down_.load()) {
+    absl::MutexLock lock(&mu_);
+  }
+}
+
 std::vector<std::shared_ptr<Session>> Server::LiveSessions() {
   std::vector<std::shared_ptr<Session>> live;
   absl::MutexLock lock(&mu_);
@@ -686,7 +762,7 @@ void Server::Shutdown(int drain_timeout_ms) {
   }
   // Set before anything else so that every Session that reaches "between
   // requests" from now on closes instead of waiting for another request.
-  shutting_down_.store(true, std::memory_order_release);
+  shutting_down_.store(true);
   asio::post(accept_strand_, [this] {
     beast::error_code ignored;
     acceptor_.close(ignored);
@@ -712,12 +788,24 @@ void Server::Shutdown(int drain_timeout_ms) {
     }
     for (const auto& session : live) session->ForceClose();
   }
+  {
+    // A handler still working holds its responder, and so its connection;
+    // like a running thread it cannot be interrupted, so wait for its answer
+    // (dropped if the connection was closed) while the loop still runs.
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &Server::NoPendingAnswers));
+  }
   // With the acceptor and every connection closed the event loop runs out
   // of work and the threads return.
+  work_.reset();
   for (std::thread& thread : threads_) thread.join();
   threads_.clear();
 
   absl::MutexLock lock(&mu_);
+  // A request read just as the connections were closed may have reached a
+  // handler after the wait above; its answer must be posted (to the
+  // stopped loop, which drops it) before the io_context can be destroyed.
+  mu_.Await(absl::Condition(this, &Server::NoPendingAnswers));
   shutdown_done_ = true;
 }
 

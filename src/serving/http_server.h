@@ -21,8 +21,11 @@
 //   logged and the server keeps serving.
 //
 // Threading: an asynchronous server on an event loop run by `threads`
-// threads. Handlers run synchronously on those threads, so a handler that
-// blocks holds one thread; handlers must be safe to call concurrently.
+// threads. Handlers are called on those threads and must be safe to call
+// concurrently. A synchronous handler (Router::Add) holds its thread until
+// it returns; an asynchronous one (Router::AddAsync) may answer later from
+// any thread through its HttpResponder, and the connection waits (holding
+// no thread) until it does.
 // Ownership: the Router is borrowed and must outlive the server.
 // Thread safety: port() may be called from any thread; Shutdown and Wait may
 // be called from any thread except one running a handler.
@@ -66,10 +69,12 @@ class HttpServer {
   int port() const;
 
   // Stops accepting, closes idle keep-alive connections, lets requests in
-  // flight finish and answers them with "Connection: close". Connections
-  // still open after `drain_timeout_ms` are closed; a handler still running
-  // then is waited for (a thread cannot be interrupted) but its answer is
-  // dropped. Returns when every server thread has exited. A second call
+  // flight finish (asynchronous ones included) and answers them with
+  // "Connection: close". Connections still open after `drain_timeout_ms`
+  // are closed; a handler still running then, or an asynchronous request
+  // not answered yet, is waited for (neither can be interrupted) but its
+  // answer is dropped, so an async handler must eventually call or drop its
+  // responder. Returns when every server thread has exited. A second call
   // waits for the first to finish.
   void Shutdown(int drain_timeout_ms);
 

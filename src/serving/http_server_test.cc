@@ -17,6 +17,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -232,13 +233,41 @@ class HttpServerTest : public ::testing::Test {
       block_release_.WaitForNotification();
       return HttpResponse::Text(200, "done");
     });
+    // Keeps the responder for the test thread to answer.
+    router_.AddAsync(
+        "GET", "/async",
+        [this](const HttpRequest&, const PathParams&, HttpResponder respond) {
+          {
+            absl::MutexLock lock(&held_mu_);
+            held_.emplace(std::move(respond));
+          }
+          async_entered_.Notify();
+        });
+    router_.AddAsync(
+        "GET", "/async-drop",
+        [](const HttpRequest&, const PathParams&, HttpResponder) {});
   }
 
   ~HttpServerTest() override {
-    // A test that failed while a handler was blocked must not hang the
-    // server's shutdown in the destructor.
+    // A test that failed while a handler was blocked or an answer was held
+    // must not hang the server's shutdown in the destructor.
     if (!block_release_.HasBeenNotified()) block_release_.Notify();
+    {
+      absl::MutexLock lock(&held_mu_);
+      held_.reset();
+    }
     server_.reset();
+  }
+
+  // Answers the request the /async handler holds, on the calling thread.
+  void AnswerHeld(HttpResponse response) {
+    std::optional<HttpResponder> respond;
+    {
+      absl::MutexLock lock(&held_mu_);
+      respond.swap(held_);
+    }
+    ASSERT_TRUE(respond.has_value());
+    (*respond)(std::move(response));
   }
 
   void Start(HttpServer::Options options = {}) {
@@ -256,6 +285,9 @@ class HttpServerTest : public ::testing::Test {
   Router router_;
   absl::Notification block_entered_;
   absl::Notification block_release_;
+  absl::Notification async_entered_;
+  absl::Mutex held_mu_;
+  std::optional<HttpResponder> held_ ABSL_GUARDED_BY(held_mu_);
   std::unique_ptr<HttpServer> server_;  // destroyed before router_
 };
 
@@ -593,6 +625,111 @@ TEST_F(HttpServerTest, DrainTimeoutClosesUnfinishedConnections) {
   block_release_.Notify();
   shutdown.join();
   EXPECT_TRUE(busy.WaitForClose(kIoTimeout));
+}
+
+TEST_F(HttpServerTest, AsyncHandlerIsAnsweredFromAnotherThread) {
+  Start();
+  Connection client(port());
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Send(Get("/async")));
+  async_entered_.WaitForNotification();
+  AnswerHeld(HttpResponse::Text(200, "answered by the test thread"));
+  std::optional<Response> response = client.ReadResponse();
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "answered by the test thread");
+  ExpectStandardHeaders(*response);
+
+  // The connection reads the next request once the answer is written.
+  ASSERT_TRUE(client.Send(Get("/hello")));
+  std::optional<Response> next = client.ReadResponse();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->body, "hello");
+}
+
+TEST_F(HttpServerTest, AsyncRequestsWaitWithoutHoldingAThread) {
+  HttpServer::Options options;
+  options.threads = 1;
+  Start(options);
+  Connection waiting(port());
+  ASSERT_TRUE(waiting.connected());
+  ASSERT_TRUE(waiting.Send(Get("/async")));
+  async_entered_.WaitForNotification();
+  // The only server thread is free while the async request waits.
+  Connection other(port());
+  ASSERT_TRUE(other.connected());
+  ASSERT_TRUE(other.Send(Get("/hello")));
+  std::optional<Response> hello = other.ReadResponse();
+  ASSERT_TRUE(hello.has_value());
+  EXPECT_EQ(hello->status, 200);
+
+  AnswerHeld(HttpResponse::Text(200, "late"));
+  std::optional<Response> late = waiting.ReadResponse();
+  ASSERT_TRUE(late.has_value());
+  EXPECT_EQ(late->body, "late");
+}
+
+TEST_F(HttpServerTest, AsyncHandlerThatDropsItsResponderGets500) {
+  Start();
+  Connection client(port());
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Send(Get("/async-drop")));
+  std::optional<Response> response = client.ReadResponse();
+  ASSERT_TRUE(response.has_value());
+  ExpectJsonError(*response, 500, "GET /async-drop ended without answering");
+}
+
+TEST_F(HttpServerTest, ShutdownWaitsForAnAsyncAnswer) {
+  Start();
+  Connection idle(port());
+  ASSERT_TRUE(idle.connected());
+  ASSERT_TRUE(idle.Send(Get("/hello")));
+  ASSERT_TRUE(idle.ReadResponse().has_value());
+  Connection busy(port());
+  ASSERT_TRUE(busy.connected());
+  ASSERT_TRUE(busy.Send(Get("/async")));
+  async_entered_.WaitForNotification();
+
+  absl::Notification returned;
+  std::thread shutdown([this, &returned] {
+    server_->Shutdown(/*drain_timeout_ms=*/30000);
+    returned.Notify();
+  });
+  // Once Shutdown has closed the idle connection it is under way; it cannot
+  // return before the answer, since the request is in flight.
+  EXPECT_TRUE(idle.WaitForClose(kIoTimeout));
+  EXPECT_FALSE(returned.HasBeenNotified());
+  AnswerHeld(HttpResponse::Text(200, "finished during shutdown"));
+  std::optional<Response> response = busy.ReadResponse();
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->status, 200);
+  EXPECT_EQ(response->body, "finished during shutdown");
+  EXPECT_EQ(Lower(response->Header("connection")), "close");
+  EXPECT_TRUE(busy.WaitForClose(kIoTimeout));
+  busy.Close();
+  shutdown.join();
+  EXPECT_TRUE(returned.HasBeenNotified());
+}
+
+TEST_F(HttpServerTest, AsyncAnswerAfterTheDrainTimeoutIsDropped) {
+  Start();
+  Connection busy(port());
+  ASSERT_TRUE(busy.connected());
+  ASSERT_TRUE(busy.Send(Get("/async")));
+  async_entered_.WaitForNotification();
+
+  absl::Notification returned;
+  std::thread shutdown([this, &returned] {
+    server_->Shutdown(/*drain_timeout_ms=*/0);
+    returned.Notify();
+  });
+  // The drain timeout closes the connection, but Shutdown still waits for
+  // the handler to give up its responder before stopping the event loop.
+  EXPECT_TRUE(busy.WaitForClose(kIoTimeout));
+  EXPECT_FALSE(returned.HasBeenNotified());
+  AnswerHeld(HttpResponse::Text(200, "too late"));
+  shutdown.join();
+  EXPECT_TRUE(returned.HasBeenNotified());
 }
 
 TEST_F(HttpServerTest, ShutdownTwiceIsHarmless) {

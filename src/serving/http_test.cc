@@ -1,8 +1,13 @@
 #include "serving/http.h"
 
+#include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -183,6 +188,100 @@ TEST(HttpResponseTest, ErrorMapsStatusAndUsesOneBodyShape) {
 
   EXPECT_EQ(HttpResponse::Error(absl::UnavailableError("loading")).status, 503);
   EXPECT_EQ(HttpResponse::Error(absl::InvalidArgumentError("bad")).status, 400);
+}
+
+// Collects what a responder sends.
+struct Sent {
+  absl::Mutex mu;
+  std::vector<HttpResponse> responses ABSL_GUARDED_BY(mu);
+
+  HttpResponder Responder(std::string request_line = "GET /x") {
+    return HttpResponder(
+        [this](HttpResponse response) {
+          absl::MutexLock lock(&mu);
+          responses.push_back(std::move(response));
+        },
+        std::move(request_line));
+  }
+  std::vector<HttpResponse> Take() {
+    absl::MutexLock lock(&mu);
+    return responses;
+  }
+};
+
+TEST(HttpResponderTest, FirstAnswerWinsAcrossCopies) {
+  Sent sent;
+  {
+    HttpResponder respond = sent.Responder();
+    HttpResponder copy = respond;
+    copy(HttpResponse::Text(200, "first"));
+    respond(HttpResponse::Text(201, "second"));
+  }
+  std::vector<HttpResponse> responses = sent.Take();
+  ASSERT_EQ(responses.size(), 1u);
+  EXPECT_EQ(responses[0].status, 200);
+  EXPECT_EQ(responses[0].body, "first");
+}
+
+TEST(HttpResponderTest, DroppedWithoutAnAnswerSends500NamingTheRequest) {
+  Sent sent;
+  { HttpResponder dropped = sent.Responder("POST /v1/apps/churn/predict"); }
+  std::vector<HttpResponse> responses = sent.Take();
+  ASSERT_EQ(responses.size(), 1u);
+  EXPECT_EQ(responses[0].status, 500);
+  std::string error = Body(responses[0])["error"];
+  EXPECT_NE(error.find("POST /v1/apps/churn/predict ended without answering"),
+            std::string::npos)
+      << error;
+}
+
+TEST(RouterTest, DispatchAsyncAnswersSyncRoutesAnd404Inline) {
+  Router router;
+  router.Add("GET", "/sync", Named("sync"));
+  Sent sent;
+  router.DispatchAsync(Request("GET", "/sync"), sent.Responder());
+  router.DispatchAsync(Request("GET", "/nowhere"), sent.Responder());
+  router.DispatchAsync(Request("POST", "/sync"), sent.Responder());
+  std::vector<HttpResponse> responses = sent.Take();
+  ASSERT_EQ(responses.size(), 3u);
+  EXPECT_EQ(Body(responses[0])["route"], "sync");
+  EXPECT_EQ(responses[1].status, 404);
+  EXPECT_EQ(responses[2].status, 405);
+}
+
+TEST(RouterTest, AsyncRouteIsAnsweredFromAnotherThread) {
+  Router router;
+  std::optional<HttpResponder> held;
+  absl::Notification entered;
+  router.AddAsync("POST", "/later/{id}",
+                  [&](const HttpRequest& request, const PathParams& params,
+                      HttpResponder respond) {
+                    EXPECT_EQ(request.body, "payload");
+                    EXPECT_EQ(params.at("id"), "7");
+                    held.emplace(std::move(respond));
+                    entered.Notify();
+                  });
+  std::thread answerer([&] {
+    entered.WaitForNotification();
+    (*held)(HttpResponse::Text(202, "answered elsewhere"));
+  });
+  HttpRequest request = Request("POST", "/later/7");
+  request.body = "payload";
+  // Dispatch blocks until the other thread has answered.
+  HttpResponse response = router.Dispatch(request);
+  answerer.join();
+  EXPECT_EQ(response.status, 202);
+  EXPECT_EQ(response.body, "answered elsewhere");
+}
+
+TEST(RouterTest, AsyncHandlerThatDropsItsResponderGets500) {
+  Router router;
+  router.AddAsync("GET", "/forgets",
+                  [](const HttpRequest&, const PathParams&, HttpResponder) {});
+  HttpResponse response = router.Dispatch(Request("GET", "/forgets"));
+  EXPECT_EQ(response.status, 500);
+  EXPECT_NE(Body(response)["error"].get<std::string>().find("GET /forgets"),
+            std::string::npos);
 }
 
 }  // namespace

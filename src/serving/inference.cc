@@ -3,13 +3,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "core/http_error.h"
 #include "core/ids.h"
 #include "core/status.h"
 #include "data/csv.h"
@@ -17,6 +20,8 @@
 #include "models/model.h"
 #include "models/signature.h"
 #include "nlohmann/json.hpp"
+#include "serving/batcher.h"
+#include "serving/metrics.h"
 
 namespace slipway {
 namespace {
@@ -153,7 +158,9 @@ bool IsBlank(std::string_view text) {
 absl::StatusOr<json> ParseJson(const std::string& body) {
   try {
     return json::parse(body);
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) {
+    // A syntax error (parse_error) or a number beyond the double range
+    // (out_of_range, "number overflow parsing '1e999'"): both the client's.
     // Drop nlohmann's "[json.exception.parse_error.101] " prefix; keep its
     // "parse error at line L, column C: ..." text.
     std::string message = error.what();
@@ -666,22 +673,6 @@ std::string ModelName(const std::string& app, int version) {
   return "model " + app + " v" + std::to_string(version);
 }
 
-absl::Status RunModel(const std::string& app, const ServableHandle& handle,
-                      const EncodedRows& rows, std::vector<float>* outputs) {
-  RETURN_IF_ERROR(
-      handle.model->Predict(rows.values.data(), rows.num_rows, outputs),
-      ModelName(app, handle.version));
-  const size_t expected =
-      rows.num_rows * handle.model->signature().output_width();
-  if (outputs->size() != expected) {
-    return absl::InternalError(ModelName(app, handle.version) + " returned " +
-                               std::to_string(outputs->size()) +
-                               " outputs for " + std::to_string(rows.num_rows) +
-                               " rows; expected " + std::to_string(expected));
-  }
-  return absl::OkStatus();
-}
-
 // Probability of class `k` for row `row`.
 float Probability(const Signature& signature, const std::vector<float>& outputs,
                   size_t row, int k) {
@@ -816,26 +807,89 @@ HttpResponse ModelReady(const ModelManager& models, const PathParams& params) {
                           {"error", std::string(handle.status().message())}});
 }
 
-HttpResponse Predict(const ModelManager& models, Clock* clock,
-                     const HttpRequest& request, const PathParams& params) {
-  const std::string& app = params.at("app");
-  absl::StatusOr<ServableHandle> handle = models.Get(app);
-  if (!handle.ok()) return HttpResponse::Error(handle.status());
-  const Signature& signature = handle->model->signature();
-  EncodedRows rows;
-  absl::Status status = EncodePredictRequest(signature, request, &rows);
-  if (!status.ok()) return HttpResponse::Error(status);
-  std::vector<float> outputs;
-  status = RunModel(app, *handle, rows, &outputs);
-  if (!status.ok()) return HttpResponse::Error(status);
+// Answers one data-plane request and records it: RequestStarted when
+// made, RecordRequest and RequestFinished with the answer. Copies share the
+// one responder, so it can travel in a batch callback.
+class MeteredResponder {
+ public:
+  MeteredResponder(std::string app, std::string_view endpoint, Clock* clock,
+                   ServingMetrics* metrics, HttpResponder respond)
+      : app_(std::move(app)),
+        endpoint_(endpoint),
+        clock_(clock),
+        metrics_(metrics),
+        start_us_(clock->MonotonicMicros()),
+        respond_(std::move(respond)) {
+    if (metrics_ != nullptr) metrics_->RequestStarted();
+  }
 
+  // `version` is 0 when no model was chosen (unknown app, no model yet).
+  void operator()(int version, HttpResponse response) const {
+    if (metrics_ != nullptr) {
+      metrics_->RecordRequest(app_, version, endpoint_, response.status,
+                              clock_->MonotonicMicros() - start_us_);
+      metrics_->RequestFinished();
+    }
+    respond_(std::move(response));
+  }
+
+ private:
+  std::string app_;
+  std::string_view endpoint_;  // a string literal
+  Clock* clock_;
+  ServingMetrics* metrics_;
+  int64_t start_us_;
+  HttpResponder respond_;
+};
+
+// The answer when the scheduler refused a request it never took: a full
+// queue or a batcher shutting down is 503 with Retry-After, so clients
+// back off and retry.
+HttpResponse Refusal(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kResourceExhausted &&
+      status.code() != absl::StatusCode::kUnavailable) {
+    return HttpResponse::Error(status);
+  }
+  HttpResponse response = HttpResponse::Json(503, ErrorBody(status));
+  response.headers.emplace_back("Retry-After", "1");
+  return response;
+}
+
+// Hands `rows` to the version's scheduler; `on_outputs` builds the answer
+// from the rows' outputs. Whatever happens, `answer` is called once: by the
+// scheduler's callback, or here when the scheduler refused the request
+// (BatchScheduler's ownership rule).
+void Submit(const ServableHandle& handle, EncodedRows rows,
+            const MeteredResponder& answer,
+            std::function<HttpResponse(const std::vector<float>&)> on_outputs) {
+  auto request = std::make_unique<BatchRequest>();
+  request->rows = std::move(rows.values);
+  request->num_rows = rows.num_rows;
+  // Captures the model through `on_outputs` at most, never the scheduler:
+  // the callback runs on the batcher's worker (see batcher.h).
+  request->done = [answer, version = handle.version,
+                   on_outputs = std::move(on_outputs)](
+                      absl::StatusOr<std::vector<float>> outputs) {
+    if (!outputs.ok()) {
+      answer(version, HttpResponse::Error(outputs.status()));
+      return;
+    }
+    answer(version, on_outputs(*outputs));
+  };
+  absl::Status status = handle.scheduler->Enqueue(request);
+  if (!status.ok()) answer(handle.version, Refusal(status));
+}
+
+HttpResponse PredictAnswer(const Signature& signature, int version,
+                           const std::vector<float>& outputs, size_t num_rows,
+                           const EncodeStats& stats, Clock* clock) {
   ordered_json predictions = ordered_json::array();
   if (!signature.is_classification()) {
     for (float value : outputs)
       predictions.push_back(static_cast<double>(value));
   } else {
     const int classes = ProbabilityColumns(signature);
-    for (size_t row = 0; row < rows.num_rows; ++row) {
+    for (size_t row = 0; row < num_rows; ++row) {
       ordered_json probabilities = ordered_json::object();
       for (int k = 0; k < classes; ++k) {
         probabilities[LabelText(signature, k)] =
@@ -849,14 +903,36 @@ HttpResponse Predict(const ModelManager& models, Clock* clock,
   }
   const std::string request_id = NewId("req", clock->NowMicros());
   ordered_json body{{"predictions", std::move(predictions)},
-                    {"model_version", handle->version},
+                    {"model_version", version},
                     {"request_id", request_id}};
-  if (rows.stats.unseen_categories > 0) {
-    body["unseen_categories"] = rows.stats.unseen_categories;
+  if (stats.unseen_categories > 0) {
+    body["unseen_categories"] = stats.unseen_categories;
   }
   HttpResponse response = JsonAnswer(200, body);
-  AddPredictionHeaders(request_id, handle->version, &response);
+  AddPredictionHeaders(request_id, version, &response);
   return response;
+}
+
+void Predict(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
+             const HttpRequest& request, const PathParams& params,
+             HttpResponder respond) {
+  const std::string& app = params.at("app");
+  const MeteredResponder answer(app, "predict", clock, metrics,
+                                std::move(respond));
+  absl::StatusOr<ServableHandle> handle = models.Get(app);
+  if (!handle.ok()) return answer(0, HttpResponse::Error(handle.status()));
+  EncodedRows rows;
+  absl::Status status =
+      EncodePredictRequest(handle->model->signature(), request, &rows);
+  if (!status.ok()) return answer(handle->version, HttpResponse::Error(status));
+  const size_t num_rows = rows.num_rows;
+  const EncodeStats stats = rows.stats;
+  Submit(*handle, std::move(rows), answer,
+         [model = handle->model, version = handle->version, num_rows, stats,
+          clock](const std::vector<float>& outputs) {
+           return PredictAnswer(model->signature(), version, outputs, num_rows,
+                                stats, clock);
+         });
 }
 
 ordered_json OutputTensor(const std::string& name, const std::string& datatype,
@@ -867,22 +943,11 @@ ordered_json OutputTensor(const std::string& name, const std::string& datatype,
                       {"data", std::move(data)}};
 }
 
-HttpResponse Infer(const ModelManager& models, Clock* clock,
-                   const HttpRequest& request, const PathParams& params) {
-  const std::string& app = params.at("app");
-  absl::StatusOr<ServableHandle> handle = LookUp(models, params);
-  if (!handle.ok()) return HttpResponse::Error(handle.status());
-  const Signature& signature = handle->model->signature();
-  InferRequest infer;
-  EncodedRows rows;
-  absl::Status status =
-      EncodeInferRequest(signature, request.body, &infer, &rows);
-  if (!status.ok()) return HttpResponse::Error(status);
-  std::vector<float> outputs;
-  status = RunModel(app, *handle, rows, &outputs);
-  if (!status.ok()) return HttpResponse::Error(status);
-
-  const int64_t n = static_cast<int64_t>(rows.num_rows);
+HttpResponse InferAnswer(const std::string& app, const Signature& signature,
+                         int version, const InferRequest& infer,
+                         const std::vector<float>& outputs, size_t num_rows,
+                         const EncodeStats& stats, Clock* clock) {
+  const int64_t n = static_cast<int64_t>(num_rows);
   ordered_json tensors = ordered_json::array();
   for (const std::string& name : infer.outputs) {
     ordered_json data = ordered_json::array();
@@ -892,7 +957,7 @@ HttpResponse Infer(const ModelManager& models, Clock* clock,
           OutputTensor(name, "FP32", ordered_json{n}, std::move(data)));
     } else if (name == "probabilities") {
       const int classes = ProbabilityColumns(signature);
-      for (size_t row = 0; row < rows.num_rows; ++row) {
+      for (size_t row = 0; row < num_rows; ++row) {
         for (int k = 0; k < classes; ++k) {
           data.push_back(
               static_cast<double>(Probability(signature, outputs, row, k)));
@@ -901,7 +966,7 @@ HttpResponse Infer(const ModelManager& models, Clock* clock,
       tensors.push_back(OutputTensor(name, "FP32", ordered_json{n, classes},
                                      std::move(data)));
     } else {  // "label"
-      for (size_t row = 0; row < rows.num_rows; ++row) {
+      for (size_t row = 0; row < num_rows; ++row) {
         data.push_back(
             LabelJson(signature, PredictedClass(signature, outputs, row)));
       }
@@ -911,22 +976,47 @@ HttpResponse Infer(const ModelManager& models, Clock* clock,
   }
   const std::string request_id = NewId("req", clock->NowMicros());
   ordered_json parameters{{"request_id", request_id}};
-  if (rows.stats.unseen_categories > 0) {
-    parameters["unseen_categories"] = rows.stats.unseen_categories;
+  if (stats.unseen_categories > 0) {
+    parameters["unseen_categories"] = stats.unseen_categories;
   }
   ordered_json body{{"model_name", app},
-                    {"model_version", std::to_string(handle->version)}};
+                    {"model_version", std::to_string(version)}};
   if (!infer.id.is_null()) body["id"] = infer.id;
   body["parameters"] = std::move(parameters);
   body["outputs"] = std::move(tensors);
   HttpResponse response = JsonAnswer(200, body);
-  AddPredictionHeaders(request_id, handle->version, &response);
+  AddPredictionHeaders(request_id, version, &response);
   return response;
+}
+
+void Infer(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
+           const HttpRequest& request, const PathParams& params,
+           HttpResponder respond) {
+  const std::string& app = params.at("app");
+  const MeteredResponder answer(app, "infer", clock, metrics,
+                                std::move(respond));
+  absl::StatusOr<ServableHandle> handle = LookUp(models, params);
+  if (!handle.ok()) return answer(0, HttpResponse::Error(handle.status()));
+  InferRequest infer;
+  EncodedRows rows;
+  absl::Status status = EncodeInferRequest(handle->model->signature(),
+                                           request.body, &infer, &rows);
+  if (!status.ok()) return answer(handle->version, HttpResponse::Error(status));
+  const size_t num_rows = rows.num_rows;
+  const EncodeStats stats = rows.stats;
+  Submit(*handle, std::move(rows), answer,
+         [app, model = handle->model, version = handle->version,
+          infer = std::move(infer), num_rows, stats,
+          clock](const std::vector<float>& outputs) {
+           return InferAnswer(app, model->signature(), version, infer, outputs,
+                              num_rows, stats, clock);
+         });
 }
 
 }  // namespace
 
-void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock) {
+void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
+                        ServingMetrics* metrics) {
   router->Add("GET", "/healthz", [](const HttpRequest&, const PathParams&) {
     return JsonAnswer(200, {{"status", "ok"}});
   });
@@ -956,11 +1046,13 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock) {
                             {"extensions", ordered_json::array()}});
   });
 
-  router->Add(
-      "POST", "/v1/apps/{app}/predict",
-      [models, clock](const HttpRequest& request, const PathParams& params) {
-        return Predict(*models, clock, request, params);
-      });
+  router->AddAsync("POST", "/v1/apps/{app}/predict",
+                   [models, clock, metrics](const HttpRequest& request,
+                                            const PathParams& params,
+                                            HttpResponder respond) {
+                     Predict(*models, clock, metrics, request, params,
+                             std::move(respond));
+                   });
 
   auto metadata = [models](const HttpRequest&, const PathParams& params) {
     absl::StatusOr<ServableHandle> handle = LookUp(*models, params);
@@ -976,12 +1068,13 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock) {
   router->Add("GET", "/v2/models/{app}/ready", ready);
   router->Add("GET", "/v2/models/{app}/versions/{version}/ready", ready);
 
-  auto infer = [models, clock](const HttpRequest& request,
-                               const PathParams& params) {
-    return Infer(*models, clock, request, params);
+  auto infer = [models, clock, metrics](const HttpRequest& request,
+                                        const PathParams& params,
+                                        HttpResponder respond) {
+    Infer(*models, clock, metrics, request, params, std::move(respond));
   };
-  router->Add("POST", "/v2/models/{app}/infer", infer);
-  router->Add("POST", "/v2/models/{app}/versions/{version}/infer", infer);
+  router->AddAsync("POST", "/v2/models/{app}/infer", infer);
+  router->AddAsync("POST", "/v2/models/{app}/versions/{version}/infer", infer);
 }
 
 }  // namespace slipway

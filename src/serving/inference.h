@@ -24,15 +24,28 @@
 // version (400 for a bad request, 404 for an unknown app or version, 503 when
 // the app has no model loaded yet).
 //
-// Ownership: `models` and `clock` are borrowed and must outlive the router.
+// Predict and infer are asynchronous handlers: a request is parsed and
+// validated on the server thread, then handed to the version's
+// BatchScheduler (the handle's `scheduler`: a DynamicBatcher, or direct
+// prediction when batching is off) and answered from the batch's callback,
+// which builds the JSON answer on the batcher's worker thread.
+// A full queue is answered 503 with `Retry-After: 1` and the error naming
+// the app and the limit. Each such request is recorded in `metrics`
+// (RequestStarted / RequestFinished, and RecordRequest with endpoint
+// "predict" or "infer", the version, the HTTP status and the latency).
+//
+// Ownership: `models`, `clock` and `metrics` are borrowed and must outlive
+// the router; `metrics` may be null (nothing recorded).
 // Thread safety: the handlers hold no state of their own and may run
-// concurrently; each request holds a ServableHandle, so a version swapped
-// out mid-request finishes the request.
+// concurrently; each request holds a ServableHandle until it is queued, and
+// its answer the model, so a version swapped out mid-request finishes the
+// request.
 #ifndef SLIPWAY_SERVING_INFERENCE_H_
 #define SLIPWAY_SERVING_INFERENCE_H_
 
 #include "core/clock.h"
 #include "serving/http.h"
+#include "serving/metrics.h"
 #include "serving/model_manager.h"
 
 namespace slipway {
@@ -41,7 +54,8 @@ namespace slipway {
 inline constexpr char kInferenceServerName[] = "slipway";
 inline constexpr char kInferenceServerVersion[] = "0.1.0";
 
-void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock);
+void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
+                        ServingMetrics* metrics);
 
 }  // namespace slipway
 

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "models/model.h"
 #include "nlohmann/json.hpp"
+#include "serving/metrics.h"
 #include "testing/fake_clock.h"
 #include "train/trainer.h"
 
@@ -101,7 +102,7 @@ class InferenceTest : public ::testing::Test {
     Serve("size", 2, *size_);
     Serve("spend", 5, *spend_);
     models_.AddApp("empty");
-    AddInferenceRoutes(&router_, &models_, &clock_);
+    AddInferenceRoutes(&router_, &models_, &clock_, &metrics_);
   }
 
   void Serve(const std::string& app, int version,
@@ -163,7 +164,8 @@ class InferenceTest : public ::testing::Test {
   static inline std::shared_ptr<const Model>* spend_ = nullptr;
 
   FakeClock clock_;
-  ModelManager models_{&clock_};
+  ServingMetrics metrics_{&clock_};  // outlives the batchers in models_
+  ModelManager models_{&clock_, &metrics_};
   Router router_;
 };
 

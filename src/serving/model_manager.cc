@@ -141,8 +141,10 @@ class UnloadOnRelease {
 
 }  // namespace
 
-ModelManager::ModelManager(Clock* clock)
-    : log_(std::make_shared<TransitionLog>(clock)) {}
+ModelManager::ModelManager(Clock* clock, ServingMetrics* metrics)
+    : clock_(clock),
+      metrics_(metrics),
+      log_(std::make_shared<TransitionLog>(clock)) {}
 
 ModelManager::~ModelManager() = default;
 
@@ -152,13 +154,15 @@ void ModelManager::AddApp(const std::string& app) {
 }
 
 void ModelManager::RemoveApp(const std::string& app) {
-  // Released after the lock: the deleter may run and free the model.
-  std::shared_ptr<const Model> retired;
+  // Released after the lock: the batcher finishes its queue and the deleter
+  // may run and free the model.
+  Retired retired;
   absl::MutexLock lock(&mu_);
   auto it = apps_.find(app);
   if (it == apps_.end()) return;
-  retired = std::move(it->second.serving);
-  if (retired != nullptr) {
+  retired.model = std::move(it->second.serving);
+  retired.scheduler = std::move(it->second.scheduler);
+  if (retired.model != nullptr) {
     log_->Set(app, it->second.serving_load_id, VersionStateKind::kDraining);
   }
   apps_.erase(it);
@@ -171,16 +175,17 @@ ModelManager::AppSlot* ModelManager::FindSlot(
   return &it->second;
 }
 
-std::shared_ptr<const Model> ModelManager::SwapIn(
+ModelManager::Retired ModelManager::SwapIn(
     const std::string& app, AppSlot* slot, std::shared_ptr<const Model> model,
-    int version, uint64_t load_id) {
-  std::shared_ptr<const Model> retired = std::move(slot->serving);
-  if (retired != nullptr) {
-    slot->draining[slot->serving_version] =
-        DrainingVersion{retired, slot->serving_load_id};
+    std::shared_ptr<BatchScheduler> scheduler, int version, uint64_t load_id) {
+  Retired retired{std::move(slot->serving), std::move(slot->scheduler)};
+  if (retired.model != nullptr) {
+    slot->draining[slot->serving_version] = DrainingVersion{
+        retired.model, retired.scheduler, slot->serving_load_id};
     log_->Set(app, slot->serving_load_id, VersionStateKind::kDraining);
   }
   slot->serving = std::move(model);
+  slot->scheduler = std::move(scheduler);
   slot->serving_version = version;
   slot->serving_load_id = load_id;
   slot->draining.erase(version);
@@ -191,7 +196,9 @@ std::shared_ptr<const Model> ModelManager::SwapIn(
 }
 
 absl::Status ModelManager::Serve(const std::string& app, int version,
-                                 Loader load) {
+                                 Loader load, const BatchingOptions& batching) {
+  RETURN_IF_ERROR(ValidateBatchingOptions(batching),
+                  "serving " + ModelName(app, version));
   std::shared_ptr<absl::Mutex> serve_mu;
   {
     absl::ReaderMutexLock lock(&mu_);
@@ -203,10 +210,12 @@ absl::Status ModelManager::Serve(const std::string& app, int version,
   }
   absl::MutexLock serialize(serve_mu.get());
   const std::string name = ModelName(app, version);
-  // Declared before the locks below so the swapped-out model is released
-  // (and possibly destroyed) only after mu_ is unlocked.
-  std::shared_ptr<const Model> retired;
+  // Declared before the locks below so the swapped-out version is released
+  // (its batcher drained, the model possibly destroyed) only after mu_ is
+  // unlocked.
+  Retired retired;
   std::shared_ptr<const Model> published;
+  std::shared_ptr<BatchScheduler> scheduler;
   uint64_t load_id = 0;
 
   {
@@ -221,8 +230,12 @@ absl::Status ModelManager::Serve(const std::string& app, int version,
     auto draining = slot->draining.find(version);
     if (draining != slot->draining.end()) {
       if (std::shared_ptr<const Model> alive = draining->second.model.lock()) {
-        retired = SwapIn(app, slot, std::move(alive), version,
-                         draining->second.load_id);
+        // A rare path (a rollback while the old version is still held), so
+        // starting the new batcher's thread under the lock is acceptable.
+        scheduler =
+            MakeBatchScheduler(app, version, alive, batching, clock_, metrics_);
+        retired = SwapIn(app, slot, std::move(alive), std::move(scheduler),
+                         version, draining->second.load_id);
         LogInfo("model.ready", {{"app", app},
                                 {"version", std::to_string(version)},
                                 {"how", "reused a draining version"}});
@@ -249,6 +262,8 @@ absl::Status ModelManager::Serve(const std::string& app, int version,
           LogInfo("model.unloaded",
                   {{"app", app}, {"version", std::to_string(version)}});
         }));
+    scheduler =
+        MakeBatchScheduler(app, version, published, batching, clock_, metrics_);
   }
 
   absl::MutexLock lock(&mu_);
@@ -269,7 +284,8 @@ absl::Status ModelManager::Serve(const std::string& app, int version,
     // "failed" because finished loads do not change.
     return Annotate(status, "loading " + name);
   }
-  retired = SwapIn(app, slot, std::move(published), version, load_id);
+  retired = SwapIn(app, slot, std::move(published), std::move(scheduler),
+                   version, load_id);
   LogInfo("model.ready", {{"app", app}, {"version", std::to_string(version)}});
   return absl::OkStatus();
 }
@@ -292,7 +308,7 @@ absl::StatusOr<ServableHandle> ModelManager::Get(const std::string& app) const {
         "' has no champion model yet: train one with `slipway run " + app +
         " train --wait` and promote it");
   }
-  return ServableHandle{slot.serving, slot.serving_version};
+  return ServableHandle{slot.serving, slot.serving_version, slot.scheduler};
 }
 
 absl::StatusOr<ServableHandle> ModelManager::Get(const std::string& app,
@@ -304,12 +320,20 @@ absl::StatusOr<ServableHandle> ModelManager::Get(const std::string& app,
   }
   const AppSlot& slot = it->second;
   if (slot.serving != nullptr && slot.serving_version == version) {
-    return ServableHandle{slot.serving, version};
+    return ServableHandle{slot.serving, version, slot.scheduler};
   }
   auto draining = slot.draining.find(version);
   if (draining != slot.draining.end()) {
     if (std::shared_ptr<const Model> alive = draining->second.model.lock()) {
-      return ServableHandle{std::move(alive), version};
+      std::shared_ptr<BatchScheduler> scheduler =
+          draining->second.scheduler.lock();
+      // Its batcher is gone once its queue drained; the few requests that
+      // still name a draining version run unbatched.
+      if (scheduler == nullptr) {
+        scheduler = std::make_shared<DirectScheduler>(app, version, alive,
+                                                      clock_, metrics_);
+      }
+      return ServableHandle{std::move(alive), version, std::move(scheduler)};
     }
   }
   std::string message = ModelName(app, version) + " is not loaded";

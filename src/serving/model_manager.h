@@ -20,6 +20,13 @@
 // The deleter writes only to the transition log, which it co-owns, so a
 // handle may safely outlive the manager (not the clock).
 //
+// Batching: each served version gets its own BatchScheduler (batcher.h),
+// built from the BatchingOptions given to Serve() and handed out with every
+// ServableHandle. The scheduler holds the model, so a version stays loaded
+// (draining) until its batcher has finished the requests queued on it and
+// the last handle is gone; requests that got the new version's handle go to
+// the new batcher.
+//
 // Thread safety: every method may be called concurrently. Get() is the hot
 // path: a reader lock on the app table and one shared_ptr copy; readers never
 // wait for each other or for a load in progress (loading happens outside the
@@ -44,14 +51,22 @@
 #include "absl/synchronization/mutex.h"
 #include "core/clock.h"
 #include "models/model.h"
+#include "serving/batcher.h"
 
 namespace slipway {
+
+class ServingMetrics;
 
 // A reference to one loaded model version. While any copy is alive the
 // version stays loaded, even after a newer version has been swapped in.
 struct ServableHandle {
   std::shared_ptr<const Model> model;
   int version = 0;
+  // Where predictions for this version go: the version's batcher, or a
+  // DirectScheduler when batching is off. Never null in a handle from Get.
+  // Copies must not be owned by a scheduler's `done` callback (see
+  // batcher.h): capture `model` there instead.
+  std::shared_ptr<BatchScheduler> scheduler;
 };
 
 enum class VersionStateKind { kLoading, kReady, kDraining, kUnloaded, kFailed };
@@ -72,9 +87,11 @@ class ModelManager {
  public:
   using Loader = std::function<absl::StatusOr<std::shared_ptr<const Model>>()>;
 
-  // `clock` stamps the transitions; it must outlive the manager and every
-  // handle the manager gave out (a released handle records `unloaded`).
-  explicit ModelManager(Clock* clock);
+  // `clock` stamps the transitions and times the batchers; it must outlive
+  // the manager and every handle the manager gave out (a released handle
+  // records `unloaded`). `metrics` (may be null) receives the batchers'
+  // measurements and must outlive them too.
+  explicit ModelManager(Clock* clock, ServingMetrics* metrics = nullptr);
   ~ModelManager();
   ModelManager(const ModelManager&) = delete;
   ModelManager& operator=(const ModelManager&) = delete;
@@ -87,14 +104,17 @@ class ModelManager {
   void RemoveApp(const std::string& app);
 
   // Loads `version` with `load`, then atomically makes it the app's serving
-  // version; returns after the swap (the next Get sees it). The previous
-  // version goes draining. A version that is still loaded (serving, or
-  // draining and held by a request) is reused without calling `load`, so a
-  // quick rollback costs nothing.
-  // Errors: NotFound for an unknown app; when `load` fails (or returns no
-  // model) the previous version keeps serving, the version is recorded as
-  // failed with the reason, and the error is returned with the model named.
-  absl::Status Serve(const std::string& app, int version, Loader load);
+  // version, with a scheduler built from `batching`; returns after the swap
+  // (the next Get sees it). The previous version goes draining. A version
+  // that is still loaded (serving, or draining and held by a request) is
+  // reused without calling `load`, so a quick rollback costs nothing; the
+  // serving version is left as it is, batcher included.
+  // Errors: InvalidArgument for `batching` out of range; NotFound for an
+  // unknown app; when `load` fails (or returns no model) the previous
+  // version keeps serving, the version is recorded as failed with the
+  // reason, and the error is returned with the model named.
+  absl::Status Serve(const std::string& app, int version, Loader load,
+                     const BatchingOptions& batching = {});
 
   // The app's serving version.
   // NotFound "app 'x' not found"; Unavailable when nothing serves yet.
@@ -116,7 +136,15 @@ class ModelManager {
   // A version swapped out but possibly still held by requests.
   struct DrainingVersion {
     std::weak_ptr<const Model> model;
+    std::weak_ptr<BatchScheduler> scheduler;
     uint64_t load_id = 0;
+  };
+
+  // What a swap replaced; the caller releases it after unlocking mu_ (its
+  // release may unload the model and joins the batcher).
+  struct Retired {
+    std::shared_ptr<const Model> model;
+    std::shared_ptr<BatchScheduler> scheduler;
   };
 
   struct AppSlot {
@@ -125,7 +153,8 @@ class ModelManager {
     // also tells Serve() whether the app was removed (and maybe re-added)
     // while it was loading.
     std::shared_ptr<absl::Mutex> serve_mu = std::make_shared<absl::Mutex>();
-    std::shared_ptr<const Model> serving;  // null until the first swap
+    std::shared_ptr<const Model> serving;       // null until the first swap
+    std::shared_ptr<BatchScheduler> scheduler;  // serving's
     int serving_version = 0;
     uint64_t serving_load_id = 0;
     int loading_version = 0;  // 0 when no load is in progress
@@ -137,14 +166,15 @@ class ModelManager {
                     const std::shared_ptr<absl::Mutex>& serve_mu)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Makes `model` (load `load_id`) the serving version of `slot` and moves
-  // the previous one to draining. Returns the previous model, which the
-  // caller releases after unlocking mu_ (its release may unload it).
-  std::shared_ptr<const Model> SwapIn(const std::string& app, AppSlot* slot,
-                                      std::shared_ptr<const Model> model,
-                                      int version, uint64_t load_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes `model` (load `load_id`) with `scheduler` the serving version of
+  // `slot` and moves the previous one to draining.
+  Retired SwapIn(const std::string& app, AppSlot* slot,
+                 std::shared_ptr<const Model> model,
+                 std::shared_ptr<BatchScheduler> scheduler, int version,
+                 uint64_t load_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  Clock* const clock_;
+  ServingMetrics* const metrics_;
   // Co-owned by the deleters of every published model.
   const std::shared_ptr<TransitionLog> log_;
   mutable absl::Mutex mu_;

@@ -2,8 +2,10 @@
 on 127.0.0.1 with port 0 over a fresh data directory, talks to it over HTTP
 and through the CLI, and stops what it started by PID."""
 
+import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -11,6 +13,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 BINARY = os.environ.get("SLIPWAY_BINARY") or os.path.join(
@@ -20,16 +23,19 @@ BINARY = os.environ.get("SLIPWAY_BINARY") or os.path.join(
 class Server:
     """A `slipway server` child process."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, args=()):
         self.data_dir = data_dir
+        self.args = list(args)  # extra `slipway server` flags
         self.proc = None
         self.url = None
 
-    def start(self):
+    def start(self, *args):
+        """Starts the server with the constructor's flags plus `args`
+        (e.g. "--max-body-mb", "1")."""
         log = open(os.path.join(self.data_dir, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [BINARY, "server", "--data-dir", self.data_dir,
-             "--listen", "127.0.0.1:0"],
+             "--listen", "127.0.0.1:0"] + self.args + [str(a) for a in args],
             stdout=subprocess.PIPE, stderr=log)
         log.close()
         line = self.proc.stdout.readline().decode().strip()
@@ -40,6 +46,58 @@ class Server:
                                (line, self.log()))
         self.url = line[len("listening on "):]
         return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def address(self):
+        """(host, port) the server listens on."""
+        parsed = urllib.parse.urlsplit(self.url)
+        return parsed.hostname, parsed.port
+
+    def connection(self, timeout=60):
+        """A new keep-alive http.client connection to the server."""
+        host, port = self.address
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def call(self, method, path, body=None, headers=None, timeout=60):
+        """One request on a fresh http.client connection; `body` is bytes,
+        str or a JSON-able value. Returns (status, {lower-case header:
+        value}, raw body bytes)."""
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode()
+        conn = self.connection(timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=dict(
+                {"Content-Type": "application/json"} if body is not None
+                else {}, **(headers or {})))
+            resp = conn.getresponse()
+            payload = resp.read()
+            return (resp.status, {k.lower(): v for k, v in resp.getheaders()},
+                    payload)
+        finally:
+            conn.close()
+
+    def rss_kb(self):
+        """Resident set size of the server process (VmRSS), in KiB."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS in /proc/%d/status" % self.proc.pid)
+
+    def metrics(self):
+        """GET /metrics parsed: {(name, frozenset(labels.items())): value},
+        or None when the server has no /metrics route (404)."""
+        status, text = self.request("GET", "/metrics", raw=True)
+        if status == 404:
+            return None
+        assert status == 200, (status, text)
+        return parse_prometheus(text.decode())
 
     def log(self):
         with open(os.path.join(self.data_dir, "server.log"), "rb") as f:
@@ -117,6 +175,78 @@ class Server:
             time.sleep(0.02)
 
 
+_SAMPLE = re.compile(
+    r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_prometheus(text):
+    """Prometheus text exposition -> {(name, frozenset(label pairs)): value}.
+    Raises AssertionError on a line that is neither a comment nor a
+    sample."""
+    samples = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            raise AssertionError("not a Prometheus sample line: %r" % line)
+        labels = frozenset(
+            (k, v.replace('\\"', '"').replace("\\\\", "\\"))
+            for k, v in _LABEL.findall(m.group(2) or ""))
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return samples
+
+
+def metric_values(samples, name, **labels):
+    """[(labels dict, value)] of every sample named `name` whose labels
+    include `labels`."""
+    out = []
+    for (n, pairs), value in samples.items():
+        d = dict(pairs)
+        if n == name and all(d.get(k) == v for k, v in labels.items()):
+            out.append((d, value))
+    return out
+
+
+def metric_sum(samples, name, **labels):
+    return sum(v for _, v in metric_values(samples, name, **labels))
+
+
+def wait_until(condition, timeout, what, interval=0.01):
+    """Polls `condition()` until it returns a true value (returned) or
+    `timeout` seconds pass (AssertionError naming `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" %
+                                 (timeout, what))
+        time.sleep(interval)
+
+
+def train_version(server, spec_path, app, pipeline="train"):
+    """Applies `spec_path`, runs `pipeline` to success and returns the new
+    model version number."""
+    server.cli("apply", spec_path, check=True)
+    status, run = server.request("POST", "/api/v1/apps/%s/runs" % app,
+                                 {"pipeline": pipeline})
+    assert status == 201, (status, run)
+    run = server.wait_for_run(run["id"])
+    assert run["state"] == "succeeded", run
+    status, models = server.request("GET", "/api/v1/apps/%s/models" % app)
+    assert status == 200, models
+    return max(m["version"] for m in models["models"])
+
+
+def promote(server, app, version, alias="champion"):
+    """PUT the alias; returns (status, body)."""
+    return server.request("PUT", "/api/v1/apps/%s/aliases/%s" % (app, alias),
+                          {"version": version})
+
+
 class Workspace:
     """A temporary directory with a data directory inside; removed on exit,
     after stopping every server it started."""
@@ -127,8 +257,9 @@ class Workspace:
         os.makedirs(self.data_dir)
         self.servers = []
 
-    def server(self):
-        s = Server(self.data_dir).start()
+    def server(self, *args):
+        """Starts a server on the data directory with extra flags `args`."""
+        s = Server(self.data_dir, [str(a) for a in args]).start()
         self.servers.append(s)
         return s
 
