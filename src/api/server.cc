@@ -44,7 +44,7 @@ class ServerImpl : public Server {
     executor_ = std::make_unique<RunExecutor>(executor_options);
     RETURN_IF_ERROR(executor_->Recover());
 
-    metrics_ = std::make_unique<ServingMetrics>(clock);
+    metrics_ = std::make_unique<ServingMetrics>();
     models_ = std::make_unique<ModelManager>(clock, metrics_.get());
     control_ = std::make_unique<ControlPlane>(store_.get(), registry_.get(),
                                               executor_.get(), models_.get());

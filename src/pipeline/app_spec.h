@@ -197,10 +197,10 @@ struct PipelineSpec {
 };
 
 struct BatchingSpec {
-  bool enabled = true;         // false: each request is its own call
-  int64_t max_batch = 64;      // rows per backend call
-  int64_t max_delay_us = 500;  // longest wait to fill a batch
-  int64_t max_queue = 1024;    // queued rows before requests are refused
+  bool enabled = true;       // false: each request is its own call
+  int64_t max_batch = 64;    // rows per backend call
+  int64_t max_delay_us = 0;  // longest wait to fill a batch (serving/batcher.h)
+  int64_t max_queue = 1024;  // queued rows before requests are refused
 };
 
 struct EndpointSpec {

@@ -55,10 +55,9 @@
 // only when the worker is idle with a partial batch: while it predicts, the
 // next requests queue behind it and the next batch takes them all, so
 // max_delay_us 0 keeps most of the gain, whereas 500 costs every request at
-// low concurrency about 0.6 ms. max_delay_us stays 500 here because it is
-// the app spec's default (endpoint.batching), so a version served without a
-// spec batches like one with the default spec; latency-sensitive apps set 0
-// to 100.
+// low concurrency about 0.6 ms: the default is 0 (here and in the app
+// spec's endpoint.batching), and an app whose traffic arrives in sparse
+// bursts can raise it.
 //
 // Thread safety: Enqueue may be called concurrently from any thread.
 #ifndef SLIPWAY_SERVING_BATCHER_H_
@@ -88,9 +87,9 @@ class ServingMetrics;
 // The batching settings of one endpoint (the app spec's endpoint.batching).
 struct BatchingOptions {
   bool enabled = true;
-  int max_batch = 64;          // rows per backend call
-  int64_t max_delay_us = 500;  // longest wait to fill a batch
-  int max_queue = 1024;        // rows waiting before requests are refused
+  int max_batch = 64;        // rows per backend call
+  int64_t max_delay_us = 0;  // longest wait to fill a batch
+  int max_queue = 1024;      // rows waiting before requests are refused
 };
 
 // InvalidArgument naming the field when `options` are out of range:

@@ -153,7 +153,7 @@ std::vector<std::unique_ptr<Outcome>> MakeOutcomes(size_t n) {
 
 TEST(DynamicBatcherTest, ConcurrentRequestsShareOneBackendCall) {
   auto model = std::make_shared<RowEchoModel>();
-  ServingMetrics metrics(RealClock());
+  ServingMetrics metrics;
   DynamicBatcher batcher("churn", 3, model, Options(16, kForever, 64),
                          RealClock(), &metrics);
   auto outcomes = MakeOutcomes(16);
@@ -545,7 +545,7 @@ class BatchedHttpTest : public ::testing::Test {
     AddInferenceRoutes(&router_, &models_, RealClock(), &metrics_);
   }
 
-  ServingMetrics metrics_{RealClock()};
+  ServingMetrics metrics_;
   ModelManager models_{RealClock(), &metrics_};
   Router router_;
 };

@@ -164,7 +164,7 @@ class InferenceTest : public ::testing::Test {
   static inline std::shared_ptr<const Model>* spend_ = nullptr;
 
   FakeClock clock_;
-  ServingMetrics metrics_{&clock_};  // outlives the batchers in models_
+  ServingMetrics metrics_;  // outlives the batchers in models_
   ModelManager models_{&clock_, &metrics_};
   Router router_;
 };

@@ -110,7 +110,7 @@ size_t ServingMetrics::RequestKeyHash::operator()(
   return h;
 }
 
-ServingMetrics::ServingMetrics(Clock* /*clock*/) {}
+ServingMetrics::ServingMetrics() = default;
 
 ServingMetrics::Shard& ServingMetrics::ThreadShard() {
   // Round robin rather than a hash of the thread id: the first kShards

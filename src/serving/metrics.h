@@ -46,7 +46,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "core/clock.h"
 #include "serving/http.h"
 #include "serving/model_manager.h"
 
@@ -68,10 +67,8 @@ class ServingMetrics {
   // Number of lock stripes recording is spread over.
   static constexpr size_t kShards = 16;
 
-  // Durations are measured by the callers (they pass microseconds), so
-  // `clock` is not consulted; it is part of the constructor so the object
-  // is built like the other serving components.
-  explicit ServingMetrics(Clock* clock);
+  // Durations are measured by the callers, who pass microseconds.
+  ServingMetrics();
   ServingMetrics(const ServingMetrics&) = delete;
   ServingMetrics& operator=(const ServingMetrics&) = delete;
 

@@ -89,8 +89,7 @@ std::string Failures(const std::string& app, int version,
 
 class ServingMetricsTest : public ::testing::Test {
  protected:
-  FakeClock clock_;
-  ServingMetrics metrics_{&clock_};
+  ServingMetrics metrics_;
 };
 
 TEST_F(ServingMetricsTest, CountsRequestsAndFailuresByLabels) {
@@ -324,7 +323,7 @@ TEST(MetricsRouteTest, ServesTheExpositionWithItsContentType) {
   FakeClock clock;
   ModelManager models(&clock);
   models.AddApp("churn");
-  ServingMetrics metrics(&clock);
+  ServingMetrics metrics;
   metrics.RecordRequest("churn", 0, "predict", 503, 20);
   Router router;
   AddMetricsRoute(&router, &metrics, &models);
@@ -345,9 +344,8 @@ TEST(MetricsRouteTest, ServesTheExpositionWithItsContentType) {
 // Threads that recorded into an object keep nothing pointing at it: it can
 // be destroyed while they live, and they record into the next one.
 TEST(ServingMetricsLifetimeTest, DestroyedWhileRecordingThreadsLive) {
-  FakeClock clock;
   constexpr int kThreads = 4;
-  auto first = std::make_unique<ServingMetrics>(&clock);
+  auto first = std::make_unique<ServingMetrics>();
   ServingMetrics* current = first.get();
   absl::Notification first_recorded[kThreads];
   absl::Notification swapped;
@@ -369,7 +367,7 @@ TEST(ServingMetricsLifetimeTest, DestroyedWhileRecordingThreadsLive) {
   }
   EXPECT_EQ(Sample(first->Render({}), Requests("a", 1, "infer", 200)), "400");
   first.reset();
-  auto second = std::make_unique<ServingMetrics>(&clock);
+  auto second = std::make_unique<ServingMetrics>();
   current = second.get();
   swapped.Notify();
   for (std::thread& thread : threads) thread.join();
@@ -380,9 +378,8 @@ TEST(ServingMetricsLifetimeTest, DestroyedWhileRecordingThreadsLive) {
 }
 
 TEST(ServingMetricsLifetimeTest, ManyObjectsOutliveExitedThreads) {
-  FakeClock clock;
   for (int round = 0; round < 50; ++round) {
-    ServingMetrics metrics(&clock);
+    ServingMetrics metrics;
     std::vector<std::thread> threads;
     for (int t = 0; t < 3; ++t) {
       threads.emplace_back([&metrics] {
@@ -405,8 +402,7 @@ TEST(ServingMetricsPromtoolTest, PromtoolCheckMetricsReportsNothing) {
   if (access(kPromtool, X_OK) != 0) {
     GTEST_SKIP() << kPromtool << " not installed (Debian package prometheus)";
   }
-  FakeClock clock;
-  ServingMetrics metrics(&clock);
+  ServingMetrics metrics;
   metrics.RequestStarted();
   metrics.RecordRequest("churn", 3, "predict", 200, 1'200);
   metrics.RecordRequest("churn", 3, "infer", 200, 300);
@@ -436,59 +432,6 @@ TEST(ServingMetricsPromtoolTest, PromtoolCheckMetricsReportsNothing) {
   EXPECT_EQ(output, "");
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
-}
-
-int64_t ThreadCpuNanos() {
-  timespec now;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-  return int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
-}
-
-// Not a benchmark: a quick loop whose cost per call lands in the test log.
-TEST(ServingMetricsCostTest, RecordRequestCostIsLogged) {
-  FakeClock fake;
-  ServingMetrics metrics(&fake);
-  Clock* real = RealClock();
-  constexpr int kCalls = 1'000'000;
-  const std::string apps[] = {"churn", "fraud", "ranking", "eta"};
-  int64_t start = real->MonotonicMicros();
-  for (int i = 0; i < kCalls; ++i) {
-    metrics.RecordRequest(apps[i & 3], 1 + (i & 1), "predict", 200, i & 1023);
-  }
-  double single_ns =
-      1e3 * static_cast<double>(real->MonotonicMicros() - start) / kCalls;
-
-  // With 8 threads on a shared machine wall time mostly measures the
-  // scheduler, so each thread also reports its own CPU time.
-  constexpr int kThreads = 8;
-  constexpr int kPerThread = kCalls / kThreads;
-  std::atomic<int64_t> cpu_ns{0};
-  std::vector<std::thread> threads;
-  start = real->MonotonicMicros();
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&] {
-      int64_t cpu_start = ThreadCpuNanos();
-      for (int i = 0; i < kPerThread; ++i) {
-        metrics.RecordRequest(apps[i & 3], 1, "infer", 200, i & 1023);
-      }
-      cpu_ns.fetch_add(ThreadCpuNanos() - cpu_start);
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
-  double threaded_wall_ns =
-      1e3 * static_cast<double>(real->MonotonicMicros() - start) / kCalls;
-  double threaded_cpu_ns = static_cast<double>(cpu_ns.load()) / kCalls;
-
-  std::printf(
-      "RecordRequest: %.1f ns/call on one thread; with %d threads on "
-      "%u cores %.1f ns CPU/call, %.1f ns wall/call\n",
-      single_ns, kThreads, std::thread::hardware_concurrency(), threaded_cpu_ns,
-      threaded_wall_ns);
-  RecordProperty("record_request_ns_single_thread", std::to_string(single_ns));
-  RecordProperty("record_request_cpu_ns_8_threads",
-                 std::to_string(threaded_cpu_ns));
-  EXPECT_THAT(metrics.Render({}),
-              HasSubstr(Requests("churn", 1, "infer", 200) + " 250000"));
 }
 
 }  // namespace
