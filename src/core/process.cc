@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/filesystem.h"
 
 namespace slipway {
 namespace {
@@ -130,11 +131,11 @@ absl::StatusOr<std::string> ResolveProgram(const ProcessSpec& spec) {
     size_t end = path_list.find(':', begin);
     if (end == std::string::npos) end = path_list.size();
     std::string dir = path_list.substr(begin, end - begin);
-    if (dir.empty()) dir = ".";  // POSIX: an empty entry is the current dir.
+    if (dir.empty()) dir.push_back('.');  // POSIX: an empty entry is the current dir.
     if (dir[0] != '/' && !spec.working_dir.empty()) {
-      dir = spec.working_dir + "/" + dir;
+      dir = JoinPath(spec.working_dir, dir);
     }
-    std::string candidate = dir + "/" + program;
+    std::string candidate = JoinPath(dir, program);
     if (IsExecutableFile(candidate)) return candidate;
     begin = end + 1;
   }
