@@ -775,6 +775,12 @@ std::string WriteCsv(const Table& table) {
     AppendQuoted(out, table.column(c).name());
   }
   out.push_back('\n');
+  out += WriteCsvRows(table);
+  return out;
+}
+
+std::string WriteCsvRows(const Table& table) {
+  std::string out;
   char number[32];
   for (size_t row = 0; row < table.num_rows(); ++row) {
     for (size_t c = 0; c < table.num_columns(); ++c) {

@@ -85,6 +85,8 @@ absl::StatusOr<Table> ParseCsv(std::string_view text,
 // string equal to a missing marker (such as "" or "NA") reads back as
 // missing.
 std::string WriteCsv(const Table& table);
+// WriteCsv without the header line, for a sink that streams chunk by chunk.
+std::string WriteCsvRows(const Table& table);
 
 // Streams a CSV file chunk by chunk, for inputs larger than memory. Open()
 // reads the header and infers the types from the first chunk_rows rows
