@@ -9,6 +9,7 @@
 #include "core/logging.h"
 #include "core/status.h"
 #include "pipeline/run_executor.h"
+#include "pipeline/scheduler.h"
 #include "registry/registry.h"
 #include "serving/http_server.h"
 #include "serving/inference.h"
@@ -68,6 +69,11 @@ class ServerImpl : public Server {
       RETURN_IF_ERROR(fs->WriteFileAtomic(
           options.port_file, std::to_string(http_->port()) + "\n"));
     }
+    // Last, after Recover and after everything a run may call (control_
+    // moves aliases): the first tick starts runs missed while down.
+    scheduler_ = std::make_unique<Scheduler>(Scheduler::Options{
+        store_.get(), registry_.get(), executor_.get(), clock});
+    scheduler_->Start();
     LogInfo("server.started", {{"data_dir", options.data_dir},
                                {"port", std::to_string(http_->port())}});
     return absl::OkStatus();
@@ -77,6 +83,8 @@ class ServerImpl : public Server {
 
   void Shutdown() override {
     http_->Shutdown(/*drain_timeout_ms=*/10000);
+    // No new scheduled runs once the executor starts cancelling.
+    scheduler_->Stop();
     executor_->Shutdown();
     LogInfo("server.stopped");
   }
@@ -94,6 +102,8 @@ class ServerImpl : public Server {
   std::unique_ptr<ControlPlane> control_;
   Router router_;
   std::unique_ptr<HttpServer> http_;
+  // Declared after executor_ so that it is destroyed (stopped) first.
+  std::unique_ptr<Scheduler> scheduler_;
 };
 
 }  // namespace

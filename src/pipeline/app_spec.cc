@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/ids.h"
 #include "core/status.h"
+#include "pipeline/cron.h"
 #include "yaml-cpp/yaml.h"
 
 namespace slipway {
@@ -135,7 +136,8 @@ constexpr std::string_view kDataSourceKeys[] = {
     "delimiter", "columns", "types",  "missing_values"};
 constexpr std::string_view kSchemaKeys[] = {"target", "id", "features",
                                             "exclude", "task"};
-constexpr std::string_view kPipelineKeys[] = {"kind", "trigger", "steps"};
+constexpr std::string_view kPipelineKeys[] = {"kind", "trigger", "concurrency",
+                                              "steps"};
 constexpr std::string_view kTriggerKeys[] = {"schedule", "on"};
 constexpr std::string_view kIngestKeys[] = {"source", "name"};
 constexpr std::string_view kValidateKeys[] = {"max_null_fraction", "min_rows",
@@ -287,110 +289,6 @@ bool ParseInt(std::string_view text, int64_t* out) {
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, *out);
   return ec == std::errc() && ptr == end && !text.empty();
-}
-
-// Checks one field of a cron expression: a comma-separated list of "*",
-// "n", "a-b", each optionally followed by "/step" when it is "*" or a range.
-// Returns what is wrong, or "" when the field is valid.
-std::string CronFieldProblem(std::string_view field, std::string_view name,
-                             int min, int max) {
-  std::string range = absl::StrCat(min, "-", max);
-  auto number = [&](std::string_view text, int* out) -> std::string {
-    int64_t value;
-    if (!ParseInt(text, &value) || text.front() == '+' || text.front() == '-') {
-      return std::string(name) + " field has '" + std::string(text) +
-             "' where a number is expected";
-    }
-    if (value < min || value > max) {
-      return std::string(name) + " " + std::string(text) + " is out of range " +
-             range;
-    }
-    *out = static_cast<int>(value);
-    return "";
-  };
-  size_t start = 0;
-  while (true) {
-    size_t comma = field.find(',', start);
-    std::string_view item = field.substr(start, comma == std::string_view::npos
-                                                    ? std::string_view::npos
-                                                    : comma - start);
-    if (item.empty()) {
-      return std::string(name) + " field '" + std::string(field) +
-             "' has an empty list entry";
-    }
-    std::string_view base = item;
-    size_t slash = item.find('/');
-    if (slash != std::string_view::npos) {
-      base = item.substr(0, slash);
-      std::string_view step_text = item.substr(slash + 1);
-      int64_t step;
-      if (!ParseInt(step_text, &step) || step < 1 || step > max ||
-          step_text.front() == '+') {
-        return std::string(name) + " field '" + std::string(item) +
-               "' needs a step between 1 and " + std::to_string(max) +
-               " after '/'";
-      }
-      if (base != "*" && base.find('-') == std::string_view::npos) {
-        return std::string(name) + " field '" + std::string(item) +
-               "' needs '*' or a range a-b before '/'";
-      }
-    }
-    if (base != "*") {
-      size_t dash = base.find('-');
-      if (dash == std::string_view::npos) {
-        int value;
-        std::string problem = number(base, &value);
-        if (!problem.empty()) return problem;
-      } else {
-        int low, high;
-        std::string problem = number(base.substr(0, dash), &low);
-        if (problem.empty()) problem = number(base.substr(dash + 1), &high);
-        if (!problem.empty()) return problem;
-        if (low > high) {
-          return std::string(name) + " range '" + std::string(base) +
-                 "' runs backwards";
-        }
-      }
-    }
-    if (comma == std::string_view::npos) return "";
-    start = comma + 1;
-  }
-}
-
-// Returns what is wrong with a 5-field cron expression, or "".
-std::string CronProblem(std::string_view expression) {
-  std::vector<std::string_view> fields;
-  size_t i = 0;
-  while (i < expression.size()) {
-    while (i < expression.size() &&
-           (expression[i] == ' ' || expression[i] == '\t'))
-      ++i;
-    size_t start = i;
-    while (i < expression.size() && expression[i] != ' ' &&
-           expression[i] != '\t')
-      ++i;
-    if (i > start) fields.push_back(expression.substr(start, i - start));
-  }
-  if (fields.size() != 5) {
-    return "it has " + std::to_string(fields.size()) + " field" +
-           (fields.size() == 1 ? "" : "s");
-  }
-  struct Limits {
-    std::string_view name;
-    int min;
-    int max;
-  };
-  static constexpr Limits kLimits[5] = {{"minute", 0, 59},
-                                        {"hour", 0, 23},
-                                        {"day-of-month", 1, 31},
-                                        {"month", 1, 12},
-                                        {"day-of-week", 0, 7}};
-  for (int f = 0; f < 5; ++f) {
-    std::string problem = CronFieldProblem(fields[f], kLimits[f].name,
-                                           kLimits[f].min, kLimits[f].max);
-    if (!problem.empty()) return problem;
-  }
-  return "";
 }
 
 // "30s", "5m", "2h" as seconds; nullopt when malformed or under 1s.
@@ -867,6 +765,11 @@ class SpecParser {
     if (const Field* g = map.Find("trigger")) {
       ASSIGN_OR_RETURN(pipeline.trigger, ParseTrigger(*g, label));
     }
+    if (const Field* g = map.Find("concurrency")) {
+      ASSIGN_OR_RETURN(
+          pipeline.concurrency,
+          Integer(g->value(), 1, 100, "a whole number from 1 to 100"));
+    }
     ASSIGN_OR_RETURN(const Field* steps_field, Require(map, "steps"));
     ASSIGN_OR_RETURN(std::vector<Value> items, List(steps_field->value()));
     if (items.empty()) {
@@ -910,12 +813,13 @@ class SpecParser {
     if (const Field* g = map.Find("schedule")) {
       Value v = g->value();
       ASSIGN_OR_RETURN(trigger.schedule, NonEmptyString(v));
-      std::string problem = CronProblem(trigger.schedule);
-      if (!problem.empty()) {
+      absl::StatusOr<CronSchedule> cron = CronSchedule::Parse(trigger.schedule);
+      if (!cron.ok()) {
         return Error(v.mark,
                      "'schedule' must be a cron expression of 5 fields "
                      "(minute hour day-of-month month day-of-week), got " +
-                         Quote(trigger.schedule) + ": " + problem);
+                         Quote(trigger.schedule) + ": " +
+                         std::string(cron.status().message()));
       }
     }
     if (const Field* g = map.Find("on")) {

@@ -5,11 +5,11 @@
 // ParseAppSpec checks everything it can without reading data: key names,
 // value types and ranges, cross references (an ingest step names a data
 // source, a train pipeline has a target), the order of the steps of a
-// pipeline, cron schedules and durations. Every error is InvalidArgument and
-// begins with "<file>:<line>:<column>: " (1-based) at the offending node, so
-// a user can jump straight to it. Steps, pipelines, data sources, alert
-// rules and notifiers keep their SourceLocation so that later stages (a run
-// that fails at a step) can point back into the file too.
+// pipeline, cron schedules (pipeline/cron.h) and durations. Every error is
+// InvalidArgument and begins with "<file>:<line>:<column>: " (1-based) at the
+// offending node, so a user can jump straight to it. Steps, pipelines, data
+// sources, alert rules and notifiers keep their SourceLocation so that later
+// stages (a run that fails at a step) can point back into the file too.
 //
 // DiffSpecs compares two revisions of the file line by line, for
 // `slipway apply` to show what changed.
@@ -181,7 +181,8 @@ enum class TriggerEvent { kDrift, kKpiDecay, kNewData };
 std::string_view TriggerEventName(TriggerEvent event);
 
 struct TriggerSpec {
-  std::string schedule;  // 5-field cron expression, empty: none
+  // 5-field cron expression in UTC (pipeline/cron.h), empty: none.
+  std::string schedule;
   std::vector<TriggerEvent> on;
 };
 
@@ -189,6 +190,9 @@ struct PipelineSpec {
   std::string name;
   PipelineKind kind = PipelineKind::kTrain;
   TriggerSpec trigger;
+  // Runs of this pipeline that may be unfinished at once; a start beyond it
+  // is refused (run_executor.h).
+  int64_t concurrency = 1;
   std::vector<StepSpec> steps;  // run in this order
   SourceLocation location;      // of the pipeline's name
 

@@ -275,6 +275,7 @@ pipelines:
 
   const PipelineSpec& pipeline = spec->pipelines[0];
   EXPECT_EQ(pipeline.kind, PipelineKind::kTrain);
+  EXPECT_EQ(pipeline.concurrency, 1);
   EXPECT_EQ(pipeline.trigger.schedule, "");
   EXPECT_TRUE(pipeline.trigger.on.empty());
   ASSERT_EQ(pipeline.steps.size(), 6u);
@@ -337,6 +338,16 @@ TEST(AppSpecTest, AcceptsCronForms) {
     absl::StatusOr<AppSpec> spec = ParseAppSpec(yaml, "slipway.yaml");
     EXPECT_TRUE(spec.ok()) << schedule << ": " << spec.status();
   }
+}
+
+TEST(AppSpecTest, ParsesPipelineConcurrency) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(
+      "app: a\ndata: {d: {path: x.csv}}\n"
+      "pipelines:\n  c:\n    kind: check\n    concurrency: 3\n"
+      "    steps: [{ingest: {source: d}}]\n",
+      "slipway.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->pipelines[0].concurrency, 3);
 }
 
 TEST(AppSpecTest, ParsesDurations) {
@@ -651,6 +662,22 @@ INSTANTIATE_TEST_SUITE_P(
                 "    trigger: {schedule: \"*/0 * * * *\"}\n    steps: []\n",
                 "4:25",
                 {"minute field '*/0' needs a step"}},
+        BadSpec{"CronRangeWraps",
+                "app: churn\npipelines:\n  train:\n"
+                "    trigger: {schedule: \"0 22-1 * * *\"}\n    steps: []\n",
+                "4:25",
+                {"hour range '22-1' runs backwards", "22-23,0-1"}},
+        BadSpec{"CronDayNeverOccurs",
+                "app: churn\npipelines:\n  train:\n"
+                "    trigger: {schedule: \"0 0 30 2 *\"}\n    steps: []\n",
+                "4:25",
+                {"day-of-month '30' never occurs in month '2'"}},
+        BadSpec{
+            "ConcurrencyZero",
+            "app: churn\npipelines:\n  train:\n"
+            "    concurrency: 0\n    steps: []\n",
+            "4:18",
+            {"'concurrency' must be a whole number from 1 to 100", "got '0'"}},
         BadSpec{"CronBadSyntax",
                 "app: churn\npipelines:\n  train:\n"
                 "    trigger: {schedule: \"0 3 * jan *\"}\n    steps: []\n",

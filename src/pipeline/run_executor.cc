@@ -71,9 +71,37 @@ absl::StatusOr<RunRecord> RunExecutor::Start(const std::string& app,
         "run again once it is back");
   }
   ReapFinished();
+  // After reaping, active_ holds exactly the unfinished runs.
+  std::vector<std::string> unfinished;
+  for (const auto& [id, active] : active_) {
+    if (active.app == app && active.pipeline == pipeline) {
+      unfinished.push_back(id);
+    }
+  }
+  if (static_cast<int64_t>(unfinished.size()) >= pipeline_spec->concurrency) {
+    std::string ids;
+    for (const std::string& id : unfinished) {
+      ids += (ids.empty() ? "" : ", ") + id;
+    }
+    if (pipeline_spec->concurrency == 1) {
+      return absl::FailedPreconditionError(
+          "pipeline '" + pipeline + "' of app '" + app +
+          "' is already running (run " + ids +
+          "); wait for it to finish or cancel it, or allow more with "
+          "'concurrency:' in the pipeline's spec");
+    }
+    return absl::FailedPreconditionError(
+        "pipeline '" + pipeline + "' of app '" + app + "' already has " +
+        std::to_string(unfinished.size()) + " runs in progress (runs " + ids +
+        "), the most its 'concurrency: " +
+        std::to_string(pipeline_spec->concurrency) +
+        "' allows; wait for one to finish or cancel it");
+  }
   RETURN_IF_ERROR(options_.store->CreateRun(run, steps));
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   ActiveRun& active = active_[run.id];
+  active.app = app;
+  active.pipeline = pipeline;
   active.cancel = cancel;
   active.thread = std::thread(&RunExecutor::Execute, this, run, cancel);
   LogInfo("run.queued",
@@ -152,6 +180,10 @@ void RunExecutor::Execute(RunRecord run,
   run.state = state;
   run.reason = reason;
   run.finished_at = options_.clock->NowMicros();
+  // The final write and the hand-over to finished_ happen under one lock, so
+  // once the store shows the run finished, Start no longer counts it against
+  // its pipeline's concurrency.
+  absl::MutexLock lock(&mu_);
   absl::Status s = options_.store->UpdateRun(run);
   if (!s.ok()) {
     LogError("run.update_failed",
@@ -159,7 +191,6 @@ void RunExecutor::Execute(RunRecord run,
   }
   LogInfo("run.finished",
           {{"run", run.id}, {"state", state}, {"reason", reason}});
-  absl::MutexLock lock(&mu_);
   --running_;
   if (!shutting_down_) finished_.push_back(run.id);
 }

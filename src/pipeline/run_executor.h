@@ -59,7 +59,9 @@ class RunExecutor {
 
   // Validates that `pipeline` exists in the app's current revision, stores
   // the run (`queued`) and starts it. NotFound for an unknown app or
-  // pipeline (naming the pipelines there are).
+  // pipeline (naming the pipelines there are). FailedPrecondition when the
+  // pipeline already has as many unfinished runs in this process as its
+  // spec's `concurrency` allows (default 1), naming them.
   absl::StatusOr<RunRecord> Start(const std::string& app,
                                   const std::string& pipeline);
 
@@ -72,6 +74,8 @@ class RunExecutor {
 
  private:
   struct ActiveRun {
+    std::string app;
+    std::string pipeline;
     std::thread thread;
     std::shared_ptr<std::atomic<bool>> cancel;
   };

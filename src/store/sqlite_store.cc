@@ -91,6 +91,15 @@ CREATE TABLE aliases (
   FOREIGN KEY (app, version) REFERENCES model_versions(app, version)
 );
 )sql",
+    // 2: the last cron fire the scheduler acted on, per pipeline.
+    R"sql(
+CREATE TABLE schedule_state (
+  app TEXT NOT NULL REFERENCES apps(name),
+  pipeline TEXT NOT NULL,
+  last_fire_micros INTEGER NOT NULL,
+  PRIMARY KEY (app, pipeline)
+);
+)sql",
 };
 
 constexpr int kFormatVersion =
@@ -98,8 +107,9 @@ constexpr int kFormatVersion =
 
 // Every table, in the order CountRows reports them. Fixed names from code,
 // never from input.
-constexpr const char* kTables[] = {"apps",  "app_revisions",  "runs",
-                                   "steps", "model_versions", "aliases"};
+constexpr const char* kTables[] = {"apps",          "app_revisions",  "runs",
+                                   "steps",         "model_versions", "aliases",
+                                   "schedule_state"};
 
 bool IsFinalRunState(std::string_view state) {
   return state == "succeeded" || state == "failed" || state == "cancelled";
@@ -907,6 +917,41 @@ class SqliteStore : public Store {
           return absl::OkStatus();
         }));
     return aliases;
+  }
+
+  absl::StatusOr<std::optional<int64_t>> GetLastScheduledFire(
+      const std::string& app, const std::string& pipeline) override {
+    std::optional<int64_t> fire;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db,
+                      "SELECT last_fire_micros FROM schedule_state "
+                      "WHERE app = ? AND pipeline = ?");
+          s.Bind(app).Bind(pipeline);
+          ASSIGN_OR_RETURN(bool row, s.Step());
+          if (row) fire = s.Int(0);
+          return absl::OkStatus();
+        }));
+    return fire;
+  }
+
+  absl::Status SetLastScheduledFire(const std::string& app,
+                                    const std::string& pipeline,
+                                    int64_t fire_micros) override {
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement upsert(db,
+                           "INSERT INTO schedule_state (app, pipeline, "
+                           "last_fire_micros) VALUES (?, ?, ?) "
+                           "ON CONFLICT (app, pipeline) DO UPDATE SET "
+                           "last_fire_micros = excluded.last_fire_micros");
+          upsert.Bind(app).Bind(pipeline).Bind(fire_micros);
+          return upsert.Run();
+        });
   }
 
   absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> CountRows()

@@ -140,6 +140,7 @@ TEST_F(SqliteStoreTest, OpenCreatesDataDirectoryAndSchemaAtCurrentVersion) {
                                                       {"apps", 0},
                                                       {"model_versions", 0},
                                                       {"runs", 0},
+                                                      {"schedule_state", 0},
                                                       {"steps", 0}}));
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
@@ -189,6 +190,55 @@ TEST_F(SqliteStoreTest, RefusesDataDirectoryWithNewerFormatVersion) {
                 " at most: upgrade slipway");
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"), std::to_string(newer));
+}
+
+TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
+  AddChurn();
+  store_.reset();
+  {
+    // A directory written by the first release: migration 1 only.
+    RawDatabase raw(data_dir());
+    raw.Exec("DROP TABLE schedule_state");
+    raw.Exec("PRAGMA user_version = 1");
+  }
+  Open();
+  RawDatabase raw(data_dir());
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
+            std::to_string(SqliteStoreFormatVersion()));
+  EXPECT_EQ(SqliteStoreFormatVersion(), 2);
+  auto app = store_->GetApp("churn");
+  ASSERT_TRUE(app.ok()) << app.status();
+  EXPECT_EQ(app->current_revision, 2);
+  ASSERT_TRUE(store_->SetLastScheduledFire("churn", "train", 42).ok());
+  EXPECT_EQ(Counts()["schedule_state"], 1);
+}
+
+TEST_F(SqliteStoreTest, LastScheduledFireIsPerPipelineAndSurvivesReopen) {
+  AddChurn();
+  auto none = store_->GetLastScheduledFire("churn", "train");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->has_value());
+
+  ASSERT_TRUE(store_->SetLastScheduledFire("churn", "train", 1000).ok());
+  ASSERT_TRUE(store_->SetLastScheduledFire("churn", "train", 2000).ok());
+  ASSERT_TRUE(store_->SetLastScheduledFire("churn", "score", 500).ok());
+  Open();
+  auto train = store_->GetLastScheduledFire("churn", "train");
+  ASSERT_TRUE(train.ok()) << train.status();
+  EXPECT_EQ(*train, std::optional<int64_t>(2000));
+  auto score = store_->GetLastScheduledFire("churn", "score");
+  ASSERT_TRUE(score.ok()) << score.status();
+  EXPECT_EQ(*score, std::optional<int64_t>(500));
+  EXPECT_EQ(Counts()["schedule_state"], 2);
+}
+
+TEST_F(SqliteStoreTest, LastScheduledFireOfAnUnknownAppIsNotFound) {
+  auto get = store_->GetLastScheduledFire("nope", "train");
+  EXPECT_EQ(get.status().code(), absl::StatusCode::kNotFound);
+  absl::Status set = store_->SetLastScheduledFire("nope", "train", 1);
+  EXPECT_EQ(set.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(set.message()), HasSubstr("app 'nope' not found"));
+  EXPECT_EQ(Counts()["schedule_state"], 0);
 }
 
 TEST_F(SqliteStoreTest, RefusesAFileThatIsNotADatabase) {

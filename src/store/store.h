@@ -1,6 +1,6 @@
 // Store: Slipway's metadata (apps and their revisions, runs and their steps,
-// model versions and aliases), behind an interface so a PostgreSQL
-// implementation can join the embedded SQLite one.
+// model versions and aliases, schedule state), behind an interface so a
+// PostgreSQL implementation can join the embedded SQLite one.
 //
 // Every method is one transaction: it either happens completely or not at
 // all, and it is durable when it returns OK. Methods that check a
@@ -147,6 +147,16 @@ class Store {
       const std::string& app, const std::string& alias) = 0;
   virtual absl::StatusOr<std::vector<AliasRecord>> ListAliases(
       const std::string& app) = 0;
+
+  // Schedules. The time of the latest cron fire the scheduler acted on for
+  // a pipeline (unix micros), so fires are neither repeated nor lost across
+  // restarts. nullopt: the pipeline's schedule never fired. NotFound for an
+  // unknown app.
+  virtual absl::StatusOr<std::optional<int64_t>> GetLastScheduledFire(
+      const std::string& app, const std::string& pipeline) = 0;
+  virtual absl::Status SetLastScheduledFire(const std::string& app,
+                                            const std::string& pipeline,
+                                            int64_t fire_micros) = 0;
 
   // Rows in each table, for tests and operations ("apps" -> 3, ...).
   virtual absl::StatusOr<std::vector<std::pair<std::string, int64_t>>>
