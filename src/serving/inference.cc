@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -21,6 +22,7 @@
 #include "models/signature.h"
 #include "nlohmann/json.hpp"
 #include "serving/batcher.h"
+#include "serving/fast_json.h"
 #include "serving/metrics.h"
 
 namespace slipway {
@@ -355,6 +357,12 @@ absl::Status EncodePredictRequest(const Signature& signature,
     return EncodeCsv(signature, request.body, rows);
   }
   // Anything else is read as JSON, so `curl -d` (form content type) works.
+  if (FastEncodePredictJson(signature, request.body, &rows->values,
+                            &rows->num_rows, &rows->stats)) {
+    return absl::OkStatus();
+  }
+  // Not a plain request: the full path below encodes it or words its error.
+  *rows = EncodedRows();
   ASSIGN_OR_RETURN(json body, ParseJson(request.body));
   if (!body.is_object()) {
     return BadRequest(
@@ -585,6 +593,16 @@ absl::Status EncodeInferRequest(const Signature& signature,
         "request body is empty; send {\"inputs\": [{\"name\": feature, "
         "\"shape\": [N], \"datatype\": \"FP32\", \"data\": [...]}, ...]}");
   }
+  std::optional<std::string> fast_id;
+  if (FastEncodeInferJson(signature, text, &rows->values, &rows->num_rows,
+                          &rows->stats, &fast_id, &request->outputs)) {
+    if (fast_id.has_value()) request->id = *std::move(fast_id);
+    if (request->outputs.empty()) request->outputs = OutputNames(signature);
+    return absl::OkStatus();
+  }
+  // Not a plain request: the full path below encodes it or words its error.
+  *rows = EncodedRows();
+  request->outputs.clear();
   ASSIGN_OR_RETURN(json body, ParseJson(text));
   if (!body.is_object()) {
     return BadRequest(
@@ -880,35 +898,70 @@ void Submit(const ServableHandle& handle, EncodedRows rows,
   if (!status.ok()) answer(handle.version, Refusal(status));
 }
 
+// The JSON text of each class's label (LabelJson) and of its name as an
+// object key, written once per answer rather than once per row.
+struct ClassTexts {
+  std::vector<std::string> labels;
+  std::vector<std::string> keys;
+};
+
+ClassTexts MakeClassTexts(const Signature& signature) {
+  ClassTexts texts;
+  const int classes = ProbabilityColumns(signature);
+  for (int k = 0; k < classes; ++k) {
+    texts.labels.push_back(LabelJson(signature, k).dump(
+        -1, ' ', false, json::error_handler_t::replace));
+    std::string key;
+    AppendJsonString(LabelText(signature, k), &key);
+    texts.keys.push_back(std::move(key));
+  }
+  return texts;
+}
+
+// The answers are written straight into one string, byte for byte what
+// dumping the equivalent ordered_json gives, without building that DOM.
 HttpResponse PredictAnswer(const Signature& signature, int version,
                            const std::vector<float>& outputs, size_t num_rows,
                            const EncodeStats& stats, Clock* clock) {
-  ordered_json predictions = ordered_json::array();
+  std::string body;
+  body.append("{\"predictions\":[");
   if (!signature.is_classification()) {
-    for (float value : outputs)
-      predictions.push_back(static_cast<double>(value));
+    body.reserve(64 + outputs.size() * 24);
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      if (i > 0) body.push_back(',');
+      AppendJsonDouble(static_cast<double>(outputs[i]), &body);
+    }
   } else {
+    const ClassTexts texts = MakeClassTexts(signature);
     const int classes = ProbabilityColumns(signature);
+    body.reserve(64 + num_rows * (40 + classes * 32));
     for (size_t row = 0; row < num_rows; ++row) {
-      ordered_json probabilities = ordered_json::object();
+      if (row > 0) body.push_back(',');
+      body.append("{\"label\":");
+      body.append(texts.labels[PredictedClass(signature, outputs, row)]);
+      body.append(",\"probabilities\":{");
       for (int k = 0; k < classes; ++k) {
-        probabilities[LabelText(signature, k)] =
-            static_cast<double>(Probability(signature, outputs, row, k));
+        if (k > 0) body.push_back(',');
+        body.append(texts.keys[k]);
+        body.push_back(':');
+        AppendJsonDouble(
+            static_cast<double>(Probability(signature, outputs, row, k)),
+            &body);
       }
-      predictions.push_back(
-          {{"label",
-            LabelJson(signature, PredictedClass(signature, outputs, row))},
-           {"probabilities", std::move(probabilities)}});
+      body.append("}}");
     }
   }
   const std::string request_id = NewId("req", clock->NowMicros());
-  ordered_json body{{"predictions", std::move(predictions)},
-                    {"model_version", version},
-                    {"request_id", request_id}};
+  body.append("],\"model_version\":");
+  body.append(std::to_string(version));
+  body.append(",\"request_id\":");
+  AppendJsonString(request_id, &body);
   if (stats.unseen_categories > 0) {
-    body["unseen_categories"] = stats.unseen_categories;
+    body.append(",\"unseen_categories\":");
+    body.append(std::to_string(stats.unseen_categories));
   }
-  HttpResponse response = JsonAnswer(200, body);
+  body.push_back('}');
+  HttpResponse response = HttpResponse::Json(200, std::move(body));
   AddPredictionHeaders(request_id, version, &response);
   return response;
 }
@@ -935,12 +988,21 @@ void Predict(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
          });
 }
 
-ordered_json OutputTensor(const std::string& name, const std::string& datatype,
-                          ordered_json shape, ordered_json data) {
-  return ordered_json{{"name", name},
-                      {"datatype", datatype},
-                      {"shape", std::move(shape)},
-                      {"data", std::move(data)}};
+// Appends {"name", "datatype", "shape", "data": [ (the caller writes the
+// values and closes with "]}").
+void OpenOutputTensor(std::string_view name, std::string_view datatype,
+                      int64_t rows, int columns, std::string* body) {
+  body->append("{\"name\":");
+  AppendJsonString(name, body);
+  body->append(",\"datatype\":");
+  AppendJsonString(datatype, body);
+  body->append(",\"shape\":[");
+  body->append(std::to_string(rows));
+  if (columns > 0) {
+    body->push_back(',');
+    body->append(std::to_string(columns));
+  }
+  body->append("],\"data\":[");
 }
 
 HttpResponse InferAnswer(const std::string& app, const Signature& signature,
@@ -948,43 +1010,57 @@ HttpResponse InferAnswer(const std::string& app, const Signature& signature,
                          const std::vector<float>& outputs, size_t num_rows,
                          const EncodeStats& stats, Clock* clock) {
   const int64_t n = static_cast<int64_t>(num_rows);
-  ordered_json tensors = ordered_json::array();
+  const std::string request_id = NewId("req", clock->NowMicros());
+  std::string body;
+  body.reserve(256 + outputs.size() * 24 + num_rows * 64);
+  body.append("{\"model_name\":");
+  AppendJsonString(app, &body);
+  body.append(",\"model_version\":");
+  AppendJsonString(std::to_string(version), &body);
+  if (!infer.id.is_null()) {
+    body.append(",\"id\":");
+    body.append(infer.id.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  body.append(",\"parameters\":{\"request_id\":");
+  AppendJsonString(request_id, &body);
+  if (stats.unseen_categories > 0) {
+    body.append(",\"unseen_categories\":");
+    body.append(std::to_string(stats.unseen_categories));
+  }
+  body.append("},\"outputs\":[");
+  bool first_tensor = true;
   for (const std::string& name : infer.outputs) {
-    ordered_json data = ordered_json::array();
+    if (!first_tensor) body.push_back(',');
+    first_tensor = false;
     if (name == "predictions") {
-      for (float value : outputs) data.push_back(static_cast<double>(value));
-      tensors.push_back(
-          OutputTensor(name, "FP32", ordered_json{n}, std::move(data)));
+      OpenOutputTensor(name, "FP32", n, 0, &body);
+      for (size_t i = 0; i < outputs.size(); ++i) {
+        if (i > 0) body.push_back(',');
+        AppendJsonDouble(static_cast<double>(outputs[i]), &body);
+      }
     } else if (name == "probabilities") {
       const int classes = ProbabilityColumns(signature);
+      OpenOutputTensor(name, "FP32", n, classes, &body);
       for (size_t row = 0; row < num_rows; ++row) {
         for (int k = 0; k < classes; ++k) {
-          data.push_back(
-              static_cast<double>(Probability(signature, outputs, row, k)));
+          if (row > 0 || k > 0) body.push_back(',');
+          AppendJsonDouble(
+              static_cast<double>(Probability(signature, outputs, row, k)),
+              &body);
         }
       }
-      tensors.push_back(OutputTensor(name, "FP32", ordered_json{n, classes},
-                                     std::move(data)));
     } else {  // "label"
+      const ClassTexts texts = MakeClassTexts(signature);
+      OpenOutputTensor(name, LabelDatatype(signature), n, 0, &body);
       for (size_t row = 0; row < num_rows; ++row) {
-        data.push_back(
-            LabelJson(signature, PredictedClass(signature, outputs, row)));
+        if (row > 0) body.push_back(',');
+        body.append(texts.labels[PredictedClass(signature, outputs, row)]);
       }
-      tensors.push_back(OutputTensor(name, LabelDatatype(signature),
-                                     ordered_json{n}, std::move(data)));
     }
+    body.append("]}");
   }
-  const std::string request_id = NewId("req", clock->NowMicros());
-  ordered_json parameters{{"request_id", request_id}};
-  if (stats.unseen_categories > 0) {
-    parameters["unseen_categories"] = stats.unseen_categories;
-  }
-  ordered_json body{{"model_name", app},
-                    {"model_version", std::to_string(version)}};
-  if (!infer.id.is_null()) body["id"] = infer.id;
-  body["parameters"] = std::move(parameters);
-  body["outputs"] = std::move(tensors);
-  HttpResponse response = JsonAnswer(200, body);
+  body.append("]}");
+  HttpResponse response = HttpResponse::Json(200, std::move(body));
   AddPredictionHeaders(request_id, version, &response);
   return response;
 }
