@@ -204,7 +204,7 @@ struct BatchingSpec {
   bool enabled = true;       // false: each request is its own call
   int64_t max_batch = 64;    // rows per backend call
   int64_t max_delay_us = 0;  // longest wait to fill a batch (serving/batcher.h)
-  int64_t max_queue = 1024;  // queued rows before requests are refused
+  int64_t max_queue = 8192;  // queued rows before requests are refused
 };
 
 struct EndpointSpec {

@@ -238,7 +238,7 @@ TEST(AppSpecTest, MinimalSpecTakesDefaults) {
   EXPECT_EQ(spec->endpoint.model, "champion");
   EXPECT_EQ(spec->endpoint.batching.max_batch, 64);
   EXPECT_EQ(spec->endpoint.batching.max_delay_us, 0);
-  EXPECT_EQ(spec->endpoint.batching.max_queue, 1024);
+  EXPECT_EQ(spec->endpoint.batching.max_queue, 8192);
   EXPECT_EQ(spec->monitor.window_seconds, 300);
   EXPECT_EQ(spec->monitor.drift.method, "psi");
   EXPECT_DOUBLE_EQ(spec->monitor.drift.warn, 0.1);

@@ -42,8 +42,10 @@
 // about 23 us per call plus 1.4 us per row. A batch of 64 predicts 13x more
 // rows per second than 64 single-row calls, while beyond 64 rows the cost
 // per row barely falls (1.8 -> 1.5 us) and the batch's latency doubles:
-// max_batch 64. max_queue 1024 rows is 16 full batches, about 2 ms of
-// backend work, before clients are told to back off.
+// max_batch 64. max_queue 8192 rows is 128 full batches, about 12 ms of
+// backend work (and 1 MiB of features at 30 per row), before clients are
+// told to back off: room for several concurrent 1024-row requests, which
+// a queue of a few batches would refuse.
 // End to end (`slipway server`, 2 HTTP threads, the breast-cancer demo model
 // of 150 trees of depth 4; closed-loop clients on the same VM, each sending
 // one row per request over a keep-alive connection; requests/s and latency):
@@ -89,7 +91,7 @@ struct BatchingOptions {
   bool enabled = true;
   int max_batch = 64;        // rows per backend call
   int64_t max_delay_us = 0;  // longest wait to fill a batch
-  int max_queue = 1024;      // rows waiting before requests are refused
+  int max_queue = 8192;      // rows waiting before requests are refused
 };
 
 // InvalidArgument naming the field when `options` are out of range:
