@@ -3,7 +3,7 @@ BUILD_DIR := build
 JOBS := $(shell nproc)
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3
 
-.PHONY: all deps configure build test demo bench bench-data bench-train clean
+.PHONY: all deps configure build test demo bench bench-data bench-train bench-serving clean
 
 all: build
 
@@ -24,12 +24,16 @@ demo: build
 
 bench: build
 	bench/run-all $(BUILD_DIR)
+	bench/serving/run $(BUILD_DIR)
 
 bench-data: build
 	bench/run-all $(BUILD_DIR) data
 
 bench-train: build
 	bench/run-all $(BUILD_DIR) train
+
+bench-serving: build
+	bench/serving/run $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)
