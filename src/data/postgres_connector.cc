@@ -51,21 +51,6 @@ DataType TypeOfOid(pqxx::oid oid) {
   }
 }
 
-std::string PercentEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 // A libpq key/value value in single quotes, backslash-escaped.
 std::string QuoteConninfoValue(std::string_view s) {
   std::string out = "'";

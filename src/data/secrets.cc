@@ -22,23 +22,6 @@ void ReplaceAll(std::string& text, std::string_view needle) {
   }
 }
 
-// Percent-encoding of everything but RFC 3986 unreserved characters, in
-// both hex cases, as a URL may carry the secret either way.
-std::string PercentEncode(std::string_view s, bool upper) {
-  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(digits[c >> 4]);
-      out.push_back(digits[c & 15]);
-    }
-  }
-  return out;
-}
-
 // Masks the value following each "password=" (any case): up to the next
 // '&' or whitespace, or a whole single-quoted libpq value.
 void MaskPasswordKeywords(std::string& text) {
@@ -130,6 +113,21 @@ std::string RedactConnectionString(std::string_view connection) {
     }
   }
   MaskPasswordKeywords(out);
+  return out;
+}
+
+std::string PercentEncode(std::string_view s, bool upper) {
+  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(digits[c >> 4]);
+      out.push_back(digits[c & 15]);
+    }
+  }
   return out;
 }
 

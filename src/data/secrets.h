@@ -39,6 +39,10 @@ std::string Redact(std::string_view text, std::string_view secret);
 // "password=" keyword of a libpq key/value string ("host=h password='pw'").
 std::string RedactConnectionString(std::string_view connection);
 
+// Percent-encodes everything but RFC 3986's unreserved characters, with
+// uppercase (or lowercase) hex digits.
+std::string PercentEncode(std::string_view s, bool upper = true);
+
 }  // namespace slipway
 
 #endif  // SLIPWAY_DATA_SECRETS_H_
