@@ -313,4 +313,36 @@ absl::Status StagedFile::Commit() {
   return Annotate(fs_->SyncDir(DirName(path_)), owner_);
 }
 
+StagedFileSink::StagedFileSink(std::string path,
+                               std::unique_ptr<StagedFile> file)
+    : path_(std::move(path)), file_(std::move(file)) {}
+
+absl::Status StagedFileSink::Write(const Table& chunk) {
+  RETURN_IF_ERROR(status_);
+  if (finished_) {
+    return absl::FailedPreconditionError(Describe() + ": already finished");
+  }
+  const bool first = !first_.has_value();
+  if (first) {
+    first_ = chunk.Take({});
+  } else {
+    status_ = CheckSameSchema(*first_, chunk,
+                              Describe() + " row " + std::to_string(rows_ + 1));
+    RETURN_IF_ERROR(status_);
+  }
+  status_ = file_->Append(Format(chunk, first));
+  rows_ += chunk.num_rows();
+  return status_;
+}
+
+absl::Status StagedFileSink::Finish() {
+  RETURN_IF_ERROR(status_);
+  if (finished_) {
+    return absl::FailedPreconditionError(Describe() + ": already finished");
+  }
+  finished_ = true;
+  status_ = file_->Commit();
+  return status_;
+}
+
 }  // namespace slipway

@@ -164,6 +164,31 @@ class StagedFile {
   bool committed_ = false;
 };
 
+// The DataSink of every text-file connector: every chunk must have the
+// first chunk's columns, the first failure is kept and returned by every
+// later call, and Finish() commits the StagedFile. Subclasses only turn a
+// chunk into text.
+class StagedFileSink : public DataSink {
+ public:
+  StagedFileSink(std::string path, std::unique_ptr<StagedFile> file);
+
+  absl::Status Write(const Table& chunk) final;
+  absl::Status Finish() final;
+
+ protected:
+  const std::string& path() const { return path_; }
+  // The text of `chunk`; `first` is true for the first chunk written.
+  virtual std::string Format(const Table& chunk, bool first) = 0;
+
+ private:
+  std::string path_;
+  std::unique_ptr<StagedFile> file_;
+  std::optional<Table> first_;  // the first chunk's columns, no rows
+  size_t rows_ = 0;
+  bool finished_ = false;
+  absl::Status status_;  // the first failure; every later call returns it
+};
+
 }  // namespace slipway
 
 #endif  // SLIPWAY_DATA_CONNECTOR_H_

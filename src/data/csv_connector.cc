@@ -28,50 +28,16 @@ class CsvSource : public DataSource {
   std::unique_ptr<CsvReader> reader_;
 };
 
-class CsvSink : public DataSink {
+class CsvSink : public StagedFileSink {
  public:
-  CsvSink(std::string path, std::unique_ptr<StagedFile> file)
-      : path_(std::move(path)), file_(std::move(file)) {}
+  using StagedFileSink::StagedFileSink;
 
-  absl::Status Write(const Table& chunk) override {
-    RETURN_IF_ERROR(status_);
-    if (finished_) {
-      return absl::FailedPreconditionError(Describe() + ": already finished");
-    }
-    std::string text;
-    if (!first_.has_value()) {
-      first_ = chunk.Take({});
-      text = WriteCsv(chunk);
-    } else {
-      status_ = CheckSameSchema(
-          *first_, chunk, Describe() + " row " + std::to_string(rows_ + 1));
-      RETURN_IF_ERROR(status_);
-      text = WriteCsvRows(chunk);
-    }
-    status_ = file_->Append(text);
-    rows_ += chunk.num_rows();
-    return status_;
-  }
-
-  absl::Status Finish() override {
-    RETURN_IF_ERROR(status_);
-    if (finished_) {
-      return absl::FailedPreconditionError(Describe() + ": already finished");
-    }
-    finished_ = true;
-    status_ = file_->Commit();
-    return status_;
-  }
-
-  std::string Describe() const override { return "csv sink " + path_; }
+  std::string Describe() const override { return "csv sink " + path(); }
 
  private:
-  std::string path_;
-  std::unique_ptr<StagedFile> file_;
-  std::optional<Table> first_;  // the first chunk's columns, no rows
-  size_t rows_ = 0;
-  bool finished_ = false;
-  absl::Status status_;  // the first failure; every later call returns it
+  std::string Format(const Table& chunk, bool first) override {
+    return first ? WriteCsv(chunk) : WriteCsvRows(chunk);
+  }
 };
 
 }  // namespace

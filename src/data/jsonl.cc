@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "core/hash.h"
+#include "core/json.h"
 #include "core/status.h"
 #include "nlohmann/json.hpp"
 
@@ -219,32 +220,20 @@ class JsonlSource : public DataSource {
   absl::Status status_;  // the first failure; every later call returns it
 };
 
-void AppendJsonString(std::string& out, std::string_view s) {
-  out +=
-      Json(std::string(s)).dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
-class JsonlSink : public DataSink {
+class JsonlSink : public StagedFileSink {
  public:
-  JsonlSink(std::string path, std::unique_ptr<StagedFile> file)
-      : path_(std::move(path)), file_(std::move(file)) {}
+  using StagedFileSink::StagedFileSink;
 
-  absl::Status Write(const Table& chunk) override {
-    RETURN_IF_ERROR(status_);
-    if (finished_) {
-      return absl::FailedPreconditionError(Describe() + ": already finished");
-    }
-    if (!first_.has_value()) {
-      first_ = chunk.Take({});
+  std::string Describe() const override { return "jsonl sink " + path(); }
+
+ private:
+  std::string Format(const Table& chunk, bool first) override {
+    if (first) {
       for (const Column& column : chunk.columns()) {
         std::string key;
-        AppendJsonString(key, column.name());
+        AppendJsonString(column.name(), &key);
         keys_.push_back(std::move(key));
       }
-    } else {
-      status_ = CheckSameSchema(
-          *first_, chunk, Describe() + " row " + std::to_string(rows_ + 1));
-      RETURN_IF_ERROR(status_);
     }
     std::string out;
     char number[32];
@@ -284,37 +273,16 @@ class JsonlSink : public DataSink {
             out += column.BoolAt(row) ? "true" : "false";
             break;
           case DataType::kString:
-            AppendJsonString(out, column.StringAt(row));
+            AppendJsonString(column.StringAt(row), &out);
             break;
         }
       }
       out += "}\n";
     }
-    status_ = file_->Append(out);
-    rows_ += chunk.num_rows();
-    return status_;
+    return out;
   }
 
-  absl::Status Finish() override {
-    RETURN_IF_ERROR(status_);
-    if (finished_) {
-      return absl::FailedPreconditionError(Describe() + ": already finished");
-    }
-    finished_ = true;
-    status_ = file_->Commit();
-    return status_;
-  }
-
-  std::string Describe() const override { return "jsonl sink " + path_; }
-
- private:
-  std::string path_;
-  std::unique_ptr<StagedFile> file_;
-  std::optional<Table> first_;     // the first chunk's columns, no rows
   std::vector<std::string> keys_;  // column names as JSON strings
-  size_t rows_ = 0;
-  bool finished_ = false;
-  absl::Status status_;  // the first failure; every later call returns it
 };
 
 }  // namespace

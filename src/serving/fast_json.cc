@@ -421,14 +421,9 @@ void AppendJsonDouble(double value, std::string* out) {
   // std::to_chars gives 6.557819778524774e+16), and answers stay byte for
   // byte what they were.
   char buffer[64];
-  char* end = nlohmann::detail::to_chars(buffer, buffer + sizeof(buffer), value);
+  char* end =
+      nlohmann::detail::to_chars(buffer, buffer + sizeof(buffer), value);
   out->append(buffer, static_cast<size_t>(end - buffer));
-}
-
-void AppendJsonString(std::string_view text, std::string* out) {
-  out->append(nlohmann::json(std::string(text))
-                  .dump(-1, ' ', false,
-                        nlohmann::json::error_handler_t::replace));
 }
 
 }  // namespace slipway

@@ -51,10 +51,6 @@ bool FastEncodeInferJson(const Signature& signature, std::string_view body,
 // values, null for NaN and infinities.
 void AppendJsonDouble(double value, std::string* out);
 
-// Appends `text` as a JSON string (quoted and escaped as nlohmann does;
-// invalid UTF-8 replaced with U+FFFD).
-void AppendJsonString(std::string_view text, std::string* out);
-
 }  // namespace slipway
 
 #endif  // SLIPWAY_SERVING_FAST_JSON_H_

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -33,8 +34,8 @@ std::string Appended(double value) {
 
 TEST(AppendJsonDoubleTest, WritesWhatNlohmannWrites) {
   for (double value :
-       {0.0, -0.0, 1.0, -1.0, 0.5, 0.1, 1e-5, 1.25e-4, 0.001, 123456.0,
-        1e15, 1e16, 1.5e16, 1e100, -3.25e-300, 4.9e-324,
+       {0.0, -0.0, 1.0, -1.0, 0.5, 0.1, 1e-5, 1.25e-4, 0.001, 123456.0, 1e15,
+        1e16, 1.5e16, 1e100, -3.25e-300, 4.9e-324,
         std::numeric_limits<double>::max(), 0.30000001192092896}) {
     EXPECT_EQ(Appended(value), Dumped(value)) << value;
   }
@@ -124,8 +125,7 @@ TEST(FastEncodePredictJsonTest, DeclinesWhatTheFullPathAnswers) {
     std::vector<float> values;
     size_t rows = 0;
     EncodeStats stats;
-    EXPECT_FALSE(
-        FastEncodePredictJson(signature, body, &values, &rows, &stats))
+    EXPECT_FALSE(FastEncodePredictJson(signature, body, &values, &rows, &stats))
         << body;
   }
 }
@@ -137,14 +137,13 @@ TEST(FastEncodeInferJsonTest, EncodesTensors) {
   EncodeStats stats;
   std::optional<std::string> id;
   std::vector<std::string> outputs;
-  ASSERT_TRUE(FastEncodeInferJson(
-      signature,
-      R"({"id": "r1", "inputs": [
+  ASSERT_TRUE(FastEncodeInferJson(signature,
+                                  R"({"id": "r1", "inputs": [
             {"name": "flag", "datatype": "BOOL", "shape": [2], "data": [true, null]},
             {"name": "x", "datatype": "FP64", "shape": [2, 1], "data": [[3], [4.5]]},
             {"name": "color", "datatype": "BYTES", "shape": [2], "data": ["red", "red"]}],
           "outputs": [{"name": "label"}]})",
-      &values, &rows, &stats, &id, &outputs));
+                                  &values, &rows, &stats, &id, &outputs));
   ASSERT_EQ(rows, 2u);
   EXPECT_EQ(values[0], 3.0f);
   EXPECT_EQ(values[1], 1.0f);
@@ -163,22 +162,23 @@ TEST(FastEncodeInferJsonTest, DeclinesWhatTheFullPathAnswers) {
       R"({"name": "flag", "datatype": "BOOL", "shape": [1], "data": [true]})";
   const std::string color =
       R"({"name": "color", "datatype": "BYTES", "shape": [1], "data": ["red"]})";
-  for (const std::string& body : {
-           R"({"inputs": [)" + flag + "," + color + "]}",  // x missing
-           R"({"inputs": [{"name": "x", "datatype": "BYTES", "shape": [1], "data": ["1"]},)" +
-               flag + "," + color + "]}",
-           R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [1]},)" +
-               flag + "," + color + "]}",
-           R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1]},)" +
-               flag + "," + color + "]}",
-           R"({"inputs": [{"name": "x", "datatype": "FP99", "shape": [1], "data": [1]},)" +
-               flag + "," + color + "]}",
-           R"({"id": 7, "inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]},)" +
-               flag + "," + color + "]}",
-           R"({"outputs": [{"name": "nope"}], "inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]},)" +
-               flag + "," + color + "]}",
-           std::string(R"({"inputs": 1})"),
-       }) {
+  for (
+      const std::string& body : {
+          R"({"inputs": [)" + flag + "," + color + "]}",  // x missing
+          R"({"inputs": [{"name": "x", "datatype": "BYTES", "shape": [1], "data": ["1"]},)" +
+              flag + "," + color + "]}",
+          R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2], "data": [1]},)" +
+              flag + "," + color + "]}",
+          R"({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 2], "data": [1]},)" +
+              flag + "," + color + "]}",
+          R"({"inputs": [{"name": "x", "datatype": "FP99", "shape": [1], "data": [1]},)" +
+              flag + "," + color + "]}",
+          R"({"id": 7, "inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]},)" +
+              flag + "," + color + "]}",
+          R"({"outputs": [{"name": "nope"}], "inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]},)" +
+              flag + "," + color + "]}",
+          std::string(R"({"inputs": 1})"),
+      }) {
     std::vector<float> values;
     size_t rows = 0;
     EncodeStats stats;

@@ -15,6 +15,7 @@
 #include "absl/strings/numbers.h"
 #include "core/http_error.h"
 #include "core/ids.h"
+#include "core/json.h"
 #include "core/status.h"
 #include "data/csv.h"
 #include "models/features.h"
@@ -909,8 +910,9 @@ ClassTexts MakeClassTexts(const Signature& signature) {
   ClassTexts texts;
   const int classes = ProbabilityColumns(signature);
   for (int k = 0; k < classes; ++k) {
-    texts.labels.push_back(LabelJson(signature, k).dump(
-        -1, ' ', false, json::error_handler_t::replace));
+    texts.labels.push_back(
+        LabelJson(signature, k)
+            .dump(-1, ' ', false, json::error_handler_t::replace));
     std::string key;
     AppendJsonString(LabelText(signature, k), &key);
     texts.keys.push_back(std::move(key));
