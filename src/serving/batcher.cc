@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "core/logging.h"
 #include "core/status.h"
+#include "serving/io_round.h"
 #include "serving/metrics.h"
 
 namespace slipway {
@@ -137,36 +138,92 @@ DynamicBatcher::~DynamicBatcher() { Shutdown(); }
 absl::Status DynamicBatcher::Enqueue(std::unique_ptr<BatchRequest>& request) {
   RETURN_IF_ERROR(CheckRows(app_, version_, *request, features_));
   const size_t rows = request->num_rows;
-  absl::MutexLock lock(&mu_);
-  if (stopping_) {
-    return absl::UnavailableError(
-        ModelName(app_, version_) +
-        " is shutting down (the server is stopping or the version was "
-        "unloaded); retry the request");
+  // On an I/O thread with no delay window, batch at the end of its pass.
+  std::shared_ptr<DynamicBatcher> self;
+  if (options_.max_delay_us == 0 && IoRound::Active()) {
+    self = weak_from_this().lock();
   }
-  // An empty queue takes any request, so one larger than max_queue is
-  // served (alone) instead of being refused forever.
-  if (queued_rows_ > 0 &&
-      queued_rows_ + rows > static_cast<size_t>(options_.max_queue)) {
-    return absl::ResourceExhaustedError(
-        "app '" + app_ + "' (v" + std::to_string(version_) + ") has " +
-        std::to_string(queued_rows_) +
-        " rows waiting for prediction and this request adds " +
-        std::to_string(rows) + ", over its queue limit of " +
-        std::to_string(options_.max_queue) +
-        " rows (endpoint.batching.max_queue); retry after a moment, or raise "
-        "the limit");
+  bool schedule_flush = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      return absl::UnavailableError(
+          ModelName(app_, version_) +
+          " is shutting down (the server is stopping or the version was "
+          "unloaded); retry the request");
+    }
+    // An empty queue takes any request, so one larger than max_queue is
+    // served (alone) instead of being refused forever.
+    const size_t waiting = queued_rows_ + round_rows_;
+    if (waiting > 0 && waiting + rows > static_cast<size_t>(options_.max_queue)) {
+      return absl::ResourceExhaustedError(
+          "app '" + app_ + "' (v" + std::to_string(version_) + ") has " +
+          std::to_string(waiting) +
+          " rows waiting for prediction and this request adds " +
+          std::to_string(rows) + ", over its queue limit of " +
+          std::to_string(options_.max_queue) +
+          " rows (endpoint.batching.max_queue); retry after a moment, or "
+          "raise the limit");
+    }
+    Queued queued{std::move(request), clock_->MonotonicMicros(),
+                  std::chrono::steady_clock::now()};
+    if (self != nullptr) {
+      round_queue_.push_back(std::move(queued));
+      round_rows_ += rows;
+      schedule_flush = !round_flush_scheduled_;
+      round_flush_scheduled_ = true;
+    } else {
+      queue_.push_back(std::move(queued));
+      queued_rows_ += rows;
+    }
   }
-  queue_.push_back(Queued{std::move(request), clock_->MonotonicMicros(),
-                          std::chrono::steady_clock::now()});
-  queued_rows_ += rows;
+  if (schedule_flush) {
+    IoRound::Defer([self = std::move(self)] { self->FlushRound(); });
+  }
   return absl::OkStatus();
+}
+
+void DynamicBatcher::FlushRound() {
+  thread_local std::vector<float> input;
+  while (true) {
+    std::vector<Queued> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      if (round_queue_.empty()) {
+        round_flush_scheduled_ = false;
+        return;
+      }
+      batch = TakeBatch(round_queue_, &round_rows_);
+      ++round_batches_running_;
+    }
+    RunBatch(batch, &input);
+    absl::MutexLock lock(&mu_);
+    --round_batches_running_;
+  }
 }
 
 void DynamicBatcher::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
+  }
+  // Requests an I/O thread queued and has not flushed yet are answered
+  // here; batches it is running finish there.
+  std::vector<float> input;
+  while (true) {
+    std::vector<Queued> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      if (round_queue_.empty()) {
+        mu_.Await(absl::Condition(this, &DynamicBatcher::RoundDrained));
+        break;
+      }
+      batch = TakeBatch(round_queue_, &round_rows_);
+      ++round_batches_running_;
+    }
+    RunBatch(batch, &input);
+    absl::MutexLock lock(&mu_);
+    --round_batches_running_;
   }
   absl::MutexLock lock(&join_mu_);
   if (worker_.joinable()) worker_.join();
@@ -191,30 +248,32 @@ void DynamicBatcher::Run() {
         mu_.AwaitWithTimeout(absl::Condition(this, &DynamicBatcher::BatchReady),
                              absl::FromChrono(left));
       }
-      batch = TakeBatch();
+      batch = TakeBatch(queue_, &queued_rows_);
     }
-    RunBatch(batch);
+    RunBatch(batch, &input_);
   }
 }
 
-std::vector<DynamicBatcher::Queued> DynamicBatcher::TakeBatch() {
+std::vector<DynamicBatcher::Queued> DynamicBatcher::TakeBatch(
+    std::deque<Queued>& queue, size_t* queue_rows) {
   std::vector<Queued> batch;
   size_t rows = 0;
   const size_t max_batch = static_cast<size_t>(options_.max_batch);
-  while (!queue_.empty()) {
-    const size_t next = queue_.front().request->num_rows;
+  while (!queue.empty()) {
+    const size_t next = queue.front().request->num_rows;
     // Whole requests only; the first one always goes, however large.
     if (!batch.empty() && rows + next > max_batch) break;
     rows += next;
-    batch.push_back(std::move(queue_.front()));
-    queue_.pop_front();
+    batch.push_back(std::move(queue.front()));
+    queue.pop_front();
     if (rows >= max_batch) break;
   }
-  queued_rows_ -= rows;
+  *queue_rows -= rows;
   return batch;
 }
 
-void DynamicBatcher::RunBatch(std::vector<Queued>& batch) {
+void DynamicBatcher::RunBatch(std::vector<Queued>& batch,
+                              std::vector<float>* input_buffer) {
   const int64_t start = clock_->MonotonicMicros();
   size_t total_rows = 0;
   for (const Queued& queued : batch) {
@@ -225,13 +284,13 @@ void DynamicBatcher::RunBatch(std::vector<Queued>& batch) {
   }
   const float* input = batch.front().request->rows.data();
   if (batch.size() > 1) {
-    input_.clear();
-    input_.reserve(total_rows * features_);
+    input_buffer->clear();
+    input_buffer->reserve(total_rows * features_);
     for (const Queued& queued : batch) {
-      input_.insert(input_.end(), queued.request->rows.begin(),
-                    queued.request->rows.end());
+      input_buffer->insert(input_buffer->end(), queued.request->rows.begin(),
+                           queued.request->rows.end());
     }
-    input = input_.data();
+    input = input_buffer->data();
   }
   std::vector<float> outputs;
   absl::Status status =

@@ -8,14 +8,19 @@
 // callback; when Enqueue fails the caller still owns the request and must
 // answer it.
 //
-// DynamicBatcher, one per served (app, version), runs one worker thread:
+// DynamicBatcher, one per served (app, version), batches on one worker
+// thread, or, with max_delay_us 0 and requests arriving on an HTTP I/O
+// thread (io_round.h), on that I/O thread itself: requests read in one pass
+// of its event loop queue up, and at the end of the pass one call predicts
+// them and answers them, with no thread hop and no wake-up. Either way:
 // - a batch is made of whole requests in arrival order (a request's rows are
 //   never split; a request of more than max_batch rows runs alone), at most
 //   max_batch rows;
 // - the worker waits at most max_delay_us after the first request of the
 //   batch arrived, and flushes at once when max_batch rows are waiting (a
-//   lone request on an idle batcher waits max_delay_us);
-// - at most max_queue rows wait; Enqueue beyond that fails with
+//   lone request on an idle batcher waits max_delay_us); an I/O thread
+//   flushes at the end of its pass, in batches of at most max_batch rows;
+// - at most max_queue rows wait (both queues together); Enqueue beyond that fails with
 //   ResourceExhausted (the HTTP layer answers 503 with Retry-After). A
 //   request larger than max_queue is accepted only into an empty queue, so
 //   it is served rather than refused forever;
@@ -142,7 +147,8 @@ class DirectScheduler : public BatchScheduler {
   ServingMetrics* const metrics_;
 };
 
-class DynamicBatcher : public BatchScheduler {
+class DynamicBatcher : public BatchScheduler,
+                       public std::enable_shared_from_this<DynamicBatcher> {
  public:
   // Starts the worker thread. `clock` measures queue waits and backend
   // calls; `metrics` (may be null) records each batch (RecordBatch) and each
@@ -150,6 +156,8 @@ class DynamicBatcher : public BatchScheduler {
   // The delay window is waited in real (steady) time whatever `clock` is:
   // a blocked wait cannot be driven by a FakeClock, and a batcher given one
   // must still flush.
+  // Batching on I/O threads needs the batcher owned by a shared_ptr (as
+  // MakeBatchScheduler makes it); otherwise every request takes the worker.
   // REQUIRES: ValidateBatchingOptions(options).ok().
   DynamicBatcher(std::string app, int version,
                  std::shared_ptr<const Model> model, BatchingOptions options,
@@ -175,16 +183,25 @@ class DynamicBatcher : public BatchScheduler {
   };
 
   void Run();
-  // Removes the next batch from the front of the queue.
-  std::vector<Queued> TakeBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // One Predict call for `batch`, then each request's `done`.
-  void RunBatch(std::vector<Queued>& batch);
+  // Runs the requests queued by I/O threads, batch by batch, on the calling
+  // thread, until none is left.
+  void FlushRound();
+  // Removes the next batch from the front of `queue`, whose row count is
+  // `*rows`.
+  std::vector<Queued> TakeBatch(std::deque<Queued>& queue, size_t* rows)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One Predict call for `batch` (its rows gathered into `input` when there
+  // are several requests), then each request's `done`.
+  void RunBatch(std::vector<Queued>& batch, std::vector<float>* input);
 
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return !queue_.empty() || stopping_;
   }
   bool BatchReady() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     return queued_rows_ >= static_cast<size_t>(options_.max_batch) || stopping_;
+  }
+  bool RoundDrained() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return round_queue_.empty() && round_batches_running_ == 0;
   }
 
   const std::string app_;
@@ -199,6 +216,13 @@ class DynamicBatcher : public BatchScheduler {
   absl::Mutex mu_;
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
+  // Requests queued by I/O threads, for the end of their event-loop pass.
+  std::deque<Queued> round_queue_ ABSL_GUARDED_BY(mu_);
+  size_t round_rows_ ABSL_GUARDED_BY(mu_) = 0;
+  // A FlushRound is deferred on some I/O thread, or running.
+  bool round_flush_scheduled_ ABSL_GUARDED_BY(mu_) = false;
+  // Batches taken from round_queue_ and not yet answered.
+  int round_batches_running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   // Serializes Shutdown callers around joining the worker.

@@ -1,9 +1,9 @@
 // The only translation unit that includes Boost.Beast and Boost.Asio.
 //
 // Shape: one io_context run by N threads. The acceptor lives on its own
-// strand; each accepted connection gets a Session on a strand of its own, so
-// a Session's state is only touched by one thread at a time and needs no
-// lock. A Session reads one request (header, then body, each under its own
+// strand; each accepted connection gets a Session on a strand of its own
+// (with one thread, the thread is the strand), so a Session's state is only
+// touched by one thread at a time and needs no lock. A Session reads one request (header, then body, each under its own
 // deadline), hands it to the Router with an HttpResponder, and waits: the
 // responder, called on whatever thread the handler answers from, posts the
 // answer back onto the Session's strand, which writes it and reads the next
@@ -48,6 +48,7 @@
 #include "core/http_error.h"
 #include "core/logging.h"
 #include "core/status.h"
+#include "serving/io_round.h"
 
 namespace slipway {
 namespace http_server_internal {
@@ -665,6 +666,10 @@ void Server::StartThreads() {
   threads_.reserve(count);
   for (int i = 0; i < count; ++i) {
     threads_.emplace_back([this] {
+      // Work deferred to the end of an event-loop pass (the batcher's
+      // flush) queues behind what the loop already has.
+      IoRound::Scope round(
+          [this](std::function<void()> work) { asio::post(ioc_, std::move(work)); });
       // An exception escaping a completion handler ends run(); log it and
       // keep the thread serving rather than terminate the process.
       while (true) {
@@ -680,7 +685,13 @@ void Server::StartThreads() {
 }
 
 void Server::Accept() {
-  acceptor_.async_accept(asio::make_strand(ioc_),
+  // One thread runs every handler in turn, so a strand per connection would
+  // only add a queue to each step.
+  asio::any_io_executor executor =
+      ThreadCount(options_) == 1
+          ? asio::any_io_executor(ioc_.get_executor())
+          : asio::any_io_executor(asio::make_strand(ioc_));
+  acceptor_.async_accept(executor,
                          beast::bind_front_handler(&Server::OnAccept, this));
 }
 
