@@ -23,6 +23,7 @@
 #include "serving/http.h"
 #include "serving/http_server.h"
 #include "serving/inference.h"
+#include "serving/io_round.h"
 #include "serving/metrics.h"
 #include "serving/model_manager.h"
 
@@ -180,6 +181,118 @@ TEST(DynamicBatcherTest, ConcurrentRequestsShareOneBackendCall) {
               HasSubstr("slipway_batch_requests_sum{app=\"churn\"} 16\n"));
   EXPECT_THAT(
       text, HasSubstr("slipway_queue_wait_seconds_count{app=\"churn\"} 16\n"));
+}
+
+// An event loop for one thread: work deferred through IoRound waits in
+// `deferred` until the test runs the end of the pass.
+class FakeIoRound {
+ public:
+  FakeIoRound()
+      : scope_([this](std::function<void()> work) {
+          deferred_.push_back(std::move(work));
+        }) {}
+
+  size_t deferred() const { return deferred_.size(); }
+  // Runs the deferred work, as the loop does at the end of its pass.
+  void EndPass() {
+    std::vector<std::function<void()>> work;
+    work.swap(deferred_);
+    for (auto& w : work) w();
+  }
+
+ private:
+  std::vector<std::function<void()>> deferred_;
+  IoRound::Scope scope_;
+};
+
+TEST(DynamicBatcherTest, IoThreadBatchesItsPassAndAnswersOnItself) {
+  auto model = std::make_shared<RowEchoModel>();
+  ServingMetrics metrics;
+  auto batcher = std::make_shared<DynamicBatcher>(
+      "churn", 3, model, Options(4, 0, 64), RealClock(), &metrics);
+  FakeIoRound round;
+  auto outcomes = MakeOutcomes(6);
+  for (int i = 0; i < 6; ++i) {
+    std::unique_ptr<BatchRequest> request = Rows(i, 1, outcomes[i].get());
+    ASSERT_TRUE(batcher->Enqueue(request).ok());
+  }
+  // Nothing runs before the pass ends, and one flush serves the pass.
+  EXPECT_TRUE(model->calls().empty());
+  EXPECT_EQ(round.deferred(), 1u);
+  round.EndPass();
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(outcomes[i]->done.HasBeenNotified()) << "request " << i;
+    ASSERT_TRUE(outcomes[i]->outputs.ok()) << outcomes[i]->outputs.status();
+    EXPECT_EQ(*outcomes[i]->outputs, Expected(i, 1));
+    EXPECT_EQ(outcomes[i]->thread, std::this_thread::get_id());
+  }
+  // max_batch 4: the pass's six rows went in two calls, in order.
+  EXPECT_THAT(model->calls(), ElementsAre(4u, 2u));
+  // The next pass schedules its own flush.
+  auto more = MakeOutcomes(1);
+  std::unique_ptr<BatchRequest> request = Rows(7, 2, more[0].get());
+  ASSERT_TRUE(batcher->Enqueue(request).ok());
+  EXPECT_EQ(round.deferred(), 1u);
+  round.EndPass();
+  ASSERT_TRUE(more[0]->outputs.ok());
+  EXPECT_EQ(*more[0]->outputs, Expected(7, 2));
+}
+
+TEST(DynamicBatcherTest, IoThreadQueueCountsAgainstMaxQueue) {
+  auto model = std::make_shared<RowEchoModel>();
+  auto batcher = std::make_shared<DynamicBatcher>(
+      "churn", 3, model, Options(4, 0, 4), RealClock(), nullptr);
+  FakeIoRound round;
+  auto outcomes = MakeOutcomes(2);
+  std::unique_ptr<BatchRequest> first = Rows(0, 3, outcomes[0].get());
+  ASSERT_TRUE(batcher->Enqueue(first).ok());
+  std::unique_ptr<BatchRequest> second = Rows(1, 2, outcomes[1].get());
+  absl::Status refused = batcher->Enqueue(second);
+  EXPECT_TRUE(absl::IsResourceExhausted(refused)) << refused;
+  EXPECT_NE(second, nullptr);  // the caller still owns it
+  round.EndPass();
+  ASSERT_TRUE(outcomes[0]->outputs.ok());
+  EXPECT_FALSE(outcomes[1]->done.HasBeenNotified());
+}
+
+TEST(DynamicBatcherTest, ShutdownAnswersWhatAnIoThreadHasNotFlushed) {
+  auto model = std::make_shared<RowEchoModel>();
+  auto batcher = std::make_shared<DynamicBatcher>(
+      "churn", 3, model, Options(4, 0, 64), RealClock(), nullptr);
+  FakeIoRound round;
+  auto outcomes = MakeOutcomes(3);
+  for (int i = 0; i < 3; ++i) {
+    std::unique_ptr<BatchRequest> request = Rows(i, 1, outcomes[i].get());
+    ASSERT_TRUE(batcher->Enqueue(request).ok());
+  }
+  batcher->Shutdown();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(outcomes[i]->done.HasBeenNotified()) << "request " << i;
+    EXPECT_EQ(*outcomes[i]->outputs, Expected(i, 1));
+  }
+  auto late = MakeOutcomes(1);
+  std::unique_ptr<BatchRequest> request = Rows(9, 1, late[0].get());
+  EXPECT_TRUE(absl::IsUnavailable(batcher->Enqueue(request)));
+  // The flush deferred before shutdown finds nothing left to do.
+  round.EndPass();
+  EXPECT_THAT(model->calls(), ElementsAre(3u));
+}
+
+TEST(DynamicBatcherTest, ADelayWindowKeepsTheWorkerOnIoThreads) {
+  auto model = std::make_shared<RowEchoModel>();
+  auto batcher = std::make_shared<DynamicBatcher>(
+      "churn", 3, model, Options(2, kForever, 64), RealClock(), nullptr);
+  FakeIoRound round;
+  auto outcomes = MakeOutcomes(2);
+  for (int i = 0; i < 2; ++i) {
+    std::unique_ptr<BatchRequest> request = Rows(i, 1, outcomes[i].get());
+    ASSERT_TRUE(batcher->Enqueue(request).ok());
+  }
+  EXPECT_EQ(round.deferred(), 0u);
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(outcomes[i]->Wait()) << "request " << i;
+    EXPECT_NE(outcomes[i]->thread, std::this_thread::get_id());
+  }
 }
 
 TEST(DynamicBatcherTest, EachRequestGetsItsOwnRowsAcrossBatches) {
