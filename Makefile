@@ -3,7 +3,7 @@ BUILD_DIR := build
 JOBS := $(shell nproc)
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3
 
-.PHONY: all deps configure build test demo bench bench-data bench-train bench-serving clean
+.PHONY: all deps configure build test demo bench bench-data bench-train bench-serving bench-scoring clean
 
 all: build
 
@@ -25,6 +25,7 @@ demo: build
 bench: build
 	bench/run-all $(BUILD_DIR)
 	bench/serving/run $(BUILD_DIR)
+	bench/scoring/run $(BUILD_DIR)
 
 bench-data: build
 	bench/run-all $(BUILD_DIR) data
@@ -34,6 +35,9 @@ bench-train: build
 
 bench-serving: build
 	bench/serving/run $(BUILD_DIR)
+
+bench-scoring: build
+	bench/scoring/run $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

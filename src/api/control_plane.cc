@@ -1,5 +1,7 @@
 #include "api/control_plane.h"
 
+#include <algorithm>
+#include <charconv>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -13,6 +15,7 @@
 #include "models/signature.h"
 #include "nlohmann/json.hpp"
 #include "pipeline/app_spec.h"
+#include "pipeline/feature_gap.h"
 
 namespace slipway {
 namespace {
@@ -50,17 +53,60 @@ json RunJson(const RunRecord& r) {
           {"reason", r.reason},
           {"created_at", Timestamp(r.created_at)},
           {"started_at", Timestamp(r.started_at)},
-          {"finished_at", Timestamp(r.finished_at)}};
+          {"finished_at", Timestamp(r.finished_at)},
+          {"retry_of", r.retry_of}};
 }
 
 json StepJson(const StepRecord& s) {
   return {{"name", s.name},
+          {"kind", s.kind},
           {"ordinal", s.ordinal},
           {"state", s.state},
           {"message", s.message},
           {"outputs", StoredJson(s.outputs_json)},
+          {"progress", StoredJson(s.progress_json)},
           {"started_at", Timestamp(s.started_at)},
-          {"finished_at", Timestamp(s.finished_at)}};
+          {"finished_at", Timestamp(s.finished_at)},
+          {"attempts", s.attempts},
+          {"cpu_user_seconds", static_cast<double>(s.cpu_user_micros) / 1e6},
+          {"cpu_system_seconds",
+           static_cast<double>(s.cpu_system_micros) / 1e6},
+          {"peak_rss_kb", s.peak_rss_kb},
+          {"cache_key", s.cache_key},
+          {"cached_from_run", s.cached_from_run}};
+}
+
+json EventJson(const RunEventRecord& e) {
+  json value = json::parse(e.value_json, nullptr, false);
+  return {{"seq", e.seq},
+          {"step", e.step},
+          {"at", Timestamp(e.at)},
+          {"type", e.type},
+          {"name", e.name},
+          {"value", value.is_discarded() ? json(e.value_json) : value},
+          {"message", e.message}};
+}
+
+// Query parameter `name` as a non-negative integer, `fallback` when absent.
+absl::StatusOr<uint64_t> QueryNumber(const HttpRequest& request,
+                                     const std::string& name,
+                                     uint64_t fallback) {
+  auto it = request.query.find(name);
+  if (it == request.query.end()) return fallback;
+  uint64_t value = 0;
+  const std::string& text = it->second;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
+    return absl::InvalidArgumentError("query parameter '" + name + "' is '" +
+                                      text +
+                                      "'; give a non-negative integer");
+  }
+  return value;
+}
+
+bool IsFinalState(const std::string& state) {
+  return state == "succeeded" || state == "failed" || state == "cancelled" ||
+         state == "skipped";
 }
 
 json VersionJson(const ModelVersionRecord& v,
@@ -148,11 +194,129 @@ HttpResponse JsonResponse(int status, const json& body) {
 }  // namespace
 
 ControlPlane::ControlPlane(Store* store, Registry* registry,
-                           RunExecutor* executor, ModelManager* models)
+                           RunExecutor* executor, ModelManager* models,
+                           Filesystem* fs)
     : store_(store),
       registry_(registry),
       executor_(executor),
-      models_(models) {}
+      models_(models),
+      fs_(fs) {}
+
+absl::StatusOr<std::vector<std::string>> ControlPlane::CheckChampionFeatures(
+    const AppSpec& spec, const std::string& source_dir) {
+  // A new app has no champion; an app whose champion is unset neither.
+  if (!store_->GetApp(spec.app).ok()) return std::vector<std::string>();
+  ASSIGN_OR_RETURN(std::optional<int> champion,
+                   registry_->ResolveAlias(spec.app, kServingAlias));
+  if (!champion.has_value()) return std::vector<std::string>();
+  ASSIGN_OR_RETURN(ModelVersionRecord record,
+                   registry_->GetVersion(spec.app, *champion));
+  ASSIGN_OR_RETURN(
+      Signature signature,
+      Signature::FromJson(json::parse(record.signature_json, nullptr, false)),
+      "model " + spec.app + " v" + std::to_string(*champion));
+  return CheckFeatureGap(spec, signature, source_dir, fs_);
+}
+
+absl::StatusOr<HttpResponse> ControlPlane::FireEvent(const std::string& app,
+                                                     const std::string& event) {
+  std::optional<TriggerEvent> fired;
+  std::string names;
+  for (TriggerEvent e : {TriggerEvent::kDrift, TriggerEvent::kKpiDecay,
+                         TriggerEvent::kNewData}) {
+    if (TriggerEventName(e) == event) fired = e;
+    names += (names.empty() ? "" : ", ") + std::string(TriggerEventName(e));
+  }
+  if (!fired.has_value()) {
+    return absl::InvalidArgumentError("unknown event '" + event +
+                                      "'; events are: " + names);
+  }
+  ASSIGN_OR_RETURN(AppRevisionRecord revision,
+                   registry_->CurrentRevision(app));
+  ASSIGN_OR_RETURN(
+      AppSpec spec, ParseAppSpec(revision.spec_yaml, "slipway.yaml"),
+      "app '" + app + "' revision " + std::to_string(revision.revision));
+  json started = json::array();
+  json skipped = json::array();
+  for (const PipelineSpec& pipeline : spec.pipelines) {
+    const std::vector<TriggerEvent>& on = pipeline.trigger.on;
+    if (std::find(on.begin(), on.end(), *fired) == on.end()) continue;
+    absl::StatusOr<RunRecord> run = executor_->Start(app, pipeline.name);
+    if (run.ok()) {
+      started.push_back(RunJson(*run));
+      LogInfo("trigger.fired", {{"app", app},
+                                {"event", event},
+                                {"pipeline", pipeline.name},
+                                {"run", run->id}});
+    } else {
+      skipped.push_back({{"pipeline", pipeline.name},
+                         {"reason", std::string(run.status().message())}});
+    }
+  }
+  return JsonResponse(200, {{"app", app},
+                            {"event", event},
+                            {"started", started},
+                            {"skipped", skipped}});
+}
+
+absl::StatusOr<HttpResponse> ControlPlane::StepLog(const std::string& run_id,
+                                                   const std::string& step,
+                                                   const HttpRequest& request) {
+  ASSIGN_OR_RETURN(RunRecord run, store_->GetRun(run_id));
+  ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store_->ListSteps(run.id));
+  const StepRecord* found = nullptr;
+  std::string names;
+  for (const StepRecord& s : steps) {
+    if (s.name == step) found = &s;
+    names += (names.empty() ? "" : ", ") + s.name;
+  }
+  if (found == nullptr) {
+    return absl::NotFoundError("run '" + run_id + "' has no step '" + step +
+                               "'; its steps are: " + names);
+  }
+  ASSIGN_OR_RETURN(uint64_t offset, QueryNumber(request, "offset", 0));
+  ASSIGN_OR_RETURN(uint64_t max, QueryNumber(request, "max", 64 * 1024));
+  // Read the state before the file, so "done" never hides a last write.
+  const bool done = IsFinalState(found->state);
+  const std::string path = executor_->RunDir(run.id) + "/" + step + ".log";
+  std::string text;
+  uint64_t size = 0;
+  if (fs_->Exists(path)) {
+    ASSIGN_OR_RETURN(size, fs_->FileSize(path));
+    if (offset < size) {
+      ASSIGN_OR_RETURN(std::unique_ptr<SequentialFile> file,
+                       fs_->OpenSequential(path));
+      std::string scratch(64 * 1024, '\0');
+      uint64_t skipped = 0;
+      while (skipped < offset) {
+        ASSIGN_OR_RETURN(size_t n,
+                         file->Read(std::min<uint64_t>(scratch.size(),
+                                                       offset - skipped),
+                                    scratch.data()));
+        if (n == 0) break;
+        skipped += n;
+      }
+      text.resize(std::min<uint64_t>(max, size - offset));
+      size_t filled = 0;
+      while (filled < text.size()) {
+        ASSIGN_OR_RETURN(size_t n, file->Read(text.size() - filled,
+                                              text.data() + filled));
+        if (n == 0) break;
+        filled += n;
+      }
+      text.resize(filled);
+    }
+  }
+  const uint64_t next = std::max<uint64_t>(offset, offset + text.size());
+  return JsonResponse(200, {{"run", run.id},
+                            {"step", step},
+                            {"state", found->state},
+                            {"text", text},
+                            {"offset", offset},
+                            {"next_offset", next},
+                            {"size", size},
+                            {"done", done && next >= size}});
+}
 
 BatchingOptions ControlPlane::ServingBatching(const std::string& app) {
   absl::StatusOr<AppRevisionRecord> current = registry_->CurrentRevision(app);
@@ -191,7 +355,9 @@ absl::Status ControlPlane::ServeVersion(const std::string& app, int version) {
                          Signature::FromJson(signature_json),
                          "model " + app + " v" + std::to_string(version));
         ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                         LoadModel(record.format, bytes, std::move(signature)),
+                         LoadRegisteredModel(record.format, bytes,
+                                             std::move(signature),
+                                             record.transform_json),
                          "model " + app + " v" + std::to_string(version));
         return std::shared_ptr<const Model>(std::move(model));
       },
@@ -237,6 +403,8 @@ void ControlPlane::AddRoutes(Router* router) {
         std::string file = body.value("file", "slipway.yaml");
         std::string source_dir = body.value("source_dir", "");
         ASSIGN_OR_RETURN(AppSpec spec, ParseAppSpec(yaml, file));
+        ASSIGN_OR_RETURN(std::vector<std::string> warnings,
+                         CheckChampionFeatures(spec, source_dir));
         ASSIGN_OR_RETURN(ApplyOutcome outcome,
                          registry_->Apply(spec.app, yaml, source_dir));
         models_->AddApp(spec.app);
@@ -245,7 +413,8 @@ void ControlPlane::AddRoutes(Router* router) {
             {"revision", outcome.revision.revision},
             {"changed", outcome.changed},
             {"diff", outcome.changed ? DiffSpecs(outcome.previous_yaml, yaml)
-                                     : std::string()}};
+                                     : std::string()},
+            {"warnings", warnings}};
         return JsonResponse(outcome.changed ? 201 : 200, answer);
       }));
   router->Add("GET", "/api/v1/apps",
@@ -318,6 +487,14 @@ void ControlPlane::AddRoutes(Router* router) {
         return JsonResponse(201, RunJson(run));
       }));
   router->Add(
+      "POST", "/api/v1/apps/{app}/events",
+      Handle([this](const HttpRequest& request,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        ASSIGN_OR_RETURN(json body, ParseBody(request));
+        ASSIGN_OR_RETURN(std::string event, StringField(body, "event"));
+        return FireEvent(p.at("app"), event);
+      }));
+  router->Add(
       "GET", "/api/v1/apps/{app}/runs",
       Handle([this](const HttpRequest& request,
                     const PathParams& p) -> absl::StatusOr<HttpResponse> {
@@ -335,12 +512,24 @@ void ControlPlane::AddRoutes(Router* router) {
         ASSIGN_OR_RETURN(RunRecord run, store_->GetRun(p.at("run")));
         ASSIGN_OR_RETURN(std::vector<StepRecord> steps,
                          store_->ListSteps(run.id));
+        ASSIGN_OR_RETURN(std::vector<RunEventRecord> events,
+                         store_->ListRunEvents(run.id));
         json answer = RunJson(run);
         answer["steps"] = json::array();
         for (const StepRecord& s : steps) {
           answer["steps"].push_back(StepJson(s));
         }
+        answer["events"] = json::array();
+        for (const RunEventRecord& e : events) {
+          answer["events"].push_back(EventJson(e));
+        }
         return JsonResponse(200, answer);
+      }));
+  router->Add(
+      "GET", "/api/v1/runs/{run}/steps/{step}/log",
+      Handle([this](const HttpRequest& request,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        return StepLog(p.at("run"), p.at("step"), request);
       }));
   router->Add(
       "POST", "/api/v1/runs/{run}/cancel",

@@ -1,5 +1,7 @@
 // ControlPlane: the `/api/v1` REST handlers the CLI (and later the web UI)
-// use: apply and roll back app specs, start and follow runs, browse the
+// use: apply and roll back app specs (apply refuses a spec whose score
+// sources or endpoint fields lack a feature the champion needs), start and
+// follow runs (steps, events, logs), fire trigger events, browse the
 // registry, move aliases, download model files.
 //
 // Moving the alias an app serves (`champion`) loads that version into the
@@ -10,8 +12,12 @@
 #define SLIPWAY_API_CONTROL_PLANE_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/filesystem.h"
+#include "pipeline/app_spec.h"
 #include "pipeline/run_executor.h"
 #include "registry/registry.h"
 #include "serving/batcher.h"
@@ -27,7 +33,7 @@ class ControlPlane {
  public:
   // REQUIRES: every pointer outlives the control plane.
   ControlPlane(Store* store, Registry* registry, RunExecutor* executor,
-               ModelManager* models);
+               ModelManager* models, Filesystem* fs);
 
   void AddRoutes(Router* router);
 
@@ -51,10 +57,29 @@ class ControlPlane {
   // when the revision cannot be read or parsed.
   BatchingOptions ServingBatching(const std::string& app);
 
+  // The feature gap check of apply (pipeline/feature_gap.h) against the
+  // app's current champion; no champion, nothing to check. Returns the
+  // warnings about sources it could not check.
+  absl::StatusOr<std::vector<std::string>> CheckChampionFeatures(
+      const AppSpec& spec, const std::string& source_dir);
+
+  // Starts every pipeline of `app` whose trigger lists `event`; a pipeline
+  // that cannot start now (already running) is reported as skipped.
+  absl::StatusOr<HttpResponse> FireEvent(const std::string& app,
+                                         const std::string& event);
+
+  // Part of a step's log from byte `offset` (query parameter, default 0),
+  // at most `max` bytes (default 64 KiB), with the offset to ask for next
+  // and whether the step has finished (no more will come).
+  absl::StatusOr<HttpResponse> StepLog(const std::string& run_id,
+                                       const std::string& step,
+                                       const HttpRequest& request);
+
   Store* const store_;
   Registry* const registry_;
   RunExecutor* const executor_;
   ModelManager* const models_;
+  Filesystem* const fs_;
 };
 
 }  // namespace slipway

@@ -38,18 +38,23 @@ class ServerImpl : public Server {
     executor_options.registry = registry_.get();
     executor_options.fs = fs;
     executor_options.clock = clock;
+    executor_options.run_root = JoinPath(options.data_dir, "runs");
+    executor_options.max_parallel_steps = options.max_parallel_steps;
+    executor_options.python = options.python;
     executor_options.move_alias =
         [this](const std::string& app, const std::string& alias, int version) {
           return control_->MoveAlias(app, alias, version);
         };
     executor_ = std::make_unique<RunExecutor>(executor_options);
-    RETURN_IF_ERROR(executor_->Recover());
 
     metrics_ = std::make_unique<ServingMetrics>();
     models_ = std::make_unique<ModelManager>(clock, metrics_.get());
     control_ = std::make_unique<ControlPlane>(store_.get(), registry_.get(),
-                                              executor_.get(), models_.get());
+                                              executor_.get(), models_.get(),
+                                              fs);
     RETURN_IF_ERROR(control_->LoadServedModels());
+    // After the control plane: a retried run may move the served alias.
+    RETURN_IF_ERROR(executor_->Recover());
 
     AddInferenceRoutes(&router_, models_.get(), clock, metrics_.get());
     AddMetricsRoute(&router_, metrics_.get(), models_.get());

@@ -33,6 +33,9 @@ class Server {
     int header_timeout_ms = 10000;
     int body_timeout_ms = 30000;
     int idle_timeout_ms = 60000;
+    // Pipelines (pipeline/run_executor.h).
+    int max_parallel_steps = 0;  // steps of one run at once; 0: one per core
+    std::string python = "/usr/bin/python3";  // of command and notebook steps
   };
 
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Options& options);

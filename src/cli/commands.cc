@@ -156,24 +156,49 @@ int AppsRollbackCommand(const CliContext& ctx, const std::string& app,
   return 0;
 }
 
+// "rows 120000", "round 40/200": what a running step reports.
+std::string ProgressText(const json& progress) {
+  if (!progress.is_object() || progress.empty()) return "";
+  std::string text;
+  if (progress.contains("round")) {
+    text = "round " + Text(progress["round"]);
+    if (progress.contains("rounds")) text += "/" + Text(progress["rounds"]);
+  }
+  if (progress.contains("rows")) {
+    text += (text.empty() ? "" : ", ") + Text(progress["rows"]) + " rows";
+  }
+  return text;
+}
+
 absl::StatusOr<json> FollowRun(const ApiClient& client,
                                const std::string& run_id,
                                std::ostream* progress) {
   std::map<std::string, std::string> step_states;
+  std::map<std::string, std::string> step_progress;
   while (true) {
     ASSIGN_OR_RETURN(json run, client.Get("/api/v1/runs/" + run_id));
     for (const json& step : run["steps"]) {
       std::string name = step["name"];
       std::string state = step["state"];
-      if (step_states[name] == state) continue;
+      std::string done = state == "running" ? ProgressText(step["progress"])
+                                            : std::string();
+      if (step_states[name] == state && step_progress[name] == done) continue;
+      const bool state_changed = step_states[name] != state;
       step_states[name] = state;
-      if (progress != nullptr && state != "pending") {
-        *progress << "  " << name << ": " << state;
-        std::string message = Text(step["message"]);
-        if (!message.empty() && message != "-") *progress << " — " << message;
-        *progress << "\n";
-        progress->flush();
+      step_progress[name] = done;
+      if (progress == nullptr || state == "pending") continue;
+      *progress << "  " << name << ": " << state;
+      if (!done.empty()) *progress << " [" << done << "]";
+      std::string message = Text(step["message"]);
+      if (state_changed && !message.empty() && message != "-") {
+        *progress << " — " << message;
       }
+      std::string cached = Text(step["cached_from_run"]);
+      if (state == "succeeded" && !cached.empty() && cached != "-") {
+        *progress << " (reused from run " << cached << ")";
+      }
+      *progress << "\n";
+      progress->flush();
     }
     if (IsFinal(run["state"])) return run;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -232,6 +257,14 @@ int RunsListCommand(const CliContext& ctx, const std::string& app) {
   return 0;
 }
 
+// "1.25s" from seconds; "-" for none.
+std::string Seconds(const json& value) {
+  if (!value.is_number() || value.get<double>() <= 0) return "-";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2fs", value.get<double>());
+  return text;
+}
+
 int RunsShowCommand(const CliContext& ctx, const std::string& run_id) {
   absl::StatusOr<json> run = ctx.client->Get("/api/v1/runs/" + run_id);
   if (!run.ok()) return Fail(run.status());
@@ -247,24 +280,109 @@ int RunsShowCommand(const CliContext& ctx, const std::string& run_id) {
   std::cout << "\n";
   std::vector<std::vector<std::string>> rows;
   for (const json& s : (*run)["steps"]) {
-    rows.push_back({Text(s["name"]), Text(s["state"]), Text(s["started_at"]),
-                    Text(s["finished_at"]), Text(s["message"])});
+    std::string cached = Text(s["cached_from_run"]);
+    double cpu = s.value("cpu_user_seconds", 0.0) +
+                 s.value("cpu_system_seconds", 0.0);
+    int64_t rss_kb = s.value("peak_rss_kb", int64_t{0});
+    rows.push_back(
+        {Text(s["name"]), Text(s["kind"]), Text(s["state"]),
+         Text(s["attempts"]), Text(s["started_at"]), Text(s["finished_at"]),
+         Seconds(cpu),
+         rss_kb > 0 ? std::to_string(rss_kb / 1024) + " MiB" : "-",
+         cached.empty() ? "-" : "reused from " + cached, Text(s["message"])});
   }
-  PrintTable({"STEP", "STATE", "STARTED", "FINISHED", "MESSAGE"}, rows);
+  PrintTable({"STEP", "KIND", "STATE", "ATTEMPTS", "STARTED", "FINISHED",
+              "CPU", "PEAK RSS", "CACHE", "MESSAGE"},
+             rows);
+  const json& events = (*run)["events"];
+  if (events.is_array() && !events.empty()) {
+    std::cout << "\nevents:\n";
+    rows.clear();
+    for (const json& e : events) {
+      rows.push_back({Text(e["step"]), Text(e["type"]), Text(e["name"]),
+                      e["value"].is_null() ? "-" : e["value"].dump(),
+                      Text(e["message"])});
+    }
+    PrintTable({"STEP", "TYPE", "NAME", "VALUE", "MESSAGE"}, rows);
+  }
   return 0;
 }
 
-int RunsLogsCommand(const CliContext& ctx, const std::string& run_id) {
-  absl::StatusOr<json> run = ctx.client->Get("/api/v1/runs/" + run_id);
-  if (!run.ok()) return Fail(run.status());
-  for (const json& s : (*run)["steps"]) {
-    std::cout << "[" << Text(s["name"]) << "] " << Text(s["state"]);
-    std::string message = Text(s["message"]);
-    if (!message.empty() && message != "-") std::cout << ": " << message;
-    std::cout << "\n";
-    if (s["outputs"].is_object() && !s["outputs"].empty()) {
-      std::cout << "  " << s["outputs"].dump() << "\n";
+namespace {
+
+// Prints step `step`'s log from `*offset` on, advancing it; true when the
+// step has finished and everything was printed.
+absl::StatusOr<bool> PrintLogChunk(const ApiClient& client,
+                                   const std::string& run_id,
+                                   const std::string& step, uint64_t* offset) {
+  while (true) {
+    ASSIGN_OR_RETURN(json chunk,
+                     client.Get("/api/v1/runs/" + run_id + "/steps/" + step +
+                                "/log?offset=" + std::to_string(*offset)));
+    std::string text = chunk.value("text", "");
+    std::cout << text;
+    std::cout.flush();
+    *offset = chunk.value("next_offset", *offset);
+    if (chunk.value("done", false)) return true;
+    if (text.empty()) return false;
+  }
+}
+
+}  // namespace
+
+int RunsLogsCommand(const CliContext& ctx, const std::string& run_id,
+                    const std::string& step, bool follow) {
+  std::map<std::string, uint64_t> offsets;
+  std::map<std::string, bool> finished;
+  while (true) {
+    absl::StatusOr<json> run = ctx.client->Get("/api/v1/runs/" + run_id);
+    if (!run.ok()) return Fail(run.status());
+    bool found = step.empty();
+    for (const json& s : (*run)["steps"]) {
+      std::string name = s["name"];
+      if (!step.empty() && name != step) continue;
+      found = true;
+      if (finished[name] || s["state"] == "pending") continue;
+      if (offsets.find(name) == offsets.end()) {
+        std::cout << "==> " << name << " (" << Text(s["kind"]) << ") <==\n";
+        offsets[name] = 0;
+      }
+      absl::StatusOr<bool> done =
+          PrintLogChunk(*ctx.client, run_id, name, &offsets[name]);
+      if (!done.ok()) return Fail(done.status());
+      finished[name] = *done;
     }
+    if (!found) {
+      std::cerr << "error: run " << run_id << " has no step '" << step
+                << "'; `slipway runs show " << run_id
+                << "` lists its steps\n";
+      return 1;
+    }
+    if (!follow || IsFinal((*run)["state"])) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+}
+
+int EventsFireCommand(const CliContext& ctx, const std::string& app,
+                      const std::string& event) {
+  absl::StatusOr<json> answer = ctx.client->Post(
+      "/api/v1/apps/" + app + "/events", {{"event", event}});
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  for (const json& run : (*answer)["started"]) {
+    std::cout << "started run " << Text(run["id"]) << " of pipeline "
+              << Text(run["pipeline"]) << "\n";
+  }
+  for (const json& skipped : (*answer)["skipped"]) {
+    std::cout << "skipped pipeline " << Text(skipped["pipeline"]) << ": "
+              << Text(skipped["reason"]) << "\n";
+  }
+  if ((*answer)["started"].empty() && (*answer)["skipped"].empty()) {
+    std::cout << "no pipeline of " << app << " is triggered by " << event
+              << "\n";
   }
   return 0;
 }

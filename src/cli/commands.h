@@ -36,7 +36,13 @@ int RunCommand(const CliContext& ctx, const std::string& app,
                const std::string& pipeline, bool wait);
 int RunsListCommand(const CliContext& ctx, const std::string& app);
 int RunsShowCommand(const CliContext& ctx, const std::string& run_id);
-int RunsLogsCommand(const CliContext& ctx, const std::string& run_id);
+// Every step's log (or only `step`'s); with `follow`, keeps printing until
+// the run finishes.
+int RunsLogsCommand(const CliContext& ctx, const std::string& run_id,
+                    const std::string& step, bool follow);
+// Fires a trigger event (drift, kpi_decay, new_data) for an app's pipelines.
+int EventsFireCommand(const CliContext& ctx, const std::string& app,
+                      const std::string& event);
 int RunsCancelCommand(const CliContext& ctx, const std::string& run_id);
 int ModelsListCommand(const CliContext& ctx, const std::string& app);
 int ModelsShowCommand(const CliContext& ctx, const std::string& app,

@@ -76,6 +76,14 @@ int main(int argc, char** argv) {
                    "idle keep-alive connections close after this "
                    "(default 60000)")
       ->check(CLI::Range(1, 86400000));
+  server
+      ->add_option("--max-parallel-steps", server_flags.max_parallel_steps,
+                   "steps of one run that may run at once (default: one per "
+                   "core)")
+      ->check(CLI::Range(1, 1024));
+  server->add_option("--python", server_flags.python,
+                     "python of command and notebook steps (default "
+                     "$SLIPWAY_PYTHON, else /usr/bin/python3)");
   server->callback([&] { code = ServerCommand(server_flags); });
 
   // apply
@@ -122,12 +130,29 @@ int main(int argc, char** argv) {
   auto* runs_show = runs->add_subcommand("show", "show a run and its steps");
   runs_show->add_option("RUN", run_id)->required();
   runs_show->callback([&] { code = RunsShowCommand(ctx(), run_id); });
-  auto* runs_logs = runs->add_subcommand("logs", "a run's step log");
+  std::string step;
+  bool follow = false;
+  auto* runs_logs = runs->add_subcommand("logs", "a run's step logs");
   runs_logs->add_option("RUN", run_id)->required();
-  runs_logs->callback([&] { code = RunsLogsCommand(ctx(), run_id); });
+  runs_logs->add_option("STEP", step, "only this step's log");
+  runs_logs->add_flag("-f,--follow", follow,
+                      "keep printing until the run finishes");
+  runs_logs->callback(
+      [&] { code = RunsLogsCommand(ctx(), run_id, step, follow); });
   auto* runs_cancel = runs->add_subcommand("cancel", "cancel a run");
   runs_cancel->add_option("RUN", run_id)->required();
   runs_cancel->callback([&] { code = RunsCancelCommand(ctx(), run_id); });
+
+  // events
+  std::string event;
+  auto* events = cli.add_subcommand("events", "trigger events");
+  events->require_subcommand(1);
+  auto* events_fire = events->add_subcommand(
+      "fire", "start the pipelines an event triggers (drift, kpi_decay, "
+              "new_data)");
+  events_fire->add_option("APP", app)->required();
+  events_fire->add_option("EVENT", event)->required();
+  events_fire->callback([&] { code = EventsFireCommand(ctx(), app, event); });
 
   // models
   int version = 0;

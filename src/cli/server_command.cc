@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "absl/synchronization/mutex.h"
@@ -59,6 +60,13 @@ int ServerCommand(const ServerFlags& flags) {
   options.header_timeout_ms = flags.header_timeout_ms;
   options.body_timeout_ms = flags.body_timeout_ms;
   options.idle_timeout_ms = flags.idle_timeout_ms;
+  options.max_parallel_steps = flags.max_parallel_steps;
+  if (!flags.python.empty()) {
+    options.python = flags.python;
+  } else if (const char* python = std::getenv("SLIPWAY_PYTHON");
+             python != nullptr && *python != '\0') {
+    options.python = python;
+  }
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
   if (!server.ok()) {
     std::cerr << "error: " << server.status().message() << "\n";

@@ -19,6 +19,9 @@ struct ServerFlags {
   int header_timeout_ms = 10000;
   int body_timeout_ms = 30000;
   int idle_timeout_ms = 60000;
+  int max_parallel_steps = 0;  // 0: one per core
+  // SLIPWAY_PYTHON when set, else /usr/bin/python3 (DESIGN.md).
+  std::string python;
 };
 
 int ServerCommand(const ServerFlags& flags);

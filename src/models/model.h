@@ -49,11 +49,27 @@ class Model {
 
 // Loads a model of `format` from its serialized `bytes`, checking it against
 // `signature` (feature count, output width, objective vs task).
-// InvalidArgument for an unknown format or a model that does not match;
-// the message names the mismatch.
-absl::StatusOr<std::unique_ptr<Model>> LoadModel(std::string_view format,
-                                                 std::string_view bytes,
-                                                 Signature signature);
+//
+// With a non-empty `transform_json` (FeatureTransform::ToJson text, see
+// transform.h), `signature` is the model's own (the transform's model
+// features) and the returned Model takes raw rows: its signature() is
+// RequestSignature(transform, signature), and Predict applies the transform
+// to request-encoded rows before the backend predicts (no allocation once a
+// thread has predicted a batch that large).
+//
+// InvalidArgument for an unknown format, a model that does not match, or a
+// transform that is malformed or does not give the model's features; the
+// message names the mismatch.
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(
+    std::string_view format, std::string_view bytes, Signature signature,
+    std::string_view transform_json = {});
+
+// Loads a model as the registry stores it: `request_signature` is what
+// callers send (with a transform, the model's own features come from the
+// transform; without one the two are the same). Errors as LoadModel's.
+absl::StatusOr<std::unique_ptr<Model>> LoadRegisteredModel(
+    std::string_view format, std::string_view bytes,
+    Signature request_signature, std::string_view transform_json);
 
 }  // namespace slipway
 

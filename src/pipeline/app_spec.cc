@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/ids.h"
+#include "core/json.h"
 #include "core/status.h"
 #include "pipeline/cron.h"
 #include "yaml-cpp/yaml.h"
@@ -32,6 +33,12 @@ std::string_view ConnectorName(Connector connector) {
   switch (connector) {
     case Connector::kCsv:
       return "csv";
+    case Connector::kJsonl:
+      return "jsonl";
+    case Connector::kSqlite:
+      return "sqlite";
+    case Connector::kPostgres:
+      return "postgres";
   }
   return "unknown";
 }
@@ -58,6 +65,16 @@ std::string_view StepKindName(StepKind kind) {
       return "evaluate";
     case StepKind::kRegister:
       return "register";
+    case StepKind::kTransform:
+      return "transform";
+    case StepKind::kScore:
+      return "score";
+    case StepKind::kSink:
+      return "sink";
+    case StepKind::kCommand:
+      return "command";
+    case StepKind::kNotebook:
+      return "notebook";
   }
   return "unknown";
 }
@@ -120,6 +137,75 @@ const PipelineSpec* AppSpec::FindPipeline(std::string_view name) const {
   return nullptr;
 }
 
+std::vector<std::string> BuiltinOutputs(StepKind kind) {
+  switch (kind) {
+    case StepKind::kIngest:
+    case StepKind::kValidate:
+      return {"data"};
+    case StepKind::kSplit:
+      return {"train", "test"};
+    case StepKind::kTransform:
+      return {"train", "test", "transform"};
+    case StepKind::kTrain:
+      return {"model"};
+    case StepKind::kEvaluate:
+      return {"metrics"};
+    case StepKind::kRegister:
+    case StepKind::kScore:
+    case StepKind::kSink:
+    case StepKind::kCommand:
+    case StepKind::kNotebook:
+      return {};
+  }
+  return {};
+}
+
+std::vector<std::string> StepOutputNames(const StepSpec& step) {
+  StepKind kind = step.kind();
+  if (kind != StepKind::kCommand && kind != StepKind::kNotebook) {
+    return BuiltinOutputs(kind);
+  }
+  std::vector<std::string> outputs = step.outputs;
+  for (const char* implicit : {"model", "metrics"}) {
+    if (std::find(outputs.begin(), outputs.end(), implicit) == outputs.end()) {
+      outputs.push_back(implicit);
+    }
+  }
+  return outputs;
+}
+
+StepInput ResolveStepInput(std::string_view input) {
+  size_t dot = input.find('.');
+  if (dot == std::string_view::npos) return StepInput{std::string(input), ""};
+  return StepInput{std::string(input.substr(0, dot)),
+                   std::string(input.substr(dot + 1))};
+}
+
+std::vector<const StepSpec*> StepDependencies(const PipelineSpec& pipeline,
+                                              const StepSpec& step) {
+  const std::vector<StepSpec>& steps = pipeline.steps;
+  std::vector<bool> wanted(steps.size(), false);
+  auto want = [&](std::string_view name) {
+    for (size_t i = 0; i < steps.size(); ++i) {
+      if (steps[i].name == name) wanted[i] = true;
+    }
+  };
+  if (step.inputs.empty() && step.after.empty()) {
+    for (size_t i = 1; i < steps.size(); ++i) {
+      if (steps[i].name == step.name) wanted[i - 1] = true;
+    }
+  }
+  for (const std::string& input : step.inputs) {
+    want(ResolveStepInput(input).step);
+  }
+  for (const std::string& name : step.after) want(name);
+  std::vector<const StepSpec*> out;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (wanted[i]) out.push_back(&steps[i]);
+  }
+  return out;
+}
+
 namespace {
 
 // A fixed list of words; an empty list of allowed keys means "any key".
@@ -131,13 +217,21 @@ constexpr std::string_view kTopLevelKeys[] = {
     "pipelines", "endpoint",    "monitor",  "policy", "notify"};
 constexpr std::string_view kUseCaseKeys[] = {"problem", "integration", "owner",
                                              "business_kpi"};
-constexpr std::string_view kDataSourceKeys[] = {
-    "connector", "path",    "header", "skip_lines",
-    "delimiter", "columns", "types",  "missing_values"};
+// The keys of a data entry, per connector (Connector order).
+constexpr std::string_view kCsvKeys[] = {
+    "connector", "path",  "header",         "skip_lines", "delimiter",
+    "columns",   "types", "missing_values", "chunk_rows"};
+constexpr std::string_view kJsonlKeys[] = {"connector", "path", "types",
+                                           "chunk_rows"};
+constexpr std::string_view kSqliteKeys[] = {
+    "connector", "path", "query", "table", "chunk_rows", "batch_rows"};
+constexpr std::string_view kPostgresKeys[] = {
+    "connector", "url",    "password",   "query",
+    "table",     "schema", "chunk_rows", "batch_rows"};
 constexpr std::string_view kSchemaKeys[] = {"target", "id", "features",
                                             "exclude", "task"};
 constexpr std::string_view kPipelineKeys[] = {"kind", "trigger", "concurrency",
-                                              "steps"};
+                                              "retry_interrupted", "steps"};
 constexpr std::string_view kTriggerKeys[] = {"schedule", "on"};
 constexpr std::string_view kIngestKeys[] = {"source", "name"};
 constexpr std::string_view kValidateKeys[] = {"max_null_fraction", "min_rows",
@@ -151,7 +245,23 @@ constexpr std::string_view kTrainKeys[] = {
     "objective",        "engine",    "name"};
 constexpr std::string_view kEvaluateKeys[] = {"metrics", "name"};
 constexpr std::string_view kRegisterKeys[] = {"alias", "name"};
-constexpr std::string_view kEndpointKeys[] = {"model", "batching"};
+constexpr std::string_view kTransformKeys[] = {
+    "impute",         "fill_value",  "fill_category", "encode",
+    "max_categories", "standardize", "columns",       "name"};
+constexpr std::string_view kImputeKeys[] = {"numeric", "categorical"};
+constexpr std::string_view kScoreKeys[] = {
+    "source", "sink", "model", "keep", "chunk_rows", "threads", "name"};
+constexpr std::string_view kSinkKeys[] = {"to", "name"};
+constexpr std::string_view kCommandKeys[] = {"run", "params", "env",
+                                             "working_dir", "name"};
+constexpr std::string_view kNotebookKeys[] = {"path", "params", "kernel",
+                                              "name"};
+// Keys a step takes beside its kind key (`name` may also sit among the
+// kind's parameters, as Step-1 files write it).
+constexpr std::string_view kStepCommonKeys[] = {
+    "name",          "inputs",  "outputs", "after", "retries",
+    "retry_backoff", "timeout", "memory",  "cache"};
+constexpr std::string_view kEndpointKeys[] = {"model", "batching", "fields"};
 constexpr std::string_view kBatchingKeys[] = {"enabled", "max_batch",
                                               "max_delay_us", "max_queue"};
 constexpr std::string_view kMonitorKeys[] = {"window", "drift", "rules"};
@@ -163,12 +273,20 @@ constexpr std::string_view kPromoteKeys[] = {"metric", "min_gain", "approval"};
 constexpr std::string_view kRollbackKeys[] = {"kpi_drop"};
 constexpr std::string_view kNotifierKeys[] = {"webhook", "secret"};
 
-constexpr std::string_view kConnectors[] = {"csv"};
+constexpr std::string_view kConnectors[] = {"csv", "jsonl", "sqlite",
+                                            "postgres"};
 constexpr std::string_view kTasks[] = {
     "binary_classification", "multiclass_classification", "regression"};
 constexpr std::string_view kPipelineKinds[] = {"train", "score", "check"};
-constexpr std::string_view kStepKinds[] = {"ingest", "validate", "split",
-                                           "train",  "evaluate", "register"};
+// In StepKind order.
+constexpr std::string_view kStepKinds[] = {
+    "ingest",    "validate", "split", "train",   "evaluate", "register",
+    "transform", "score",    "sink",  "command", "notebook"};
+constexpr std::string_view kNumericImputes[] = {"none", "mean", "median",
+                                                "constant"};
+constexpr std::string_view kCategoricalImputes[] = {"none", "most_frequent",
+                                                    "constant"};
+constexpr std::string_view kEncodings[] = {"native", "onehot", "ordinal"};
 constexpr std::string_view kTriggerEvents[] = {"drift", "kpi_decay",
                                                "new_data"};
 constexpr std::string_view kIntegrations[] = {"rest", "batch"};
@@ -202,13 +320,115 @@ bool IsClassificationMetric(std::string_view metric) {
   return metric == "auc" || metric == "logloss" || metric == "accuracy";
 }
 
-std::string Join(const Names& names) {
+template <typename Container>
+std::string Join(const Container& names) {
   std::string out;
   for (std::string_view name : names) {
     if (!out.empty()) out += ", ";
     out += name;
   }
   return out;
+}
+
+template <typename Container>
+bool Contains(const Container& names, std::string_view name) {
+  return std::find(std::begin(names), std::end(names), name) != std::end(names);
+}
+
+Names ConnectorKeys(Connector connector) {
+  switch (connector) {
+    case Connector::kCsv:
+      return kCsvKeys;
+    case Connector::kJsonl:
+      return kJsonlKeys;
+    case Connector::kSqlite:
+      return kSqliteKeys;
+    case Connector::kPostgres:
+      return kPostgresKeys;
+  }
+  return {};
+}
+
+bool IsAnyConnectorKey(std::string_view key) {
+  return Contains(kCsvKeys, key) || Contains(kJsonlKeys, key) ||
+         Contains(kSqliteKeys, key) || Contains(kPostgresKeys, key);
+}
+
+Names StepKeys(StepKind kind) {
+  switch (kind) {
+    case StepKind::kIngest:
+      return kIngestKeys;
+    case StepKind::kValidate:
+      return kValidateKeys;
+    case StepKind::kSplit:
+      return kSplitKeys;
+    case StepKind::kTrain:
+      return kTrainKeys;
+    case StepKind::kEvaluate:
+      return kEvaluateKeys;
+    case StepKind::kRegister:
+      return kRegisterKeys;
+    case StepKind::kTransform:
+      return kTransformKeys;
+    case StepKind::kScore:
+      return kScoreKeys;
+    case StepKind::kSink:
+      return kSinkKeys;
+    case StepKind::kCommand:
+      return kCommandKeys;
+    case StepKind::kNotebook:
+      return kNotebookKeys;
+  }
+  return {};
+}
+
+bool IsProgramStep(StepKind kind) {
+  return kind == StepKind::kCommand || kind == StepKind::kNotebook;
+}
+
+// Steps that read or write outside the run and so always run again.
+bool TouchesTheWorld(StepKind kind) {
+  return kind == StepKind::kIngest || kind == StepKind::kScore ||
+         kind == StepKind::kSink || kind == StepKind::kRegister;
+}
+
+// What a step can hand to the steps after it. Command and notebook steps
+// may write anything, so they count as producing each.
+bool MayProduceTable(StepKind kind) {
+  return kind == StepKind::kIngest || kind == StepKind::kValidate ||
+         kind == StepKind::kSplit || kind == StepKind::kTransform ||
+         IsProgramStep(kind);
+}
+
+bool MayProduceModel(StepKind kind) {
+  return kind == StepKind::kTrain || IsProgramStep(kind);
+}
+
+bool MayProduceTestSet(StepKind kind) {
+  return kind == StepKind::kSplit || IsProgramStep(kind);
+}
+
+// An environment variable name: letters, digits and '_', not starting with
+// a digit.
+bool IsEnvName(std::string_view name) {
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// A table or schema name that needs no quoting in SQL: 1 to 63 letters,
+// digits and '_', not starting with a digit.
+bool IsSqlIdentifier(std::string_view name) {
+  return name.size() <= 63 && IsEnvName(name);
+}
+
+// An output name of a command or notebook step, which becomes a file or
+// directory name: 1 to 63 letters, digits, '_' or '-', starting with a
+// letter or digit (no '.', which separates step and output in `inputs`).
+bool IsOutputName(std::string_view name) {
+  return IsValidName(name) && name.find('.') == std::string_view::npos;
 }
 
 std::string Quote(std::string_view text) {
@@ -316,6 +536,69 @@ std::optional<int64_t> ParseDurationSeconds(std::string_view text) {
   }
   return count * unit;
 }
+
+// YAML 1.2's spellings of infinity and not-a-number.
+bool IsYamlInfinityOrNan(std::string_view text) {
+  if (text == ".nan" || text == ".NaN" || text == ".NAN") return true;
+  if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
+    text.remove_prefix(1);
+  }
+  return text == ".inf" || text == ".Inf" || text == ".INF";
+}
+
+// A whole number of at most 9 digits followed by one of `units` (tried in
+// order, so longer suffixes come first), times that unit's factor.
+struct Unit {
+  std::string_view suffix;
+  int64_t factor;
+};
+
+std::optional<int64_t> ParseQuantity(std::string_view text,
+                                     std::span<const Unit> units) {
+  for (const Unit& unit : units) {
+    if (text.size() <= unit.suffix.size() || !text.ends_with(unit.suffix)) {
+      continue;
+    }
+    std::string_view digits = text.substr(0, text.size() - unit.suffix.size());
+    if (digits.size() > 9 ||
+        !std::all_of(digits.begin(), digits.end(),
+                     [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+    int64_t count = 0;
+    ParseInt(digits, &count);
+    return count * unit.factor;
+  }
+  return std::nullopt;
+}
+
+// "500ms", "30s", "10m", "2h" as milliseconds.
+std::optional<int64_t> ParseDurationMillis(std::string_view text) {
+  static constexpr Unit kUnits[] = {
+      {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}};
+  return ParseQuantity(text, kUnits);
+}
+
+// "512MiB", "2GiB", "1500MB" as bytes.
+std::optional<int64_t> ParseSizeBytes(std::string_view text) {
+  static constexpr Unit kUnits[] = {{"KiB", int64_t{1} << 10},
+                                    {"MiB", int64_t{1} << 20},
+                                    {"GiB", int64_t{1} << 30},
+                                    {"KB", 1000},
+                                    {"MB", 1000 * 1000},
+                                    {"GB", 1000 * 1000 * 1000},
+                                    {"B", 1}};
+  return ParseQuantity(text, kUnits);
+}
+
+// The positions of one step that the pipeline's graph checks point at.
+struct StepNodes {
+  YAML::Mark kind_mark;
+  YAML::Mark name_mark;  // of the name's value; the kind key when unnamed
+  YAML::Node params;     // the kind key's value
+  std::vector<YAML::Mark> inputs;  // one per StepSpec::inputs entry
+  std::vector<YAML::Mark> after;   // one per StepSpec::after entry
+};
 
 // Reads one slipway.yaml. Each method checks one section and returns the
 // first problem as an InvalidArgument located in the file.
@@ -536,6 +819,135 @@ class SpecParser {
     return out;
   }
 
+  // A duration in milliseconds, at least `min_ms`.
+  absl::StatusOr<int64_t> DurationMillis(const Value& v, int64_t min_ms,
+                                         std::string_view expected) const {
+    std::optional<int64_t> ms =
+        v.node.IsScalar() ? ParseDurationMillis(v.node.Scalar()) : std::nullopt;
+    if (!ms.has_value() || *ms < min_ms) return Expected(v, expected);
+    return *ms;
+  }
+
+  // A size in bytes, at least `min_bytes`.
+  absl::StatusOr<int64_t> SizeBytes(const Value& v, int64_t min_bytes,
+                                    std::string_view expected) const {
+    std::optional<int64_t> bytes =
+        v.node.IsScalar() ? ParseSizeBytes(v.node.Scalar()) : std::nullopt;
+    if (!bytes.has_value() || *bytes < min_bytes) return Expected(v, expected);
+    return *bytes;
+  }
+
+  // A literal, or env:NAME naming an environment variable of the server.
+  absl::StatusOr<std::string> LiteralOrEnv(const Value& v,
+                                           bool allow_empty) const {
+    std::string text;
+    if (allow_empty) {
+      ASSIGN_OR_RETURN(text, String(v));
+    } else {
+      ASSIGN_OR_RETURN(text, NonEmptyString(v));
+    }
+    if (text.rfind("env:", 0) == 0 && !IsEnvName(text.substr(4))) {
+      return Expected(v,
+                      "a literal value or env:NAME, where NAME is an "
+                      "environment variable (letters, digits and '_', not "
+                      "starting with a digit)");
+    }
+    return text;
+  }
+
+  // `params` of a command or notebook step: any YAML map, as the JSON
+  // object the program reads from SLIPWAY_PARAMS.
+  absl::StatusOr<std::string> ParamsJson(const Field& f) const {
+    Value v = f.value();
+    if (v.node.IsNull()) return std::string("{}");
+    if (!v.node.IsMap()) {
+      return Expected(v, "a map such as {rounds: 50, features: [a, b]}");
+    }
+    std::string json;
+    RETURN_IF_ERROR(AppendJson(v.node, v.mark, &json));
+    return json;
+  }
+
+  // Maps become objects (keys in file order), lists arrays; a plain
+  // (unquoted) scalar that reads as a YAML boolean, null, whole number or
+  // number becomes that, every other scalar a string.
+  absl::Status AppendJson(const YAML::Node& node, const YAML::Mark& mark,
+                          std::string* out) const {
+    switch (node.Type()) {
+      case YAML::NodeType::Sequence: {
+        out->push_back('[');
+        bool first = true;
+        for (const YAML::Node& item : node) {
+          if (!first) out->push_back(',');
+          first = false;
+          RETURN_IF_ERROR(
+              AppendJson(item, item.IsNull() ? mark : item.Mark(), out));
+        }
+        out->push_back(']');
+        return absl::OkStatus();
+      }
+      case YAML::NodeType::Map: {
+        out->push_back('{');
+        std::vector<std::string> keys;
+        for (auto it = node.begin(); it != node.end(); ++it) {
+          const YAML::Node& key = it->first;
+          if (!key.IsScalar()) {
+            return Error(key.Mark(), "keys in 'params' must be strings, got " +
+                                         Describe(key));
+          }
+          if (Contains(keys, key.Scalar())) {
+            return Error(key.Mark(), "duplicate key " + Quote(key.Scalar()) +
+                                         " in 'params'");
+          }
+          keys.push_back(key.Scalar());
+          if (keys.size() > 1) out->push_back(',');
+          AppendJsonString(key.Scalar(), out);
+          out->push_back(':');
+          RETURN_IF_ERROR(AppendJson(
+              it->second, it->second.IsNull() ? key.Mark() : it->second.Mark(),
+              out));
+        }
+        out->push_back('}');
+        return absl::OkStatus();
+      }
+      case YAML::NodeType::Scalar:
+        return AppendJsonScalar(node, out);
+      default:
+        out->append("null");
+        return absl::OkStatus();
+    }
+  }
+
+  absl::Status AppendJsonScalar(const YAML::Node& node,
+                                std::string* out) const {
+    const std::string& text = node.Scalar();
+    if (node.Tag() != "?") {  // quoted or tagged: a string
+      AppendJsonString(text, out);
+      return absl::OkStatus();
+    }
+    if (text == "true" || text == "True" || text == "TRUE") {
+      out->append("true");
+    } else if (text == "false" || text == "False" || text == "FALSE") {
+      out->append("false");
+    } else if (text == "~" || text == "null" || text == "Null" ||
+               text == "NULL") {
+      out->append("null");
+    } else if (int64_t i; ParseInt(text, &i)) {
+      out->append(std::to_string(i));
+    } else if (double d; ParseDouble(text, &d)) {
+      char buffer[32];
+      auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), d);
+      out->append(buffer, end);
+    } else if (IsYamlInfinityOrNan(text)) {
+      return Error(node.Mark(), "'params' cannot hold " + Quote(text) +
+                                    ", which JSON has no number for; quote "
+                                    "it to pass it as a string");
+    } else {
+      AppendJsonString(text, out);
+    }
+    return absl::OkStatus();
+  }
+
   // ---- Sections ----------------------------------------------------------
 
   absl::StatusOr<AppSpec> ParseApp(const YAML::Node& root) const {
@@ -571,10 +983,7 @@ class SpecParser {
       }
     }
     for (const PipelineSpec& pipeline : spec.pipelines) {
-      if (pipeline.kind != PipelineKind::kTrain ||
-          !spec.schema.target.empty()) {
-        continue;
-      }
+      if (!spec.schema.target.empty() || !NeedsTarget(pipeline)) continue;
       std::string why = "train pipeline '" + pipeline.name +
                         "' needs the name of the column to predict";
       const Field* schema = top.Find("schema");
@@ -601,6 +1010,26 @@ class SpecParser {
       }
     }
     return spec;
+  }
+
+  // A train pipeline whose built-in steps learn or score against the
+  // target. One that trains only in a command or notebook step may leave
+  // the target to that code.
+  static bool NeedsTarget(const PipelineSpec& pipeline) {
+    if (pipeline.kind != PipelineKind::kTrain) return false;
+    return std::any_of(pipeline.steps.begin(), pipeline.steps.end(),
+                       [](const StepSpec& s) {
+                         switch (s.kind()) {
+                           case StepKind::kTrain:
+                           case StepKind::kEvaluate:
+                           case StepKind::kTransform:
+                             return true;
+                           case StepKind::kSplit:
+                             return std::get<SplitStepSpec>(s.params).stratify;
+                           default:
+                             return false;
+                         }
+                       });
   }
 
   absl::StatusOr<UseCaseSpec> ParseUseCase(const Field& f) const {
@@ -635,61 +1064,141 @@ class SpecParser {
     ASSIGN_OR_RETURN(Fields sources, Map(f, "in data", {}));
     std::vector<DataSourceSpec> out;
     for (const Field& s : sources.fields) {
-      Value name_value{"data source name", YAML::Node(s.key), s.key_mark};
-      ASSIGN_OR_RETURN(std::string name, Name(name_value));
-      ASSIGN_OR_RETURN(
-          Fields map, Map(s, "in data source '" + name + "'", kDataSourceKeys));
-      DataSourceSpec source;
-      source.name = name;
-      source.location = ToLocation(s.key_mark);
-      if (const Field* g = map.Find("connector")) {
-        ASSIGN_OR_RETURN(size_t i, Choice(g->value(), kConnectors));
-        source.connector = static_cast<Connector>(i);
-      }
-      ASSIGN_OR_RETURN(const Field* path, Require(map, "path"));
-      ASSIGN_OR_RETURN(source.path, NonEmptyString(path->value()));
-      if (const Field* g = map.Find("header")) {
-        ASSIGN_OR_RETURN(source.header, Bool(g->value()));
-      }
-      if (const Field* g = map.Find("skip_lines")) {
-        ASSIGN_OR_RETURN(source.skip_lines, Integer(g->value(), 0, 1000000000,
-                                                    "a whole number >= 0"));
-      }
-      if (const Field* g = map.Find("delimiter")) {
-        Value v = g->value();
-        const std::string& d = v.node.Scalar();
-        if (!v.node.IsScalar() || d.size() != 1 || d[0] == '"' ||
-            d[0] == '\n' || d[0] == '\r') {
-          return Expected(v,
-                          "a single character other than a quote or a line "
-                          "break (for example \",\", \";\" or \"\\t\")");
-        }
-        source.delimiter = d[0];
-      }
-      const Field* columns = map.Find("columns");
-      if (columns != nullptr) {
-        ASSIGN_OR_RETURN(source.columns, StringList(columns->value(), false));
-        if (source.header) {
-          return Error(columns->key_mark,
-                       "'columns' applies only when 'header' is false; with a "
-                       "header row the file names its columns");
-        }
-      }
-      if (!source.header && source.columns.empty()) {
-        return MissingKey(map, "columns",
-                          "'header' is false, so the columns need names, in "
-                          "file order");
-      }
-      if (const Field* g = map.Find("types")) {
-        ASSIGN_OR_RETURN(source.types, ColumnTypes(*g, "in data source '" +
-                                                           name + "' types"));
-      }
-      if (const Field* g = map.Find("missing_values")) {
-        ASSIGN_OR_RETURN(source.missing_values, StringList(g->value(), true));
-      }
+      ASSIGN_OR_RETURN(DataSourceSpec source, ParseDataSource(s));
       out.push_back(std::move(source));
     }
     return out;
+  }
+
+  absl::StatusOr<DataSourceSpec> ParseDataSource(const Field& s) const {
+    Value name_value{"data source name", YAML::Node(s.key), s.key_mark};
+    DataSourceSpec source;
+    ASSIGN_OR_RETURN(source.name, Name(name_value));
+    source.location = ToLocation(s.key_mark);
+    ASSIGN_OR_RETURN(Fields map,
+                     Map(s, "in data source '" + source.name + "'", {}));
+    if (const Field* g = map.Find("connector")) {
+      ASSIGN_OR_RETURN(size_t i, Choice(g->value(), kConnectors));
+      source.connector = static_cast<Connector>(i);
+    }
+    std::string connector(ConnectorName(source.connector));
+    Names keys = ConnectorKeys(source.connector);
+    for (const Field& g : map.fields) {
+      if (Contains(keys, g.key)) continue;
+      std::string what = IsAnyConnectorKey(g.key)
+                             ? "key " + Quote(g.key) +
+                                   " does not apply to connector " + connector
+                             : "unknown key " + Quote(g.key);
+      return Error(g.key_mark, what + " " + map.where + "; a " + connector +
+                                   " source takes: " + Join(keys));
+    }
+    if (source.connector == Connector::kPostgres) {
+      ASSIGN_OR_RETURN(const Field* url, Require(map, "url"));
+      Value v = url->value();
+      ASSIGN_OR_RETURN(source.url, LiteralOrEnv(v, false));
+      if (source.url.rfind("env:", 0) != 0 &&
+          source.url.rfind("postgresql://", 0) != 0 &&
+          source.url.rfind("postgres://", 0) != 0 &&
+          source.url.find('=') == std::string::npos) {
+        return Expected(v,
+                        "a PostgreSQL URL such as "
+                        "postgresql://app@127.0.0.1:5432/shop, a key/value "
+                        "string such as \"host=127.0.0.1 dbname=shop\", or "
+                        "env:NAME naming an environment variable that holds "
+                        "one");
+      }
+    } else {
+      ASSIGN_OR_RETURN(const Field* path, Require(map, "path"));
+      ASSIGN_OR_RETURN(source.path, NonEmptyString(path->value()));
+    }
+    if (const Field* g = map.Find("password")) {
+      ASSIGN_OR_RETURN(source.password, LiteralOrEnv(g->value(), false));
+    }
+    if (const Field* g = map.Find("query")) {
+      ASSIGN_OR_RETURN(source.query, NonEmptyString(g->value()));
+    }
+    constexpr std::string_view kIdentifier =
+        "a name of 1 to 63 letters, digits and '_' that does not start with "
+        "a digit";
+    if (const Field* g = map.Find("table")) {
+      Value v = g->value();
+      if (!v.node.IsScalar() || !IsSqlIdentifier(v.node.Scalar())) {
+        return Expected(v, kIdentifier);
+      }
+      source.table = v.node.Scalar();
+    }
+    if (const Field* g = map.Find("schema")) {
+      Value v = g->value();
+      if (!v.node.IsScalar() || !IsSqlIdentifier(v.node.Scalar())) {
+        return Expected(v, kIdentifier);
+      }
+      source.db_schema = v.node.Scalar();
+    }
+    if ((source.connector == Connector::kSqlite ||
+         source.connector == Connector::kPostgres) &&
+        source.query.empty() && source.table.empty()) {
+      return MissingKey(map, "query",
+                        "a " + connector +
+                            " source needs 'query' (what a read returns) or "
+                            "'table' (what a write appends to; read as "
+                            "SELECT * when there is no query), or both");
+    }
+    if (const Field* g = map.Find("chunk_rows")) {
+      ASSIGN_OR_RETURN(source.chunk_rows,
+                       Integer(g->value(), 1, 10000000,
+                               "a whole number from 1 to 10000000"));
+    }
+    if (const Field* g = map.Find("batch_rows")) {
+      ASSIGN_OR_RETURN(
+          source.batch_rows,
+          Integer(g->value(), 1, 1000000, "a whole number from 1 to 1000000"));
+    }
+    RETURN_IF_ERROR(ParseCsvKeys(map, &source));
+    if (const Field* g = map.Find("types")) {
+      ASSIGN_OR_RETURN(source.types, ColumnTypes(*g, map.where + " types"));
+    }
+    return source;
+  }
+
+  // The keys only CSV files take (the connector check refused them for
+  // other connectors).
+  absl::Status ParseCsvKeys(const Fields& map, DataSourceSpec* source) const {
+    if (const Field* g = map.Find("header")) {
+      ASSIGN_OR_RETURN(source->header, Bool(g->value()));
+    }
+    if (const Field* g = map.Find("skip_lines")) {
+      ASSIGN_OR_RETURN(source->skip_lines, Integer(g->value(), 0, 1000000000,
+                                                   "a whole number >= 0"));
+    }
+    if (const Field* g = map.Find("delimiter")) {
+      Value v = g->value();
+      const std::string& d = v.node.Scalar();
+      if (!v.node.IsScalar() || d.size() != 1 || d[0] == '"' || d[0] == '\n' ||
+          d[0] == '\r') {
+        return Expected(v,
+                        "a single character other than a quote or a line "
+                        "break (for example \",\", \";\" or \"\\t\")");
+      }
+      source->delimiter = d[0];
+    }
+    const Field* columns = map.Find("columns");
+    if (columns != nullptr) {
+      ASSIGN_OR_RETURN(source->columns, StringList(columns->value(), false));
+      if (source->header) {
+        return Error(columns->key_mark,
+                     "'columns' applies only when 'header' is false; with a "
+                     "header row the file names its columns");
+      }
+    }
+    if (!source->header && source->columns.empty()) {
+      return MissingKey(map, "columns",
+                        "'header' is false, so the columns need names, in "
+                        "file order");
+    }
+    if (const Field* g = map.Find("missing_values")) {
+      ASSIGN_OR_RETURN(source->missing_values, StringList(g->value(), true));
+    }
+    return absl::OkStatus();
   }
 
   absl::StatusOr<SchemaSpec> ParseSchema(const Field& f) const {
@@ -770,6 +1279,9 @@ class SpecParser {
           pipeline.concurrency,
           Integer(g->value(), 1, 100, "a whole number from 1 to 100"));
     }
+    if (const Field* g = map.Find("retry_interrupted")) {
+      ASSIGN_OR_RETURN(pipeline.retry_interrupted, Bool(g->value()));
+    }
     ASSIGN_OR_RETURN(const Field* steps_field, Require(map, "steps"));
     ASSIGN_OR_RETURN(std::vector<Value> items, List(steps_field->value()));
     if (items.empty()) {
@@ -778,30 +1290,24 @@ class SpecParser {
                        " has no steps; list them under 'steps', for "
                        "example '- ingest: {source: train}'");
     }
+    std::vector<StepNodes> nodes;
     for (const Value& item : items) {
-      ASSIGN_OR_RETURN(StepSpec step, ParseStep(item, spec));
+      StepNodes step_nodes;
+      ASSIGN_OR_RETURN(StepSpec step, ParseStep(item, spec, &step_nodes));
       if (const StepSpec* first = pipeline.FindStep(step.name)) {
-        // Point at the `name:` that repeats, or at the kind when unnamed.
-        const YAML::Node params = item.node.begin()->second;
-        YAML::Mark mark = item.node.begin()->first.Mark();
-        if (params.IsMap() && params["name"]) mark = params["name"].Mark();
-        return Error(mark, "duplicate step name " + Quote(step.name) + " in " +
-                               label + " (first at line " +
-                               std::to_string(first->location.line) +
-                               "); give one of them a different 'name:'");
+        return Error(step_nodes.name_mark,
+                     "duplicate step name " + Quote(step.name) + " in " +
+                         label + " (first at line " +
+                         std::to_string(first->location.line) +
+                         "); give one of them a different 'name:'");
       }
       pipeline.steps.push_back(std::move(step));
+      nodes.push_back(std::move(step_nodes));
     }
-    RETURN_IF_ERROR(CheckStepOrder(pipeline, items, spec.schema));
-    if (pipeline.kind == PipelineKind::kTrain &&
-        std::none_of(
-            pipeline.steps.begin(), pipeline.steps.end(),
-            [](const StepSpec& s) { return s.kind() == StepKind::kTrain; })) {
-      return Error(steps_field->key_mark,
-                   "train " + label +
-                       " has no train step; add one such as "
-                       "'- train: {engine: xgboost}' after the ingest step");
-    }
+    ASSIGN_OR_RETURN(std::vector<std::vector<size_t>> deps,
+                     CheckGraph(pipeline, nodes));
+    RETURN_IF_ERROR(CheckPipelineKind(pipeline, nodes, *steps_field));
+    RETURN_IF_ERROR(CheckStepNeeds(pipeline, nodes, deps, spec.schema));
     return pipeline;
   }
 
@@ -838,112 +1344,254 @@ class SpecParser {
     return trigger;
   }
 
-  absl::StatusOr<StepSpec> ParseStep(const Value& item,
-                                     const AppSpec& spec) const {
-    if (!item.node.IsMap() || item.node.size() != 1) {
-      std::string found = Describe(item.node);
-      if (item.node.IsMap()) {
-        std::string keys;
-        for (auto it = item.node.begin(); it != item.node.end(); ++it) {
-          keys += (keys.empty() ? "" : ", ") + Describe(it->first);
-        }
-        found = "a map with keys " + keys +
-                " (indent a step's parameters under its kind, or write them "
-                "as {key: value, ...})";
+  // A step: a map with one kind key, whose value holds the kind's
+  // parameters, beside the common keys (kStepCommonKeys).
+  absl::StatusOr<StepSpec> ParseStep(const Value& item, const AppSpec& spec,
+                                     StepNodes* nodes) const {
+    constexpr std::string_view kShape =
+        "a map whose one step-kind key holds the step's parameters, like "
+        "'- ingest: {source: train}'";
+    if (!item.node.IsMap()) {
+      return Error(item.mark, "each step must be " + std::string(kShape) +
+                                  "; got " + Describe(item.node));
+    }
+    ASSIGN_OR_RETURN(Fields all, Map(item, "in step", {}));
+    const Field* kind_field = nullptr;
+    for (const Field& f : all.fields) {
+      if (!Contains(kStepKinds, f.key)) continue;
+      if (kind_field != nullptr) {
+        return Error(f.key_mark, "a step has one kind, but this one has " +
+                                     Quote(kind_field->key) + " and " +
+                                     Quote(f.key) +
+                                     "; start each step with its own '- '");
       }
+      kind_field = &f;
+    }
+    for (const Field& f : all.fields) {
+      if (&f == kind_field || Contains(kStepCommonKeys, f.key)) continue;
+      if (kind_field == nullptr) {
+        return Error(f.key_mark, "unknown step kind " + Quote(f.key) +
+                                     "; expected one of: " + Join(kStepKinds));
+      }
+      return Error(
+          f.key_mark,
+          "unknown key " + Quote(f.key) + " in " + kind_field->key +
+              " step; beside its kind a step takes: " + Join(kStepCommonKeys) +
+              " (indent the step's parameters under '" + kind_field->key +
+              ":', or write them as {key: value, ...})");
+    }
+    if (kind_field == nullptr) {
       return Error(item.mark,
-                   "each step must be a map with one key, the step kind, "
-                   "like '- ingest: {source: train}'; got " +
-                       found);
+                   "the step has no kind; add one key of: " + Join(kStepKinds) +
+                       ", like '- ingest: " + "{source: train}'");
     }
-    auto entry = item.node.begin();
-    const YAML::Node& kind_node = entry->first;
-    std::string kind_name = kind_node.IsScalar() ? kind_node.Scalar() : "";
-    auto kind_it =
-        std::find(std::begin(kStepKinds), std::end(kStepKinds), kind_name);
-    if (!kind_node.IsScalar() || kind_it == std::end(kStepKinds)) {
-      return Error(kind_node.Mark(),
-                   "unknown step kind " + Describe(kind_node) +
-                       "; expected one of: " + Join(kStepKinds));
-    }
-    StepKind kind = static_cast<StepKind>(kind_it - std::begin(kStepKinds));
-    Field params_field{kind_name, entry->second, kind_node.Mark()};
-    std::string where = "in " + kind_name + " step";
-
+    const std::string& kind_name = kind_field->key;
+    StepKind kind = static_cast<StepKind>(
+        std::find(std::begin(kStepKinds), std::end(kStepKinds), kind_name) -
+        std::begin(kStepKinds));
     StepSpec step;
     step.name = kind_name;
-    step.location = ToLocation(kind_node.Mark());
-    Names keys;
+    step.location = ToLocation(kind_field->key_mark);
+    nodes->kind_mark = kind_field->key_mark;
+    nodes->name_mark = kind_field->key_mark;
+    nodes->params = kind_field->node;
+    ASSIGN_OR_RETURN(
+        Fields map,
+        Map(kind_field->value(), "in " + kind_name + " step", StepKeys(kind),
+            "a map of parameters (write {} for none)"));
+
+    const Field* inner_name = map.Find("name");
+    const Field* outer_name = all.Find("name");
+    if (inner_name != nullptr && outer_name != nullptr) {
+      return Error(inner_name->key_mark,
+                   "the step's name is given twice, beside its kind and "
+                   "among its parameters; keep one");
+    }
+    if (const Field* g = outer_name != nullptr ? outer_name : inner_name) {
+      ASSIGN_OR_RETURN(step.name, Name(g->value()));
+      nodes->name_mark = g->value().mark;
+    }
+    ASSIGN_OR_RETURN(step.params, ParseStepParams(kind, map, spec));
+    RETURN_IF_ERROR(ParseStepLinks(all, kind, &step, nodes));
+    ASSIGN_OR_RETURN(step.policy, ParseStepPolicy(all, kind));
+    return step;
+  }
+
+  absl::StatusOr<StepParams> ParseStepParams(StepKind kind, const Fields& map,
+                                             const AppSpec& spec) const {
     switch (kind) {
       case StepKind::kIngest:
-        keys = kIngestKeys;
-        break;
+        return ParseIngest(map, spec);
       case StepKind::kValidate:
-        keys = kValidateKeys;
-        break;
+        return ParseValidate(map);
       case StepKind::kSplit:
-        keys = kSplitKeys;
-        break;
+        return ParseSplit(map, spec.schema);
       case StepKind::kTrain:
-        keys = kTrainKeys;
-        break;
+        return ParseTrain(map, spec.schema);
       case StepKind::kEvaluate:
-        keys = kEvaluateKeys;
-        break;
+        return ParseEvaluate(map);
       case StepKind::kRegister:
-        keys = kRegisterKeys;
-        break;
+        return ParseRegister(map);
+      case StepKind::kTransform:
+        return ParseTransform(map, spec.schema);
+      case StepKind::kScore:
+        return ParseScore(map, spec);
+      case StepKind::kSink:
+        return ParseSink(map, spec);
+      case StepKind::kCommand:
+        return ParseCommand(map);
+      case StepKind::kNotebook:
+        return ParseNotebook(map);
     }
-    ASSIGN_OR_RETURN(Fields map,
-                     Map(params_field.value(), where, keys,
-                         "a map of parameters (write {} for none)"));
-    if (const Field* g = map.Find("name")) {
-      ASSIGN_OR_RETURN(step.name, Name(g->value()));
-    }
-    switch (kind) {
-      case StepKind::kIngest: {
-        ASSIGN_OR_RETURN(step.params, ParseIngest(map, spec));
-        break;
-      }
-      case StepKind::kValidate: {
-        ASSIGN_OR_RETURN(step.params, ParseValidate(map));
-        break;
-      }
-      case StepKind::kSplit: {
-        ASSIGN_OR_RETURN(step.params, ParseSplit(map, spec.schema));
-        break;
-      }
-      case StepKind::kTrain: {
-        ASSIGN_OR_RETURN(step.params, ParseTrain(map, spec.schema));
-        break;
-      }
-      case StepKind::kEvaluate: {
-        ASSIGN_OR_RETURN(step.params, ParseEvaluate(map));
-        break;
-      }
-      case StepKind::kRegister: {
-        ASSIGN_OR_RETURN(step.params, ParseRegister(map));
-        break;
+    return absl::InternalError("unhandled step kind");
+  }
+
+  // `inputs`, `outputs` and `after`: what the step reads and waits for,
+  // checked against the other steps by CheckGraph.
+  absl::Status ParseStepLinks(const Fields& all, StepKind kind, StepSpec* step,
+                              StepNodes* nodes) const {
+    if (const Field* g = all.Find("inputs")) {
+      ASSIGN_OR_RETURN(std::vector<Value> items, List(g->value()));
+      for (const Value& item : items) {
+        ASSIGN_OR_RETURN(std::string input, NonEmptyString(item));
+        if (Contains(step->inputs, input)) {
+          return Error(item.mark, Quote(input) + " appears twice in 'inputs'");
+        }
+        step->inputs.push_back(std::move(input));
+        nodes->inputs.push_back(item.mark);
       }
     }
-    return step;
+    if (const Field* g = all.Find("after")) {
+      ASSIGN_OR_RETURN(std::vector<Value> items, List(g->value()));
+      for (const Value& item : items) {
+        ASSIGN_OR_RETURN(std::string name, Name(item));
+        if (Contains(step->after, name)) {
+          return Error(item.mark, Quote(name) + " appears twice in 'after'");
+        }
+        step->after.push_back(std::move(name));
+        nodes->after.push_back(item.mark);
+      }
+    }
+    if (const Field* g = all.Find("outputs")) {
+      if (!IsProgramStep(kind)) {
+        std::vector<std::string> fixed = BuiltinOutputs(kind);
+        return Error(
+            g->key_mark,
+            "'outputs' applies only to command and notebook steps; "
+            "the outputs of " +
+                std::string(StepKindName(kind)) + " steps are fixed: " +
+                (fixed.empty() ? std::string("they have none") : Join(fixed)));
+      }
+      ASSIGN_OR_RETURN(std::vector<Value> items, List(g->value()));
+      for (const Value& item : items) {
+        if (!item.node.IsScalar() || !IsOutputName(item.node.Scalar())) {
+          return Expected(item,
+                          "an output name of 1 to 63 letters, digits, '_' or "
+                          "'-' that starts with a letter or digit (the "
+                          "program writes <name>.csv or a directory <name>)");
+        }
+        const std::string& output = item.node.Scalar();
+        if (Contains(step->outputs, output)) {
+          return Error(item.mark,
+                       Quote(output) + " appears twice in 'outputs'");
+        }
+        step->outputs.push_back(output);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<StepPolicySpec> ParseStepPolicy(const Fields& all,
+                                                 StepKind kind) const {
+    StepPolicySpec policy;
+    if (const Field* g = all.Find("retries")) {
+      ASSIGN_OR_RETURN(policy.retries, Integer(g->value(), 0, 100,
+                                               "a whole number from 0 to 100"));
+    }
+    if (const Field* g = all.Find("retry_backoff")) {
+      ASSIGN_OR_RETURN(
+          policy.retry_backoff_ms,
+          DurationMillis(g->value(), 0,
+                         "a duration such as 500ms, 5s, 1m or 1h (a whole "
+                         "number and a unit: ms, s, m, h)"));
+    }
+    if (const Field* g = all.Find("timeout")) {
+      ASSIGN_OR_RETURN(
+          policy.timeout_ms,
+          DurationMillis(g->value(), 1,
+                         "a duration of at least 1ms such as 30s, 10m or 2h "
+                         "(a whole number and a unit: ms, s, m, h); leave "
+                         "'timeout' out for no limit"));
+    }
+    if (const Field* g = all.Find("memory")) {
+      if (!IsProgramStep(kind)) {
+        return Error(g->key_mark,
+                     "'memory' applies only to command and notebook steps, "
+                     "which run as processes of their own; " +
+                         std::string(StepKindName(kind)) +
+                         " steps run inside the server");
+      }
+      ASSIGN_OR_RETURN(
+          policy.memory_bytes,
+          SizeBytes(g->value(), int64_t{1} << 20,
+                    "a size of at least 1MiB such as 512MiB or 2GiB (a whole "
+                    "number and a unit: B, KiB, MiB, GiB, KB, MB, GB)"));
+    }
+    if (const Field* g = all.Find("cache")) {
+      ASSIGN_OR_RETURN(policy.cache, Bool(g->value()));
+      if (policy.cache && TouchesTheWorld(kind)) {
+        return Error(g->value().mark,
+                     std::string(StepKindName(kind)) +
+                         " steps never reuse an earlier run's outputs, since "
+                         "they read or write outside the run; remove "
+                         "'cache: true'");
+      }
+    }
+    return policy;
+  }
+
+  // A data entry named by a step ("ingest step reads", "sink step writes
+  // to").
+  absl::StatusOr<const DataSourceSpec*> DataEntry(const Value& v,
+                                                  const AppSpec& spec,
+                                                  std::string_view what) const {
+    ASSIGN_OR_RETURN(std::string name, NonEmptyString(v));
+    const DataSourceSpec* entry = spec.FindDataSource(name);
+    if (entry == nullptr) {
+      std::vector<std::string_view> defined;
+      for (const DataSourceSpec& s : spec.data) defined.push_back(s.name);
+      return Error(v.mark,
+                   std::string(what) + " data source " + Quote(name) +
+                       ", which 'data' does not define; " +
+                       (defined.empty() ? std::string("add it under 'data'")
+                                        : "defined sources: " + Join(defined)));
+    }
+    return entry;
+  }
+
+  // A data entry a step writes to: a database entry needs its table.
+  absl::StatusOr<const DataSourceSpec*> WritableEntry(
+      const Value& v, const AppSpec& spec, std::string_view what) const {
+    ASSIGN_OR_RETURN(const DataSourceSpec* entry, DataEntry(v, spec, what));
+    if ((entry->connector == Connector::kSqlite ||
+         entry->connector == Connector::kPostgres) &&
+        entry->table.empty()) {
+      return Error(v.mark, std::string(what) + " data source " +
+                               Quote(entry->name) + ", which has no 'table'; " +
+                               "add 'table: <name>' to it (a " +
+                               std::string(ConnectorName(entry->connector)) +
+                               " entry is written to a table)");
+    }
+    return entry;
   }
 
   absl::StatusOr<IngestStepSpec> ParseIngest(const Fields& map,
                                              const AppSpec& spec) const {
     IngestStepSpec ingest;
     ASSIGN_OR_RETURN(const Field* source, Require(map, "source"));
-    Value v = source->value();
-    ASSIGN_OR_RETURN(ingest.source, NonEmptyString(v));
-    if (spec.FindDataSource(ingest.source) == nullptr) {
-      std::vector<std::string_view> defined;
-      for (const DataSourceSpec& s : spec.data) defined.push_back(s.name);
-      return Error(v.mark,
-                   "ingest step reads data source " + Quote(ingest.source) +
-                       ", which 'data' does not define; " +
-                       (defined.empty() ? std::string("add it under 'data'")
-                                        : "defined sources: " + Join(defined)));
-    }
+    ASSIGN_OR_RETURN(const DataSourceSpec* entry,
+                     DataEntry(source->value(), spec, "ingest step reads"));
+    ingest.source = entry->name;
     return ingest;
   }
 
@@ -1123,64 +1771,422 @@ class SpecParser {
     return reg;
   }
 
-  // Steps run in file order, each reading what earlier steps produced: a
-  // table (ingest), a train/test split (split), a model (train). A step
-  // whose input no earlier step provides could never run.
-  absl::Status CheckStepOrder(const PipelineSpec& pipeline,
-                              const std::vector<Value>& items,
-                              const SchemaSpec& schema) const {
-    bool has_table = false;
-    bool has_split = false;
-    bool has_model = false;
-    std::optional<Task> model_task = schema.task;
+  absl::StatusOr<TransformStepSpec> ParseTransform(
+      const Fields& map, const SchemaSpec& schema) const {
+    TransformStepSpec transform;
+    if (const Field* g = map.Find("impute")) {
+      ASSIGN_OR_RETURN(Fields impute,
+                       Map(*g, "in transform impute", kImputeKeys));
+      if (const Field* h = impute.Find("numeric")) {
+        ASSIGN_OR_RETURN(size_t i, Choice(h->value(), kNumericImputes));
+        transform.impute_numeric = static_cast<NumericImpute>(i);
+      }
+      if (const Field* h = impute.Find("categorical")) {
+        ASSIGN_OR_RETURN(size_t i, Choice(h->value(), kCategoricalImputes));
+        transform.impute_categorical = static_cast<CategoricalImpute>(i);
+      }
+    }
+    if (const Field* g = map.Find("fill_value")) {
+      if (transform.impute_numeric != NumericImpute::kConstant) {
+        return Error(g->key_mark,
+                     "'fill_value' is what 'impute: {numeric: constant}' "
+                     "writes for a missing number; set that, or remove "
+                     "'fill_value'");
+      }
+      ASSIGN_OR_RETURN(
+          transform.fill_value,
+          Number(g->value(), "a number", [](double) { return true; }));
+    }
+    if (const Field* g = map.Find("fill_category")) {
+      if (transform.impute_categorical != CategoricalImpute::kConstant) {
+        return Error(g->key_mark,
+                     "'fill_category' is what 'impute: {categorical: "
+                     "constant}' writes for a missing category; set that, or "
+                     "remove 'fill_category'");
+      }
+      ASSIGN_OR_RETURN(transform.fill_category, NonEmptyString(g->value()));
+    }
+    if (const Field* g = map.Find("encode")) {
+      ASSIGN_OR_RETURN(size_t i, Choice(g->value(), kEncodings));
+      transform.encode = static_cast<CategoricalEncoding>(i);
+    }
+    if (const Field* g = map.Find("max_categories")) {
+      if (transform.encode != CategoricalEncoding::kOneHot) {
+        return Error(g->key_mark,
+                     "'max_categories' limits the indicator columns of "
+                     "'encode: onehot'; set that, or remove "
+                     "'max_categories'");
+      }
+      ASSIGN_OR_RETURN(
+          transform.max_categories,
+          Integer(g->value(), 1, 10000, "a whole number from 1 to 10000"));
+    }
+    if (const Field* g = map.Find("standardize")) {
+      ASSIGN_OR_RETURN(transform.standardize, Bool(g->value()));
+    }
+    if (const Field* g = map.Find("columns")) {
+      ASSIGN_OR_RETURN(transform.columns, StringList(g->value(), false));
+      ASSIGN_OR_RETURN(std::vector<Value> items, List(g->value()));
+      for (const Value& item : items) {
+        const std::string& column = item.node.Scalar();
+        if (column == schema.target || column == schema.id) {
+          return Error(item.mark,
+                       "'columns' lists " + Quote(column) + ", the schema's " +
+                           (column == schema.target ? "target" : "id") +
+                           ", which is never a feature; remove it");
+        }
+        if (Contains(schema.exclude, column)) {
+          return Error(item.mark, "'columns' lists " + Quote(column) +
+                                      ", which schema.exclude leaves out of "
+                                      "the features");
+        }
+        bool declared = std::any_of(
+            schema.features.begin(), schema.features.end(),
+            [&](const ColumnType& f) { return f.column == column; });
+        if (!schema.features.empty() && !declared) {
+          std::vector<std::string_view> features;
+          for (const ColumnType& f : schema.features) {
+            features.push_back(f.column);
+          }
+          return Error(item.mark, "'columns' lists " + Quote(column) +
+                                      ", which is not a feature; "
+                                      "schema.features declares: " +
+                                      Join(features));
+        }
+      }
+    }
+    return transform;
+  }
+
+  absl::StatusOr<ScoreStepSpec> ParseScore(const Fields& map,
+                                           const AppSpec& spec) const {
+    ScoreStepSpec score;
+    ASSIGN_OR_RETURN(const Field* source, Require(map, "source"));
+    ASSIGN_OR_RETURN(const DataSourceSpec* from,
+                     DataEntry(source->value(), spec, "score step reads"));
+    score.source = from->name;
+    ASSIGN_OR_RETURN(const Field* sink, Require(map, "sink"));
+    ASSIGN_OR_RETURN(
+        const DataSourceSpec* to,
+        WritableEntry(sink->value(), spec, "score step writes to"));
+    score.sink = to->name;
+    if (score.sink == score.source) {
+      return Error(sink->value().mark,
+                   "score step reads and writes data source " +
+                       Quote(score.sink) +
+                       "; write the scores to another entry of 'data'");
+    }
+    if (const Field* g = map.Find("model")) {
+      Value v = g->value();
+      v.label = "'model' (an alias or a version number)";
+      ASSIGN_OR_RETURN(score.model, Name(v));
+    }
+    if (const Field* g = map.Find("keep")) {
+      ASSIGN_OR_RETURN(score.keep, StringList(g->value(), false));
+    }
+    if (const Field* g = map.Find("chunk_rows")) {
+      ASSIGN_OR_RETURN(score.chunk_rows,
+                       Integer(g->value(), 0, 10000000,
+                               "a whole number from 0 to 10000000 (0: the "
+                               "source's chunk_rows)"));
+    }
+    if (const Field* g = map.Find("threads")) {
+      ASSIGN_OR_RETURN(score.threads, Integer(g->value(), 0, 1024,
+                                              "a whole number from 0 to 1024"));
+    }
+    return score;
+  }
+
+  absl::StatusOr<SinkStepSpec> ParseSink(const Fields& map,
+                                         const AppSpec& spec) const {
+    SinkStepSpec sink;
+    ASSIGN_OR_RETURN(const Field* to, Require(map, "to"));
+    ASSIGN_OR_RETURN(const DataSourceSpec* entry,
+                     WritableEntry(to->value(), spec, "sink step writes to"));
+    sink.to = entry->name;
+    return sink;
+  }
+
+  absl::StatusOr<CommandStepSpec> ParseCommand(const Fields& map) const {
+    CommandStepSpec command;
+    ASSIGN_OR_RETURN(const Field* run, Require(map, "run"));
+    Value v = run->value();
+    constexpr std::string_view kRun =
+        "a command line such as \"python3 train.py\" (run by /bin/sh) or a "
+        "non-empty list of arguments such as [python3, train.py]";
+    if (v.node.IsScalar()) {
+      ASSIGN_OR_RETURN(std::string line, NonEmptyString(v));
+      command.argv = {"/bin/sh", "-c", std::move(line)};
+      command.shell = true;
+    } else if (v.node.IsSequence() && v.node.size() > 0) {
+      ASSIGN_OR_RETURN(std::vector<Value> items, List(v));
+      for (const Value& item : items) {
+        std::string arg;
+        if (command.argv.empty()) {
+          ASSIGN_OR_RETURN(arg, NonEmptyString(item));
+        } else {
+          ASSIGN_OR_RETURN(arg, String(item));
+        }
+        command.argv.push_back(std::move(arg));
+      }
+    } else {
+      return Expected(v, kRun);
+    }
+    if (const Field* g = map.Find("params")) {
+      ASSIGN_OR_RETURN(command.params_json, ParamsJson(*g));
+    }
+    if (const Field* g = map.Find("env")) {
+      ASSIGN_OR_RETURN(Fields env, Map(*g, "in command env", {}));
+      for (const Field& e : env.fields) {
+        if (!IsEnvName(e.key)) {
+          return Error(e.key_mark,
+                       "environment variable name " + Quote(e.key) +
+                           " must be letters, digits and '_', not starting "
+                           "with a digit");
+        }
+        if (e.key.rfind("SLIPWAY_", 0) == 0) {
+          return Error(e.key_mark,
+                       Quote(e.key) +
+                           " is set by Slipway for every step (SLIPWAY_* "
+                           "variables are reserved); choose another name");
+        }
+        Value value = e.value();
+        ASSIGN_OR_RETURN(std::string text, LiteralOrEnv(value, true));
+        command.env.emplace_back(e.key, std::move(text));
+      }
+    }
+    if (const Field* g = map.Find("working_dir")) {
+      ASSIGN_OR_RETURN(command.working_dir, NonEmptyString(g->value()));
+    }
+    return command;
+  }
+
+  absl::StatusOr<NotebookStepSpec> ParseNotebook(const Fields& map) const {
+    NotebookStepSpec notebook;
+    ASSIGN_OR_RETURN(const Field* path, Require(map, "path"));
+    Value v = path->value();
+    ASSIGN_OR_RETURN(notebook.path, NonEmptyString(v));
+    if (!std::string_view(notebook.path).ends_with(".ipynb")) {
+      return Expected(v, "a Jupyter notebook file (.ipynb)");
+    }
+    if (const Field* g = map.Find("params")) {
+      ASSIGN_OR_RETURN(notebook.params_json, ParamsJson(*g));
+    }
+    if (const Field* g = map.Find("kernel")) {
+      ASSIGN_OR_RETURN(notebook.kernel, Name(g->value()));
+    }
+    return notebook;
+  }
+
+  // Resolves every `inputs` and `after` entry and refuses cycles. Returns
+  // each step's dependencies (indices, ascending), as StepDependencies
+  // defines them.
+  absl::StatusOr<std::vector<std::vector<size_t>>> CheckGraph(
+      const PipelineSpec& pipeline, const std::vector<StepNodes>& nodes) const {
+    const std::vector<StepSpec>& steps = pipeline.steps;
     std::string in = " in pipeline '" + pipeline.name + "'";
-    for (size_t i = 0; i < pipeline.steps.size(); ++i) {
-      const StepSpec& step = pipeline.steps[i];
-      YAML::Mark mark = items[i].node.begin()->first.Mark();
+    auto index_of = [&](std::string_view name) -> std::optional<size_t> {
+      for (size_t i = 0; i < steps.size(); ++i) {
+        if (steps[i].name == name) return i;
+      }
+      return std::nullopt;
+    };
+    auto no_such_step = [&](const YAML::Mark& mark, const StepSpec& step,
+                            std::string_view key, std::string_view entry,
+                            std::string_view name) {
+      std::vector<std::string_view> names;
+      for (const StepSpec& s : steps) names.push_back(s.name);
+      return Error(mark, "step " + Quote(step.name) + " lists " + Quote(entry) +
+                             " in '" + std::string(key) + "', but" + in +
+                             " there is no step " + Quote(name) +
+                             "; its steps: " + Join(names));
+    };
+    std::vector<std::vector<size_t>> deps(steps.size());
+    // The entry behind each explicit dependency, for errors about it.
+    std::vector<std::map<size_t, YAML::Mark>> edge_marks(steps.size());
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const StepSpec& step = steps[i];
+      for (size_t k = 0; k < step.inputs.size(); ++k) {
+        const YAML::Mark& mark = nodes[i].inputs[k];
+        if (const StepSpec* dotted = DottedStepRead(steps, step.inputs[k])) {
+          return Error(mark, "step " + Quote(dotted->name) +
+                                 " cannot be read through 'inputs', since "
+                                 "'.' in its name would separate step and "
+                                 "output; rename it with letters, digits, "
+                                 "'_' or '-' (or wait for it with 'after')");
+        }
+        StepInput input = ResolveStepInput(step.inputs[k]);
+        std::optional<size_t> producer = index_of(input.step);
+        if (!producer.has_value()) {
+          return no_such_step(mark, step, "inputs", step.inputs[k], input.step);
+        }
+        if (*producer == i) {
+          return Error(mark, "step " + Quote(step.name) +
+                                 " cannot read its own outputs; name the "
+                                 "step that produces " +
+                                 Quote(step.inputs[k]));
+        }
+        const StepSpec& from = steps[*producer];
+        std::vector<std::string> outputs = StepOutputNames(from);
+        std::string from_label = std::string(StepKindName(from.kind())) +
+                                 " step " + Quote(from.name);
+        if (input.output.empty() && outputs.empty()) {
+          return Error(mark, from_label +
+                                 " produces no outputs (register, score "
+                                 "and sink steps write outside the run); "
+                                 "to run after it, list it under 'after'");
+        }
+        if (!input.output.empty() && !Contains(outputs, input.output)) {
+          return Error(mark,
+                       "step " + Quote(step.name) + " reads " +
+                           Quote(step.inputs[k]) + ", but " + from_label +
+                           " has no output " + Quote(input.output) + "; " +
+                           (outputs.empty() ? std::string("it produces none")
+                                            : "its outputs: " + Join(outputs)));
+        }
+        edge_marks[i].emplace(*producer, mark);
+      }
+      for (size_t k = 0; k < step.after.size(); ++k) {
+        const YAML::Mark& mark = nodes[i].after[k];
+        std::optional<size_t> before = index_of(step.after[k]);
+        if (!before.has_value()) {
+          return no_such_step(mark, step, "after", step.after[k],
+                              step.after[k]);
+        }
+        if (*before == i) {
+          return Error(mark, "step " + Quote(step.name) +
+                                 " cannot run after itself; remove it from "
+                                 "its 'after'");
+        }
+        edge_marks[i].emplace(*before, mark);
+      }
+      if (step.inputs.empty() && step.after.empty()) {
+        if (i > 0) deps[i].push_back(i - 1);
+      } else {
+        for (const auto& [dep, mark] : edge_marks[i]) deps[i].push_back(dep);
+      }
+    }
+    RETURN_IF_ERROR(CheckAcyclic(pipeline, deps, edge_marks));
+    return deps;
+  }
+
+  // The step with a '.' in its name (Step-1 names allow it) that the
+  // `inputs` entry means, if any: such a step cannot be read, since
+  // ResolveStepInput splits at the first '.'.
+  static const StepSpec* DottedStepRead(const std::vector<StepSpec>& steps,
+                                        std::string_view entry) {
+    for (const StepSpec& s : steps) {
+      if (s.name.find('.') != std::string::npos &&
+          (entry == s.name || entry.starts_with(s.name + "."))) {
+        return &s;
+      }
+    }
+    return nullptr;
+  }
+
+  // A cycle always holds an explicit dependency on a later step (the
+  // implicit ones point back); the error points at that entry.
+  absl::Status CheckAcyclic(
+      const PipelineSpec& pipeline,
+      const std::vector<std::vector<size_t>>& deps,
+      const std::vector<std::map<size_t, YAML::Mark>>& edge_marks) const {
+    enum class State { kNew, kOnPath, kDone };
+    std::vector<State> state(deps.size(), State::kNew);
+    std::vector<size_t> path;
+    // cycle[j] depends on cycle[j + 1], and the last on the first.
+    std::vector<size_t> cycle;
+    std::function<bool(size_t)> visit = [&](size_t u) {
+      state[u] = State::kOnPath;
+      path.push_back(u);
+      for (size_t v : deps[u]) {
+        if (state[v] == State::kOnPath) {
+          cycle.assign(std::find(path.begin(), path.end(), v), path.end());
+          return true;
+        }
+        if (state[v] == State::kNew && visit(v)) return true;
+      }
+      path.pop_back();
+      state[u] = State::kDone;
+      return false;
+    };
+    for (size_t i = 0; i < deps.size() && cycle.empty(); ++i) {
+      if (state[i] == State::kNew) visit(i);
+    }
+    if (cycle.empty()) return absl::OkStatus();
+    size_t k = cycle.size();
+    size_t at = 0;
+    while (cycle[(at + 1) % k] < cycle[at]) ++at;
+    size_t step = cycle[at];
+    size_t dep = cycle[(at + 1) % k];
+    // Listed the way work flows: each step runs after the one before it.
+    std::string flow = pipeline.steps[step].name;
+    for (size_t j = 1; j <= k; ++j) {
+      flow += " -> " + pipeline.steps[cycle[(at + k - j) % k]].name;
+    }
+    return Error(edge_marks[step].at(dep),
+                 "the steps of pipeline '" + pipeline.name +
+                     "' form a cycle: " + flow +
+                     " (each waits for the one before it); remove " +
+                     Quote(pipeline.steps[dep].name) +
+                     " from the inputs or after of step " +
+                     Quote(pipeline.steps[step].name));
+  }
+
+  // What each built-in step needs from the steps before it (its
+  // dependencies, theirs, and so on): a table, a model, a test set.
+  absl::Status CheckStepNeeds(const PipelineSpec& pipeline,
+                              const std::vector<StepNodes>& nodes,
+                              const std::vector<std::vector<size_t>>& deps,
+                              const SchemaSpec& schema) const {
+    const std::vector<StepSpec>& steps = pipeline.steps;
+    std::string in = " in pipeline '" + pipeline.name + "'";
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const StepSpec& step = steps[i];
+      std::vector<size_t> before = Ancestors(deps, i);
+      auto any_before = [&](bool (*test)(StepKind)) {
+        return std::any_of(before.begin(), before.end(),
+                           [&](size_t j) { return test(steps[j].kind()); });
+      };
+      const YAML::Mark& mark = nodes[i].kind_mark;
       std::string label =
           std::string(StepKindName(step.kind())) + " step " + Quote(step.name);
       auto need_table = [&]() -> absl::Status {
-        if (has_table) return absl::OkStatus();
-        return Error(mark, label +
-                               " reads a table, but no ingest step comes "
-                               "before it" +
+        if (any_before(MayProduceTable)) return absl::OkStatus();
+        return Error(mark, label + " reads a table, but no step before it" +
                                in +
-                               "; start the pipeline with '- ingest: {source: "
-                               "<data source>}'");
+                               " produces one; start the pipeline with '- "
+                               "ingest: {source: <data source>}', or name "
+                               "the step that makes the table in 'inputs'");
+      };
+      auto need_model = [&]() -> absl::Status {
+        if (any_before(MayProduceModel)) return absl::OkStatus();
+        return Error(mark, label +
+                               " needs a trained model, but no step before "
+                               "it" +
+                               in +
+                               " produces one (a train step, or a command "
+                               "or notebook step that writes model/)");
       };
       switch (step.kind()) {
-        case StepKind::kIngest:
-          has_table = true;
-          break;
         case StepKind::kValidate:
+        case StepKind::kTransform:
+        case StepKind::kSink:
           RETURN_IF_ERROR(need_table());
           break;
         case StepKind::kSplit:
           RETURN_IF_ERROR(need_table());
-          if (has_model) {
+          if (any_before([](StepKind k) { return k == StepKind::kTrain; })) {
             return Error(mark, label + " comes after a train step" + in +
                                    "; move it before the train step, or the "
                                    "model trains on the test rows");
           }
-          has_split = true;
           break;
-        case StepKind::kTrain: {
+        case StepKind::kTrain:
           RETURN_IF_ERROR(need_table());
-          has_model = true;
-          const auto& train = std::get<TrainStepSpec>(step.params);
-          if (!train.objective.empty()) {
-            model_task = Objectives().at(train.objective);
-          }
           break;
-        }
-        case StepKind::kEvaluate: {
-          if (!has_model) {
-            return Error(mark, label +
-                                   " needs a trained model, but no train "
-                                   "step comes before it" +
-                                   in);
-          }
-          if (!has_split) {
+        case StepKind::kEvaluate:
+          RETURN_IF_ERROR(need_model());
+          if (!any_before(MayProduceTestSet)) {
             return Error(mark, label +
                                    " needs a test set, but no split step "
                                    "comes before it" +
@@ -1188,32 +2194,118 @@ class SpecParser {
                                    "; add '- split: {test_fraction: 0.2}' "
                                    "before the train step");
           }
-          if (!model_task.has_value()) break;
-          const auto& evaluate = std::get<EvaluateStepSpec>(step.params);
-          bool regression = *model_task == Task::kRegression;
-          for (size_t m = 0; m < evaluate.metrics.size(); ++m) {
-            const std::string& metric = evaluate.metrics[m];
-            if (IsClassificationMetric(metric) == regression) {
-              const YAML::Node params = items[i].node.begin()->second;
-              const YAML::Node metrics_node = params["metrics"];
-              return Error(metrics_node[m].Mark(),
-                           "metric " + Quote(metric) + " does not apply to " +
-                               std::string(TaskName(*model_task)) + "; use " +
-                               (regression ? "rmse, mae or r2"
-                                           : "auc, logloss or accuracy"));
-            }
-          }
+          RETURN_IF_ERROR(
+              CheckMetricsFitTask(steps, before, step, nodes[i], schema));
           break;
-        }
         case StepKind::kRegister:
-          if (!has_model) {
-            return Error(mark, label +
-                                   " needs a trained model, but no train "
-                                   "step comes before it" +
-                                   in);
-          }
+          RETURN_IF_ERROR(need_model());
+          break;
+        case StepKind::kIngest:
+        case StepKind::kScore:
+        case StepKind::kCommand:
+        case StepKind::kNotebook:
           break;
       }
+    }
+    return absl::OkStatus();
+  }
+
+  // The steps `i` runs after, directly or not, ascending.
+  static std::vector<size_t> Ancestors(
+      const std::vector<std::vector<size_t>>& deps, size_t i) {
+    std::vector<bool> seen(deps.size(), false);
+    std::vector<size_t> stack = deps[i];
+    while (!stack.empty()) {
+      size_t j = stack.back();
+      stack.pop_back();
+      if (seen[j]) continue;
+      seen[j] = true;
+      stack.insert(stack.end(), deps[j].begin(), deps[j].end());
+    }
+    std::vector<size_t> out;
+    for (size_t j = 0; j < seen.size(); ++j) {
+      if (seen[j]) out.push_back(j);
+    }
+    return out;
+  }
+
+  // An evaluate step's metrics against the task of the model it scores:
+  // the objective of the last train step before it, else schema.task.
+  absl::Status CheckMetricsFitTask(const std::vector<StepSpec>& steps,
+                                   const std::vector<size_t>& before,
+                                   const StepSpec& step, const StepNodes& nodes,
+                                   const SchemaSpec& schema) const {
+    std::optional<Task> task = schema.task;
+    for (auto it = before.rbegin(); it != before.rend(); ++it) {
+      if (steps[*it].kind() != StepKind::kTrain) continue;
+      const auto& train = std::get<TrainStepSpec>(steps[*it].params);
+      if (!train.objective.empty()) task = Objectives().at(train.objective);
+      break;
+    }
+    if (!task.has_value()) return absl::OkStatus();
+    const auto& evaluate = std::get<EvaluateStepSpec>(step.params);
+    bool regression = *task == Task::kRegression;
+    for (size_t m = 0; m < evaluate.metrics.size(); ++m) {
+      const std::string& metric = evaluate.metrics[m];
+      if (IsClassificationMetric(metric) != regression) continue;
+      const YAML::Node params = nodes.params;
+      const YAML::Node metrics_node = params["metrics"];
+      return Error(
+          metrics_node[m].Mark(),
+          "metric " + Quote(metric) + " does not apply to " +
+              std::string(TaskName(*task)) + "; use " +
+              (regression ? "rmse, mae or r2" : "auc, logloss or accuracy"));
+    }
+    return absl::OkStatus();
+  }
+
+  // The rules of the pipeline's kind: a train pipeline produces a model, a
+  // score pipeline scores or writes data, a check pipeline produces no
+  // model.
+  absl::Status CheckPipelineKind(const PipelineSpec& pipeline,
+                                 const std::vector<StepNodes>& nodes,
+                                 const Field& steps_field) const {
+    const std::vector<StepSpec>& steps = pipeline.steps;
+    auto any_step = [&](bool (*test)(StepKind)) {
+      return std::any_of(steps.begin(), steps.end(),
+                         [&](const StepSpec& s) { return test(s.kind()); });
+    };
+    switch (pipeline.kind) {
+      case PipelineKind::kTrain:
+        if (!any_step(MayProduceModel)) {
+          return Error(steps_field.key_mark,
+                       "train pipeline '" + pipeline.name +
+                           "' has no step that produces a model; add one "
+                           "such as '- train: {engine: xgboost}' after the "
+                           "ingest step, or a command or notebook step that "
+                           "writes model/");
+        }
+        break;
+      case PipelineKind::kScore:
+        if (!any_step([](StepKind k) {
+              return k == StepKind::kScore || k == StepKind::kSink;
+            })) {
+          return Error(steps_field.key_mark,
+                       "score pipeline '" + pipeline.name +
+                           "' has no score or sink step; add one such as '- "
+                           "score: {source: <data entry>, sink: <data "
+                           "entry>}'");
+        }
+        break;
+      case PipelineKind::kCheck:
+        for (size_t i = 0; i < steps.size(); ++i) {
+          StepKind kind = steps[i].kind();
+          if (kind != StepKind::kTrain && kind != StepKind::kRegister) {
+            continue;
+          }
+          return Error(nodes[i].kind_mark,
+                       "check pipeline '" + pipeline.name + "' cannot have a " +
+                           std::string(StepKindName(kind)) +
+                           " step: a check pipeline reports on data and "
+                           "produces no model; train and register in a "
+                           "pipeline of kind train");
+        }
+        break;
     }
     return absl::OkStatus();
   }
@@ -1223,6 +2315,9 @@ class SpecParser {
     EndpointSpec endpoint;
     if (const Field* g = map.Find("model")) {
       ASSIGN_OR_RETURN(endpoint.model, Name(g->value()));
+    }
+    if (const Field* g = map.Find("fields")) {
+      ASSIGN_OR_RETURN(endpoint.fields, StringList(g->value(), false));
     }
     if (const Field* g = map.Find("batching")) {
       ASSIGN_OR_RETURN(Fields batching,

@@ -3,13 +3,15 @@
 // parser that validates it.
 //
 // ParseAppSpec checks everything it can without reading data: key names,
-// value types and ranges, cross references (an ingest step names a data
-// source, a train pipeline has a target), the order of the steps of a
-// pipeline, cron schedules (pipeline/cron.h) and durations. Every error is
-// InvalidArgument and begins with "<file>:<line>:<column>: " (1-based) at the
-// offending node, so a user can jump straight to it. Steps, pipelines, data
-// sources, alert rules and notifiers keep their SourceLocation so that later
-// stages (a run that fails at a step) can point back into the file too.
+// value types and ranges, the keys each connector takes, cross references
+// (an ingest step names a data source, a train pipeline has a target), each
+// pipeline's step graph (references, outputs, cycles, what each step needs
+// before it, the rules of its kind), cron schedules (pipeline/cron.h),
+// durations and sizes. Every error is InvalidArgument and begins with
+// "<file>:<line>:<column>: " (1-based) at the offending node, so a user can
+// jump straight to it. Steps, pipelines, data sources, alert rules and
+// notifiers keep their SourceLocation so that later stages (a run that fails at
+// a step) can point back into the file too.
 //
 // DiffSpecs compares two revisions of the file line by line, for
 // `slipway apply` to show what changed.
@@ -23,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -50,8 +53,8 @@ struct UseCaseSpec {
   std::string business_kpi;
 };
 
-// How a data source is read. CSV files are the connector of this release.
-enum class Connector { kCsv };
+// How a data entry is read (as a source) or written (as a sink).
+enum class Connector { kCsv, kJsonl, kSqlite, kPostgres };
 std::string_view ConnectorName(Connector connector);
 
 // A column name with its declared type (data.<source>.types,
@@ -61,10 +64,29 @@ struct ColumnType {
   DataType type = DataType::kString;
 };
 
+// One entry of `data:`. Any entry can be read (ingest, score) or written
+// (score, sink); which keys apply depends on the connector (others are
+// refused, so a field that does not apply keeps its default):
+// - csv: path, header, skip_lines, delimiter, columns, types,
+//   missing_values, chunk_rows
+// - jsonl: path, types, chunk_rows
+// - sqlite: path, query (read) and/or table (write; read as SELECT * when
+//   there is no query), chunk_rows, batch_rows
+// - postgres: url, password (literal or env:NAME), query and/or table,
+//   schema, chunk_rows, batch_rows
+// A sqlite or postgres entry has a query or a table; one that a score or
+// sink step writes has a table.
 struct DataSourceSpec {
   std::string name;
   Connector connector = Connector::kCsv;
-  std::string path;  // as written in the file
+  std::string path;       // csv, jsonl, sqlite: as written in the file
+  std::string url;        // postgres: libpq URL, literal or env:NAME
+  std::string password;   // postgres: optional, literal or env:NAME
+  std::string query;      // sqlite, postgres: what a read returns
+  std::string table;      // sqlite, postgres: what a write appends to
+  std::string db_schema;  // postgres: the table's schema; empty: search path
+  int64_t chunk_rows = 65536;  // rows per chunk when streamed
+  int64_t batch_rows = 1000;   // sqlite, postgres: rows per INSERT
   bool header = true;
   int64_t skip_lines = 0;  // lines skipped before the header (or first row)
   char delimiter = ',';
@@ -150,6 +172,69 @@ struct RegisterStepSpec {
   std::string alias;  // empty: register without moving an alias
 };
 
+// transform: fitted on the training rows, stored with the registered
+// version and applied by serving and batch scoring before the model.
+enum class NumericImpute { kNone, kMean, kMedian, kConstant };
+enum class CategoricalImpute { kNone, kMostFrequent, kConstant };
+enum class CategoricalEncoding { kNative, kOneHot, kOrdinal };
+
+struct TransformStepSpec {
+  NumericImpute impute_numeric = NumericImpute::kNone;
+  CategoricalImpute impute_categorical = CategoricalImpute::kNone;
+  double fill_value = 0;                  // impute_numeric: constant
+  std::string fill_category = "missing";  // impute_categorical: constant
+  CategoricalEncoding encode = CategoricalEncoding::kNative;
+  // onehot: the most frequent categories kept per column; rarer ones and
+  // unseen ones set no indicator.
+  int64_t max_categories = 50;
+  bool standardize = false;  // numeric features -> (x - mean) / stddev
+  // Features the transform applies to; empty: every feature.
+  std::vector<std::string> columns;
+};
+
+// score: streams `source` through the model behind `model` into `sink`,
+// chunk by chunk, in bounded memory.
+struct ScoreStepSpec {
+  std::string source;  // names an entry of AppSpec::data
+  std::string sink;    // names an entry of AppSpec::data
+  // An alias ("champion") or a version number ("3").
+  std::string model = "champion";
+  // Input columns copied to each output row, in this order; empty: every
+  // input column.
+  std::vector<std::string> keep;
+  int64_t chunk_rows = 0;  // 0: the source's chunk_rows
+  int64_t threads = 0;     // XGBoost threads; 0: every core
+};
+
+// sink: writes the table the step takes as input to a data entry.
+struct SinkStepSpec {
+  std::string to;  // names an entry of AppSpec::data
+};
+
+// command: any program, run with the step contract of DESIGN.md
+// (SLIPWAY_RUN_ID, SLIPWAY_STEP, SLIPWAY_INPUT_DIR, SLIPWAY_OUTPUT_DIR,
+// SLIPWAY_PARAMS, SLIPWAY_EVENTS).
+struct CommandStepSpec {
+  // `run: "python3 train.py --rounds 50"` runs through /bin/sh -c;
+  // `run: [python3, train.py]` runs that argv directly.
+  std::vector<std::string> argv;
+  bool shell = false;  // argv is {"/bin/sh", "-c", <the string>}
+  // Relative to the applied spec's directory; empty: that directory.
+  std::string working_dir;
+  // SLIPWAY_PARAMS: `params` as a JSON object, keys in file order; plain
+  // YAML scalars that read as numbers, booleans or null keep that type.
+  std::string params_json = "{}";
+  // Extra environment variables in file order; values may be env:NAME.
+  std::vector<std::pair<std::string, std::string>> env;
+};
+
+// notebook: a Jupyter notebook executed with injected parameters.
+struct NotebookStepSpec {
+  std::string path;                // relative to the applied spec's directory
+  std::string params_json = "{}";  // as for CommandStepSpec
+  std::string kernel = "python3";
+};
+
 // The order of the alternatives is the order of StepKind.
 enum class StepKind {
   kIngest,
@@ -157,17 +242,48 @@ enum class StepKind {
   kSplit,
   kTrain,
   kEvaluate,
-  kRegister
+  kRegister,
+  kTransform,
+  kScore,
+  kSink,
+  kCommand,
+  kNotebook
 };
 std::string_view StepKindName(StepKind kind);
 
 using StepParams =
     std::variant<IngestStepSpec, ValidateStepSpec, SplitStepSpec, TrainStepSpec,
-                 EvaluateStepSpec, RegisterStepSpec>;
+                 EvaluateStepSpec, RegisterStepSpec, TransformStepSpec,
+                 ScoreStepSpec, SinkStepSpec, CommandStepSpec,
+                 NotebookStepSpec>;
+
+// Keys every step may carry beside its kind.
+struct StepPolicySpec {
+  int64_t retries = 0;               // further attempts after a failure
+  int64_t retry_backoff_ms = 10000;  // wait before retry 1; doubles after
+  int64_t timeout_ms = 0;            // per attempt; 0: none
+  // Address-space limit of a command or notebook step's processes (the
+  // parser refuses it on built-in steps); 0: none.
+  int64_t memory_bytes = 0;
+  // Reuse the outputs of an earlier run whose step had the same inputs,
+  // params and code. Steps that read or write the outside world (ingest,
+  // score, sink, register) never reuse.
+  bool cache = true;
+};
 
 struct StepSpec {
   std::string name;  // unique in its pipeline; the kind unless renamed
   StepParams params;
+  // The outputs this step reads, each "<step>" (all of that step's outputs)
+  // or "<step>.<output>". Empty and `after` empty: the step follows the
+  // previous step of the list (the first step follows nothing).
+  std::vector<std::string> inputs;
+  // Names of the outputs a command or notebook step writes into
+  // SLIPWAY_OUTPUT_DIR (a file "<name>.csv" is a table, a directory
+  // "model" a model). Built-in steps have fixed outputs (pipeline/README.md).
+  std::vector<std::string> outputs;
+  std::vector<std::string> after;  // steps that must finish first, no data
+  StepPolicySpec policy;
   SourceLocation location;  // of the step's kind key
 
   StepKind kind() const { return static_cast<StepKind>(params.index()); }
@@ -193,12 +309,48 @@ struct PipelineSpec {
   // Runs of this pipeline that may be unfinished at once; a start beyond it
   // is refused (run_executor.h).
   int64_t concurrency = 1;
-  std::vector<StepSpec> steps;  // run in this order
-  SourceLocation location;      // of the pipeline's name
+  // A run cut off by a crash (failed, reason "interrupted") is started
+  // again once when the server comes back.
+  bool retry_interrupted = false;
+  // Steps in file order; they run as their inputs and `after` allow.
+  std::vector<StepSpec> steps;
+  SourceLocation location;  // of the pipeline's name
 
   // The step named `name`, or nullptr.
   const StepSpec* FindStep(std::string_view name) const;
 };
+
+// The fixed output names of a built-in step kind (step3 contract):
+// ingest, validate -> data; split -> train, test; transform -> train, test,
+// transform; train -> model; evaluate -> metrics; register, score, sink ->
+// none. Command and notebook steps have no fixed outputs: {}.
+std::vector<std::string> BuiltinOutputs(StepKind kind);
+
+// The outputs other steps may read from `step`: BuiltinOutputs for a
+// built-in step; for a command or notebook step its declared `outputs`
+// followed by "model" and "metrics" (written when the program writes
+// model/ or metrics.json) unless declared already.
+std::vector<std::string> StepOutputNames(const StepSpec& step);
+
+// An entry of StepSpec::inputs, resolved: the producing step and the output
+// read ("" when the entry names the whole step, meaning all its outputs).
+struct StepInput {
+  std::string step;
+  std::string output;
+};
+
+// Splits an entry of `inputs` ("<step>" or "<step>.<output>") at its first
+// '.'. ParseAppSpec refuses entries that would read a step whose name holds
+// a '.', so the split is never ambiguous.
+StepInput ResolveStepInput(std::string_view input);
+
+// The steps `step` waits for, in file order without repeats: with no
+// `inputs` and no `after`, the previous step of the list (none for the
+// first); otherwise exactly the producers of its inputs plus its `after`
+// steps. REQUIRES: `step` is one of `pipeline.steps` and `pipeline` came
+// from ParseAppSpec (which refuses unknown references and cycles).
+std::vector<const StepSpec*> StepDependencies(const PipelineSpec& pipeline,
+                                              const StepSpec& step);
 
 struct BatchingSpec {
   bool enabled = true;       // false: each request is its own call
@@ -210,6 +362,8 @@ struct BatchingSpec {
 struct EndpointSpec {
   std::string model = "champion";  // the alias served
   BatchingSpec batching;
+  // The fields callers send, for the feature gap check; empty: not declared.
+  std::vector<std::string> fields;
 };
 
 struct DriftSpec {

@@ -360,6 +360,406 @@ TEST(AppSpecTest, ParsesDurations) {
   }
 }
 
+// The Step-3 keys: connectors, step kinds, common step keys, DAG links.
+constexpr char kDagSpec[] = R"(app: shop
+data:
+  train: {path: train.csv}
+  events: {connector: jsonl, path: events.jsonl, types: {age: float64}, chunk_rows: 1000}
+  local: {connector: sqlite, path: shop.db, query: "SELECT * FROM t", table: out, batch_rows: 500}
+  sales:
+    connector: postgres
+    url: "postgresql://app@127.0.0.1:5432/shop"
+    password: env:SHOP_PW
+    query: "SELECT * FROM customers"
+    schema: public
+  scored: {connector: postgres, url: env:SCORE_DB, table: churn_scores}
+  archive: {connector: postgres, url: "host=127.0.0.1 dbname=shop", table: archive}
+schema: {target: churned, id: customer_id}
+pipelines:
+  train:
+    retry_interrupted: true
+    steps:
+      - ingest: {source: train}
+      - validate: {}
+        name: check
+      - split: {seed: 1}
+      - transform: {impute: {numeric: constant, categorical: constant}, fill_value: -1,
+                    fill_category: unknown, encode: onehot, max_categories: 20,
+                    standardize: true, columns: [age, plan]}
+        inputs: [split]
+      - command: {run: "/usr/bin/python3 prep.py --fast", params: {rounds: 50, eta: 0.5},
+                  env: {TOKEN: "env:PREP_TOKEN", MODE: fast, EMPTY: ""}, working_dir: scripts}
+        name: prep
+        inputs: [transform.train, check]
+        outputs: [features, report]
+        retries: 2
+        retry_backoff: 5s
+        timeout: 10m
+        memory: 2GiB
+        cache: false
+      - notebook: {path: notebooks/train.ipynb, params: {rounds: 50}, kernel: ir}
+        inputs: [prep.features]
+      - command: {run: [/usr/bin/python3, train.py, ""]}
+        name: fit
+        inputs: [transform]
+        after: [prep]
+        timeout: 500ms
+        memory: 1500MB
+      - evaluate: {metrics: [auc]}
+        inputs: [fit.model, split.test]
+      - register: {alias: challenger}
+        inputs: [notebook.model]
+        after: [evaluate]
+  nightly:
+    kind: score
+    trigger: {schedule: "0 4 * * *"}
+    steps:
+      - score: {source: sales, model: "3", sink: scored, keep: [customer_id], chunk_rows: 4096, threads: 2}
+      - ingest: {source: events}
+        name: load_events
+        after: [score]
+      - sink: {to: local}
+endpoint:
+  model: champion
+  fields: [age, plan, tenure]
+)";
+
+std::vector<std::string> Names(const std::vector<const StepSpec*>& steps) {
+  std::vector<std::string> names;
+  for (const StepSpec* step : steps) names.push_back(step->name);
+  return names;
+}
+
+TEST(AppSpecTest, ParsesConnectors) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(kDagSpec, "slipway.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const DataSourceSpec* events = spec->FindDataSource("events");
+  ASSERT_NE(events, nullptr);
+  EXPECT_EQ(events->connector, Connector::kJsonl);
+  EXPECT_EQ(events->path, "events.jsonl");
+  ASSERT_EQ(events->types.size(), 1u);
+  EXPECT_EQ(events->types[0].type, DataType::kFloat64);
+  EXPECT_EQ(events->chunk_rows, 1000);
+
+  const DataSourceSpec* local = spec->FindDataSource("local");
+  EXPECT_EQ(local->connector, Connector::kSqlite);
+  EXPECT_EQ(local->path, "shop.db");
+  EXPECT_EQ(local->query, "SELECT * FROM t");
+  EXPECT_EQ(local->table, "out");
+  EXPECT_EQ(local->batch_rows, 500);
+  EXPECT_EQ(local->chunk_rows, 65536);
+
+  const DataSourceSpec* sales = spec->FindDataSource("sales");
+  EXPECT_EQ(sales->connector, Connector::kPostgres);
+  EXPECT_EQ(sales->url, "postgresql://app@127.0.0.1:5432/shop");
+  EXPECT_EQ(sales->password, "env:SHOP_PW");
+  EXPECT_EQ(sales->query, "SELECT * FROM customers");
+  EXPECT_EQ(sales->db_schema, "public");
+  EXPECT_EQ(sales->table, "");
+  EXPECT_EQ(sales->batch_rows, 1000);
+
+  const DataSourceSpec* scored = spec->FindDataSource("scored");
+  EXPECT_EQ(scored->url, "env:SCORE_DB");
+  EXPECT_EQ(scored->table, "churn_scores");
+  EXPECT_EQ(scored->query, "");
+  EXPECT_EQ(spec->FindDataSource("archive")->url, "host=127.0.0.1 dbname=shop");
+  EXPECT_EQ(ConnectorName(Connector::kPostgres), "postgres");
+  EXPECT_EQ(ConnectorName(Connector::kJsonl), "jsonl");
+
+  EXPECT_THAT(spec->endpoint.fields, ElementsAre("age", "plan", "tenure"));
+}
+
+TEST(AppSpecTest, ParsesStep3StepKindsAndCommonKeys) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(kDagSpec, "slipway.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const PipelineSpec& train = spec->pipelines[0];
+  EXPECT_TRUE(train.retry_interrupted);
+  EXPECT_FALSE(spec->pipelines[1].retry_interrupted);
+
+  const StepSpec* check = train.FindStep("check");
+  ASSERT_NE(check, nullptr);
+  EXPECT_EQ(check->kind(), StepKind::kValidate);
+  EXPECT_EQ(check->location.line, 20);
+
+  const StepSpec* transform_step = train.FindStep("transform");
+  ASSERT_NE(transform_step, nullptr);
+  EXPECT_EQ(StepKindName(transform_step->kind()), "transform");
+  const auto& transform = std::get<TransformStepSpec>(transform_step->params);
+  EXPECT_EQ(transform.impute_numeric, NumericImpute::kConstant);
+  EXPECT_EQ(transform.impute_categorical, CategoricalImpute::kConstant);
+  EXPECT_DOUBLE_EQ(transform.fill_value, -1);
+  EXPECT_EQ(transform.fill_category, "unknown");
+  EXPECT_EQ(transform.encode, CategoricalEncoding::kOneHot);
+  EXPECT_EQ(transform.max_categories, 20);
+  EXPECT_TRUE(transform.standardize);
+  EXPECT_THAT(transform.columns, ElementsAre("age", "plan"));
+  EXPECT_THAT(transform_step->inputs, ElementsAre("split"));
+
+  const StepSpec* prep = train.FindStep("prep");
+  ASSERT_NE(prep, nullptr);
+  EXPECT_EQ(prep->kind(), StepKind::kCommand);
+  const auto& command = std::get<CommandStepSpec>(prep->params);
+  EXPECT_TRUE(command.shell);
+  EXPECT_THAT(command.argv,
+              ElementsAre("/bin/sh", "-c", "/usr/bin/python3 prep.py --fast"));
+  EXPECT_EQ(command.params_json, R"({"rounds":50,"eta":0.5})");
+  using Env = std::pair<std::string, std::string>;
+  EXPECT_THAT(command.env, ElementsAre(Env{"TOKEN", "env:PREP_TOKEN"},
+                                       Env{"MODE", "fast"}, Env{"EMPTY", ""}));
+  EXPECT_EQ(command.working_dir, "scripts");
+  EXPECT_THAT(prep->inputs, ElementsAre("transform.train", "check"));
+  EXPECT_THAT(prep->outputs, ElementsAre("features", "report"));
+  EXPECT_EQ(prep->policy.retries, 2);
+  EXPECT_EQ(prep->policy.retry_backoff_ms, 5000);
+  EXPECT_EQ(prep->policy.timeout_ms, 600000);
+  EXPECT_EQ(prep->policy.memory_bytes, int64_t{2} << 30);
+  EXPECT_FALSE(prep->policy.cache);
+
+  const StepSpec* notebook_step = train.FindStep("notebook");
+  ASSERT_NE(notebook_step, nullptr);
+  const auto& notebook = std::get<NotebookStepSpec>(notebook_step->params);
+  EXPECT_EQ(notebook.path, "notebooks/train.ipynb");
+  EXPECT_EQ(notebook.params_json, R"({"rounds":50})");
+  EXPECT_EQ(notebook.kernel, "ir");
+  // Policy defaults.
+  EXPECT_EQ(notebook_step->policy.retries, 0);
+  EXPECT_EQ(notebook_step->policy.retry_backoff_ms, 10000);
+  EXPECT_EQ(notebook_step->policy.timeout_ms, 0);
+  EXPECT_EQ(notebook_step->policy.memory_bytes, 0);
+  EXPECT_TRUE(notebook_step->policy.cache);
+
+  const StepSpec* fit = train.FindStep("fit");
+  ASSERT_NE(fit, nullptr);
+  const auto& argv = std::get<CommandStepSpec>(fit->params);
+  EXPECT_FALSE(argv.shell);
+  EXPECT_THAT(argv.argv, ElementsAre("/usr/bin/python3", "train.py", ""));
+  EXPECT_EQ(argv.params_json, "{}");
+  EXPECT_EQ(argv.working_dir, "");
+  EXPECT_THAT(fit->after, ElementsAre("prep"));
+  EXPECT_EQ(fit->policy.timeout_ms, 500);
+  EXPECT_EQ(fit->policy.memory_bytes, 1500000000);
+
+  const PipelineSpec& nightly = spec->pipelines[1];
+  EXPECT_EQ(nightly.kind, PipelineKind::kScore);
+  const auto& score = std::get<ScoreStepSpec>(nightly.steps[0].params);
+  EXPECT_EQ(score.source, "sales");
+  EXPECT_EQ(score.sink, "scored");
+  EXPECT_EQ(score.model, "3");
+  EXPECT_THAT(score.keep, ElementsAre("customer_id"));
+  EXPECT_EQ(score.chunk_rows, 4096);
+  EXPECT_EQ(score.threads, 2);
+  EXPECT_EQ(std::get<SinkStepSpec>(nightly.steps[2].params).to, "local");
+}
+
+TEST(AppSpecTest, StepKindDefaults) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(
+      "app: a\ndata: {d: {path: d.csv}, o: {path: o.csv}}\n"
+      "pipelines:\n  s:\n    kind: score\n    steps:\n"
+      "      - score: {source: d, sink: o}\n"
+      "      - ingest: {source: d}\n"
+      "      - transform: {}\n"
+      "      - notebook: {path: n.ipynb}\n"
+      "      - command: {run: make}\n",
+      "slipway.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const std::vector<StepSpec>& steps = spec->pipelines[0].steps;
+  const auto& score = std::get<ScoreStepSpec>(steps[0].params);
+  EXPECT_EQ(score.model, "champion");
+  EXPECT_TRUE(score.keep.empty());
+  EXPECT_EQ(score.chunk_rows, 0);
+  EXPECT_EQ(score.threads, 0);
+  const auto& transform = std::get<TransformStepSpec>(steps[2].params);
+  EXPECT_EQ(transform.impute_numeric, NumericImpute::kNone);
+  EXPECT_EQ(transform.impute_categorical, CategoricalImpute::kNone);
+  EXPECT_EQ(transform.encode, CategoricalEncoding::kNative);
+  EXPECT_EQ(transform.max_categories, 50);
+  EXPECT_FALSE(transform.standardize);
+  EXPECT_EQ(transform.fill_category, "missing");
+  const auto& notebook = std::get<NotebookStepSpec>(steps[3].params);
+  EXPECT_EQ(notebook.kernel, "python3");
+  EXPECT_EQ(notebook.params_json, "{}");
+  const auto& command = std::get<CommandStepSpec>(steps[4].params);
+  EXPECT_THAT(command.argv, ElementsAre("/bin/sh", "-c", "make"));
+  EXPECT_TRUE(command.env.empty());
+}
+
+TEST(AppSpecTest, ParamsBecomeJson) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(
+      R"(app: a
+pipelines:
+  c:
+    kind: check
+    steps:
+      - command:
+          run: "true"
+          params:
+            int: 7
+            neg: -3
+            float: 2.5
+            exp: 1e3
+            str: hello
+            quoted_int: "7"
+            quoted_bool: 'true'
+            yes: true
+            no: FALSE
+            nothing: null
+            tilde: ~
+            empty:
+            text: "a \"b\"\n"
+            list: [1, x, [], {}]
+            map: {nested: {deep: 0.125}}
+            "key with space": v
+)",
+      "slipway.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(
+      std::get<CommandStepSpec>(spec->pipelines[0].steps[0].params).params_json,
+      R"({"int":7,"neg":-3,"float":2.5,"exp":1000,"str":"hello",)"
+      R"("quoted_int":"7","quoted_bool":"true","yes":true,"no":false,)"
+      R"("nothing":null,"tilde":null,"empty":null,"text":"a \"b\"\n",)"
+      R"("list":[1,"x",[],{}],"map":{"nested":{"deep":0.125}},)"
+      R"("key with space":"v"})");
+}
+
+TEST(AppSpecTest, ParsesDurationsAndSizes) {
+  for (auto [text, ms] :
+       std::vector<std::pair<std::string, int64_t>>{{"0ms", 0},
+                                                    {"250ms", 250},
+                                                    {"5s", 5000},
+                                                    {"2m", 120000},
+                                                    {"1h", 3600000}}) {
+    absl::StatusOr<AppSpec> spec = ParseAppSpec(
+        "app: a\npipelines:\n  c:\n    kind: check\n    steps:\n"
+        "      - command: {run: x}\n        retry_backoff: " +
+            text + "\n",
+        "s.yaml");
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    EXPECT_EQ(spec->pipelines[0].steps[0].policy.retry_backoff_ms, ms) << text;
+  }
+  for (auto [text, bytes] : std::vector<std::pair<std::string, int64_t>>{
+           {"1048576B", 1048576},
+           {"1024KiB", 1048576},
+           {"64MiB", int64_t{64} << 20},
+           {"3GiB", int64_t{3} << 30},
+           {"2000KB", 2000000},
+           {"5MB", 5000000},
+           {"2GB", 2000000000}}) {
+    absl::StatusOr<AppSpec> spec = ParseAppSpec(
+        "app: a\npipelines:\n  c:\n    kind: check\n    steps:\n"
+        "      - notebook: {path: n.ipynb}\n        memory: " +
+            text + "\n",
+        "s.yaml");
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    EXPECT_EQ(spec->pipelines[0].steps[0].policy.memory_bytes, bytes) << text;
+  }
+}
+
+TEST(AppSpecTest, DependenciesFollowInputsAfterOrTheListOrder) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(kDagSpec, "slipway.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const PipelineSpec& train = spec->pipelines[0];
+  auto deps = [&](std::string_view name) {
+    return Names(StepDependencies(train, *train.FindStep(name)));
+  };
+  EXPECT_THAT(deps("ingest"), ElementsAre());
+  EXPECT_THAT(deps("check"), ElementsAre("ingest"));
+  EXPECT_THAT(deps("split"), ElementsAre("check"));
+  EXPECT_THAT(deps("transform"), ElementsAre("split"));
+  // In file order, whatever the order of 'inputs'.
+  EXPECT_THAT(deps("prep"), ElementsAre("check", "transform"));
+  EXPECT_THAT(deps("notebook"), ElementsAre("prep"));
+  EXPECT_THAT(deps("fit"), ElementsAre("transform", "prep"));
+  EXPECT_THAT(deps("evaluate"), ElementsAre("split", "fit"));
+  EXPECT_THAT(deps("register"), ElementsAre("notebook", "evaluate"));
+
+  const PipelineSpec& nightly = spec->pipelines[1];
+  EXPECT_THAT(Names(StepDependencies(nightly, nightly.steps[1])),
+              ElementsAre("score"));
+  EXPECT_THAT(Names(StepDependencies(nightly, nightly.steps[2])),
+              ElementsAre("load_events"));
+}
+
+TEST(AppSpecTest, StepOutputsAndInputs) {
+  EXPECT_THAT(BuiltinOutputs(StepKind::kIngest), ElementsAre("data"));
+  EXPECT_THAT(BuiltinOutputs(StepKind::kValidate), ElementsAre("data"));
+  EXPECT_THAT(BuiltinOutputs(StepKind::kSplit), ElementsAre("train", "test"));
+  EXPECT_THAT(BuiltinOutputs(StepKind::kTransform),
+              ElementsAre("train", "test", "transform"));
+  EXPECT_THAT(BuiltinOutputs(StepKind::kTrain), ElementsAre("model"));
+  EXPECT_THAT(BuiltinOutputs(StepKind::kEvaluate), ElementsAre("metrics"));
+  for (StepKind kind : {StepKind::kRegister, StepKind::kScore, StepKind::kSink,
+                        StepKind::kCommand, StepKind::kNotebook}) {
+    EXPECT_THAT(BuiltinOutputs(kind), ElementsAre()) << StepKindName(kind);
+  }
+
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(kDagSpec, "slipway.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const PipelineSpec& train = spec->pipelines[0];
+  EXPECT_THAT(StepOutputNames(*train.FindStep("prep")),
+              ElementsAre("features", "report", "model", "metrics"));
+  EXPECT_THAT(StepOutputNames(*train.FindStep("fit")),
+              ElementsAre("model", "metrics"));
+  EXPECT_THAT(StepOutputNames(*train.FindStep("split")),
+              ElementsAre("train", "test"));
+
+  StepInput whole = ResolveStepInput("split");
+  EXPECT_EQ(whole.step, "split");
+  EXPECT_EQ(whole.output, "");
+  StepInput one = ResolveStepInput("transform.train");
+  EXPECT_EQ(one.step, "transform");
+  EXPECT_EQ(one.output, "train");
+}
+
+// A train pipeline whose model comes from a notebook needs no schema
+// target: the notebook knows what it predicts.
+TEST(AppSpecTest, NotebookTrainPipelineNeedsNoTarget) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(
+      "app: a\ndata: {d: {path: d.csv}}\n"
+      "pipelines:\n  train:\n    steps:\n"
+      "      - ingest: {source: d}\n"
+      "      - notebook: {path: train.ipynb}\n"
+      "      - register: {alias: champion}\n",
+      "slipway.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_THAT(
+      Names(StepDependencies(spec->pipelines[0], spec->pipelines[0].steps[2])),
+      ElementsAre("notebook"));
+}
+
+// Step 1's example keeps its meaning: a chain in file order.
+TEST(AppSpecTest, Step1ExampleIsALinearChain) {
+  absl::StatusOr<std::string> yaml = LocalFilesystem()->ReadFile(
+      std::string(SLIPWAY_SOURCE_DIR) + "/examples/breast-cancer/slipway.yaml");
+  ASSERT_TRUE(yaml.ok()) << yaml.status();
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(*yaml, "slipway.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const PipelineSpec& train = spec->pipelines[0];
+  std::vector<std::string> names;
+  for (const StepSpec& step : train.steps) {
+    EXPECT_TRUE(step.inputs.empty());
+    EXPECT_TRUE(step.after.empty());
+    EXPECT_TRUE(step.outputs.empty());
+    EXPECT_EQ(step.policy.retries, 0);
+    EXPECT_EQ(step.policy.timeout_ms, 0);
+    std::vector<std::string> deps = Names(StepDependencies(train, step));
+    if (names.empty()) {
+      EXPECT_THAT(deps, ElementsAre());
+    } else {
+      EXPECT_THAT(deps, ElementsAre(names.back()));
+    }
+    names.push_back(step.name);
+  }
+  EXPECT_THAT(names, ElementsAre("ingest", "validate", "split", "train",
+                                 "evaluate", "register"));
+  EXPECT_FALSE(train.retry_interrupted);
+  const DataSourceSpec& biopsies = spec->data[0];
+  EXPECT_EQ(biopsies.connector, Connector::kCsv);
+  EXPECT_EQ(biopsies.skip_lines, 1);
+  EXPECT_FALSE(biopsies.header);
+  EXPECT_EQ(biopsies.columns.size(), 31u);
+  EXPECT_TRUE(spec->endpoint.fields.empty());
+}
+
 struct BadSpec {
   std::string name;
   std::string yaml;
@@ -475,9 +875,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "4:5",
                 {"missing required key 'path' in data source 'train'"}},
         BadSpec{"UnknownConnector",
-                "app: churn\ndata: {train: {connector: postgres, path: x}}\n",
+                "app: churn\ndata: {train: {connector: mysql, path: x}}\n",
                 "2:27",
-                {"'connector' must be one of: csv, got 'postgres'"}},
+                {"'connector' must be one of: csv, jsonl, sqlite, postgres, "
+                 "got 'mysql'"}},
         BadSpec{
             "ColumnsNeededWithoutHeader",
             "app: churn\ndata:\n  train:\n    path: a.csv\n    header: false\n",
@@ -533,9 +934,10 @@ INSTANTIATE_TEST_SUITE_P(
                  "register"}},
         BadSpec{"StepParamsNotIndented",
                 Head() + "      - split:\n        test_fraction: 0.3\n",
-                "8:9",
-                {"each step must be a map with one key",
-                 "'split', 'test_fraction'"}},
+                "9:9",
+                {"unknown key 'test_fraction' in split step",
+                 "beside its kind a step takes: name, inputs, outputs, after",
+                 "indent the step's parameters under 'split:'"}},
         BadSpec{"StepParamsNotAMap",
                 Head() + "      - split: [0.2]\n",
                 "8:16",
@@ -559,7 +961,7 @@ INSTANTIATE_TEST_SUITE_P(
             "      - ingest: {source: train}\n      - train: {}\n",
             "7:9",
             {"validate step 'validate' reads a table",
-             "no ingest step comes before it in pipeline 'train'"}},
+             "no step before it in pipeline 'train' produces one"}},
         BadSpec{"TrainWithoutIngest",
                 "app: churn\nschema: {target: y}\npipelines:\n  train:\n"
                 "    steps:\n      - train: {}\n",
@@ -570,7 +972,7 @@ INSTANTIATE_TEST_SUITE_P(
                          "      - train: {}\n",
                 "9:9",
                 {"evaluate step 'evaluate' needs a trained model",
-                 "no train step comes before it"}},
+                 "no step before it in pipeline 'train' produces one"}},
         BadSpec{"EvaluateWithoutSplit",
                 Head() + "      - train: {}\n      - evaluate: {}\n",
                 "9:9",
@@ -581,15 +983,21 @@ INSTANTIATE_TEST_SUITE_P(
                 {"split step 'split' comes after a train step",
                  "trains on the test rows"}},
         BadSpec{"RegisterWithoutTrain",
+                Head() + "      - register: {}\n      - train: {}\n",
+                "8:9",
+                {"register step 'register' needs a trained model",
+                 "a command or notebook step that writes model/"}},
+        BadSpec{"CheckPipelineWithRegister",
                 "app: churn\ndata: {train: {path: t.csv}}\n"
                 "pipelines:\n  check:\n    kind: check\n    steps:\n"
                 "      - ingest: {source: train}\n      - register: {}\n",
                 "8:9",
-                {"register step 'register' needs a trained model"}},
+                {"check pipeline 'check' cannot have a register step"}},
         BadSpec{"TrainPipelineWithoutTrainStep",
                 Head() + "      - validate: {}\n",
                 "6:5",
-                {"train pipeline 'train' has no train step"}},
+                {"train pipeline 'train' has no step that produces a model",
+                 "'- train: {engine: xgboost}'"}},
         BadSpec{"NoSteps",
                 "app: churn\npipelines:\n  nightly:\n    kind: check\n    "
                 "steps: []\n",
@@ -747,6 +1155,376 @@ INSTANTIATE_TEST_SUITE_P(
                 "8}\n",
                 "3:40",
                 {"'max_queue' (8) must be at least 'max_batch' (64)"}},
+        BadSpec{"UnknownDataKey",
+                "app: churn\ndata: {train: {path: a.csv, sheet: 2}}\n",
+                "2:29",
+                {"unknown key 'sheet' in data source 'train'; a csv source "
+                 "takes: connector, path, header, skip_lines, delimiter, "
+                 "columns, types, missing_values, chunk_rows"}},
+        BadSpec{"KeyOfAnotherConnector",
+                "app: churn\ndata: {train: {path: a.csv, query: x}}\n",
+                "2:29",
+                {"key 'query' does not apply to connector csv in data source "
+                 "'train'",
+                 "a csv source takes: connector, path,"}},
+        BadSpec{"PathOnPostgres",
+                "app: churn\ndata:\n  db:\n    connector: postgres\n"
+                "    url: postgresql://h/db\n    table: t\n    path: x\n",
+                "7:5",
+                {"key 'path' does not apply to connector postgres",
+                 "a postgres source takes: connector, url, password, query, "
+                 "table, schema, chunk_rows, batch_rows"}},
+        BadSpec{"HeaderOnJsonl",
+                "app: churn\ndata: {e: {connector: jsonl, path: e.jsonl, "
+                "header: false}}\n",
+                "2:45",
+                {"key 'header' does not apply to connector jsonl",
+                 "a jsonl source takes: connector, path, types, chunk_rows"}},
+        BadSpec{"PostgresWithoutUrl",
+                "app: churn\ndata:\n  db: {connector: postgres, table: t}\n",
+                "3:7",
+                {"missing required key 'url' in data source 'db'"}},
+        BadSpec{"PostgresUrlNotAUrl",
+                "app: churn\ndata:\n  db: {connector: postgres, url: "
+                "\"mysql://h/db\", table: t}\n",
+                "3:34",
+                {"'url' must be a PostgreSQL URL such as postgresql://",
+                 "got 'mysql://h/db'"}},
+        BadSpec{"PasswordBadEnvName",
+                "app: churn\ndata:\n  db: {connector: postgres, url: "
+                "env:DB_URL, password: \"env:1PW\", table: t}\n",
+                "3:56",
+                {"'password' must be a literal value or env:NAME",
+                 "got 'env:1PW'"}},
+        BadSpec{"SqliteWithoutQueryOrTable",
+                "app: churn\ndata:\n  db: {connector: sqlite, path: a.db}\n",
+                "3:7",
+                {"missing required key 'query' in data source 'db'",
+                 "needs 'query' (what a read returns) or 'table'"}},
+        BadSpec{"TableNotAnIdentifier",
+                "app: churn\ndata:\n  db: {connector: sqlite, path: a.db, "
+                "table: \"my-table\"}\n",
+                "3:46",
+                {"'table' must be a name of 1 to 63 letters, digits and '_'",
+                 "got 'my-table'"}},
+        BadSpec{"ChunkRowsZero",
+                "app: churn\ndata: {train: {path: a.csv, chunk_rows: 0}}\n",
+                "2:41",
+                {"'chunk_rows' must be a whole number from 1 to 10000000"}},
+        BadSpec{"BatchRowsTooLarge",
+                "app: churn\ndata:\n  db: {connector: sqlite, path: a.db, "
+                "table: t, batch_rows: 2000000}\n",
+                "3:61",
+                {"'batch_rows' must be a whole number from 1 to 1000000"}},
+        BadSpec{"StepNotAMap",
+                Head() + "      - validate\n",
+                "8:9",
+                {"each step must be a map whose one step-kind key holds the "
+                 "step's parameters",
+                 "got 'validate'"}},
+        BadSpec{"StepWithTwoKinds",
+                Head() + "      - validate: {}\n        train: {}\n",
+                "9:9",
+                {"a step has one kind, but this one has 'validate' and "
+                 "'train'"}},
+        BadSpec{"StepWithoutKind",
+                Head() + "      - name: x\n        retries: 2\n",
+                "8:9",
+                {"the step has no kind; add one key of: ingest, validate"}},
+        BadSpec{"NameTwice",
+                Head() + "      - validate: {name: a}\n        name: b\n",
+                "8:20",
+                {"the step's name is given twice"}},
+        BadSpec{"OutputsOnBuiltinStep",
+                Head() + "      - split: {}\n        outputs: [train]\n",
+                "9:9",
+                {"'outputs' applies only to command and notebook steps",
+                 "the outputs of split steps are fixed: train, test"}},
+        BadSpec{"OutputsOnRegister",
+                Head() + "      - train: {}\n      - register: {}\n"
+                         "        outputs: [x]\n",
+                "10:9",
+                {"the outputs of register steps are fixed: they have none"}},
+        BadSpec{
+            "OutputNameWithDot",
+            Head() + "      - command: {run: x}\n"
+                     "        outputs: [a.csv]\n",
+            "9:19",
+            {"each entry of 'outputs' must be an output name", "got 'a.csv'"}},
+        BadSpec{"OutputTwice",
+                Head() + "      - command: {run: x}\n"
+                         "        outputs: [a, a]\n",
+                "9:22",
+                {"'a' appears twice in 'outputs'"}},
+        BadSpec{"RetriesTooMany",
+                Head() + "      - train: {}\n        retries: 101\n",
+                "9:18",
+                {"'retries' must be a whole number from 0 to 100"}},
+        BadSpec{"RetryBackoffWithoutUnit",
+                Head() + "      - train: {}\n        retry_backoff: 5\n",
+                "9:24",
+                {"'retry_backoff' must be a duration such as 500ms, 5s",
+                 "got '5'"}},
+        BadSpec{"TimeoutInWords",
+                Head() + "      - train: {}\n        timeout: 10 minutes\n",
+                "9:18",
+                {"'timeout' must be a duration of at least 1ms",
+                 "got '10 minutes'"}},
+        BadSpec{"TimeoutZero",
+                Head() + "      - train: {}\n        timeout: 0s\n",
+                "9:18",
+                {"leave 'timeout' out for no limit", "got '0s'"}},
+        BadSpec{"TimeoutFraction",
+                Head() + "      - train: {}\n        timeout: 1.5h\n",
+                "9:18",
+                {"'timeout' must be a duration", "got '1.5h'"}},
+        BadSpec{"MemoryOnBuiltinStep",
+                Head() + "      - train: {}\n        memory: 1GiB\n",
+                "9:9",
+                {"'memory' applies only to command and notebook steps",
+                 "train steps run inside the server"}},
+        BadSpec{"MemoryUnknownUnit",
+                Head() + "      - command: {run: x}\n        memory: 2G\n",
+                "9:17",
+                {"'memory' must be a size of at least 1MiB", "got '2G'"}},
+        BadSpec{"MemoryTooSmall",
+                Head() + "      - command: {run: x}\n        memory: 512KiB\n",
+                "9:17",
+                {"'memory' must be a size of at least 1MiB", "got '512KiB'"}},
+        BadSpec{"CacheNotABool",
+                Head() + "      - train: {}\n        cache: no\n",
+                "9:16",
+                {"'cache' must be true or false, got 'no'"}},
+        BadSpec{"CacheOnIngest",
+                Head() + "      - train: {}\n      - ingest: {source: train}\n"
+                         "        name: again\n        cache: true\n",
+                "11:16",
+                {"ingest steps never reuse an earlier run's outputs"}},
+        BadSpec{"InputUnknownStep",
+                Head() + "      - train: {}\n        inputs: [spilt]\n",
+                "9:18",
+                {"step 'train' lists 'spilt' in 'inputs', but in pipeline "
+                 "'train' there is no step 'spilt'; its steps: ingest, train"}},
+        BadSpec{
+            "InputUnknownStepOfOutput",
+            Head() + "      - train: {}\n        inputs: [spilt.train]\n",
+            "9:18",
+            {"lists 'spilt.train' in 'inputs'", "there is no step 'spilt'"}},
+        BadSpec{"InputUnknownOutput",
+                Head() + "      - split: {}\n      - train: {}\n"
+                         "        inputs: [split.data]\n",
+                "10:18",
+                {"step 'train' reads 'split.data', but split step 'split' has "
+                 "no output 'data'; its outputs: train, test"}},
+        BadSpec{"InputUndeclaredCommandOutput",
+                Head() + "      - command: {run: x}\n        outputs: [a]\n"
+                         "      - train: {}\n        inputs: [command.b]\n",
+                "11:18",
+                {"command step 'command' has no output 'b'; its outputs: a, "
+                 "model, metrics"}},
+        BadSpec{"InputFromRegister",
+                Head() + "      - train: {}\n      - register: {}\n"
+                         "      - command: {run: x}\n"
+                         "        inputs: [register]\n",
+                "11:18",
+                {"register step 'register' produces no outputs",
+                 "list it under 'after'"}},
+        BadSpec{"InputOfItself",
+                Head() + "      - train: {}\n        inputs: [train.model]\n",
+                "9:18",
+                {"step 'train' cannot read its own outputs"}},
+        BadSpec{"InputOfDottedStep",
+                Head() + "      - validate: {}\n        name: v.2\n"
+                         "      - train: {}\n        inputs: [v.2]\n",
+                "11:18",
+                {"step 'v.2' cannot be read through 'inputs'",
+                 "wait for it with 'after'"}},
+        BadSpec{"AfterUnknownStep",
+                Head() + "      - train: {}\n        after: [validate]\n",
+                "9:17",
+                {"step 'train' lists 'validate' in 'after', but in pipeline "
+                 "'train' there is no step 'validate'"}},
+        BadSpec{"AfterItself",
+                Head() + "      - train: {}\n        after: [train]\n",
+                "9:17",
+                {"step 'train' cannot run after itself"}},
+        BadSpec{"TwoStepCycle",
+                Head() + "      - validate: {}\n        inputs: [train]\n"
+                         "      - train: {}\n        inputs: [validate]\n",
+                "9:18",
+                {"the steps of pipeline 'train' form a cycle: validate -> "
+                 "train -> validate",
+                 "remove 'train' from the inputs or after of step 'validate'"}},
+        BadSpec{"CycleThroughListOrder",
+                Head() + "      - validate: {}\n        after: [split]\n"
+                         "      - train: {}\n      - split: {}\n",
+                "9:17",
+                {"form a cycle: validate -> train -> split -> validate"}},
+        BadSpec{"SinkWithoutTable",
+                "app: churn\ndata: {out: {path: o.csv}}\npipelines:\n"
+                "  s:\n    kind: score\n    steps:\n      - sink: {to: out}\n",
+                "7:9",
+                {"sink step 'sink' reads a table, but no step before it in "
+                 "pipeline 's' produces one"}},
+        BadSpec{"SinkUnknownEntry",
+                "app: churn\ndata: {out: {path: o.csv}}\npipelines:\n"
+                "  s:\n    kind: score\n    steps:\n      - sink: {to: outs}\n",
+                "7:20",
+                {"sink step writes to data source 'outs', which 'data' does "
+                 "not define; defined sources: out"}},
+        BadSpec{"SinkToDatabaseWithoutTable",
+                "app: churn\ndata:\n  d: {path: d.csv}\n"
+                "  db: {connector: sqlite, path: a.db, query: \"SELECT 1\"}\n"
+                "pipelines:\n  s:\n    kind: score\n    steps:\n"
+                "      - ingest: {source: d}\n      - sink: {to: db}\n",
+                "10:20",
+                {"sink step writes to data source 'db', which has no 'table'",
+                 "add 'table: <name>' to it"}},
+        BadSpec{"ScoreUnknownSource",
+                "app: churn\ndata: {out: {path: o.csv}}\npipelines:\n"
+                "  s:\n    kind: score\n    steps:\n"
+                "      - score: {source: in, sink: out}\n",
+                "7:25",
+                {"score step reads data source 'in', which 'data' does not "
+                 "define"}},
+        BadSpec{"ScoreWithoutSink",
+                "app: churn\ndata: {d: {path: d.csv}}\npipelines:\n"
+                "  s:\n    kind: score\n    steps:\n"
+                "      - score: {source: d}\n",
+                "7:16",
+                {"missing required key 'sink' in score step"}},
+        BadSpec{"ScoreIntoItsSource",
+                "app: churn\ndata: {d: {path: d.csv}}\npipelines:\n"
+                "  s:\n    kind: score\n    steps:\n"
+                "      - score: {source: d, sink: d}\n",
+                "7:34",
+                {"score step reads and writes data source 'd'"}},
+        BadSpec{"ScoreModelNotAName",
+                "app: churn\ndata: {d: {path: d.csv}, o: {path: o.csv}}\n"
+                "pipelines:\n  s:\n    kind: score\n    steps:\n"
+                "      - score: {source: d, sink: o, model: \"v 3\"}\n",
+                "7:44",
+                {"'model' (an alias or a version number) must be a name"}},
+        BadSpec{"ScorePipelineWithoutScoreOrSink",
+                "app: churn\ndata: {d: {path: d.csv}}\npipelines:\n"
+                "  s:\n    kind: score\n    steps:\n"
+                "      - ingest: {source: d}\n",
+                "6:5",
+                {"score pipeline 's' has no score or sink step"}},
+        BadSpec{"CheckPipelineWithTrain",
+                "app: churn\ndata: {d: {path: d.csv}}\nschema: {target: y}\n"
+                "pipelines:\n  c:\n    kind: check\n    steps:\n"
+                "      - ingest: {source: d}\n      - train: {}\n",
+                "9:9",
+                {"check pipeline 'c' cannot have a train step"}},
+        BadSpec{
+            "TransformWithoutTable",
+            "app: churn\nschema: {target: y}\npipelines:\n  train:\n"
+            "    steps:\n      - transform: {}\n      - command: {run: x}\n",
+            "6:9",
+            {"transform step 'transform' reads a table"}},
+        BadSpec{"TransformBadEncode",
+                Head() + "      - transform: {encode: dummies}\n",
+                "8:29",
+                {"'encode' must be one of: native, onehot, ordinal, got "
+                 "'dummies'"}},
+        BadSpec{"TransformBadImpute",
+                Head() + "      - transform: {impute: {numeric: mode}}\n",
+                "8:39",
+                {"'numeric' must be one of: none, mean, median, constant"}},
+        BadSpec{"TransformImputeUnknownKey",
+                Head() + "      - transform: {impute: {text: mean}}\n",
+                "8:30",
+                {"unknown key 'text' in transform impute; expected one of: "
+                 "numeric, categorical"}},
+        BadSpec{"FillValueWithoutConstant",
+                Head() + "      - transform: {impute: {numeric: mean}, "
+                         "fill_value: 0}\n",
+                "8:46",
+                {"'fill_value' is what 'impute: {numeric: constant}' writes"}},
+        BadSpec{"FillCategoryWithoutConstant",
+                Head() + "      - transform: {fill_category: none}\n",
+                "8:21",
+                {"'fill_category' is what 'impute: {categorical: constant}'"}},
+        BadSpec{"MaxCategoriesWithoutOnehot",
+                Head() + "      - transform: {max_categories: 5}\n",
+                "8:21",
+                {"'max_categories' limits the indicator columns of 'encode: "
+                 "onehot'"}},
+        BadSpec{"TransformColumnIsTarget",
+                Head() + "      - transform: {columns: [age, churned]}\n",
+                "8:36",
+                {"'columns' lists 'churned', the schema's target"}},
+        BadSpec{"TransformColumnNotAFeature",
+                "app: churn\ndata: {d: {path: d.csv}}\n"
+                "schema: {target: y, features: {a: float64}}\n"
+                "pipelines:\n  train:\n    steps:\n"
+                "      - ingest: {source: d}\n"
+                "      - transform: {columns: [b]}\n      - train: {}\n",
+                "8:31",
+                {"'columns' lists 'b', which is not a feature; "
+                 "schema.features declares: a"}},
+        BadSpec{"CommandWithoutRun",
+                Head() + "      - command: {params: {a: 1}}\n",
+                "8:18",
+                {"missing required key 'run' in command step"}},
+        BadSpec{"CommandRunEmptyList",
+                Head() + "      - command: {run: []}\n",
+                "8:24",
+                {"'run' must be a command line such as \"python3 train.py\"",
+                 "got a list"}},
+        BadSpec{"CommandRunMap",
+                Head() + "      - command: {run: {python3: x}}\n",
+                "8:24",
+                {"'run' must be a command line", "got a map"}},
+        BadSpec{"CommandParamsNotAMap",
+                Head() + "      - command: {run: x, params: [1, 2]}\n",
+                "8:35",
+                {"'params' must be a map such as {rounds: 50", "got a list"}},
+        BadSpec{"CommandParamsInfinity",
+                Head() + "      - command: {run: x, params: {limit: .inf}}\n",
+                "8:43",
+                {"'params' cannot hold '.inf'", "quote it"}},
+        BadSpec{"CommandParamsDuplicateKey",
+                Head() + "      - command:\n          run: x\n"
+                         "          params: {a: 1, a: 2}\n",
+                "10:26",
+                {"duplicate key 'a' in 'params'"}},
+        BadSpec{"CommandEnvReserved",
+                Head() + "      - command: {run: x, env: {SLIPWAY_STEP: a}}\n",
+                "8:33",
+                {"'SLIPWAY_STEP' is set by Slipway for every step"}},
+        BadSpec{"CommandEnvBadName",
+                Head() + "      - command: {run: x, env: {my-var: a}}\n",
+                "8:33",
+                {"environment variable name 'my-var' must be letters"}},
+        BadSpec{"CommandEnvBadReference",
+                Head() + "      - command: {run: x, env: {A: \"env:\"}}\n",
+                "8:36",
+                {"'A' must be a literal value or env:NAME"}},
+        BadSpec{"CommandUnknownKey",
+                Head() + "      - command: {run: x, shell: bash}\n",
+                "8:27",
+                {"unknown key 'shell' in command step; expected one of: run, "
+                 "params, env, working_dir, name"}},
+        BadSpec{"NotebookWithoutPath",
+                Head() + "      - notebook: {kernel: python3}\n",
+                "8:19",
+                {"missing required key 'path' in notebook step"}},
+        BadSpec{"NotebookNotIpynb",
+                Head() + "      - notebook: {path: train.py}\n",
+                "8:26",
+                {"'path' must be a Jupyter notebook file (.ipynb), got "
+                 "'train.py'"}},
+        BadSpec{"RetryInterruptedNotABool",
+                "app: churn\npipelines:\n  train:\n"
+                "    retry_interrupted: once\n    steps: []\n",
+                "4:24",
+                {"'retry_interrupted' must be true or false, got 'once'"}},
+        BadSpec{"EndpointFieldTwice",
+                "app: churn\nendpoint: {fields: [age, age]}\n",
+                "2:26",
+                {"'age' appears twice in 'fields'"}},
         BadSpec{"EndpointModelNotAName",
                 "app: churn\nendpoint: {model: \"champion/v1\"}\n",
                 "2:19",

@@ -1,25 +1,54 @@
 // RunExecutor: starts pipeline runs of an app's current revision and drives
 // them to a final state, each on its own thread (the `local` executor).
 //
-// A run is `queued` when Start returns, `running` while its steps execute in
-// order, then `succeeded`, `failed` (with the failing step and reason) or
-// `cancelled`. Every state change is written to the Store before it is
-// reported, so a crash leaves a run `running`; Recover() at start-up marks
-// such runs `failed` with reason `interrupted`.
+// A run is `queued` when Start returns (at most max_concurrent_runs run at
+// once, the others wait), `running` while its steps execute, then
+// `succeeded`, `failed` (naming the failed steps and why) or `cancelled`.
+// Every state change is written to the Store before it is reported, so a
+// crash leaves a run `running`; Recover() at start-up marks such runs
+// `failed` with reason `interrupted` and starts a new run of each whose
+// pipeline says `retry_interrupted` (once: a retry that is interrupted in
+// turn is not retried again).
 //
-// Step outputs (row counts, fingerprint, metrics, the registered version)
-// are stored as JSON with each step; the data passed between steps stays in
-// memory.
+// Steps run as a DAG (pipeline/dag.h): a step starts once every step it
+// depends on succeeded, at most max_parallel_steps at a time per run. A
+// failed step skips its dependents (`skipped`), while independent branches
+// go on to their end. Per step (StepPolicySpec):
+// - attempts: 1 + `retries`; before retry i the step waits
+//   retry_backoff * 2^(i-1) on the Clock (a cancel ends the wait);
+// - timeout: command and notebook steps get it from the ProcessLauncher
+//   (the whole process group is killed); a built-in step is asked to stop
+//   when its attempt is past the deadline and fails with "step 'x' exceeded
+//   its timeout (10s)";
+// - memory: the address-space limit of command and notebook programs;
+// - cache: a step that may reuse outputs (step_cache.h) whose key matches an
+//   earlier successful run's reuses that run's output files (hard links)
+//   instead of running: `succeeded`, with cached_from_run set.
+// Cancel stops the running steps (the launcher kills program groups;
+// built-ins stop at their next check) and skips those not started.
+//
+// On disk: <run_root>/<run_id>/<step>/ holds each step's outputs
+// (step_outputs.h), <step>.log its log (program output, and a line per
+// attempt), <step>.events.jsonl what a program appended to
+// $SLIPWAY_EVENTS (also stored as run events), <step>.inputs/ the links a
+// program reads its inputs from. Run directories are kept: the step cache
+// reuses them.
+//
+// Progress of a running step (rows read, boosting rounds) is stored in its
+// progress_json at most once per progress_interval_micros.
+//
 // Thread safety: safe for concurrent use. Shutdown() cancels what is running
 // and joins the threads; the destructor calls it.
 #ifndef SLIPWAY_PIPELINE_RUN_EXECUTOR_H_
 #define SLIPWAY_PIPELINE_RUN_EXECUTOR_H_
 
 #include <atomic>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -28,6 +57,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/clock.h"
 #include "core/filesystem.h"
+#include "core/process.h"
 #include "pipeline/steps.h"
 #include "registry/registry.h"
 #include "store/store.h"
@@ -41,8 +71,21 @@ class RunExecutor {
     Registry* registry = nullptr;
     Filesystem* fs = nullptr;
     Clock* clock = nullptr;
+    // Runs command and notebook steps; null: LocalProcessLauncher().
+    ProcessLauncher* launcher = nullptr;
+    // Where run directories go; the server uses <data_dir>/runs. Empty:
+    // <temp dir>/slipway-runs (with a warning in the log).
+    std::string run_root;
     int max_concurrent_runs = 2;  // further runs wait, `queued`
+    int max_parallel_steps = 0;   // per run; 0: the number of cores
     int train_threads = 0;        // XGBoost threads; 0 = every core
+    int score_threads = 0;        // score step threads; 0 = every core
+    // The python of command steps that run python/python3 and of notebooks.
+    std::string python = "/usr/bin/python3";
+    // The environment programs start from; empty: PATH, HOME, LANG and
+    // LC_ALL of this process, where set.
+    std::map<std::string, std::string> program_env;
+    int64_t progress_interval_micros = 1'000'000;
     // Moves an alias when a register step names one (the server swaps
     // serving when it is the served alias).
     AliasMover move_alias;
@@ -54,7 +97,8 @@ class RunExecutor {
   RunExecutor& operator=(const RunExecutor&) = delete;
 
   // Marks runs left unfinished by a previous process failed, reason
-  // "interrupted". Call once, before Start.
+  // "interrupted", and starts the retries their pipelines ask for. Call
+  // once, before Start, once everything a run may call (move_alias) works.
   absl::Status Recover();
 
   // Validates that `pipeline` exists in the app's current revision, stores
@@ -65,30 +109,39 @@ class RunExecutor {
   absl::StatusOr<RunRecord> Start(const std::string& app,
                                   const std::string& pipeline);
 
-  // Asks a queued or running run to stop; it ends `cancelled` after the
-  // current step. FailedPrecondition when it already finished.
+  // Asks a queued or running run to stop; it ends `cancelled` once its
+  // running steps have stopped. FailedPrecondition when it already finished.
   absl::Status Cancel(const std::string& run_id);
 
   // Cancels every unfinished run of this process and waits for the threads.
   void Shutdown();
 
+  // The directory of run `run_id`'s files.
+  std::string RunDir(const std::string& run_id) const;
+
  private:
+  // Cancellation and wake-ups of one run, shared by its threads.
+  class RunControl;
+  class RunGraph;
+
   struct ActiveRun {
     std::string app;
     std::string pipeline;
     std::thread thread;
-    std::shared_ptr<std::atomic<bool>> cancel;
+    std::shared_ptr<RunControl> control;
   };
 
-  void Execute(RunRecord run, std::shared_ptr<std::atomic<bool>> cancel);
+  absl::StatusOr<RunRecord> StartRun(const std::string& app,
+                                     const std::string& pipeline,
+                                     const std::string& retry_of);
+  void Execute(RunRecord run, std::shared_ptr<RunControl> control);
   // Runs the steps of `run` (already `running`); returns the run's final
   // state and reason.
-  std::pair<std::string, std::string> ExecuteSteps(
-      const RunRecord& run, std::vector<StepRecord> steps,
-      const std::atomic<bool>& cancel);
+  std::pair<std::string, std::string> ExecuteSteps(const RunRecord& run,
+                                                   RunControl* control);
   void ReapFinished() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const Options options_;
+  Options options_;
   absl::Mutex mu_;
   std::map<std::string, ActiveRun> active_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> finished_ ABSL_GUARDED_BY(mu_);  // to join

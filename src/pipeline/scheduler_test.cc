@@ -87,6 +87,7 @@ class SchedulerTest : public ::testing::Test {
     executor.registry = registry_.get();
     executor.fs = LocalFilesystem();
     executor.clock = &clock_;
+    executor.run_root = JoinPath(temp_.path(), "data/runs");
     executor.max_concurrent_runs = max_concurrent_runs;
     executor_ = std::make_unique<RunExecutor>(executor);
     ASSERT_TRUE(executor_->Recover().ok());

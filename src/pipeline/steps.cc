@@ -1,6 +1,7 @@
 #include "pipeline/steps.h"
 
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <set>
 #include <unordered_set>
@@ -10,8 +11,12 @@
 
 #include "core/status.h"
 #include "models/model.h"
+#include "models/transform.h"
+#include "pipeline/data_io.h"
+#include "pipeline/score.h"
 #include "train/evaluate.h"
 #include "train/split.h"
+#include "train/trainer.h"
 
 namespace slipway {
 namespace {
@@ -24,39 +29,132 @@ std::string FormatNumber(double value) {
   return buffer;
 }
 
+Filesystem* Fs(const StepContext& c) { return c.env->fs; }
+const SchemaSpec& Schema(const StepContext& c) { return c.env->spec->schema; }
+
+bool Stopped(const StepContext& c) {
+  return c.stop != nullptr && c.stop->load();
+}
+
+void Progress(const StepContext& c, const json& progress) {
+  if (c.progress) c.progress(progress);
+}
+
+// The nearest input of `kind` named like the first of `names` that any
+// input has; with no such name, the nearest input of `kind` (when
+// `any_name`).
+const StepOutput* FindInput(const StepContext& c, OutputKind kind,
+                            std::initializer_list<std::string_view> names,
+                            bool any_name = true) {
+  for (std::string_view name : names) {
+    for (const std::shared_ptr<StepOutput>& in : c.inputs) {
+      if (in->kind() == kind && in->name() == name) return in.get();
+    }
+  }
+  if (!any_name) return nullptr;
+  for (const std::shared_ptr<StepOutput>& in : c.inputs) {
+    if (in->kind() == kind) return in.get();
+  }
+  return nullptr;
+}
+
+std::string InputNames(const StepContext& c) {
+  std::string names;
+  for (const std::shared_ptr<StepOutput>& in : c.inputs) {
+    names += (names.empty() ? "" : ", ") + in->step() + "." + in->name() +
+             " (" + std::string(OutputKindName(in->kind())) + ")";
+  }
+  return names.empty() ? "none" : names;
+}
+
+absl::Status MissingInput(const StepContext& c, const std::string& what) {
+  return absl::FailedPreconditionError(
+      "step '" + c.step->name + "' needs " + what +
+      " among its inputs, and has: " + InputNames(c) +
+      "; add a step that produces it before this one, or list it in "
+      "`inputs:`");
+}
+
+absl::StatusOr<const StepOutput*> RequireTable(
+    const StepContext& c, std::initializer_list<std::string_view> names,
+    const std::string& what) {
+  const StepOutput* table = FindInput(c, OutputKind::kTable, names);
+  if (table == nullptr) return MissingInput(c, what);
+  return table;
+}
+
+std::shared_ptr<const Table> Share(Table table) {
+  return std::make_shared<const Table>(std::move(table));
+}
+
 absl::StatusOr<StepResult> Ingest(const IngestStepSpec& params,
-                                  const StepEnvironment& env, RunData* data) {
-  const DataSourceSpec* source = env.spec->FindDataSource(params.source);
+                                  const StepContext& c) {
+  const DataSourceSpec* source = c.env->spec->FindDataSource(params.source);
   if (source == nullptr) {
     return absl::NotFoundError("data source '" + params.source +
                                "' is not declared under `data:`");
   }
-  ASSIGN_OR_RETURN(CsvData input,
-                   ReadDataSource(*source, env.revision.source_dir, env.fs));
-  StepResult result;
-  result.message = std::to_string(input.rows) + " rows, " +
-                   std::to_string(input.table.num_columns()) +
-                   " columns from " + source->path;
-  json columns = json::array();
-  for (const Column& c : input.table.columns()) {
-    columns.push_back({{"name", c.name()},
-                       {"type", std::string(DataTypeName(c.type()))},
-                       {"missing", c.missing_count()}});
+  const std::string& source_dir = c.env->revision.source_dir;
+  std::shared_ptr<const Table> table;
+  std::string fingerprint;
+  std::string from;
+  if (source->connector == Connector::kCsv) {
+    ASSIGN_OR_RETURN(CsvData input, ReadDataSource(*source, source_dir, Fs(c)));
+    fingerprint = input.sha256;
+    from = ResolveDataPath(source->path, source_dir);
+    table = Share(std::move(input.table));
+  } else {
+    ASSIGN_OR_RETURN(std::unique_ptr<DataSource> reader,
+                     OpenSpecSource(*source, source_dir, Fs(c)));
+    std::optional<Table> all;
+    while (true) {
+      if (Stopped(c)) {
+        return absl::CancelledError("ingest stopped after " +
+                                    std::to_string(all ? all->num_rows() : 0) +
+                                    " rows of " + reader->Describe());
+      }
+      ASSIGN_OR_RETURN(std::optional<Table> chunk, reader->NextChunk());
+      if (!chunk.has_value()) break;
+      if (!all.has_value()) {
+        all = std::move(*chunk);
+      } else {
+        RETURN_IF_ERROR(all->AppendRows(*chunk), reader->Describe());
+      }
+      Progress(c, {{"rows", all->num_rows()}});
+    }
+    fingerprint = reader->Fingerprint();
+    from = reader->Describe();
+    table = Share(all.has_value() ? std::move(*all) : Table());
   }
-  result.outputs = {
-      {"source", source->name},
-      {"path", ResolveDataPath(source->path, env.revision.source_dir)},
-      {"rows", input.rows},
-      {"sha256", input.sha256},
-      {"columns", columns}};
-  data->train = input.table;
-  data->input = std::move(input);
+  const int64_t rows = static_cast<int64_t>(table->num_rows());
+  Progress(c, {{"rows", rows}});
+  StepResult result;
+  result.message = std::to_string(rows) + " rows, " +
+                   std::to_string(table->num_columns()) + " columns from " +
+                   from;
+  json columns = json::array();
+  for (const Column& column : table->columns()) {
+    columns.push_back({{"name", column.name()},
+                       {"type", std::string(DataTypeName(column.type()))},
+                       {"missing", column.missing_count()}});
+  }
+  result.outputs = {{"source", source->name},
+                    {source->connector == Connector::kCsv ? "path" : "from",
+                     from},
+                    {"rows", rows},
+                    {"sha256", fingerprint},
+                    {"columns", columns}};
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<StepOutput> data,
+      WriteTableOutput(Fs(c), c.step->name, c.output_dir, "data", table,
+                       Lineage{fingerprint, rows}, fingerprint));
+  result.produced.push_back(std::move(data));
   return result;
 }
 
-absl::StatusOr<StepResult> Validate(const ValidateStepSpec& params,
-                                    const StepEnvironment& env, RunData* data) {
-  const Table& table = data->input->table;
+std::vector<std::string> Violations(const ValidateStepSpec& params,
+                                    const SchemaSpec& schema,
+                                    const Table& table) {
   std::vector<std::string> violations;
   size_t rows = table.num_rows();
   if (static_cast<int64_t>(rows) < params.min_rows) {
@@ -64,7 +162,6 @@ absl::StatusOr<StepResult> Validate(const ValidateStepSpec& params,
                          " rows; min_rows is " +
                          std::to_string(params.min_rows));
   }
-  const SchemaSpec& schema = env.spec->schema;
   if (!schema.target.empty() && table.FindColumn(schema.target) == nullptr) {
     violations.push_back("target column '" + schema.target +
                          "' is not in the data");
@@ -145,30 +242,44 @@ absl::StatusOr<StepResult> Validate(const ValidateStepSpec& params,
                            "' has values not in its allowed list: " + list);
     }
   }
+  return violations;
+}
+
+absl::StatusOr<StepResult> Validate(const ValidateStepSpec& params,
+                                    const StepContext& c, StepReport* report) {
+  ASSIGN_OR_RETURN(const StepOutput* input,
+                   RequireTable(c, {"data"}, "a table (ingest)"));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Table> table, input->LoadTable(Fs(c)));
+  std::vector<std::string> violations = Violations(params, Schema(c), *table);
+  const size_t rows = table->num_rows();
   if (!violations.empty()) {
-    std::string report =
+    report->failure_outputs = {{"rows", rows}, {"violations", violations}};
+    std::string text =
         std::to_string(violations.size()) + " data check(s) failed: ";
     for (size_t i = 0; i < violations.size(); ++i) {
-      report += (i ? "; " : "") + violations[i];
+      text += (i ? "; " : "") + violations[i];
     }
-    return absl::FailedPreconditionError(report);
+    return absl::FailedPreconditionError(text);
   }
   StepResult result;
   result.message = "all checks passed on " + std::to_string(rows) + " rows";
   result.outputs = {{"rows", rows}, {"violations", json::array()}};
+  ASSIGN_OR_RETURN(std::shared_ptr<StepOutput> data,
+                   PassThroughOutput(*input, c.step->name, c.output_dir,
+                                     "data"));
+  result.produced.push_back(std::move(data));
   return result;
 }
 
 absl::StatusOr<StepResult> SplitStep(const SplitStepSpec& params,
-                                     const StepEnvironment& env,
-                                     RunData* data) {
-  const Table& table = data->input->table;
+                                     const StepContext& c) {
+  ASSIGN_OR_RETURN(const StepOutput* input,
+                   RequireTable(c, {"data"}, "a table (ingest)"));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Table> table, input->LoadTable(Fs(c)));
   ASSIGN_OR_RETURN(
       Split split,
-      SplitIndices(table, env.spec->schema.target, params.test_fraction,
+      SplitIndices(*table, Schema(c).target, params.test_fraction,
                    static_cast<uint64_t>(params.seed), params.stratify));
-  data->train = table.Take(split.train_rows);
-  data->test = table.Take(split.test_rows);
   StepResult result;
   result.message = std::to_string(split.train_rows.size()) + " train rows, " +
                    std::to_string(split.test_rows.size()) + " test rows";
@@ -176,6 +287,127 @@ absl::StatusOr<StepResult> SplitStep(const SplitStepSpec& params,
                     {"test_rows", split.test_rows.size()},
                     {"seed", params.seed},
                     {"stratify", params.stratify}};
+  for (auto [name, rows] : {std::pair{"train", &split.train_rows},
+                            std::pair{"test", &split.test_rows}}) {
+    ASSIGN_OR_RETURN(
+        std::shared_ptr<StepOutput> output,
+        WriteTableOutput(Fs(c), c.step->name, c.output_dir, name,
+                         Share(table->Take(*rows)), input->lineage()));
+    result.produced.push_back(std::move(output));
+  }
+  return result;
+}
+
+// The raw feature columns of `table` in model order: the pinned schema
+// features, else every column but the target, the id and `exclude`.
+std::vector<std::string> RawFeatures(const SchemaSpec& schema,
+                                     const Table& table) {
+  std::vector<std::string> features;
+  if (!schema.features.empty()) {
+    for (const ColumnType& f : schema.features) features.push_back(f.column);
+    return features;
+  }
+  std::set<std::string> skip(schema.exclude.begin(), schema.exclude.end());
+  skip.insert(schema.target);
+  skip.insert(schema.id);
+  for (const Column& column : table.columns()) {
+    if (!skip.count(column.name())) features.push_back(column.name());
+  }
+  return features;
+}
+
+TransformOptions::NumericImpute ToOption(NumericImpute impute) {
+  switch (impute) {
+    case NumericImpute::kNone:
+      return TransformOptions::NumericImpute::kNone;
+    case NumericImpute::kMean:
+      return TransformOptions::NumericImpute::kMean;
+    case NumericImpute::kMedian:
+      return TransformOptions::NumericImpute::kMedian;
+    case NumericImpute::kConstant:
+      return TransformOptions::NumericImpute::kConstant;
+  }
+  return TransformOptions::NumericImpute::kNone;
+}
+
+TransformOptions::CategoricalImpute ToOption(CategoricalImpute impute) {
+  switch (impute) {
+    case CategoricalImpute::kNone:
+      return TransformOptions::CategoricalImpute::kNone;
+    case CategoricalImpute::kMostFrequent:
+      return TransformOptions::CategoricalImpute::kMostFrequent;
+    case CategoricalImpute::kConstant:
+      return TransformOptions::CategoricalImpute::kConstant;
+  }
+  return TransformOptions::CategoricalImpute::kNone;
+}
+
+TransformOptions::CategoricalEncoding ToOption(CategoricalEncoding encoding) {
+  switch (encoding) {
+    case CategoricalEncoding::kNative:
+      return TransformOptions::CategoricalEncoding::kNative;
+    case CategoricalEncoding::kOneHot:
+      return TransformOptions::CategoricalEncoding::kOneHot;
+    case CategoricalEncoding::kOrdinal:
+      return TransformOptions::CategoricalEncoding::kOrdinal;
+  }
+  return TransformOptions::CategoricalEncoding::kNative;
+}
+
+TransformOptions ToTransformOptions(const TransformStepSpec& spec) {
+  TransformOptions options;
+  options.impute_numeric = ToOption(spec.impute_numeric);
+  options.impute_categorical = ToOption(spec.impute_categorical);
+  options.fill_value = spec.fill_value;
+  options.fill_category = spec.fill_category;
+  options.encode = ToOption(spec.encode);
+  options.max_categories = spec.max_categories;
+  options.standardize = spec.standardize;
+  options.columns = spec.columns;
+  return options;
+}
+
+absl::StatusOr<StepResult> TransformStep(const TransformStepSpec& params,
+                                         const StepContext& c) {
+  ASSIGN_OR_RETURN(const StepOutput* train_input,
+                   RequireTable(c, {"train", "data"},
+                                "training rows (split or ingest)"));
+  const StepOutput* test_input =
+      FindInput(c, OutputKind::kTable, {"test"}, /*any_name=*/false);
+  ASSIGN_OR_RETURN(std::shared_ptr<const Table> train,
+                   train_input->LoadTable(Fs(c)));
+  const std::vector<std::string> features = RawFeatures(Schema(c), *train);
+  ASSIGN_OR_RETURN(
+      FeatureTransform transform,
+      FeatureTransform::Fit(*train, features, ToTransformOptions(params)),
+      "step '" + c.step->name + "'");
+  StepResult result;
+  result.message = std::to_string(features.size()) + " features -> " +
+                   std::to_string(transform.model_features().size()) +
+                   " model features, fitted on " +
+                   std::to_string(train->num_rows()) + " rows";
+  result.outputs = {{"features", features},
+                    {"model_features", transform.ModelFeatureNames()}};
+  std::vector<std::pair<const char*, const StepOutput*>> tables = {
+      {"train", train_input}};
+  if (test_input != nullptr) tables.emplace_back("test", test_input);
+  for (auto [name, input] : tables) {
+    ASSIGN_OR_RETURN(std::shared_ptr<const Table> raw, input->LoadTable(Fs(c)));
+    ASSIGN_OR_RETURN(Table applied, transform.ApplyToTable(*raw),
+                     "step '" + c.step->name + "' on " + input->step() + "." +
+                         input->name());
+    ASSIGN_OR_RETURN(std::shared_ptr<StepOutput> output,
+                     WriteTableOutput(Fs(c), c.step->name, c.output_dir, name,
+                                      Share(std::move(applied)),
+                                      input->lineage()));
+    output->set_transformed(true);
+    result.produced.push_back(std::move(output));
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<StepOutput> fitted,
+                   WriteTransformOutput(Fs(c), c.step->name, c.output_dir,
+                                        transform.ToJson().dump(),
+                                        train_input->lineage()));
+  result.produced.push_back(std::move(fitted));
   return result;
 }
 
@@ -196,9 +428,12 @@ std::string ObjectiveFor(const TrainStepSpec& params,
 }
 
 absl::StatusOr<StepResult> TrainStep(const TrainStepSpec& params,
-                                     const StepEnvironment& env,
-                                     RunData* data) {
-  const SchemaSpec& schema = env.spec->schema;
+                                     const StepContext& c) {
+  const SchemaSpec& schema = Schema(c);
+  ASSIGN_OR_RETURN(const StepOutput* input,
+                   RequireTable(c, {"train", "data"},
+                                "training rows (split, transform or ingest)"));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Table> table, input->LoadTable(Fs(c)));
   TrainOptions options;
   options.objective = ObjectiveFor(params, schema);
   options.rounds = static_cast<int>(params.rounds);
@@ -210,37 +445,92 @@ absl::StatusOr<StepResult> TrainStep(const TrainStepSpec& params,
   options.lambda = params.lambda;
   options.alpha = params.alpha;
   options.seed = static_cast<uint64_t>(params.seed);
-  options.threads =
-      params.threads > 0 ? static_cast<int>(params.threads) : env.train_threads;
+  options.threads = params.threads > 0 ? static_cast<int>(params.threads)
+                                       : c.env->train_threads;
   for (const ColumnType& feature : schema.features) {
     options.features.push_back(feature.column);
   }
   options.exclude = schema.exclude;
   if (!schema.id.empty()) options.exclude.push_back(schema.id);
-  options.cancel = env.cancel;
-  ASSIGN_OR_RETURN(TrainedModel model,
-                   TrainXgboost(*data->train, schema.target, options));
+  options.cancel = c.stop;
+  options.on_round = [&c](int done, int rounds) {
+    Progress(c, {{"round", done}, {"rounds", rounds}});
+  };
+  std::string transform_json;
+  std::optional<FeatureTransform> transform;
+  if (input->transformed()) {
+    const StepOutput* fitted =
+        FindInput(c, OutputKind::kTransform, {"transform"});
+    if (fitted == nullptr) {
+      return MissingInput(c, "the transform that wrote " + input->step() +
+                                 "." + input->name());
+    }
+    ASSIGN_OR_RETURN(transform_json, fitted->LoadTransform(Fs(c)));
+    ASSIGN_OR_RETURN(transform, FeatureTransform::Parse(transform_json),
+                     "transform of step '" + fitted->step() + "'");
+    options.features = transform->ModelFeatureNames();
+  }
+  ASSIGN_OR_RETURN(TrainedModel trained,
+                   TrainXgboost(*table, schema.target, options));
+  if (transform.has_value()) {
+    RETURN_IF_ERROR(transform->CheckModelSignature(trained.signature),
+                    "step '" + c.step->name + "'");
+  }
   StepResult result;
-  result.message = std::to_string(model.rows) + " rows, " +
-                   std::to_string(model.signature.features().size()) +
+  result.message = std::to_string(trained.rows) + " rows, " +
+                   std::to_string(trained.signature.features().size()) +
                    " features, " +
-                   std::string(TaskName(model.signature.task()));
-  result.outputs = {{"rows", model.rows},
-                    {"features", model.signature.features().size()},
-                    {"task", std::string(TaskName(model.signature.task()))},
-                    {"params", model.params}};
-  data->model = std::move(model);
+                   std::string(TaskName(trained.signature.task()));
+  result.outputs = {{"rows", trained.rows},
+                    {"features", trained.signature.features().size()},
+                    {"task", std::string(TaskName(trained.signature.task()))},
+                    {"params", trained.params}};
+  auto model = std::make_shared<ModelDir>();
+  model->format = trained.format;
+  model->model_bytes = std::move(trained.model_bytes);
+  model->signature = std::move(trained.signature);
+  model->transform_json = std::move(transform_json);
+  model->params = std::move(trained.params);
+  ASSIGN_OR_RETURN(std::shared_ptr<StepOutput> output,
+                   WriteModelOutput(Fs(c), c.step->name, c.output_dir,
+                                    std::move(model), input->lineage()));
+  result.produced.push_back(std::move(output));
   return result;
 }
 
+// The model among the inputs, loaded; `input` helps a model directory
+// written by user code find its categories.
+absl::StatusOr<std::pair<const StepOutput*, std::shared_ptr<const ModelDir>>>
+RequireModel(const StepContext& c, const Table* input) {
+  const StepOutput* output = FindInput(c, OutputKind::kModel, {"model"});
+  if (output == nullptr) {
+    return absl::FailedPreconditionError(
+        "step '" + c.step->name + "' expects a model, and none of its inputs "
+        "is one (it has: " + InputNames(c) +
+        "); put a train step, or a command or notebook step that writes "
+        "model/ into $SLIPWAY_OUTPUT_DIR, before it");
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<const ModelDir> model,
+                   output->LoadModel(Fs(c), input, Schema(c).target));
+  return std::make_pair(output, std::move(model));
+}
+
 absl::StatusOr<StepResult> EvaluateStep(const EvaluateStepSpec& params,
-                                        const StepEnvironment& env,
-                                        RunData* data) {
-  const TrainedModel& trained = *data->model;
-  ASSIGN_OR_RETURN(
-      std::unique_ptr<Model> model,
-      LoadModel(trained.format, trained.model_bytes, trained.signature));
-  ASSIGN_OR_RETURN(json all, Evaluate(*model, *data->test));
+                                        const StepContext& c) {
+  ASSIGN_OR_RETURN(const StepOutput* test_output,
+                   RequireTable(c, {"test"}, "test rows (split)"));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Table> test,
+                   test_output->LoadTable(Fs(c)));
+  ASSIGN_OR_RETURN(auto found, RequireModel(c, test.get()));
+  const ModelDir& trained = *found.second;
+  // Raw test rows go through the model's transform; transformed ones
+  // straight to the model.
+  std::string_view transform =
+      test_output->transformed() ? std::string_view() : trained.transform_json;
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                   LoadModel(trained.format, trained.model_bytes,
+                             trained.signature, transform));
+  ASSIGN_OR_RETURN(json all, Evaluate(*model, *test));
   json metrics = json::object();
   if (params.metrics.empty()) {
     metrics = all;
@@ -262,41 +552,221 @@ absl::StatusOr<StepResult> EvaluateStep(const EvaluateStepSpec& params,
     message += (message.empty() ? "" : " ") + name + "=" +
                FormatNumber(value.get<double>());
   }
-  data->metrics = metrics;
   StepResult result;
   result.message = message;
   result.outputs = {{"metrics", metrics}};
+  ASSIGN_OR_RETURN(std::shared_ptr<StepOutput> output,
+                   WriteMetricsOutput(Fs(c), c.step->name, c.output_dir,
+                                      metrics, found.first->lineage()));
+  result.produced.push_back(std::move(output));
   return result;
 }
 
 absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
-                                        const StepEnvironment& env,
-                                        RunData* data) {
-  const TrainedModel& trained = *data->model;
+                                        const StepContext& c) {
+  const StepOutput* table = FindInput(c, OutputKind::kTable, {"train", "data"});
+  std::shared_ptr<const Table> rows;
+  if (table != nullptr) {
+    ASSIGN_OR_RETURN(rows, table->LoadTable(Fs(c)));
+  }
+  ASSIGN_OR_RETURN(auto found, RequireModel(c, rows.get()));
+  const ModelDir& model = *found.second;
+  json metrics = json::object();
+  if (const StepOutput* m = FindInput(c, OutputKind::kMetrics, {"metrics"})) {
+    ASSIGN_OR_RETURN(metrics, m->LoadMetrics(Fs(c)));
+  }
   NewModelVersion version;
-  version.app = env.spec->app;
-  version.format = trained.format;
-  version.model_bytes = trained.model_bytes;
-  version.signature_json = trained.signature.ToJson().dump();
-  version.params_json = trained.params.dump();
-  version.metrics_json = data->metrics.dump();
-  version.data_fingerprint = data->input->sha256;
-  version.row_count = data->input->rows;
-  version.run_id = env.run_id;
-  version.revision = env.revision.revision;
-  ASSIGN_OR_RETURN(ModelVersionRecord record, env.registry->Register(version));
+  version.app = c.env->spec->app;
+  version.format = model.format;
+  version.model_bytes = model.model_bytes;
+  version.signature_json = model.signature.ToJson().dump();
+  if (!model.transform_json.empty()) {
+    ASSIGN_OR_RETURN(FeatureTransform transform,
+                     FeatureTransform::Parse(model.transform_json),
+                     "transform of the model of step '" + found.first->step() +
+                         "'");
+    version.signature_json =
+        RequestSignature(transform, model.signature).ToJson().dump();
+    version.transform_json = model.transform_json;
+  }
+  version.params_json = model.params.dump();
+  version.metrics_json = metrics.dump();
+  version.data_fingerprint = found.first->lineage().data_fingerprint;
+  version.row_count = found.first->lineage().data_rows;
+  version.run_id = c.env->run_id;
+  version.revision = c.env->revision.revision;
+  ASSIGN_OR_RETURN(ModelVersionRecord record,
+                   c.env->registry->Register(version));
   StepResult result;
   result.message =
       "registered " + record.app + " v" + std::to_string(record.version);
   result.outputs = {{"version", record.version},
-                    {"artifact_sha256", record.artifact_sha256}};
+                    {"artifact_sha256", record.artifact_sha256},
+                    {"model_from", found.first->step()}};
   if (!params.alias.empty()) {
-    RETURN_IF_ERROR(env.move_alias(record.app, params.alias, record.version),
+    RETURN_IF_ERROR(c.env->move_alias(record.app, params.alias, record.version),
                     "moving alias '" + params.alias + "'");
     result.message += " as " + params.alias;
     result.outputs["alias"] = params.alias;
   }
-  data->registered = std::move(record);
+  return result;
+}
+
+absl::StatusOr<const DataSourceSpec*> RequireDataEntry(const StepContext& c,
+                                                       const std::string& name,
+                                                       const char* role) {
+  const DataSourceSpec* entry = c.env->spec->FindDataSource(name);
+  if (entry == nullptr) {
+    return absl::NotFoundError("step '" + c.step->name + "': " + role +
+                               " '" + name +
+                               "' is not declared under `data:`");
+  }
+  return entry;
+}
+
+// The model version a score step names: a version number or an alias.
+absl::StatusOr<ModelVersionRecord> ResolveScoreModel(const StepContext& c,
+                                                     const std::string& model) {
+  const std::string& app = c.env->spec->app;
+  const bool is_number =
+      !model.empty() &&
+      model.find_first_not_of("0123456789") == std::string::npos;
+  if (is_number) return c.env->registry->GetVersion(app, std::stoi(model));
+  ASSIGN_OR_RETURN(std::optional<int> version,
+                   c.env->registry->ResolveAlias(app, model));
+  if (!version.has_value()) {
+    return absl::FailedPreconditionError(
+        "step '" + c.step->name + "': alias '" + model + "' of app '" + app +
+        "' points at no model version yet; promote one (slipway models "
+        "promote " + app + " VERSION --alias " + model +
+        ") or name a version number");
+  }
+  return c.env->registry->GetVersion(app, *version);
+}
+
+// Loads a registered version (its stored signature is the request
+// signature; models/model.h LoadRegisteredModel).
+absl::StatusOr<std::unique_ptr<Model>> LoadVersion(
+    const StepContext& c, const ModelVersionRecord& version) {
+  ASSIGN_OR_RETURN(std::string bytes,
+                   c.env->registry->ReadModelBytes(version));
+  json signature_json =
+      json::parse(version.signature_json, nullptr, /*allow_exceptions=*/false);
+  ASSIGN_OR_RETURN(Signature request, Signature::FromJson(signature_json),
+                   "model " + version.app + " v" +
+                       std::to_string(version.version));
+  return LoadRegisteredModel(version.format, bytes, std::move(request),
+                             version.transform_json);
+}
+
+absl::StatusOr<StepResult> ScoreStep(const ScoreStepSpec& params,
+                                     const StepContext& c) {
+  ASSIGN_OR_RETURN(const DataSourceSpec* source_entry,
+                   RequireDataEntry(c, params.source, "source"));
+  ASSIGN_OR_RETURN(const DataSourceSpec* sink_entry,
+                   RequireDataEntry(c, params.sink, "sink"));
+  ASSIGN_OR_RETURN(ModelVersionRecord version,
+                   ResolveScoreModel(c, params.model));
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadVersion(c, version));
+  DataSourceSpec source_spec = *source_entry;
+  if (params.chunk_rows > 0) source_spec.chunk_rows = params.chunk_rows;
+  const std::string& source_dir = c.env->revision.source_dir;
+  ASSIGN_OR_RETURN(std::unique_ptr<DataSource> source,
+                   OpenSpecSource(source_spec, source_dir, Fs(c)));
+  ASSIGN_OR_RETURN(std::unique_ptr<DataSink> sink,
+                   OpenSpecSink(*sink_entry, source_dir, Fs(c)));
+  ScoreOptions options;
+  options.threads = params.threads > 0 ? static_cast<int>(params.threads)
+                                       : c.env->score_threads;
+  options.cancel = c.stop;
+  options.progress = [&c](int64_t rows) { Progress(c, {{"rows", rows}}); };
+  ASSIGN_OR_RETURN(ScoreReport report,
+                   ScoreStream(source.get(), *model, version.version,
+                               params.keep, sink.get(), options));
+  StepResult result;
+  result.message = std::to_string(report.rows) + " rows scored with " +
+                   version.app + " v" + std::to_string(version.version) +
+                   " into " + sink->Describe();
+  result.outputs = {{"model_version", version.version},
+                    {"rows", report.rows},
+                    {"seconds", report.seconds},
+                    {"source", source->Describe()},
+                    {"source_sha256", report.source_fingerprint},
+                    {"sink", sink->Describe()}};
+  return result;
+}
+
+absl::StatusOr<StepResult> SinkStep(const SinkStepSpec& params,
+                                    const StepContext& c) {
+  ASSIGN_OR_RETURN(const DataSourceSpec* entry,
+                   RequireDataEntry(c, params.to, "sink"));
+  ASSIGN_OR_RETURN(const StepOutput* input,
+                   RequireTable(c, {}, "a table to write"));
+  ASSIGN_OR_RETURN(std::shared_ptr<const Table> table, input->LoadTable(Fs(c)));
+  ASSIGN_OR_RETURN(std::unique_ptr<DataSink> sink,
+                   OpenSpecSink(*entry, c.env->revision.source_dir, Fs(c)));
+  RETURN_IF_ERROR(sink->Write(*table), sink->Describe());
+  RETURN_IF_ERROR(sink->Finish(), sink->Describe());
+  StepResult result;
+  result.message = std::to_string(table->num_rows()) + " rows of " +
+                   input->step() + "." + input->name() + " written to " +
+                   sink->Describe();
+  result.outputs = {{"rows", table->num_rows()},
+                    {"from", input->step() + "." + input->name()},
+                    {"sink", sink->Describe()}};
+  return result;
+}
+
+// The lineage a program's outputs inherit: the nearest input's that has
+// one.
+Lineage InputLineage(const StepContext& c) {
+  for (const std::shared_ptr<StepOutput>& in : c.inputs) {
+    if (!in->lineage().data_fingerprint.empty()) return in->lineage();
+  }
+  return {};
+}
+
+absl::StatusOr<StepResult> ProgramStep(
+    std::variant<CommandStepSpec, NotebookStepSpec> program,
+    const StepContext& c, StepReport* report) {
+  RETURN_IF_ERROR(LinkInputs(c.input_dir, c.inputs));
+  ProgramStepRequest request;
+  request.run_id = c.env->run_id;
+  request.step = c.step->name;
+  request.program = std::move(program);
+  request.source_dir = c.env->revision.source_dir;
+  request.input_dir = c.input_dir;
+  request.output_dir = c.output_dir;
+  request.log_path = c.log_path;
+  request.events_path = c.events_path;
+  request.timeout_ms = c.step->policy.timeout_ms;
+  request.memory_bytes = c.step->policy.memory_bytes;
+  request.cancel = c.stop;
+  request.python = c.env->python;
+  request.base_env = c.env->base_env;
+  ProgramStepResult ran = RunProgramStep(request, c.env->launcher, Fs(c));
+  report->cpu_user_micros += ran.process.cpu_user_micros;
+  report->cpu_system_micros += ran.process.cpu_system_micros;
+  report->peak_rss_kb = std::max(report->peak_rss_kb, ran.process.peak_rss_kb);
+  report->events.insert(report->events.end(), ran.events.begin(),
+                        ran.events.end());
+  RETURN_IF_ERROR(ran.status);
+  ASSIGN_OR_RETURN(StepOutputs outputs,
+                   FindProgramOutputs(Fs(c), c.step->name, c.output_dir,
+                                      c.step->outputs, InputLineage(c)));
+  StepResult result;
+  const double seconds = ran.process.wall_micros / 1e6;
+  result.message = "exited with status 0 after " + FormatNumber(seconds) + " s";
+  json written = json::array();
+  for (const std::shared_ptr<StepOutput>& output : outputs) {
+    written.push_back(output->name());
+  }
+  if (!written.empty()) result.message += "; wrote " + written.dump();
+  result.outputs = {{"wall_seconds", seconds},
+                    {"code_sha256", ran.code_sha256},
+                    {"events", ran.events.size()}};
+  if (ran.metrics.has_value()) result.outputs["metrics"] = *ran.metrics;
+  result.produced = std::move(outputs);
   return result;
 }
 
@@ -315,34 +785,31 @@ absl::StatusOr<CsvData> ReadDataSource(const DataSourceSpec& source,
   return ReadCsv(fs, path, CsvOptionsFor(source));
 }
 
-absl::StatusOr<StepResult> RunStep(const StepSpec& step,
-                                   const StepEnvironment& env, RunData* data) {
-  // The spec parser guarantees the order of the steps, so what a step
-  // reads is present; these checks keep a wrong order from crashing.
-  auto need = [&](bool present, const char* what) -> absl::Status {
-    if (present) return absl::OkStatus();
-    return absl::FailedPreconditionError("step '" + step.name + "' needs " +
-                                         what + " from an earlier step");
-  };
-  switch (step.kind()) {
+absl::StatusOr<StepResult> RunStep(const StepContext& c, StepReport* report) {
+  const StepParams& params = c.step->params;
+  switch (c.step->kind()) {
     case StepKind::kIngest:
-      return Ingest(std::get<IngestStepSpec>(step.params), env, data);
+      return Ingest(std::get<IngestStepSpec>(params), c);
     case StepKind::kValidate:
-      RETURN_IF_ERROR(need(data->input.has_value(), "data (ingest)"));
-      return Validate(std::get<ValidateStepSpec>(step.params), env, data);
+      return Validate(std::get<ValidateStepSpec>(params), c, report);
     case StepKind::kSplit:
-      RETURN_IF_ERROR(need(data->input.has_value(), "data (ingest)"));
-      return SplitStep(std::get<SplitStepSpec>(step.params), env, data);
+      return SplitStep(std::get<SplitStepSpec>(params), c);
+    case StepKind::kTransform:
+      return TransformStep(std::get<TransformStepSpec>(params), c);
     case StepKind::kTrain:
-      RETURN_IF_ERROR(need(data->train.has_value(), "data (ingest)"));
-      return TrainStep(std::get<TrainStepSpec>(step.params), env, data);
+      return TrainStep(std::get<TrainStepSpec>(params), c);
     case StepKind::kEvaluate:
-      RETURN_IF_ERROR(need(data->model.has_value(), "a model (train)"));
-      RETURN_IF_ERROR(need(data->test.has_value(), "test rows (split)"));
-      return EvaluateStep(std::get<EvaluateStepSpec>(step.params), env, data);
+      return EvaluateStep(std::get<EvaluateStepSpec>(params), c);
     case StepKind::kRegister:
-      RETURN_IF_ERROR(need(data->model.has_value(), "a model (train)"));
-      return RegisterStep(std::get<RegisterStepSpec>(step.params), env, data);
+      return RegisterStep(std::get<RegisterStepSpec>(params), c);
+    case StepKind::kScore:
+      return ScoreStep(std::get<ScoreStepSpec>(params), c);
+    case StepKind::kSink:
+      return SinkStep(std::get<SinkStepSpec>(params), c);
+    case StepKind::kCommand:
+      return ProgramStep(std::get<CommandStepSpec>(params), c, report);
+    case StepKind::kNotebook:
+      return ProgramStep(std::get<NotebookStepSpec>(params), c, report);
   }
   return absl::InternalError("unknown step kind");
 }

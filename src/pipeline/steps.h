@@ -1,35 +1,62 @@
-// The built-in steps of a train pipeline: ingest, validate, split, train,
-// evaluate, register. Each reads what earlier steps left in RunData and
-// adds its own results; each returns a StepResult (a one-line message and
-// a JSON object of outputs stored with the step) or an error whose message
-// tells the user what to fix.
-// Thread safety: a RunData belongs to one run's thread.
+// The steps of a pipeline, one attempt at a time: the built-ins (ingest,
+// validate, split, transform, train, evaluate, register, score, sink) and
+// the user programs (command, notebook).
+//
+// A step reads its inputs (step_outputs.h: the outputs of the steps it
+// depends on, resolved by the executor from pipeline/dag.h) and writes its
+// own outputs into its output directory. What a built-in step looks for
+// among its inputs, nearest first:
+//   validate, split   a table named `data` (else any table)
+//   transform         `train` (else `data`) to fit on; `test` is
+//                     transformed too when present
+//   train             `train` (else `data`); when that table came from a
+//                     transform step, the nearest `transform` output, which
+//                     the model directory then carries
+//   evaluate          a model and `test`
+//   register          a model (required: "no model" fails naming the step),
+//                     the nearest metrics
+//   sink              a table (the nearest)
+//   command, notebook every input, linked under SLIPWAY_INPUT_DIR/<step>/
+// ingest and score read data entries of the spec instead.
+//
+// Each returns a StepResult (a one-line message, a JSON object of results
+// stored with the step, the outputs it wrote) or an error whose message
+// tells the user what to fix. A StepReport collects what the attempt leaves
+// behind either way: a failed validate's violations, a program's resource
+// usage and events.
+//
+// Thread safety: RunStep may run concurrently for different steps; a
+// StepContext and its StepReport belong to one attempt.
 #ifndef SLIPWAY_PIPELINE_STEPS_H_
 #define SLIPWAY_PIPELINE_STEPS_H_
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
-#include <optional>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/filesystem.h"
+#include "core/process.h"
 #include "data/csv.h"
-#include "data/table.h"
 #include "nlohmann/json.hpp"
 #include "pipeline/app_spec.h"
+#include "pipeline/command_step.h"
+#include "pipeline/step_outputs.h"
 #include "registry/registry.h"
-#include "train/trainer.h"
+#include "store/store.h"
 
 namespace slipway {
 
-// Moves `alias` of `app` to `version` (the server swaps serving when the
-// alias is the served one).
+// Moves `alias` of `app` to `version` (the server swaps serving when it is
+// the served alias).
 using AliasMover = std::function<absl::Status(
     const std::string& app, const std::string& alias, int version)>;
 
-// Where a run's steps find their collaborators.
+// What every step of one run shares.
 struct StepEnvironment {
   const AppSpec* spec = nullptr;
   AppRevisionRecord revision;  // spec text, source_dir
@@ -37,35 +64,54 @@ struct StepEnvironment {
   Filesystem* fs = nullptr;
   Registry* registry = nullptr;
   AliasMover move_alias;
-  int train_threads = 0;
-  const std::atomic<bool>* cancel = nullptr;
+  int train_threads = 0;   // XGBoost threads when a step does not say
+  int score_threads = 0;   // score step threads when it does not say
+  ProcessLauncher* launcher = nullptr;
+  std::string python = "/usr/bin/python3";
+  std::map<std::string, std::string> base_env;  // for programs
 };
 
-// What the steps of one run pass along, in memory.
-struct RunData {
-  std::optional<CsvData> input;  // ingest
-  std::optional<Table> train;    // split (or the whole input)
-  std::optional<Table> test;     // split
-  std::optional<TrainedModel> model;
-  nlohmann::json metrics = nlohmann::json::object();
-  std::optional<ModelVersionRecord> registered;
+// One attempt of one step.
+struct StepContext {
+  const StepSpec* step = nullptr;
+  const StepEnvironment* env = nullptr;
+  StepOutputs inputs;      // nearest first
+  std::string output_dir;  // <run_dir>/<step>, empty, created
+  std::string input_dir;   // <run_dir>/<step>.inputs (programs)
+  std::string log_path;    // <run_dir>/<step>.log
+  std::string events_path;  // <run_dir>/<step>.events.jsonl
+  // Set when the run is cancelled or the attempt ran past its timeout; a
+  // step stops at its next check (training rounds, chunks, the launcher).
+  const std::atomic<bool>* stop = nullptr;
+  // Progress of a long step ({"rows": n} or {"round": i, "rounds": n});
+  // the caller throttles what it stores. May be empty.
+  std::function<void(const nlohmann::json&)> progress;
 };
 
 struct StepResult {
   std::string message;
   nlohmann::json outputs = nlohmann::json::object();
+  StepOutputs produced;
 };
 
-// Runs one step. Errors name the step's input and what to change.
-absl::StatusOr<StepResult> RunStep(const StepSpec& step,
-                                   const StepEnvironment& env, RunData* data);
+struct StepReport {
+  // Results kept with a failed step (validate's report).
+  nlohmann::json failure_outputs = nlohmann::json::object();
+  int64_t cpu_user_micros = 0;
+  int64_t cpu_system_micros = 0;
+  int64_t peak_rss_kb = 0;
+  std::vector<StepEvent> events;
+};
+
+absl::StatusOr<StepResult> RunStep(const StepContext& context,
+                                   StepReport* report);
 
 // `path` as written in a data source, resolved against the directory of the
 // applied spec file when relative.
 std::string ResolveDataPath(const std::string& path,
                             const std::string& source_dir);
 
-// Reads data source `source` of the spec.
+// Reads CSV data source `source` of the spec whole.
 absl::StatusOr<CsvData> ReadDataSource(const DataSourceSpec& source,
                                        const std::string& source_dir,
                                        Filesystem* fs);

@@ -75,6 +75,7 @@ absl::StatusOr<ModelVersionRecord> Registry::Register(
   record.artifact_sha256 = sha256;
   record.format = version.format;
   record.signature_json = version.signature_json;
+  record.transform_json = version.transform_json;
   record.params_json = version.params_json;
   record.metrics_json = version.metrics_json;
   record.data_fingerprint = version.data_fingerprint;

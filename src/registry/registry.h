@@ -36,7 +36,8 @@ struct NewModelVersion {
   std::string app;
   std::string format;  // "xgboost-json"
   std::string model_bytes;
-  std::string signature_json;
+  std::string signature_json;  // the request signature
+  std::string transform_json;  // models/transform.h; empty: none
   std::string params_json;
   std::string metrics_json;
   std::string data_fingerprint;

@@ -100,6 +100,41 @@ CREATE TABLE schedule_state (
   PRIMARY KEY (app, pipeline)
 );
 )sql",
+    // 3: pipelines as DAGs: a version's transform; the run a run retries;
+    // per-step kind, attempts, resources, cache key and progress; the step
+    // cache; run events.
+    R"sql(
+ALTER TABLE model_versions ADD COLUMN transform_json TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN retry_of TEXT NOT NULL DEFAULT '';
+ALTER TABLE steps ADD COLUMN kind TEXT NOT NULL DEFAULT '';
+ALTER TABLE steps ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE steps ADD COLUMN cpu_user_micros INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE steps ADD COLUMN cpu_system_micros INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE steps ADD COLUMN peak_rss_kb INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE steps ADD COLUMN cache_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE steps ADD COLUMN cached_from_run TEXT NOT NULL DEFAULT '';
+ALTER TABLE steps ADD COLUMN progress_json TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE step_cache (
+  app TEXT NOT NULL REFERENCES apps(name),
+  pipeline TEXT NOT NULL,
+  step TEXT NOT NULL,
+  cache_key TEXT NOT NULL,
+  run_id TEXT NOT NULL REFERENCES runs(id),
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (app, pipeline, step, cache_key)
+);
+CREATE TABLE run_events (
+  run_id TEXT NOT NULL REFERENCES runs(id),
+  step TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  name TEXT NOT NULL,
+  value_json TEXT NOT NULL,
+  message TEXT NOT NULL,
+  PRIMARY KEY (run_id, seq)
+);
+)sql",
 };
 
 constexpr int kFormatVersion =
@@ -107,9 +142,22 @@ constexpr int kFormatVersion =
 
 // Every table, in the order CountRows reports them. Fixed names from code,
 // never from input.
-constexpr const char* kTables[] = {"apps",          "app_revisions",  "runs",
-                                   "steps",         "model_versions", "aliases",
-                                   "schedule_state"};
+constexpr const char* kTables[] = {
+    "apps",    "app_revisions",  "runs",       "steps",     "model_versions",
+    "aliases", "schedule_state", "step_cache", "run_events"};
+
+// Column lists matching the row readers below.
+constexpr char kRunColumns[] =
+    "id, app, pipeline, revision, state, reason, created_at, started_at, "
+    "finished_at, retry_of";
+constexpr char kStepColumns[] =
+    "run_id, name, ordinal, state, message, outputs_json, started_at, "
+    "finished_at, kind, attempts, cpu_user_micros, cpu_system_micros, "
+    "peak_rss_kb, cache_key, cached_from_run, progress_json";
+constexpr char kModelVersionColumns[] =
+    "app, version, artifact_sha256, format, signature_json, params_json, "
+    "metrics_json, data_fingerprint, row_count, run_id, revision, "
+    "created_at, transform_json";
 
 bool IsFinalRunState(std::string_view state) {
   return state == "succeeded" || state == "failed" || state == "cancelled";
@@ -325,6 +373,7 @@ RunRecord ReadRun(Statement& s) {
   r.created_at = s.Int(6);
   r.started_at = s.Int(7);
   r.finished_at = s.Int(8);
+  r.retry_of = s.Text(9);
   return r;
 }
 
@@ -338,6 +387,14 @@ StepRecord ReadStep(Statement& s) {
   r.outputs_json = s.Text(5);
   r.started_at = s.Int(6);
   r.finished_at = s.Int(7);
+  r.kind = s.Text(8);
+  r.attempts = static_cast<int>(s.Int(9));
+  r.cpu_user_micros = s.Int(10);
+  r.cpu_system_micros = s.Int(11);
+  r.peak_rss_kb = s.Int(12);
+  r.cache_key = s.Text(13);
+  r.cached_from_run = s.Text(14);
+  r.progress_json = s.Text(15);
   return r;
 }
 
@@ -355,6 +412,31 @@ ModelVersionRecord ReadModelVersion(Statement& s) {
   r.run_id = s.Text(9);
   r.revision = static_cast<int>(s.Int(10));
   r.created_at = s.Int(11);
+  r.transform_json = s.Text(12);
+  return r;
+}
+
+StepCacheRecord ReadStepCache(Statement& s) {
+  StepCacheRecord r;
+  r.app = s.Text(0);
+  r.pipeline = s.Text(1);
+  r.step = s.Text(2);
+  r.cache_key = s.Text(3);
+  r.run_id = s.Text(4);
+  r.created_at = s.Int(5);
+  return r;
+}
+
+RunEventRecord ReadRunEvent(Statement& s) {
+  RunEventRecord r;
+  r.run_id = s.Text(0);
+  r.step = s.Text(1);
+  r.seq = s.Int(2);
+  r.at = s.Int(3);
+  r.type = s.Text(4);
+  r.name = s.Text(5);
+  r.value_json = s.Text(6);
+  r.message = s.Text(7);
   return r;
 }
 
@@ -393,9 +475,9 @@ absl::StatusOr<bool> RevisionExists(sqlite3* db, const std::string& app,
 
 absl::StatusOr<std::optional<RunRecord>> FindRun(sqlite3* db,
                                                  const std::string& run_id) {
-  Statement s(db,
-              "SELECT id, app, pipeline, revision, state, reason, created_at, "
-              "started_at, finished_at FROM runs WHERE id = ?");
+  Statement s(db, (std::string("SELECT ") + kRunColumns +
+                   " FROM runs WHERE id = ?")
+                      .c_str());
   s.Bind(run_id);
   ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::nullopt;
@@ -407,6 +489,17 @@ absl::StatusOr<bool> ModelVersionExists(sqlite3* db, const std::string& app,
   Statement s(db, "SELECT 1 FROM model_versions WHERE app = ? AND version = ?");
   s.Bind(app).Bind(version);
   return s.Step();
+}
+
+// After an UPDATE of one step: OK when it changed a row, else NotFound
+// naming the run or the step.
+absl::Status RequireStepChanged(sqlite3* db, const std::string& run_id,
+                                const std::string& step) {
+  if (sqlite3_changes(db) == 1) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::optional<RunRecord> run, FindRun(db, run_id));
+  if (!run.has_value()) return RunNotFound(run_id);
+  return absl::NotFoundError("step " + Quote(step) + " of run " +
+                             Quote(run_id) + " not found");
 }
 
 absl::Status ValidateName(std::string_view kind, const std::string& name) {
@@ -585,20 +678,22 @@ class SqliteStore : public Store {
           Statement insert(db,
                            "INSERT INTO runs (id, app, pipeline, revision, "
                            "state, reason, created_at, started_at, "
-                           "finished_at) VALUES (?, ?, ?, ?, 'queued', '', "
-                           "?, 0, 0)");
+                           "finished_at, retry_of) VALUES (?, ?, ?, ?, "
+                           "'queued', '', ?, 0, 0, ?)");
           insert.Bind(run.id)
               .Bind(run.app)
               .Bind(run.pipeline)
               .Bind(run.revision)
-              .Bind(now);
+              .Bind(now)
+              .Bind(run.retry_of);
           RETURN_IF_ERROR(insert.Run());
           for (const StepRecord& step : steps) {
             Statement s(db,
-                        "INSERT INTO steps (run_id, name, ordinal, state, "
-                        "message, outputs_json, started_at, finished_at) "
-                        "VALUES (?, ?, ?, 'pending', '', '{}', 0, 0)");
-            s.Bind(run.id).Bind(step.name).Bind(step.ordinal);
+                        "INSERT INTO steps (run_id, name, ordinal, kind, "
+                        "state, message, outputs_json, started_at, "
+                        "finished_at) VALUES (?, ?, ?, ?, 'pending', '', "
+                        "'{}', 0, 0)");
+            s.Bind(run.id).Bind(step.name).Bind(step.ordinal).Bind(step.kind);
             RETURN_IF_ERROR(s.Run(), "step " + Quote(step.name) + " of run " +
                                          Quote(run.id));
           }
@@ -646,24 +741,44 @@ class SqliteStore : public Store {
     absl::MutexLock lock(&mu_);
     return Transact(
         db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
-          Statement update(db,
-                           "UPDATE steps SET state = ?, message = ?, "
-                           "outputs_json = ?, started_at = ?, finished_at = ? "
-                           "WHERE run_id = ? AND name = ?");
+          Statement update(
+              db,
+              "UPDATE steps SET state = ?, message = ?, outputs_json = ?, "
+              "started_at = ?, finished_at = ?, attempts = ?, "
+              "cpu_user_micros = ?, cpu_system_micros = ?, peak_rss_kb = ?, "
+              "cache_key = ?, cached_from_run = ?, progress_json = ? "
+              "WHERE run_id = ? AND name = ?");
           update.Bind(step.state)
               .Bind(step.message)
               .Bind(step.outputs_json)
               .Bind(step.started_at)
               .Bind(step.finished_at)
+              .Bind(step.attempts)
+              .Bind(step.cpu_user_micros)
+              .Bind(step.cpu_system_micros)
+              .Bind(step.peak_rss_kb)
+              .Bind(step.cache_key)
+              .Bind(step.cached_from_run)
+              .Bind(step.progress_json)
               .Bind(step.run_id)
               .Bind(step.name);
           RETURN_IF_ERROR(update.Run());
-          if (sqlite3_changes(db) == 1) return absl::OkStatus();
-          ASSIGN_OR_RETURN(std::optional<RunRecord> run,
-                           FindRun(db, step.run_id));
-          if (!run.has_value()) return RunNotFound(step.run_id);
-          return absl::NotFoundError("step " + Quote(step.name) + " of run " +
-                                     Quote(step.run_id) + " not found");
+          return RequireStepChanged(db, step.run_id, step.name);
+        });
+  }
+
+  absl::Status UpdateStepProgress(const std::string& run_id,
+                                  const std::string& step,
+                                  const std::string& progress_json) override {
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          Statement update(db,
+                           "UPDATE steps SET progress_json = ? "
+                           "WHERE run_id = ? AND name = ?");
+          update.Bind(progress_json).Bind(run_id).Bind(step);
+          RETURN_IF_ERROR(update.Run());
+          return RequireStepChanged(db, run_id, step);
         });
   }
 
@@ -688,10 +803,9 @@ class SqliteStore : public Store {
         Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
           ASSIGN_OR_RETURN(std::optional<RunRecord> run, FindRun(db, run_id));
           if (!run.has_value()) return RunNotFound(run_id);
-          Statement s(db,
-                      "SELECT run_id, name, ordinal, state, message, "
-                      "outputs_json, started_at, finished_at FROM steps "
-                      "WHERE run_id = ? ORDER BY ordinal");
+          Statement s(db, (std::string("SELECT ") + kStepColumns +
+                           " FROM steps WHERE run_id = ? ORDER BY ordinal")
+                              .c_str());
           s.Bind(run_id);
           while (true) {
             ASSIGN_OR_RETURN(bool row, s.Step());
@@ -715,16 +829,15 @@ class SqliteStore : public Store {
         Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
           // Runs created in the same microsecond keep their creation order
           // through the rowid.
-          constexpr char kAllApps[] =
-              "SELECT id, app, pipeline, revision, state, reason, "
-              "created_at, started_at, finished_at FROM runs "
-              "ORDER BY created_at DESC, rowid DESC LIMIT ?";
-          constexpr char kOneApp[] =
-              "SELECT id, app, pipeline, revision, state, reason, "
-              "created_at, started_at, finished_at FROM runs WHERE app = ? "
-              "ORDER BY created_at DESC, rowid DESC LIMIT ?";
+          const std::string all_apps =
+              std::string("SELECT ") + kRunColumns +
+              " FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?";
+          const std::string one_app =
+              std::string("SELECT ") + kRunColumns +
+              " FROM runs WHERE app = ? ORDER BY created_at DESC, rowid DESC "
+              "LIMIT ?";
           if (!app.empty()) RETURN_IF_ERROR(RequireApp(db, app));
-          Statement s(db, app.empty() ? kAllApps : kOneApp);
+          Statement s(db, app.empty() ? all_apps.c_str() : one_app.c_str());
           if (!app.empty()) s.Bind(app);
           s.Bind(limit);
           while (true) {
@@ -769,6 +882,108 @@ class SqliteStore : public Store {
     return failed;
   }
 
+  absl::Status PutStepCache(const StepCacheRecord& record) override {
+    const int64_t now = clock_->NowMicros();
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, record.app));
+          ASSIGN_OR_RETURN(std::optional<RunRecord> run,
+                           FindRun(db, record.run_id));
+          if (!run.has_value()) return RunNotFound(record.run_id);
+          Statement upsert(db,
+                           "INSERT INTO step_cache (app, pipeline, step, "
+                           "cache_key, run_id, created_at) "
+                           "VALUES (?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT (app, pipeline, step, cache_key) DO "
+                           "UPDATE SET run_id = excluded.run_id, "
+                           "created_at = excluded.created_at");
+          upsert.Bind(record.app)
+              .Bind(record.pipeline)
+              .Bind(record.step)
+              .Bind(record.cache_key)
+              .Bind(record.run_id)
+              .Bind(now);
+          return upsert.Run();
+        });
+  }
+
+  absl::StatusOr<std::optional<StepCacheRecord>> FindStepCache(
+      const std::string& app, const std::string& pipeline,
+      const std::string& step, const std::string& cache_key) override {
+    std::optional<StepCacheRecord> record;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          Statement s(db,
+                      "SELECT app, pipeline, step, cache_key, run_id, "
+                      "created_at FROM step_cache WHERE app = ? AND "
+                      "pipeline = ? AND step = ? AND cache_key = ?");
+          s.Bind(app).Bind(pipeline).Bind(step).Bind(cache_key);
+          ASSIGN_OR_RETURN(bool row, s.Step());
+          if (row) record = ReadStepCache(s);
+          return absl::OkStatus();
+        }));
+    return record;
+  }
+
+  absl::StatusOr<std::vector<RunEventRecord>> AddRunEvents(
+      const std::vector<RunEventRecord>& events) override {
+    std::vector<RunEventRecord> stored = events;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          for (RunEventRecord& event : stored) {
+            ASSIGN_OR_RETURN(std::optional<RunRecord> run,
+                             FindRun(db, event.run_id));
+            if (!run.has_value()) return RunNotFound(event.run_id);
+            Statement next(db,
+                           "SELECT COALESCE(MAX(seq), 0) + 1 FROM run_events "
+                           "WHERE run_id = ?");
+            next.Bind(event.run_id);
+            RETURN_IF_ERROR(next.Step().status());
+            event.seq = next.Int(0);
+            Statement insert(db,
+                             "INSERT INTO run_events (run_id, step, seq, at, "
+                             "type, name, value_json, message) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+            insert.Bind(event.run_id)
+                .Bind(event.step)
+                .Bind(event.seq)
+                .Bind(event.at)
+                .Bind(event.type)
+                .Bind(event.name)
+                .Bind(event.value_json)
+                .Bind(event.message);
+            RETURN_IF_ERROR(insert.Run());
+          }
+          return absl::OkStatus();
+        }));
+    return stored;
+  }
+
+  absl::StatusOr<std::vector<RunEventRecord>> ListRunEvents(
+      const std::string& run_id) override {
+    std::vector<RunEventRecord> events;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          ASSIGN_OR_RETURN(std::optional<RunRecord> run, FindRun(db, run_id));
+          if (!run.has_value()) return RunNotFound(run_id);
+          Statement s(db,
+                      "SELECT run_id, step, seq, at, type, name, value_json, "
+                      "message FROM run_events WHERE run_id = ? ORDER BY seq");
+          s.Bind(run_id);
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            events.push_back(ReadRunEvent(s));
+          }
+          return absl::OkStatus();
+        }));
+    return events;
+  }
+
   absl::StatusOr<ModelVersionRecord> AddModelVersion(
       const ModelVersionRecord& record) override {
     RETURN_IF_ERROR(ValidateName("app", record.app));
@@ -790,12 +1005,11 @@ class SqliteStore : public Store {
           next.Bind(stored.app);
           RETURN_IF_ERROR(next.Step().status());
           stored.version = static_cast<int>(next.Int(0));
-          Statement insert(
-              db,
-              "INSERT INTO model_versions (app, version, artifact_sha256, "
-              "format, signature_json, params_json, metrics_json, "
-              "data_fingerprint, row_count, run_id, revision, created_at) "
-              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+          Statement insert(db, (std::string("INSERT INTO model_versions (") +
+                                kModelVersionColumns +
+                                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                                "?, ?)")
+                                   .c_str());
           insert.Bind(stored.app)
               .Bind(stored.version)
               .Bind(stored.artifact_sha256)
@@ -807,7 +1021,8 @@ class SqliteStore : public Store {
               .Bind(stored.row_count)
               .Bind(stored.run_id)
               .Bind(stored.revision)
-              .Bind(stored.created_at);
+              .Bind(stored.created_at)
+              .Bind(stored.transform_json);
           return insert.Run();
         }));
     return stored;
@@ -820,12 +1035,9 @@ class SqliteStore : public Store {
     RETURN_IF_ERROR(
         Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
           RETURN_IF_ERROR(RequireApp(db, app));
-          Statement s(db,
-                      "SELECT app, version, artifact_sha256, format, "
-                      "signature_json, params_json, metrics_json, "
-                      "data_fingerprint, row_count, run_id, revision, "
-                      "created_at FROM model_versions "
-                      "WHERE app = ? AND version = ?");
+          Statement s(db, (std::string("SELECT ") + kModelVersionColumns +
+                           " FROM model_versions WHERE app = ? AND version = ?")
+                              .c_str());
           s.Bind(app).Bind(version);
           ASSIGN_OR_RETURN(bool row, s.Step());
           if (!row) return ModelNotFound(app, version);
@@ -842,12 +1054,9 @@ class SqliteStore : public Store {
     RETURN_IF_ERROR(
         Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
           RETURN_IF_ERROR(RequireApp(db, app));
-          Statement s(db,
-                      "SELECT app, version, artifact_sha256, format, "
-                      "signature_json, params_json, metrics_json, "
-                      "data_fingerprint, row_count, run_id, revision, "
-                      "created_at FROM model_versions WHERE app = ? "
-                      "ORDER BY version");
+          Statement s(db, (std::string("SELECT ") + kModelVersionColumns +
+                           " FROM model_versions WHERE app = ? ORDER BY version")
+                              .c_str());
           s.Bind(app);
           while (true) {
             ASSIGN_OR_RETURN(bool row, s.Step());

@@ -102,6 +102,20 @@ std::vector<StepRecord> Steps(const std::string& run_id) {
   return steps;
 }
 
+// Takes a current database back to format version 2's schema (the caller
+// sets user_version).
+void UndoMigration3(RawDatabase& raw) {
+  raw.Exec("DROP TABLE step_cache");
+  raw.Exec("DROP TABLE run_events");
+  raw.Exec("ALTER TABLE model_versions DROP COLUMN transform_json");
+  raw.Exec("ALTER TABLE runs DROP COLUMN retry_of");
+  for (const char* column :
+       {"kind", "attempts", "cpu_user_micros", "cpu_system_micros",
+        "peak_rss_kb", "cache_key", "cached_from_run", "progress_json"}) {
+    raw.Exec(std::string("ALTER TABLE steps DROP COLUMN ") + column);
+  }
+}
+
 class SqliteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { Open(); }
@@ -139,8 +153,10 @@ TEST_F(SqliteStoreTest, OpenCreatesDataDirectoryAndSchemaAtCurrentVersion) {
                                                       {"app_revisions", 0},
                                                       {"apps", 0},
                                                       {"model_versions", 0},
+                                                      {"run_events", 0},
                                                       {"runs", 0},
                                                       {"schedule_state", 0},
+                                                      {"step_cache", 0},
                                                       {"steps", 0}}));
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
@@ -199,18 +215,62 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
     // A directory written by the first release: migration 1 only.
     RawDatabase raw(data_dir());
     raw.Exec("DROP TABLE schedule_state");
+    UndoMigration3(raw);
     raw.Exec("PRAGMA user_version = 1");
   }
   Open();
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
             std::to_string(SqliteStoreFormatVersion()));
-  EXPECT_EQ(SqliteStoreFormatVersion(), 2);
+  EXPECT_EQ(SqliteStoreFormatVersion(), 3);
   auto app = store_->GetApp("churn");
   ASSERT_TRUE(app.ok()) << app.status();
   EXPECT_EQ(app->current_revision, 2);
   ASSERT_TRUE(store_->SetLastScheduledFire("churn", "train", 42).ok());
   EXPECT_EQ(Counts()["schedule_state"], 1);
+}
+
+TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
+  AddChurn();
+  ASSERT_TRUE(store_->AddModelVersion(Model("churn", "model 1")).ok());
+  ASSERT_TRUE(
+      store_->CreateRun(NewRun("run-1", "churn", 1), Steps("run-1")).ok());
+  StepRecord step = Steps("run-1")[0];
+  step.state = "succeeded";
+  step.message = "569 rows";
+  step.outputs_json = R"({"rows":569})";
+  ASSERT_TRUE(store_->UpdateStep(step).ok());
+  store_.reset();
+  {
+    // A directory written by the cron release: migrations 1 and 2.
+    RawDatabase raw(data_dir());
+    UndoMigration3(raw);
+    raw.Exec("PRAGMA user_version = 2");
+  }
+  Open();
+  RawDatabase raw(data_dir());
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "3");
+  EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
+
+  auto version = store_->GetModelVersion("churn", 1);
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(version->transform_json, "");
+  EXPECT_EQ(version->format, "xgboost-json");
+  StepRecord stored = (*store_->ListSteps("run-1"))[0];
+  EXPECT_EQ(stored.state, "succeeded");
+  EXPECT_EQ(stored.message, "569 rows");
+  EXPECT_EQ(stored.outputs_json, R"({"rows":569})");
+  EXPECT_EQ(stored.kind, "");
+  EXPECT_EQ(stored.attempts, 0);
+  EXPECT_EQ(stored.cache_key, "");
+  EXPECT_EQ(stored.cached_from_run, "");
+  EXPECT_EQ(stored.progress_json, "{}");
+  EXPECT_EQ(store_->GetRun("run-1")->retry_of, "");
+  ASSERT_TRUE(store_
+                  ->PutStepCache({"churn", "train", "ingest",
+                                  std::string(64, 'a'), "run-1", 0})
+                  .ok());
+  EXPECT_EQ(Counts()["step_cache"], 1);
 }
 
 TEST_F(SqliteStoreTest, LastScheduledFireIsPerPipelineAndSurvivesReopen) {
@@ -510,6 +570,118 @@ TEST_F(SqliteStoreTest, UpdateStepReplacesItsMutableFields) {
             absl::StatusCode::kNotFound);
 }
 
+TEST_F(SqliteStoreTest, ARunKeepsTheRunItRetries) {
+  AddChurn();
+  RunRecord retry = NewRun("run-2", "churn", 1);
+  retry.retry_of = "run-1";
+  ASSERT_TRUE(store_->CreateRun(retry, {}).ok());
+  EXPECT_EQ(store_->GetRun("run-2")->retry_of, "run-1");
+  EXPECT_EQ((*store_->ListRuns("churn", 5))[0].retry_of, "run-1");
+}
+
+TEST_F(SqliteStoreTest, StepsKeepKindAttemptsResourcesCacheAndProgress) {
+  AddChurn();
+  std::vector<StepRecord> steps = Steps("run-1");
+  steps[1].kind = "command";
+  ASSERT_TRUE(store_->CreateRun(NewRun("run-1", "churn", 1), steps).ok());
+  EXPECT_EQ((*store_->ListSteps("run-1"))[1].kind, "command");
+
+  StepRecord step = steps[1];
+  step.state = "running";
+  step.attempts = 2;
+  step.cpu_user_micros = 1500;
+  step.cpu_system_micros = 300;
+  step.peak_rss_kb = 40960;
+  step.cache_key = std::string(64, 'c');
+  step.cached_from_run = "run-0";
+  ASSERT_TRUE(store_->UpdateStep(step).ok());
+  ASSERT_TRUE(
+      store_->UpdateStepProgress("run-1", "train", R"({"round":4})").ok());
+  StepRecord stored = (*store_->ListSteps("run-1"))[1];
+  EXPECT_EQ(stored.kind, "command");
+  EXPECT_EQ(stored.attempts, 2);
+  EXPECT_EQ(stored.cpu_user_micros, 1500);
+  EXPECT_EQ(stored.cpu_system_micros, 300);
+  EXPECT_EQ(stored.peak_rss_kb, 40960);
+  EXPECT_EQ(stored.cache_key, std::string(64, 'c'));
+  EXPECT_EQ(stored.cached_from_run, "run-0");
+  EXPECT_EQ(stored.progress_json, R"({"round":4})");
+  // Progress leaves every other field alone.
+  EXPECT_EQ(stored.state, "running");
+
+  EXPECT_EQ(store_->UpdateStepProgress("run-1", "deploy", "{}").code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->UpdateStepProgress("run-9", "train", "{}").code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, StepCacheFindsTheLatestRunForAKey) {
+  AddChurn();
+  ASSERT_TRUE(store_->CreateRun(NewRun("run-1", "churn", 1), {}).ok());
+  ASSERT_TRUE(store_->CreateRun(NewRun("run-2", "churn", 1), {}).ok());
+  const std::string key(64, 'k');
+  auto none = store_->FindStepCache("churn", "train", "split", key);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->has_value());
+
+  ASSERT_TRUE(
+      store_->PutStepCache({"churn", "train", "split", key, "run-1", 0}).ok());
+  clock_.Advance(5);
+  ASSERT_TRUE(
+      store_->PutStepCache({"churn", "train", "split", key, "run-2", 0}).ok());
+  auto found = store_->FindStepCache("churn", "train", "split", key);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->run_id, "run-2");
+  EXPECT_EQ((*found)->created_at, clock_.NowMicros());
+  EXPECT_FALSE(
+      store_->FindStepCache("churn", "train", "train", key)->has_value());
+  EXPECT_FALSE(store_->FindStepCache("churn", "other", "split", key)
+                   ->has_value());
+  EXPECT_EQ(Counts()["step_cache"], 1);
+
+  EXPECT_EQ(
+      store_->PutStepCache({"churn", "train", "split", key, "run-9", 0}).code(),
+      absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      store_->PutStepCache({"spam", "train", "split", key, "run-1", 0}).code(),
+      absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, RunEventsAreNumberedPerRunInOrder) {
+  AddChurn();
+  ASSERT_TRUE(store_->CreateRun(NewRun("run-1", "churn", 1), {}).ok());
+  ASSERT_TRUE(store_->CreateRun(NewRun("run-2", "churn", 1), {}).ok());
+  RunEventRecord metric{"run-1", "prep", 0, 10, "metric", "auc", "0.91", ""};
+  RunEventRecord alert{"run-1", "prep", 0, 11, "alert", "drift", "null",
+                       "age drifted"};
+  auto added = store_->AddRunEvents({metric, alert});
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ((*added)[0].seq, 1);
+  EXPECT_EQ((*added)[1].seq, 2);
+  RunEventRecord other{"run-2", "train", 0, 12, "stat", "rows", "5", ""};
+  ASSERT_TRUE(store_->AddRunEvents({other}).ok());
+  ASSERT_TRUE(store_->AddRunEvents({metric}).ok());
+
+  auto events = store_->ListRunEvents("run-1");
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[0].name, "auc");
+  EXPECT_EQ((*events)[0].value_json, "0.91");
+  EXPECT_EQ((*events)[1].type, "alert");
+  EXPECT_EQ((*events)[1].message, "age drifted");
+  EXPECT_EQ((*events)[2].seq, 3);
+  EXPECT_EQ((*store_->ListRunEvents("run-2"))[0].seq, 1);
+
+  // All or nothing: an event of an unknown run rejects the batch.
+  RunEventRecord stray{"run-9", "x", 0, 1, "metric", "m", "1", ""};
+  EXPECT_EQ(store_->AddRunEvents({metric, stray}).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListRunEvents("run-1")->size(), 3u);
+  EXPECT_EQ(store_->ListRunEvents("run-9").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 TEST_F(SqliteStoreTest, ListRunsIsNewestFirstPerAppOrOverall) {
   AddChurn();
   ASSERT_TRUE(store_->AddAppRevision(Revision("fraud", "app: fraud\n")).ok());
@@ -639,17 +811,26 @@ TEST_F(SqliteStoreTest, AddModelVersionNumbersVersionsPerApp) {
   EXPECT_EQ(got->run_id, "run-0001");
   EXPECT_EQ(got->revision, 1);
   EXPECT_EQ(got->created_at, t0 + 7);
+  EXPECT_EQ(got->transform_json, "");
+
+  ModelVersionRecord transformed = Model("churn", "model 3");
+  transformed.transform_json = R"({"version":1})";
+  ASSERT_TRUE(store_->AddModelVersion(transformed).ok());
+  EXPECT_EQ(store_->GetModelVersion("churn", 3)->transform_json,
+            R"({"version":1})");
+  EXPECT_EQ((*store_->ListModelVersions("churn"))[2].transform_json,
+            R"({"version":1})");
 
   auto versions = store_->ListModelVersions("churn");
   ASSERT_TRUE(versions.ok()) << versions.status();
-  ASSERT_EQ(versions->size(), 2u);
+  ASSERT_EQ(versions->size(), 3u);
   EXPECT_EQ((*versions)[0].version, 1);
   EXPECT_EQ((*versions)[1].version, 2);
 
-  auto missing = store_->GetModelVersion("churn", 3);
+  auto missing = store_->GetModelVersion("churn", 4);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()),
-              HasSubstr("model churn v3"));
+              HasSubstr("model churn v4"));
 
   std::map<std::string, int64_t> before = Counts();
   ModelVersionRecord bad_hash = Model("churn", "x");

@@ -1,5 +1,5 @@
-// Store: Slipway's metadata (apps and their revisions, runs and their steps,
-// model versions and aliases, schedule state), behind an interface so a
+// Store: Slipway's metadata (apps and their revisions, runs with their steps
+// and events, the step cache, model versions and aliases, schedule state), behind an interface so a
 // PostgreSQL implementation can join the embedded SQLite one.
 //
 // Every method is one transaction: it either happens completely or not at
@@ -44,7 +44,7 @@ struct AppRevisionRecord {
 
 // Run and step states: "queued", "running", "succeeded", "failed",
 // "cancelled" (DESIGN.md). A step may also be "pending" (not started) or
-// "skipped".
+// "skipped" (a step it depends on failed or was cancelled).
 struct RunRecord {
   std::string id;
   std::string app;
@@ -55,17 +55,58 @@ struct RunRecord {
   int64_t created_at = 0;
   int64_t started_at = 0;   // 0: not yet
   int64_t finished_at = 0;  // 0: not yet
+  // The interrupted run this one retries (retry_interrupted); empty
+  // otherwise. Set at creation.
+  std::string retry_of;
 };
 
 struct StepRecord {
   std::string run_id;
   std::string name;
-  int ordinal = 0;  // position in the pipeline
+  int ordinal = 0;   // position in the pipeline
+  std::string kind;  // "ingest", "train", "command", ... (set at creation)
   std::string state;
   std::string message;       // progress or failure text
   std::string outputs_json;  // step results ("{}" when none)
   int64_t started_at = 0;
   int64_t finished_at = 0;
+  int attempts = 0;  // attempts started (retries included)
+  // Resources of the step's programs (command and notebook steps), summed
+  // over attempts; peak_rss_kb is the largest attempt's.
+  int64_t cpu_user_micros = 0;
+  int64_t cpu_system_micros = 0;
+  int64_t peak_rss_kb = 0;
+  // What the step's results depend on (pipeline/README.md "Step caching");
+  // empty for steps that are never reused.
+  std::string cache_key;
+  // The run whose outputs this step reused; empty when it ran.
+  std::string cached_from_run;
+  // How far a running step got ({"rows": 120000}, {"round": 40,
+  // "rounds": 200}); "{}" when it reports nothing.
+  std::string progress_json = "{}";
+};
+
+// A step's reusable outputs: the run that produced them for `cache_key`.
+struct StepCacheRecord {
+  std::string app;
+  std::string pipeline;
+  std::string step;
+  std::string cache_key;
+  std::string run_id;
+  int64_t created_at = 0;  // set by the store
+};
+
+// A line a step's program appended to $SLIPWAY_EVENTS (a metric, a
+// statistic, an alert), or "invalid" for a line that could not be read.
+struct RunEventRecord {
+  std::string run_id;
+  std::string step;
+  int64_t seq = 0;  // 1, 2, ... per run, assigned by the store
+  int64_t at = 0;   // unix micros
+  std::string type;  // "metric", "stat", "alert", "invalid", ...
+  std::string name;
+  std::string value_json;  // the event's value as JSON; "null" when none
+  std::string message;
 };
 
 struct ModelVersionRecord {
@@ -73,7 +114,12 @@ struct ModelVersionRecord {
   int version = 0;              // 1, 2, ... per app, assigned by the store
   std::string artifact_sha256;  // the model file in the artifact store
   std::string format;           // "xgboost-json"
+  // The request signature: the raw features a caller sends (with a
+  // transform, the model itself sees the transform's outputs).
   std::string signature_json;
+  // The fitted transform applied before the model (models/transform.h);
+  // empty: none.
+  std::string transform_json;
   std::string params_json;
   std::string metrics_json;
   std::string data_fingerprint;  // SHA-256 of the training input as read
@@ -108,16 +154,22 @@ class Store {
       const std::string& app) = 0;
 
   // Runs and steps.
-  // Creates the run in state "queued" with its steps in state "pending".
+  // Creates the run in state "queued" with its steps in state "pending"
+  // (their kinds as given).
   virtual absl::Status CreateRun(const RunRecord& run,
                                  const std::vector<StepRecord>& steps) = 0;
   // Replaces the run's mutable fields (state, reason, started_at,
   // finished_at). FailedPrecondition when the stored run is already in a
   // final state (succeeded, failed, cancelled).
   virtual absl::Status UpdateRun(const RunRecord& run) = 0;
-  // Replaces the step's mutable fields (state, message, outputs_json,
-  // started_at, finished_at).
+  // Replaces the step's mutable fields (everything but run_id, name,
+  // ordinal and kind).
   virtual absl::Status UpdateStep(const StepRecord& step) = 0;
+  // Replaces only the step's progress_json, so a progress report never
+  // undoes a concurrent UpdateStep.
+  virtual absl::Status UpdateStepProgress(const std::string& run_id,
+                                          const std::string& step,
+                                          const std::string& progress_json) = 0;
   virtual absl::StatusOr<RunRecord> GetRun(const std::string& run_id) = 0;
   virtual absl::StatusOr<std::vector<StepRecord>> ListSteps(
       const std::string& run_id) = 0;
@@ -129,6 +181,22 @@ class Store {
   // Returns the ids of the runs it changed.
   virtual absl::StatusOr<std::vector<std::string>> FailUnfinishedRuns(
       const std::string& reason, int64_t now) = 0;
+
+  // Step caching. Records (or replaces) the run whose outputs answer
+  // `record.cache_key`; the run must exist.
+  virtual absl::Status PutStepCache(const StepCacheRecord& record) = 0;
+  // The entry for the key, or nullopt.
+  virtual absl::StatusOr<std::optional<StepCacheRecord>> FindStepCache(
+      const std::string& app, const std::string& pipeline,
+      const std::string& step, const std::string& cache_key) = 0;
+
+  // Run events, appended in order; `seq` is assigned (continuing the run's
+  // numbering) and the stored records are returned. The run must exist.
+  virtual absl::StatusOr<std::vector<RunEventRecord>> AddRunEvents(
+      const std::vector<RunEventRecord>& events) = 0;
+  // Every event of the run in seq order (NotFound for an unknown run).
+  virtual absl::StatusOr<std::vector<RunEventRecord>> ListRunEvents(
+      const std::string& run_id) = 0;
 
   // Model versions and aliases.
   // Assigns the next version number of `record.app`, stores the immutable

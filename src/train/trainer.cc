@@ -360,6 +360,7 @@ absl::StatusOr<TrainedModel> TrainXgboost(const Table& train,
     RETURN_IF_ERROR(
         XgbCheck(XGBoosterUpdateOneIter(booster.get(), round, dmatrix.get()),
                  "XGBoost training round " + std::to_string(round)));
+    if (options.on_round) options.on_round(round + 1, options.rounds);
   }
   bst_ulong length = 0;
   const char* bytes = nullptr;

@@ -24,6 +24,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,9 @@ struct TrainOptions {
   // When set and it becomes true, training stops after the current boosting
   // round and TrainXgboost returns Cancelled.
   const std::atomic<bool>* cancel = nullptr;
+  // When set, called on the training thread after each boosting round with
+  // the rounds done so far and the total (progress reports); keep it cheap.
+  std::function<void(int done, int rounds)> on_round;
 };
 
 struct TrainedModel {

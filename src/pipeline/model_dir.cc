@@ -1,0 +1,615 @@
+#include "pipeline/model_dir.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "core/status.h"
+#include "models/features.h"
+#include "models/model.h"
+#include "models/xgboost_api.h"
+#include "yaml-cpp/yaml.h"
+
+namespace slipway {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kModelYaml = "model.yaml";
+constexpr std::string_view kSignatureJson = "signature.json";
+constexpr std::string_view kTransformJson = "transform.json";
+constexpr std::string_view kParamsJson = "params.json";
+constexpr std::string_view kDefaultModelFile = "model.json";
+constexpr std::string_view kDefaultTarget = "target";
+
+// One entry of model.yaml `features`.
+struct FeatureHint {
+  std::string name;
+  std::optional<DataType> type;
+  std::optional<std::vector<std::string>> categories;
+};
+
+struct ModelYaml {
+  std::string format;  // a models/model.h format name
+  std::string file = std::string(kDefaultModelFile);
+  std::optional<Task> task;
+  std::string target;
+  std::optional<std::vector<std::string>> classes;
+  std::vector<FeatureHint> features;
+};
+
+// What model.json says about itself.
+struct XgboostFacts {
+  std::vector<std::string> feature_names;
+  std::vector<std::string> feature_types;  // "c" categorical, else numeric
+  int64_t num_feature = 0;
+  std::string objective;
+  int64_t num_class = 0;
+};
+
+absl::Status FileError(const std::string& path, const std::string& message) {
+  return absl::InvalidArgumentError(path + ": " + message);
+}
+
+absl::Status YamlError(const std::string& path, const YAML::Mark& mark,
+                       const std::string& message) {
+  if (mark.line < 0) return FileError(path, message);
+  return FileError(path + ":" + std::to_string(mark.line + 1) + ":" +
+                       std::to_string(mark.column + 1),
+                   message);
+}
+
+absl::StatusOr<std::string> Scalar(const YAML::Node& node,
+                                   const std::string& path,
+                                   const std::string& key) {
+  if (!node.IsScalar()) {
+    return YamlError(path, node.Mark(), "'" + key + "' must be a single value");
+  }
+  return node.Scalar();
+}
+
+absl::StatusOr<std::vector<std::string>> ScalarList(const YAML::Node& node,
+                                                    const std::string& path,
+                                                    const std::string& key) {
+  if (!node.IsSequence()) {
+    return YamlError(path, node.Mark(),
+                     "'" + key + "' must be a list, e.g. [a, b]");
+  }
+  std::vector<std::string> values;
+  for (const YAML::Node& item : node) {
+    ASSIGN_OR_RETURN(std::string value, Scalar(item, path, key + " entry"));
+    values.push_back(std::move(value));
+  }
+  return values;
+}
+
+absl::StatusOr<std::string> ParseFormat(const std::string& name,
+                                        const std::string& path,
+                                        const YAML::Mark& mark) {
+  if (name == "xgboost" || name == kXgboostJsonFormat) {
+    return std::string(kXgboostJsonFormat);
+  }
+  return YamlError(path, mark,
+                   "format '" + name +
+                       "' is not supported; use `format: xgboost` with the "
+                       "model saved by Booster.save_model(\"model.json\")");
+}
+
+// A file name inside the model directory: relative, without "..".
+absl::Status CheckModelFileName(const std::string& file,
+                                const std::string& path,
+                                const YAML::Mark& mark) {
+  bool escapes = file.empty() || file.front() == '/';
+  size_t start = 0;
+  while (!escapes && start <= file.size()) {
+    size_t end = file.find('/', start);
+    if (end == std::string::npos) end = file.size();
+    escapes = file.compare(start, end - start, "..") == 0;
+    start = end + 1;
+  }
+  if (!escapes) return absl::OkStatus();
+  return YamlError(path, mark,
+                   "file '" + file +
+                       "' must name a file inside the model directory, e.g. "
+                       "`file: model.json`");
+}
+
+absl::StatusOr<FeatureHint> ParseFeatureHint(const YAML::Node& node,
+                                             const std::string& path) {
+  if (!node.IsMap() || !node["name"]) {
+    return YamlError(path, node.Mark(),
+                     "each 'features' entry must be a map with a name, e.g. "
+                     "{name: color, categories: [red, blue]}");
+  }
+  FeatureHint hint;
+  for (const auto& entry : node) {
+    const std::string key = entry.first.Scalar();
+    if (key == "name") {
+      ASSIGN_OR_RETURN(hint.name, Scalar(entry.second, path, "name"));
+    } else if (key == "type") {
+      ASSIGN_OR_RETURN(std::string type, Scalar(entry.second, path, "type"));
+      absl::StatusOr<DataType> parsed = ParseDataType(type);
+      if (!parsed.ok()) {
+        return YamlError(path, entry.second.Mark(),
+                         std::string(parsed.status().message()));
+      }
+      hint.type = *parsed;
+    } else if (key == "categories") {
+      ASSIGN_OR_RETURN(hint.categories,
+                       ScalarList(entry.second, path, "categories"));
+    } else {
+      return YamlError(path, entry.first.Mark(),
+                       "unknown key '" + key +
+                           "' in a features entry; expected name, type, "
+                           "categories");
+    }
+  }
+  return hint;
+}
+
+absl::StatusOr<ModelYaml> ParseModelYamlNode(const YAML::Node& root,
+                                             const std::string& path) {
+  if (!root.IsMap()) {
+    return YamlError(path, root.Mark(),
+                     "expected a map such as `format: xgboost`");
+  }
+  ModelYaml yaml;
+  for (const auto& entry : root) {
+    const std::string key = entry.first.Scalar();
+    const YAML::Node& value = entry.second;
+    if (key == "format") {
+      ASSIGN_OR_RETURN(std::string name, Scalar(value, path, key));
+      ASSIGN_OR_RETURN(yaml.format, ParseFormat(name, path, value.Mark()));
+    } else if (key == "file") {
+      ASSIGN_OR_RETURN(yaml.file, Scalar(value, path, key));
+      RETURN_IF_ERROR(CheckModelFileName(yaml.file, path, value.Mark()));
+    } else if (key == "task") {
+      ASSIGN_OR_RETURN(std::string name, Scalar(value, path, key));
+      absl::StatusOr<Task> task = ParseTask(name);
+      if (!task.ok()) {
+        return YamlError(path, value.Mark(),
+                         std::string(task.status().message()));
+      }
+      yaml.task = *task;
+    } else if (key == "target") {
+      ASSIGN_OR_RETURN(yaml.target, Scalar(value, path, key));
+    } else if (key == "classes") {
+      ASSIGN_OR_RETURN(yaml.classes, ScalarList(value, path, key));
+    } else if (key == "features") {
+      if (!value.IsSequence()) {
+        return YamlError(path, value.Mark(),
+                         "'features' must be a list of {name, type, "
+                         "categories} maps");
+      }
+      for (const YAML::Node& item : value) {
+        ASSIGN_OR_RETURN(FeatureHint hint, ParseFeatureHint(item, path));
+        yaml.features.push_back(std::move(hint));
+      }
+    } else {
+      return YamlError(path, entry.first.Mark(),
+                       "unknown key '" + key +
+                           "'; expected format, file, task, target, classes, "
+                           "features");
+    }
+  }
+  if (yaml.format.empty()) {
+    return FileError(path,
+                     "missing 'format'; add `format: xgboost` (the only "
+                     "format a model directory holds today)");
+  }
+  return yaml;
+}
+
+absl::StatusOr<ModelYaml> ParseModelYaml(const std::string& text,
+                                         const std::string& path) {
+  try {
+    return ParseModelYamlNode(YAML::Load(text), path);
+  } catch (const YAML::Exception& e) {
+    return YamlError(path, e.mark, "malformed YAML: " + e.msg);
+  }
+}
+
+// The string at `pointer` in `config`, or empty.
+std::string ConfigString(const json& config, const char* pointer) {
+  try {
+    const json::json_pointer at(pointer);
+    if (!config.contains(at) || !config.at(at).is_string()) return "";
+    return config.at(at).get<std::string>();
+  } catch (const json::exception&) {
+    return "";
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> FeatureInfo(void* booster,
+                                                     const char* field) {
+  bst_ulong count = 0;
+  const char** values = nullptr;
+  RETURN_IF_ERROR(
+      XgbCheck(XGBoosterGetStrFeatureInfo(booster, field, &count, &values),
+               std::string("reading the model's ") + field,
+               absl::StatusCode::kInvalidArgument));
+  return std::vector<std::string>(values, values + count);
+}
+
+// Asks XGBoost itself: its JSON holds NaN split conditions for categorical
+// splits, which a strict JSON parser refuses.
+absl::StatusOr<XgboostFacts> ReadXgboostFacts(const std::string& bytes,
+                                              const std::string& path) {
+  RouteXgboostLogs();
+  const std::string hint =
+      "save it with Booster.save_model(\"model.json\") (the .json suffix "
+      "selects the JSON format)";
+  const size_t first = bytes.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || bytes[first] != '{') {
+    return FileError(path, "not an XGBoost JSON model; " + hint);
+  }
+  void* handle = nullptr;
+  RETURN_IF_ERROR(XgbCheck(XGBoosterCreate(nullptr, 0, &handle),
+                           "creating an XGBoost booster"));
+  XgbBooster booster(handle);
+  absl::Status loaded = XgbCheck(
+      XGBoosterLoadModelFromBuffer(booster.get(), bytes.data(), bytes.size()),
+      "XGBoost cannot load it", absl::StatusCode::kInvalidArgument);
+  if (!loaded.ok()) {
+    return FileError(path, std::string(loaded.message()) + "; " + hint);
+  }
+  XgboostFacts facts;
+  ASSIGN_OR_RETURN(facts.feature_names,
+                   FeatureInfo(booster.get(), "feature_name"), path);
+  ASSIGN_OR_RETURN(facts.feature_types,
+                   FeatureInfo(booster.get(), "feature_type"), path);
+  bst_ulong num_feature = 0;
+  RETURN_IF_ERROR(XgbCheck(XGBoosterGetNumFeature(booster.get(), &num_feature),
+                           "reading the model's feature count",
+                           absl::StatusCode::kInvalidArgument),
+                  path);
+  facts.num_feature = static_cast<int64_t>(num_feature);
+  bst_ulong length = 0;
+  const char* text = nullptr;
+  RETURN_IF_ERROR(
+      XgbCheck(XGBoosterSaveJsonConfig(booster.get(), &length, &text),
+               "reading the model's configuration",
+               absl::StatusCode::kInvalidArgument),
+      path);
+  const json config = json::parse(std::string(text, length), nullptr,
+                                  /*allow_exceptions=*/false);
+  facts.objective = ConfigString(config, "/learner/objective/name");
+  const std::string num_class =
+      ConfigString(config, "/learner/learner_model_param/num_class");
+  if (!absl::SimpleAtoi(num_class, &facts.num_class)) facts.num_class = 0;
+  return facts;
+}
+
+Task TaskOfObjective(const std::string& objective) {
+  if (objective.rfind("binary:", 0) == 0) return Task::kBinaryClassification;
+  if (objective.rfind("multi:", 0) == 0) {
+    return Task::kMulticlassClassification;
+  }
+  return Task::kRegression;
+}
+
+// Distinct present values of `column` in pandas' category order, as the
+// text features.h matches categorical values by.
+std::vector<std::string> SortedCategories(const Column& column) {
+  std::vector<std::string> out;
+  if (column.type() == DataType::kString) {
+    std::set<std::string> seen;
+    for (size_t row = 0; row < column.size(); ++row) {
+      if (!column.IsMissing(row)) seen.emplace(column.StringAt(row));
+    }
+    out.assign(seen.begin(), seen.end());
+    return out;
+  }
+  std::set<double> numbers;
+  std::set<int64_t> integers;
+  for (size_t row = 0; row < column.size(); ++row) {
+    if (column.IsMissing(row)) continue;
+    if (column.type() == DataType::kInt64) {
+      integers.insert(column.Int64At(row));
+    } else {
+      numbers.insert(column.NumberAt(row));
+    }
+  }
+  for (int64_t value : integers) out.push_back(Int64CategoryText(value));
+  for (double value : numbers) {
+    out.push_back(column.type() == DataType::kBool
+                      ? BoolCategoryText(value != 0)
+                      : Float64CategoryText(value));
+  }
+  return out;
+}
+
+absl::Status MissingCategories(const std::string& model_path,
+                               const std::string& name) {
+  return FileError(
+      model_path,
+      "categorical feature '" + name +
+          "' needs its categories in code order: list them in model.yaml as "
+          "`features: [{name: " +
+          name + ", categories: [...]}]` (pandas: df[\"" + name +
+          "\"].cat.categories), or give the step an input table with a '" +
+          name + "' column");
+}
+
+// The features of the signature, in model order.
+absl::StatusOr<std::vector<FeatureSpec>> DeriveFeatures(
+    const XgboostFacts& facts, const ModelYaml& yaml, const Table* input,
+    const std::string& model_path, const std::string& yaml_path) {
+  std::vector<std::string> names = facts.feature_names;
+  if (names.empty()) {
+    if (yaml.features.empty() ||
+        static_cast<int64_t>(yaml.features.size()) != facts.num_feature) {
+      return FileError(
+          model_path,
+          "records no feature names, so the model's " +
+              std::to_string(facts.num_feature) +
+              " features cannot be named; train on a pandas DataFrame (or "
+              "xgb.DMatrix(X, feature_names=[...])), or list every feature "
+              "in model order in model.yaml `features: [{name: ...}]`");
+    }
+    for (const FeatureHint& hint : yaml.features) names.push_back(hint.name);
+  }
+  std::map<std::string, const FeatureHint*> hints;
+  for (const FeatureHint& hint : yaml.features) hints[hint.name] = &hint;
+  for (const auto& [name, hint] : hints) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      return FileError(yaml_path, "features names '" + name +
+                                      "', which the model does not take");
+    }
+  }
+
+  std::vector<FeatureSpec> features;
+  for (size_t i = 0; i < names.size(); ++i) {
+    FeatureSpec spec;
+    spec.name = names[i];
+    auto hint_it = hints.find(spec.name);
+    const FeatureHint* hint =
+        hint_it == hints.end() ? nullptr : hint_it->second;
+    const Column* column =
+        input == nullptr ? nullptr : input->FindColumn(spec.name);
+    bool categorical;
+    if (i < facts.feature_types.size()) {
+      categorical = facts.feature_types[i] == "c";
+      const bool hint_categorical =
+          hint != nullptr &&
+          ((hint->type && *hint->type == DataType::kString) ||
+           (!hint->type && hint->categories));
+      if (hint != nullptr && hint_categorical != categorical) {
+        return FileError(yaml_path,
+                         "feature '" + spec.name + "' is " +
+                             (categorical ? "categorical" : "numeric") +
+                             " in the model (feature_types '" +
+                             facts.feature_types[i] +
+                             "'); fix its type or categories in model.yaml");
+      }
+    } else {
+      categorical = hint != nullptr &&
+                    ((hint->type && *hint->type == DataType::kString) ||
+                     hint->categories.has_value());
+    }
+    if (categorical) {
+      spec.type = DataType::kString;
+      if (hint != nullptr && hint->categories) {
+        spec.categories = *hint->categories;
+      } else if (column != nullptr) {
+        spec.categories = SortedCategories(*column);
+      } else {
+        return MissingCategories(model_path, spec.name);
+      }
+    } else if (hint != nullptr && hint->type) {
+      spec.type = *hint->type;
+    } else if (column != nullptr && column->type() != DataType::kString) {
+      spec.type = column->type();
+    }
+    features.push_back(std::move(spec));
+  }
+  return features;
+}
+
+bool AllIntegers(const std::vector<std::string>& labels) {
+  for (const std::string& label : labels) {
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(label, &value)) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<std::vector<std::string>> DeriveClasses(
+    Task task, const XgboostFacts& facts, const ModelYaml& yaml,
+    const std::string& yaml_path) {
+  if (task == Task::kRegression) {
+    if (yaml.classes) {
+      return FileError(yaml_path,
+                       "classes are given but the model is a regression "
+                       "(objective '" +
+                           facts.objective + "'); remove them or set the task");
+    }
+    return std::vector<std::string>();
+  }
+  const int64_t count =
+      task == Task::kBinaryClassification ? 2 : facts.num_class;
+  if (yaml.classes) {
+    if (count > 0 && static_cast<int64_t>(yaml.classes->size()) != count) {
+      return FileError(
+          yaml_path, "lists " + std::to_string(yaml.classes->size()) +
+                         " classes but the model has " + std::to_string(count) +
+                         "; list one label per class, in class "
+                         "index order");
+    }
+    return *yaml.classes;
+  }
+  if (count < 2) {
+    return FileError(yaml_path,
+                     "cannot tell how many classes the model has (objective '" +
+                         facts.objective +
+                         "'); list them in model.yaml `classes: [...]`");
+  }
+  std::vector<std::string> classes;
+  for (int64_t i = 0; i < count; ++i) classes.push_back(std::to_string(i));
+  return classes;
+}
+
+absl::StatusOr<Signature> DeriveSignature(const std::string& model_bytes,
+                                          const ModelYaml& yaml,
+                                          const Table* input,
+                                          std::string_view fallback_target,
+                                          const std::string& dir) {
+  const std::string model_path = JoinPath(dir, yaml.file);
+  const std::string yaml_path = JoinPath(dir, kModelYaml);
+  ASSIGN_OR_RETURN(XgboostFacts facts,
+                   ReadXgboostFacts(model_bytes, model_path));
+  ASSIGN_OR_RETURN(std::vector<FeatureSpec> features,
+                   DeriveFeatures(facts, yaml, input, model_path, yaml_path));
+  const Task task = yaml.task.value_or(TaskOfObjective(facts.objective));
+  ASSIGN_OR_RETURN(std::vector<std::string> classes,
+                   DeriveClasses(task, facts, yaml, yaml_path));
+  DataType label_type = DataType::kFloat64;
+  if (task != Task::kRegression) {
+    label_type = AllIntegers(classes) ? DataType::kInt64 : DataType::kString;
+  }
+  std::string target = yaml.target;
+  if (target.empty()) target = std::string(fallback_target);
+  if (target.empty()) target = std::string(kDefaultTarget);
+  // The JSON round trip runs Signature's own validation (distinct names and
+  // labels, label counts for the task, target not a feature).
+  const Signature derived(task, std::move(features), std::move(target),
+                          label_type, std::move(classes));
+  absl::StatusOr<Signature> checked = Signature::FromJson(derived.ToJson());
+  if (!checked.ok()) {
+    return FileError(yaml_path, "the signature derived from it and " +
+                                    yaml.file + " is invalid: " +
+                                    std::string(checked.status().message()));
+  }
+  return checked;
+}
+
+absl::StatusOr<json> ReadJsonObject(Filesystem* fs, const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, fs->ReadFile(path));
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded() || !value.is_object()) {
+    return FileError(path, "expected a JSON object");
+  }
+  return value;
+}
+
+absl::StatusOr<Signature> ReadSignature(Filesystem* fs,
+                                        const std::string& path) {
+  ASSIGN_OR_RETURN(json value, ReadJsonObject(fs, path));
+  absl::StatusOr<Signature> signature = Signature::FromJson(value);
+  if (!signature.ok()) {
+    return FileError(path, std::string(signature.status().message()) +
+                               "; rewrite it or delete it to derive the "
+                               "signature from the model");
+  }
+  return signature;
+}
+
+std::string ModelYamlText(const Signature& signature) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "format" << YAML::Value << "xgboost";
+  out << YAML::Key << "file" << YAML::Value << std::string(kDefaultModelFile);
+  out << YAML::Key << "task" << YAML::Value
+      << std::string(TaskName(signature.task()));
+  out << YAML::Key << "target" << YAML::Value << signature.target();
+  if (signature.is_classification()) {
+    out << YAML::Key << "classes" << YAML::Value << YAML::Flow
+        << signature.class_labels();
+  }
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace
+
+absl::Status WriteModelDir(Filesystem* fs, const std::string& dir,
+                           std::string_view format,
+                           std::string_view model_bytes,
+                           const Signature& signature, const json& params,
+                           std::string_view transform_json) {
+  if (format != kXgboostJsonFormat) {
+    return absl::InvalidArgumentError(
+        "model directory " + dir + ": format '" + std::string(format) +
+        "' cannot be written; only " + std::string(kXgboostJsonFormat) +
+        " models are");
+  }
+  if (!params.is_object()) {
+    return absl::InvalidArgumentError("model directory " + dir +
+                                      ": params must be a JSON object");
+  }
+  RETURN_IF_ERROR(fs->CreateDirs(dir));
+  RETURN_IF_ERROR(
+      fs->WriteFileAtomic(JoinPath(dir, kDefaultModelFile), model_bytes));
+  RETURN_IF_ERROR(fs->WriteFileAtomic(JoinPath(dir, kSignatureJson),
+                                      signature.ToJson().dump(2) + "\n"));
+  RETURN_IF_ERROR(
+      fs->WriteFileAtomic(JoinPath(dir, kParamsJson), params.dump(2) + "\n"));
+  if (!transform_json.empty()) {
+    RETURN_IF_ERROR(
+        fs->WriteFileAtomic(JoinPath(dir, kTransformJson), transform_json));
+  }
+  // model.yaml last: a directory with it is complete.
+  return fs->WriteFileAtomic(JoinPath(dir, kModelYaml),
+                             ModelYamlText(signature));
+}
+
+absl::StatusOr<ModelDir> ReadModelDir(Filesystem* fs, const std::string& dir,
+                                      const Table* input,
+                                      std::string_view fallback_target) {
+  const std::string yaml_path = JoinPath(dir, kModelYaml);
+  if (!fs->Exists(yaml_path)) {
+    return FileError(yaml_path,
+                     "missing; a model directory needs model.yaml with at "
+                     "least `format: xgboost` beside the model file");
+  }
+  ASSIGN_OR_RETURN(std::string yaml_text, fs->ReadFile(yaml_path));
+  ASSIGN_OR_RETURN(ModelYaml yaml, ParseModelYaml(yaml_text, yaml_path));
+
+  ModelDir model;
+  model.format = yaml.format;
+  const std::string model_path = JoinPath(dir, yaml.file);
+  if (!fs->Exists(model_path)) {
+    return FileError(model_path,
+                     "missing; model.yaml names it as the model file (save "
+                     "the model there with Booster.save_model(\"" +
+                         yaml.file + "\"), or fix `file:`)");
+  }
+  ASSIGN_OR_RETURN(model.model_bytes, fs->ReadFile(model_path));
+
+  const std::string signature_path = JoinPath(dir, kSignatureJson);
+  if (fs->Exists(signature_path)) {
+    ASSIGN_OR_RETURN(model.signature, ReadSignature(fs, signature_path));
+  } else {
+    ASSIGN_OR_RETURN(
+        model.signature,
+        DeriveSignature(model.model_bytes, yaml, input, fallback_target, dir));
+  }
+  const std::string transform_path = JoinPath(dir, kTransformJson);
+  if (fs->Exists(transform_path)) {
+    ASSIGN_OR_RETURN(model.transform_json, fs->ReadFile(transform_path));
+  }
+  const std::string params_path = JoinPath(dir, kParamsJson);
+  if (fs->Exists(params_path)) {
+    ASSIGN_OR_RETURN(model.params, ReadJsonObject(fs, params_path));
+  }
+
+  absl::StatusOr<std::unique_ptr<Model>> loaded = LoadModel(
+      model.format, model.model_bytes, model.signature, model.transform_json);
+  if (!loaded.ok()) {
+    return FileError(model_path,
+                     std::string("does not load with its signature") +
+                         (model.transform_json.empty()
+                              ? ""
+                              : " and " + std::string(kTransformJson)) +
+                         ": " + std::string(loaded.status().message()));
+  }
+  return model;
+}
+
+}  // namespace slipway
