@@ -121,6 +121,9 @@ json VersionJson(const ModelVersionRecord& v,
           {"artifact_sha256", v.artifact_sha256},
           {"format", v.format},
           {"signature", StoredJson(v.signature_json)},
+          {"transform", v.transform_json.empty()
+                            ? json(nullptr)
+                            : StoredJson(v.transform_json)},
           {"params", StoredJson(v.params_json)},
           {"metrics", StoredJson(v.metrics_json)},
           {"data_fingerprint", v.data_fingerprint},

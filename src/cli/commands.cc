@@ -461,9 +461,17 @@ int ModelsExportCommand(const CliContext& ctx, const std::string& app,
     s = fs->WriteFileAtomic(signature_path,
                             (*info)["signature"].dump(2) + "\n");
   }
+  // The fitted transform callers' raw rows go through before the model.
+  const json& transform = (*info)["transform"];
+  std::string transform_path = JoinPath(dir, "transform.json");
+  if (s.ok() && transform.is_object()) {
+    s = fs->WriteFileAtomic(transform_path, transform.dump(2) + "\n");
+  }
   if (!s.ok()) return Fail(s);
   std::cout << "wrote " << model_path << " (" << Text((*info)["format"])
-            << ") and " << signature_path << "\n";
+            << "), " << signature_path;
+  if (transform.is_object()) std::cout << " and " << transform_path;
+  std::cout << "\n";
   return 0;
 }
 

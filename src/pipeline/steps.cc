@@ -574,6 +574,16 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
   json metrics = json::object();
   if (const StepOutput* m = FindInput(c, OutputKind::kMetrics, {"metrics"})) {
     ASSIGN_OR_RETURN(metrics, m->LoadMetrics(Fs(c)));
+  } else {
+    // A program that trained the model may have evaluated it too: its
+    // metrics.json sits beside its model/ directory.
+    const std::string beside = JoinPath(
+        DirName(found.first->path()), "metrics.json");
+    if (Fs(c)->Exists(beside)) {
+      ASSIGN_OR_RETURN(std::string text, Fs(c)->ReadFile(beside));
+      json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (parsed.is_object()) metrics = std::move(parsed);
+    }
   }
   NewModelVersion version;
   version.app = c.env->spec->app;
