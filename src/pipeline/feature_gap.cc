@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/text.h"
 #include "data/connector.h"
 #include "pipeline/data_io.h"
 
@@ -17,15 +18,6 @@ namespace slipway {
 namespace {
 
 constexpr char kChampion[] = "champion";
-
-std::string QuotedList(const std::vector<std::string>& names) {
-  std::string text;
-  for (const std::string& name : names) {
-    if (!text.empty()) text += ", ";
-    text += "'" + name + "'";
-  }
-  return text;
-}
 
 // The champion's features that `columns` lacks, in signature order.
 std::vector<std::string> MissingFeatures(const Signature& champion,

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "core/status.h"
+#include "core/text.h"
 #include "data/table.h"
 #include "models/features.h"
 
@@ -26,15 +27,6 @@ constexpr char kModelVersionColumn[] = "model_version";
 constexpr char kPredictionColumn[] = "prediction";
 // Slices smaller than this are not worth a thread.
 constexpr size_t kMinSliceRows = 1024;
-
-std::string QuotedList(const std::vector<std::string>& names) {
-  std::string text;
-  for (const std::string& name : names) {
-    if (!text.empty()) text += ", ";
-    text += "'" + name + "'";
-  }
-  return text;
-}
 
 // How the predicted class label is stored: in the target's type when every
 // label parses as it, as text otherwise.

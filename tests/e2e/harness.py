@@ -213,6 +213,27 @@ def metric_sum(samples, name, **labels):
     return sum(v for _, v in metric_values(samples, name, **labels))
 
 
+def encode(signature, records):
+    """Rows as Slipway's signature encodes them, for python3-xgboost: numbers
+    as they are, categories as their index in the signature, anything
+    missing or unseen as NaN. Needs numpy (python3-numpy)."""
+    import numpy as np
+    x = np.full((len(records), len(signature["features"])), np.nan,
+                dtype=np.float32)
+    for j, f in enumerate(signature["features"]):
+        cats = {c: i for i, c in enumerate(f.get("categories", []))}
+        for i, r in enumerate(records):
+            v = r.get(f["name"])
+            if v is None:
+                continue
+            if f["type"] == "string":
+                if str(v) in cats:
+                    x[i, j] = cats[str(v)]
+            else:
+                x[i, j] = float(v)
+    return x
+
+
 def wait_until(condition, timeout, what, interval=0.01):
     """Polls `condition()` until it returns a true value (returned) or
     `timeout` seconds pass (AssertionError naming `what`)."""

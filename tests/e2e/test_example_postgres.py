@@ -37,25 +37,6 @@ def csv_text(kind, rows):
     return out.getvalue()
 
 
-def encode(signature, records):
-    """The signature's encoding: numbers as they are, categories as their
-    index in the signature, anything missing or unseen as NaN."""
-    x = np.full((len(records), len(signature["features"])), np.nan,
-                dtype=np.float32)
-    for j, f in enumerate(signature["features"]):
-        cats = {c: i for i, c in enumerate(f.get("categories", []))}
-        for i, r in enumerate(records):
-            v = r.get(f["name"])
-            if v is None:
-                continue
-            if f["type"] == "string":
-                if str(v) in cats:
-                    x[i, j] = cats[str(v)]
-            else:
-                x[i, j] = float(v)
-    return x
-
-
 @unittest.skipUnless(pg.available(),
                      "needs Debian's postgresql-15 (/usr/lib/postgresql/15)")
 class ExamplePostgresTest(unittest.TestCase):
@@ -189,7 +170,7 @@ class ExamplePostgresTest(unittest.TestCase):
         self.assertTrue(any(r["monthly_spend"] is None for r in records))
         self.assertTrue(any(r["contract"] is None for r in records))
         expected = booster.predict(xgb.DMatrix(
-            encode(signature, records), missing=np.nan,
+            harness.encode(signature, records), missing=np.nan,
             feature_names=[f["name"] for f in signature["features"]]))
 
         worst = 0.0

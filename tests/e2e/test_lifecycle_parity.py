@@ -3,7 +3,6 @@ parity: the exported model loaded by python3-xgboost predicts what both
 HTTP endpoints answer, within 1e-6."""
 
 import json
-import math
 import os
 import sys
 import unittest
@@ -16,25 +15,6 @@ import numpy as np  # noqa: E402
 import xgboost as xgb  # noqa: E402
 
 APP = "churn"
-
-
-def encode(signature, records):
-    """The signature's encoding: numbers as they are, categories as their
-    index in the signature, anything missing or unseen as NaN."""
-    x = np.full((len(records), len(signature["features"])), np.nan,
-                dtype=np.float32)
-    for j, f in enumerate(signature["features"]):
-        cats = {c: i for i, c in enumerate(f.get("categories", []))}
-        for i, r in enumerate(records):
-            v = r.get(f["name"])
-            if v is None:
-                continue
-            if f["type"] == "string":
-                if str(v) in cats:
-                    x[i, j] = cats[str(v)]
-            else:
-                x[i, j] = float(v)
-    return x
 
 
 class LifecycleParityTest(unittest.TestCase):
@@ -104,7 +84,7 @@ class LifecycleParityTest(unittest.TestCase):
         # 250 fresh rows with missing values and an unseen category.
         rows = datagen.rows(250, seed=99, missing=0.15, unseen=0.05)
         records = datagen.records(rows)
-        x = encode(signature, records)
+        x = harness.encode(signature, records)
         # The trees hold the categorical splits: a plain float matrix of
         # category codes reproduces them.
         expected = booster.predict(xgb.DMatrix(
