@@ -1,14 +1,17 @@
 #include "serving/inference.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -158,9 +161,10 @@ bool IsBlank(std::string_view text) {
   return text.find_first_not_of(" \t\r\n") == std::string_view::npos;
 }
 
-absl::StatusOr<json> ParseJson(const std::string& body) {
+// `what` names the text in the error ("request body").
+absl::StatusOr<json> ParseJson(std::string_view text, const std::string& what) {
   try {
-    return json::parse(body);
+    return json::parse(text);
   } catch (const json::exception& error) {
     // A syntax error (parse_error) or a number beyond the double range
     // (out_of_range, "number overflow parsing '1e999'"): both the client's.
@@ -172,7 +176,7 @@ absl::StatusOr<json> ParseJson(const std::string& body) {
         bracket != std::string::npos) {
       message = message.substr(bracket + 2);
     }
-    return BadRequest("request body is not valid JSON: " + message);
+    return BadRequest(what + " is not valid JSON: " + message);
   }
 }
 
@@ -364,7 +368,7 @@ absl::Status EncodePredictRequest(const Signature& signature,
   }
   // Not a plain request: the full path below encodes it or words its error.
   *rows = EncodedRows();
-  ASSIGN_OR_RETURN(json body, ParseJson(request.body));
+  ASSIGN_OR_RETURN(json body, ParseJson(request.body, "request body"));
   if (!body.is_object()) {
     return BadRequest(
         "request body must be a JSON object {\"records\": [...]} or "
@@ -476,17 +480,138 @@ absl::Status FlattenTensorData(const std::string& input, const json& data,
   return absl::OkStatus();
 }
 
-// One validated input tensor.
+// The binary tensor data of a request that uses Triton's binary data
+// extension: the body after its JSON header, handed out in input order to
+// the inputs whose parameters carry "binary_data_size".
+struct BinarySection {
+  bool present = false;  // the request has Inference-Header-Content-Length
+  std::string_view bytes;
+  size_t taken = 0;  // bytes handed out so far
+};
+
+// One validated input tensor: its JSON values, or its binary data.
 struct InputTensor {
   int feature = -1;
+  std::string datatype;
+  bool is_binary = false;
   std::vector<const json*> values;
+  std::string_view binary;
 };
+
+// Splits the body of an infer request: with the header
+// Inference-Header-Content-Length: N the first N bytes are the JSON header
+// and the rest binary tensor data; without it the whole body is JSON.
+absl::Status SplitInferBody(const HttpRequest& http, std::string_view* text,
+                            BinarySection* binary) {
+  *text = http.body;
+  auto header = http.headers.find("inference-header-content-length");
+  if (header == http.headers.end()) return absl::OkStatus();
+  uint64_t length = 0;
+  if (!absl::SimpleAtoi(header->second, &length)) {
+    return BadRequest("header Inference-Header-Content-Length is '" +
+                      header->second +
+                      "', not a byte count; send the length in bytes of the "
+                      "JSON header that starts the body");
+  }
+  if (length > http.body.size()) {
+    return BadRequest(
+        "header Inference-Header-Content-Length is " + std::to_string(length) +
+        " but the body has only " + std::to_string(http.body.size()) +
+        " bytes; send the length in bytes of the JSON header that starts the "
+        "body, followed by the inputs' binary data");
+  }
+  binary->present = true;
+  *text = text->substr(0, length);
+  binary->bytes = std::string_view(http.body).substr(length);
+  return absl::OkStatus();
+}
+
+// Bytes per element of `datatype` in binary data; 0 for BYTES, whose
+// elements are each a 4-byte length followed by that many bytes.
+size_t ElementSize(const std::string& datatype) {
+  if (datatype == "BOOL" || datatype == "INT8" || datatype == "UINT8") {
+    return 1;
+  }
+  if (datatype == "INT16" || datatype == "UINT16" || datatype == "FP16") {
+    return 2;
+  }
+  if (datatype == "INT32" || datatype == "UINT32" || datatype == "FP32") {
+    return 4;
+  }
+  if (datatype == "INT64" || datatype == "UINT64" || datatype == "FP64") {
+    return 8;
+  }
+  return 0;
+}
+
+// The tensor's parameters.binary_data_size, or null when it has none.
+const json* BinaryDataSize(const json& tensor) {
+  auto parameters = tensor.find("parameters");
+  if (parameters == tensor.end() || !parameters->is_object()) return nullptr;
+  auto size = parameters->find("binary_data_size");
+  return size == parameters->end() ? nullptr : &*size;
+}
+
+// Hands input `name`, `rows` elements of `datatype`, the next `size` bytes
+// of the request's binary data.
+absl::Status TakeBinaryData(const std::string& name,
+                            const std::string& datatype, int64_t rows,
+                            const json& size, BinarySection* binary,
+                            std::string_view* out) {
+  if (!binary->present) {
+    return BadRequest(
+        "input '" + name +
+        "' has parameters.binary_data_size but the request has no "
+        "Inference-Header-Content-Length header; send that header with the "
+        "JSON header's length in bytes and the binary data after the JSON, or "
+        "send the values in \"data\"");
+  }
+  if (!size.is_number_unsigned()) {
+    return BadRequest("input '" + name + "' has binary_data_size " +
+                      Describe(size) +
+                      "; send the byte count of its binary data");
+  }
+  if (datatype == "FP16") {
+    return BadRequest("input '" + name +
+                      "' sends FP16 binary data, which this server does not "
+                      "read; send it as FP32");
+  }
+  const uint64_t bytes = size.get<uint64_t>();
+  const uint64_t count = static_cast<uint64_t>(rows);
+  const size_t element = ElementSize(datatype);
+  if (element > 0 && (bytes % element != 0 || bytes / element != count)) {
+    return BadRequest("input '" + name + "' has binary_data_size " +
+                      std::to_string(bytes) + " but its " +
+                      std::to_string(count) + " " + datatype + " values take " +
+                      std::to_string(count) + " x " + std::to_string(element) +
+                      " bytes; send binary_data_size equal to that");
+  }
+  if (element == 0 && count > bytes / sizeof(uint32_t)) {
+    return BadRequest("input '" + name + "' has binary_data_size " +
+                      std::to_string(bytes) + ", too small for its " +
+                      std::to_string(count) +
+                      " BYTES elements (each is a 4-byte length and then "
+                      "that many bytes)");
+  }
+  const size_t remaining = binary->bytes.size() - binary->taken;
+  if (bytes > remaining) {
+    return BadRequest(
+        "input '" + name + "' has binary_data_size " + std::to_string(bytes) +
+        " but only " + std::to_string(remaining) +
+        " bytes of binary data remain after the JSON header and the inputs "
+        "before it; the body is cut short or a binary_data_size is wrong");
+  }
+  *out = binary->bytes.substr(binary->taken, bytes);
+  binary->taken += bytes;
+  return absl::OkStatus();
+}
 
 absl::StatusOr<InputTensor> ReadInputTensor(const Signature& signature,
                                             const json& tensor, size_t index,
                                             std::vector<bool>* present,
                                             std::string* rows_from,
-                                            int64_t* num_rows) {
+                                            int64_t* num_rows,
+                                            BinarySection* binary) {
   const std::string position = "inputs[" + std::to_string(index) + "]";
   if (!tensor.is_object()) {
     return BadRequest(position +
@@ -555,7 +680,21 @@ absl::StatusOr<InputTensor> ReadInputTensor(const Signature& signature,
                       std::to_string(*num_rows));
   }
 
+  input.datatype = datatype;
   auto data_it = tensor.find("data");
+  if (const json* binary_size = BinaryDataSize(tensor);
+      binary_size != nullptr) {
+    if (data_it != tensor.end()) {
+      return BadRequest("input '" + name +
+                        "' has both \"data\" and "
+                        "parameters.binary_data_size; send its values in one "
+                        "of them");
+    }
+    input.is_binary = true;
+    RETURN_IF_ERROR(TakeBinaryData(name, datatype, rows, *binary_size, binary,
+                                   &input.binary));
+    return input;
+  }
   if (data_it == tensor.end()) {
     return BadRequest("input '" + name + "' has no \"data\"");
   }
@@ -581,21 +720,226 @@ absl::StatusOr<InputTensor> ReadInputTensor(const Signature& signature,
   return input;
 }
 
+static_assert(std::endian::native == std::endian::little,
+              "binary tensor data is little-endian and is read in place");
+
+template <typename T>
+T LoadElement(const char* data, size_t i) {
+  T value;
+  std::memcpy(&value, data + i * sizeof(T), sizeof(T));
+  return value;
+}
+
+// The category text of a binary number: what EncodeValue matches for a JSON
+// number of the same value.
+template <typename T>
+std::string NumberCategoryText(T value) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return Float64CategoryText(static_cast<double>(value));
+  } else if constexpr (std::is_signed_v<T>) {
+    return Int64CategoryText(value);
+  } else {
+    return std::to_string(static_cast<uint64_t>(value));
+  }
+}
+
+// Encodes `bytes`, elements of type T for `feature`, into column[i * width]
+// as EncodeValue encodes the same numbers given in JSON; a NaN is a missing
+// value, as null is in JSON.
+template <typename T>
+absl::Status EncodeBinaryNumbers(const Signature& signature, int feature,
+                                 std::string_view bytes, size_t width,
+                                 float* column, EncodeStats* stats) {
+  const FeatureSpec& spec = signature.features()[feature];
+  const char* data = bytes.data();
+  const size_t rows = bytes.size() / sizeof(T);
+  if (!spec.is_categorical() && spec.type != DataType::kBool) {
+    int64_t missing = 0;
+    for (size_t i = 0; i < rows; ++i) {
+      const T value = LoadElement<T>(data, i);
+      float cell = static_cast<float>(static_cast<double>(value));
+      if constexpr (std::is_floating_point_v<T>) {
+        if (std::isnan(value)) {
+          cell = kMissing;
+          ++missing;
+        }
+      }
+      column[i * width] = cell;
+    }
+    stats->missing_values += missing;
+    return absl::OkStatus();
+  }
+  for (size_t i = 0; i < rows; ++i) {
+    const T value = LoadElement<T>(data, i);
+    float* cell = column + i * width;
+    if constexpr (std::is_floating_point_v<T>) {
+      if (std::isnan(value)) {
+        *cell = kMissing;
+        ++stats->missing_values;
+        continue;
+      }
+    }
+    if (spec.is_categorical()) {
+      *cell =
+          EncodeCategory(signature, feature, NumberCategoryText(value), stats);
+    } else if (value == 0 || value == 1) {
+      *cell = value == 1 ? 1.0f : 0.0f;
+    } else {
+      return BadRequest("feature '" + spec.name +
+                        "' expects true or false, got number " +
+                        NumberCategoryText(value) + " at element " +
+                        std::to_string(i) + " of input '" + spec.name + "'");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// BOOL elements, one byte each: 0 is false, 1 true.
+absl::Status EncodeBinaryBools(const Signature& signature, int feature,
+                               std::string_view bytes, size_t width,
+                               float* column, EncodeStats* stats) {
+  const FeatureSpec& spec = signature.features()[feature];
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const unsigned char byte = static_cast<unsigned char>(bytes[i]);
+    if (byte > 1) {
+      return BadRequest("input '" + spec.name + "' is BOOL but element " +
+                        std::to_string(i) + " is the byte " +
+                        std::to_string(byte) +
+                        "; a BOOL element is 0 (false) or 1 (true)");
+    }
+    column[i * width] = spec.is_categorical()
+                            ? EncodeCategory(signature, feature,
+                                             BoolCategoryText(byte == 1), stats)
+                            : static_cast<float>(byte);
+  }
+  return absl::OkStatus();
+}
+
+// BYTES elements: each a 4-byte little-endian length, then that many bytes.
+absl::Status EncodeBinaryStrings(const Signature& signature, int feature,
+                                 std::string_view bytes, size_t rows,
+                                 size_t width, float* column,
+                                 EncodeStats* stats) {
+  const std::string& name = signature.features()[feature].name;
+  size_t position = 0;
+  for (size_t i = 0; i < rows; ++i) {
+    uint32_t length;
+    if (bytes.size() - position < sizeof(length)) {
+      return BadRequest(
+          "input '" + name + "' ends inside the length of BYTES element " +
+          std::to_string(i) + " of " + std::to_string(rows) +
+          "; its binary_data_size " + std::to_string(bytes.size()) +
+          " must hold every element's 4-byte length and bytes");
+    }
+    std::memcpy(&length, bytes.data() + position, sizeof(length));
+    position += sizeof(length);
+    if (length > bytes.size() - position) {
+      return BadRequest(
+          "input '" + name + "' BYTES element " + std::to_string(i) +
+          " has length " + std::to_string(length) + " but only " +
+          std::to_string(bytes.size() - position) +
+          " bytes of the input's binary_data_size remain; each element is a "
+          "4-byte little-endian length and then that many bytes");
+    }
+    column[i * width] = EncodeCategory(signature, feature,
+                                       bytes.substr(position, length), stats);
+    position += length;
+  }
+  if (position != bytes.size()) {
+    return BadRequest("input '" + name + "' has binary_data_size " +
+                      std::to_string(bytes.size()) + " but its " +
+                      std::to_string(rows) + " BYTES elements take " +
+                      std::to_string(position) +
+                      " bytes; send binary_data_size equal to that");
+  }
+  return absl::OkStatus();
+}
+
+// Encodes a binary input into its column of `rows`.
+absl::Status EncodeBinaryTensor(const Signature& signature,
+                                const InputTensor& tensor, EncodedRows* rows) {
+  const size_t width = signature.features().size();
+  const int feature = tensor.feature;
+  const std::string_view bytes = tensor.binary;
+  float* column = rows->values.data() + feature;
+  EncodeStats* stats = &rows->stats;
+  const std::string& type = tensor.datatype;
+  if (type == "BOOL") {
+    return EncodeBinaryBools(signature, feature, bytes, width, column, stats);
+  }
+  if (type == "BYTES") {
+    return EncodeBinaryStrings(signature, feature, bytes, rows->num_rows, width,
+                               column, stats);
+  }
+  if (type == "INT8") {
+    return EncodeBinaryNumbers<int8_t>(signature, feature, bytes, width, column,
+                                       stats);
+  }
+  if (type == "INT16") {
+    return EncodeBinaryNumbers<int16_t>(signature, feature, bytes, width,
+                                        column, stats);
+  }
+  if (type == "INT32") {
+    return EncodeBinaryNumbers<int32_t>(signature, feature, bytes, width,
+                                        column, stats);
+  }
+  if (type == "INT64") {
+    return EncodeBinaryNumbers<int64_t>(signature, feature, bytes, width,
+                                        column, stats);
+  }
+  if (type == "UINT8") {
+    return EncodeBinaryNumbers<uint8_t>(signature, feature, bytes, width,
+                                        column, stats);
+  }
+  if (type == "UINT16") {
+    return EncodeBinaryNumbers<uint16_t>(signature, feature, bytes, width,
+                                         column, stats);
+  }
+  if (type == "UINT32") {
+    return EncodeBinaryNumbers<uint32_t>(signature, feature, bytes, width,
+                                         column, stats);
+  }
+  if (type == "UINT64") {
+    return EncodeBinaryNumbers<uint64_t>(signature, feature, bytes, width,
+                                         column, stats);
+  }
+  if (type == "FP32") {
+    return EncodeBinaryNumbers<float>(signature, feature, bytes, width, column,
+                                      stats);
+  }
+  // FP64: FP16 was refused when the input took its bytes (TakeBinaryData).
+  return EncodeBinaryNumbers<double>(signature, feature, bytes, width, column,
+                                     stats);
+}
+
 struct InferRequest {
   json id;  // null when the request has none
   std::vector<std::string> outputs;
 };
 
+// An infer request: JSON, or a JSON header and binary tensor data (Triton's
+// binary data extension).
 absl::Status EncodeInferRequest(const Signature& signature,
-                                const std::string& text, InferRequest* request,
+                                const HttpRequest& http, InferRequest* request,
                                 EncodedRows* rows) {
+  std::string_view text;
+  BinarySection binary;
+  RETURN_IF_ERROR(SplitInferBody(http, &text, &binary));
   if (IsBlank(text)) {
     return BadRequest(
-        "request body is empty; send {\"inputs\": [{\"name\": feature, "
-        "\"shape\": [N], \"datatype\": \"FP32\", \"data\": [...]}, ...]}");
+        std::string(binary.present
+                        ? "the JSON header (the first "
+                          "Inference-Header-Content-Length bytes of the body)"
+                        : "request body") +
+        " is empty; send {\"inputs\": [{\"name\": feature, \"shape\": [N], "
+        "\"datatype\": \"FP32\", \"data\": [...]}, ...]}");
   }
+  // The fast path reads plain JSON and ignores tensor parameters, so a body
+  // naming binary_data_size takes the full path, which reads or refuses it.
   std::optional<std::string> fast_id;
-  if (FastEncodeInferJson(signature, text, &rows->values, &rows->num_rows,
+  if (!binary.present &&
+      text.find("binary_data_size") == std::string_view::npos &&
+      FastEncodeInferJson(signature, text, &rows->values, &rows->num_rows,
                           &rows->stats, &fast_id, &request->outputs)) {
     if (fast_id.has_value()) request->id = *std::move(fast_id);
     if (request->outputs.empty()) request->outputs = OutputNames(signature);
@@ -604,7 +948,13 @@ absl::Status EncodeInferRequest(const Signature& signature,
   // Not a plain request: the full path below encodes it or words its error.
   *rows = EncodedRows();
   request->outputs.clear();
-  ASSIGN_OR_RETURN(json body, ParseJson(text));
+  ASSIGN_OR_RETURN(
+      json body,
+      ParseJson(text, binary.present ? "the JSON header (the first " +
+                                           std::to_string(text.size()) +
+                                           " bytes of the body, per "
+                                           "Inference-Header-Content-Length)"
+                                     : std::string("request body")));
   if (!body.is_object()) {
     return BadRequest(
         "request body must be a JSON object {\"inputs\": [...]}, "
@@ -630,8 +980,17 @@ absl::Status EncodeInferRequest(const Signature& signature,
   for (size_t t = 0; t < inputs.size(); ++t) {
     ASSIGN_OR_RETURN(InputTensor tensor,
                      ReadInputTensor(signature, inputs[t], t, &present,
-                                     &rows_from, &num_rows));
+                                     &rows_from, &num_rows, &binary));
     tensors.push_back(std::move(tensor));
+  }
+  if (binary.taken != binary.bytes.size()) {
+    return BadRequest(
+        "the body has " + std::to_string(binary.bytes.size()) +
+        " bytes of binary data after its JSON header but the inputs' "
+        "binary_data_size values add up to " +
+        std::to_string(binary.taken) +
+        "; give each binary input its byte count in "
+        "parameters.binary_data_size and send no other bytes");
   }
   for (size_t f = 0; f < width; ++f) {
     if (!present[f]) {
@@ -675,6 +1034,10 @@ absl::Status EncodeInferRequest(const Signature& signature,
   rows->num_rows = static_cast<size_t>(num_rows);
   rows->values.assign(rows->num_rows * width, kMissing);
   for (const InputTensor& tensor : tensors) {
+    if (tensor.is_binary) {
+      RETURN_IF_ERROR(EncodeBinaryTensor(signature, tensor, rows));
+      continue;
+    }
     const std::string& name = signature.features()[tensor.feature].name;
     for (size_t i = 0; i < tensor.values.size(); ++i) {
       RETURN_IF_ERROR(EncodeValue(
@@ -1077,8 +1440,8 @@ void Infer(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
   if (!handle.ok()) return answer(0, HttpResponse::Error(handle.status()));
   InferRequest infer;
   EncodedRows rows;
-  absl::Status status = EncodeInferRequest(handle->model->signature(),
-                                           request.body, &infer, &rows);
+  absl::Status status =
+      EncodeInferRequest(handle->model->signature(), request, &infer, &rows);
   if (!status.ok()) return answer(handle->version, HttpResponse::Error(status));
   const size_t num_rows = rows.num_rows;
   const EncodeStats stats = rows.stats;
@@ -1119,9 +1482,10 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
         return JsonAnswer(200, {{"ready", true}});
       });
   router->Add("GET", "/v2", [](const HttpRequest&, const PathParams&) {
-    return JsonAnswer(200, {{"name", kInferenceServerName},
-                            {"version", kInferenceServerVersion},
-                            {"extensions", ordered_json::array()}});
+    return JsonAnswer(
+        200, {{"name", kInferenceServerName},
+              {"version", kInferenceServerVersion},
+              {"extensions", ordered_json::array({"binary_tensor_data"})}});
   });
 
   router->AddAsync("POST", "/v1/apps/{app}/predict",

@@ -12,6 +12,10 @@
 //   GET  /v2/models/{app}[/versions/{version}][/ready]
 //   POST /v2/models/{app}[/versions/{version}]/infer
 // {app} without a version is served by the app's serving (champion) version.
+// Infer also takes Triton's binary tensor data extension: with the header
+// Inference-Header-Content-Length: N the body's first N bytes are the JSON
+// request and the rest the binary data of the inputs whose parameters carry
+// binary_data_size, in input order (see README.md). Answers are JSON.
 //
 // Values: null (JSON) or an empty/NA cell (CSV) is a missing value; a
 // categorical value the model never saw is treated as missing and counted

@@ -1,6 +1,9 @@
 #include "serving/inference.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <random>
@@ -130,6 +133,22 @@ class InferenceTest : public ::testing::Test {
   HttpResponse Post(const std::string& path, const json& body) {
     return Call("POST", path, body.dump());
   }
+  // Triton's binary data extension: the JSON header, then `data`, with the
+  // header Inference-Header-Content-Length (the JSON's length unless
+  // `header_length` says otherwise).
+  HttpResponse PostBinary(const std::string& path, const json& header,
+                          const std::string& data,
+                          const std::string& header_length = "") {
+    HttpRequest request;
+    request.method = "POST";
+    request.path = path;
+    const std::string text = header.dump();
+    request.body = text + data;
+    request.headers["content-type"] = "application/octet-stream";
+    request.headers["inference-header-content-length"] =
+        header_length.empty() ? std::to_string(text.size()) : header_length;
+    return router_.Dispatch(request);
+  }
 
   static json Parse(const HttpResponse& response) {
     return json::parse(response.body);
@@ -197,7 +216,7 @@ TEST_F(InferenceTest, HealthAndServerMetadata) {
   EXPECT_EQ(server.status, 200);
   EXPECT_EQ(Parse(server), json({{"name", "slipway"},
                                  {"version", "0.1.0"},
-                                 {"extensions", json::array()}}));
+                                 {"extensions", {"binary_tensor_data"}}}));
 }
 
 TEST_F(InferenceTest, NotReadyWhileALoadIsInProgress) {
@@ -732,6 +751,303 @@ TEST_F(InferenceTest, InferErrorsNameTheTensor) {
   EXPECT_THAT(
       Error(invalid),
       StartsWith("request body is not valid JSON: parse error at line 1"));
+}
+
+// --- Binary tensor data (Triton's binary data extension) ---
+
+// The little-endian bytes of `values` (this machine is little-endian).
+template <typename T>
+std::string Raw(const std::vector<T>& values) {
+  std::string bytes(values.size() * sizeof(T), '\0');
+  std::memcpy(bytes.data(), values.data(), bytes.size());
+  return bytes;
+}
+
+// BYTES elements: a 4-byte length, then the bytes, per element.
+std::string RawStrings(const std::vector<std::string>& values) {
+  std::string bytes;
+  for (const std::string& value : values) {
+    const uint32_t length = static_cast<uint32_t>(value.size());
+    bytes.append(reinterpret_cast<const char*>(&length), sizeof(length));
+    bytes.append(value);
+  }
+  return bytes;
+}
+
+json BinaryInput(const std::string& name, const std::string& datatype,
+                 size_t rows, size_t size) {
+  return {{"name", name},
+          {"shape", {rows}},
+          {"datatype", datatype},
+          {"parameters", {{"binary_data_size", size}}}};
+}
+
+// StandardInputs() as binary data: each input's JSON and its bytes.
+struct BinaryTensor {
+  json input;
+  std::string bytes;
+};
+
+BinaryTensor BinaryAge(const std::string& datatype = "FP32") {
+  const std::string bytes = datatype == "FP64"
+                                ? Raw<double>({62, 23.5, std::nan("")})
+                                : Raw<float>({62, 23.5f, kNaN});
+  return {BinaryInput("age", datatype, 3, bytes.size()), bytes};
+}
+BinaryTensor BinaryCity(const std::vector<std::string>& cities = {
+                            "paris", "lima", "tokyo"}) {
+  const std::string bytes = RawStrings(cities);
+  return {BinaryInput("city", "BYTES", 3, bytes.size()), bytes};
+}
+BinaryTensor BinaryMember() {
+  const std::string bytes = Raw<uint8_t>({1, 0, 1});
+  return {BinaryInput("member", "BOOL", 3, 3), bytes};
+}
+template <typename T>
+BinaryTensor BinaryVisits(const std::string& datatype) {
+  const std::string bytes = Raw<T>({5, 0, 8});
+  return {BinaryInput("visits", datatype, 3, bytes.size()), bytes};
+}
+
+struct BinaryBody {
+  json header;
+  std::string data;
+};
+
+// The request's JSON header ("id" "42", as InferBody) and its binary data,
+// in the order of `tensors`.
+BinaryBody MakeBinaryBody(const std::vector<BinaryTensor>& tensors) {
+  BinaryBody body{InferBody(json::array()), ""};
+  for (const BinaryTensor& tensor : tensors) {
+    body.header["inputs"].push_back(tensor.input);
+    body.data += tensor.bytes;
+  }
+  return body;
+}
+
+std::vector<BinaryTensor> StandardBinaryTensors() {
+  return {BinaryAge(), BinaryCity(), BinaryMember(),
+          BinaryVisits<int64_t>("INT64")};
+}
+
+TEST_F(InferenceTest, BinaryInputsPredictAsTheSameJson) {
+  for (const std::string app : {"churn", "size", "spend"}) {
+    const std::string path = "/v2/models/" + app + "/infer";
+    HttpResponse reference = Post(path, InferBody(StandardInputs()));
+    ASSERT_EQ(reference.status, 200) << reference.body;
+    const json expected = Parse(reference)["outputs"];
+
+    auto check = [&](const std::vector<BinaryTensor>& tensors,
+                     const std::string& what) {
+      BinaryBody body = MakeBinaryBody(tensors);
+      HttpResponse response = PostBinary(path, body.header, body.data);
+      ASSERT_EQ(response.status, 200)
+          << app << " " << what << ": " << response.body;
+      json answer = Parse(response);
+      EXPECT_EQ(answer["outputs"], expected) << app << " " << what;
+      EXPECT_EQ(answer["id"], "42");
+    };
+    check(StandardBinaryTensors(), "FP32, BYTES, BOOL, INT64");
+    check({BinaryAge("FP64"), BinaryCity(), BinaryMember(),
+           BinaryVisits<double>("FP64")},
+          "FP64");
+    check({BinaryAge(), BinaryCity(), BinaryMember(),
+           BinaryVisits<int8_t>("INT8")},
+          "INT8");
+    check({BinaryAge(), BinaryCity(), BinaryMember(),
+           BinaryVisits<uint16_t>("UINT16")},
+          "UINT16");
+    check({BinaryAge(), BinaryCity(), BinaryMember(),
+           BinaryVisits<int32_t>("INT32")},
+          "INT32");
+    check({BinaryAge(), BinaryCity(), BinaryMember(),
+           BinaryVisits<uint64_t>("UINT64")},
+          "UINT64");
+    check({BinaryAge(), BinaryCity(), BinaryMember(),
+           BinaryVisits<float>("FP32")},
+          "FP32 visits");
+    // A bool feature sent as numbers 0/1, as JSON allows.
+    BinaryTensor member_numbers{BinaryInput("member", "INT32", 3, 12),
+                                Raw<int32_t>({1, 0, 1})};
+    check({BinaryAge(), BinaryCity(), member_numbers,
+           BinaryVisits<int64_t>("INT64")},
+          "member as INT32");
+    // Binary data follows the inputs' order, whatever it is.
+    std::vector<BinaryTensor> reversed = StandardBinaryTensors();
+    std::reverse(reversed.begin(), reversed.end());
+    check(reversed, "reversed inputs");
+  }
+}
+
+TEST_F(InferenceTest, BinaryMissingAndUnseenValuesCountAsInJson) {
+  // NaN is the binary form of null; an unseen category is counted.
+  json inputs = StandardInputs();
+  inputs[1]["data"] = {{"paris"}, {"berlin"}, {"tokyo"}};
+  json expected = Parse(Post("/v2/models/churn/infer", InferBody(inputs)));
+  ASSERT_EQ(expected["parameters"]["unseen_categories"], 1);
+  BinaryBody body =
+      MakeBinaryBody({BinaryAge(), BinaryCity({"paris", "berlin", "tokyo"}),
+                      BinaryMember(), BinaryVisits<int64_t>("INT64")});
+  HttpResponse response =
+      PostBinary("/v2/models/churn/infer", body.header, body.data);
+  ASSERT_EQ(response.status, 200) << response.body;
+  json answer = Parse(response);
+  EXPECT_EQ(answer["outputs"], expected["outputs"]);
+  EXPECT_EQ(answer["parameters"]["unseen_categories"], 1);
+}
+
+TEST_F(InferenceTest, BinaryAndJsonInputsMix) {
+  const json expected = Parse(
+      Post("/v2/models/churn/infer", InferBody(StandardInputs())))["outputs"];
+  // age and member in JSON, city and visits binary, interleaved.
+  const json json_inputs = StandardInputs();
+  BinaryTensor city = BinaryCity();
+  BinaryTensor visits = BinaryVisits<int64_t>("INT64");
+  json header =
+      InferBody({city.input, json_inputs[0], visits.input, json_inputs[2]});
+  HttpResponse mixed =
+      PostBinary("/v2/models/churn/infer", header, city.bytes + visits.bytes);
+  ASSERT_EQ(mixed.status, 200) << mixed.body;
+  EXPECT_EQ(Parse(mixed)["outputs"], expected);
+  // The header with no binary input: a plain JSON request.
+  HttpResponse json_only =
+      PostBinary("/v2/models/churn/infer", InferBody(StandardInputs()), "");
+  ASSERT_EQ(json_only.status, 200) << json_only.body;
+  EXPECT_EQ(Parse(json_only)["outputs"], expected);
+  // Answers stay JSON when binary outputs are asked for.
+  BinaryBody body = MakeBinaryBody(StandardBinaryTensors());
+  body.header["parameters"] = {{"binary_data_output", true}};
+  body.header["outputs"] = {
+      {{"name", "label"}, {"parameters", {{"binary_data", true}}}}};
+  HttpResponse binary_outputs =
+      PostBinary("/v2/models/churn/infer", body.header, body.data);
+  ASSERT_EQ(binary_outputs.status, 200) << binary_outputs.body;
+  EXPECT_EQ(binary_outputs.content_type, "application/json");
+  EXPECT_EQ(Parse(binary_outputs)["outputs"], json({expected[1]}));
+}
+
+TEST_F(InferenceTest, BinaryErrorsNameTheInputAndTheFix) {
+  const std::string path = "/v2/models/churn/infer";
+  const BinaryBody standard = MakeBinaryBody(StandardBinaryTensors());
+  // Body variations of the standard request.
+  auto with_input = [&](int index, const BinaryTensor& tensor) {
+    std::vector<BinaryTensor> tensors = StandardBinaryTensors();
+    tensors[index] = tensor;
+    return MakeBinaryBody(tensors);
+  };
+  struct Case {
+    std::string what;
+    BinaryBody body;
+    std::string header_length;  // "" for the JSON's true length
+    std::string error;
+  };
+  BinaryBody age_with_data = standard;
+  age_with_data.header["inputs"][0]["data"] = {62, 23.5, nullptr};
+  BinaryBody size_as_text = standard;
+  size_as_text.header["inputs"][0]["parameters"]["binary_data_size"] = "12";
+  BinaryBody left_over = standard;
+  left_over.data += "xy";
+  BinaryBody truncated = standard;
+  truncated.data.resize(truncated.data.size() - 4);
+  std::string city_past_end = RawStrings({"paris", "lima"});
+  const uint32_t too_long = 100;
+  city_past_end.append(reinterpret_cast<const char*>(&too_long), 4);
+  city_past_end.append("tokyo");
+  const std::string city_two = RawStrings({"paris", "lima"});
+  const std::string city_extra = RawStrings({"paris", "lima", "tokyo", "x"});
+  const std::string member_two = Raw<uint8_t>({1, 2, 1});
+  const std::string age_fp16 = Raw<uint16_t>({0x5000, 0x4de0, 0x7e00});
+  const std::vector<Case> cases = {
+      {"header length not a number", standard, "abc",
+       "header Inference-Header-Content-Length is 'abc', not a byte count"},
+      {"header length beyond the body", standard, "99999",
+       "header Inference-Header-Content-Length is 99999 but the body has "
+       "only " +
+           std::to_string(standard.header.dump().size() +
+                          standard.data.size()) +
+           " bytes"},
+      {"header length cutting the JSON", standard, "10",
+       "the JSON header (the first 10 bytes of the body, per "
+       "Inference-Header-Content-Length) is not valid JSON"},
+      {"size not matching the shape",
+       with_input(0,
+                  {BinaryInput("age", "FP32", 3, 8), Raw<float>({62, 23.5f})}),
+       "",
+       "input 'age' has binary_data_size 8 but its 3 FP32 values take 3 x 4 "
+       "bytes"},
+      {"size not a count", size_as_text, "",
+       "input 'age' has binary_data_size string \"12\"; send the byte count"},
+      {"data and binary_data_size", age_with_data, "",
+       "input 'age' has both \"data\" and parameters.binary_data_size"},
+      {"bytes left over", left_over, "",
+       "the body has " + std::to_string(left_over.data.size()) +
+           " bytes of binary data after its JSON header but the inputs' "
+           "binary_data_size values add up to " +
+           std::to_string(standard.data.size())},
+      {"bytes missing at the end", truncated, "",
+       "input 'visits' has binary_data_size 24 but only 20 bytes of binary "
+       "data remain"},
+      {"BYTES element past the end",
+       with_input(1, {BinaryInput("city", "BYTES", 3, city_past_end.size()),
+                      city_past_end}),
+       "",
+       "input 'city' BYTES element 2 has length 100 but only 5 bytes of the "
+       "input's binary_data_size remain"},
+      {"BYTES elements running out before the shape",
+       with_input(1,
+                  {BinaryInput("city", "BYTES", 3, city_two.size()), city_two}),
+       "",
+       "input 'city' ends inside the length of BYTES element 2 of 3; its "
+       "binary_data_size 17 must hold"},
+      {"BYTES elements shorter than the size",
+       with_input(
+           1, {BinaryInput("city", "BYTES", 3, city_extra.size()), city_extra}),
+       "",
+       "input 'city' has binary_data_size 31 but its 3 BYTES elements take "
+       "26 bytes"},
+      {"BYTES size too small for the shape",
+       with_input(1,
+                  {BinaryInput("city", "BYTES", 3, 8), std::string(8, '\0')}),
+       "", "input 'city' has binary_data_size 8, too small for its 3 BYTES"},
+      {"BOOL byte other than 0 or 1",
+       with_input(2, {BinaryInput("member", "BOOL", 3, 3), member_two}), "",
+       "input 'member' is BOOL but element 1 is the byte 2; a BOOL element is "
+       "0 (false) or 1 (true)"},
+      {"bool feature given 2",
+       with_input(
+           2, {BinaryInput("member", "INT32", 3, 12), Raw<int32_t>({2, 0, 1})}),
+       "",
+       "feature 'member' expects true or false, got number 2 at element 0 of "
+       "input 'member'"},
+      {"FP16", with_input(0, {BinaryInput("age", "FP16", 3, 6), age_fp16}), "",
+       "input 'age' sends FP16 binary data, which this server does not "
+       "read; send it as FP32"},
+      {"BYTES for a numeric feature",
+       with_input(
+           0, {BinaryInput("age", "BYTES", 3, 12), RawStrings({"", "", ""})}),
+       "", "input 'age' has datatype BYTES but feature 'age' is numeric"},
+  };
+  for (const Case& c : cases) {
+    HttpResponse response =
+        PostBinary(path, c.body.header, c.body.data, c.header_length);
+    EXPECT_EQ(response.status, 400) << c.what << " -> " << response.body;
+    EXPECT_THAT(Error(response), StartsWith(c.error)) << c.what;
+  }
+  // binary_data_size in a request without the header.
+  HttpResponse no_header = Post(path, standard.header);
+  EXPECT_EQ(no_header.status, 400);
+  EXPECT_THAT(Error(no_header),
+              StartsWith("input 'age' has parameters.binary_data_size but the "
+                         "request has no Inference-Header-Content-Length "
+                         "header"));
+  // ... and with "data" too: refused, not read from "data".
+  json both = InferBody(StandardInputs());
+  both["inputs"][0]["parameters"] = {{"binary_data_size", 12}};
+  HttpResponse both_no_header = Post(path, both);
+  EXPECT_EQ(both_no_header.status, 400);
+  EXPECT_THAT(Error(both_no_header),
+              StartsWith("input 'age' has both \"data\" and "
+                         "parameters.binary_data_size"));
 }
 
 TEST_F(InferenceTest, VersionPathReachesOnlyLoadedVersions) {

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import struct
 import sys
 import unittest
 
@@ -35,6 +36,13 @@ INTEGER_RANGES = {
     "FP16": (-2048, 2048),
 }
 NUMERIC_DATATYPES = list(INTEGER_RANGES) + ["FP32", "FP64"]
+
+# struct formats of the datatypes in binary tensor data (little-endian).
+BINARY_FORMATS = {
+    "BOOL": "?", "INT8": "b", "INT16": "h", "INT32": "i", "INT64": "q",
+    "UINT8": "B", "UINT16": "H", "UINT32": "I", "UINT64": "Q",
+    "FP32": "f", "FP64": "d",
+}
 
 TIERS_SPEC = """app: {app}
 data:
@@ -150,6 +158,39 @@ class OipClient:
         return self.server.request(
             "POST", self.model_path(model, version) + "/infer", body)
 
+    def binary_request(self, meta, records):
+        """`request` with Triton's binary tensor data: each input whose
+        values it can carry goes after the JSON header as little-endian
+        bytes (a missing FP32/FP64 value as NaN, BYTES as a 4-byte length
+        and UTF-8), the others stay JSON "data" (an integer or BYTES input
+        with a missing value). Returns (body bytes, JSON header length)."""
+        body = self.request(meta, records)
+        chunks = []
+        for tensor in body["inputs"]:
+            data, datatype = tensor["data"], tensor["datatype"]
+            if datatype in ("FP32", "FP64"):
+                data = [math.nan if v is None else v for v in data]
+            elif None in data:
+                continue
+            if datatype == "BYTES":
+                raw = b"".join(struct.pack("<I", len(v.encode())) + v.encode()
+                               for v in data)
+            else:
+                raw = struct.pack(
+                    "<%d%s" % (len(data), BINARY_FORMATS[datatype]), *data)
+            del tensor["data"]
+            tensor["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        header = json.dumps(body).encode()
+        return header + b"".join(chunks), len(header)
+
+    def infer_binary(self, model, body, header_length):
+        status, _, raw = self.server.call(
+            "POST", self.model_path(model) + "/infer", body,
+            headers={"Content-Type": "application/octet-stream",
+                     "Inference-Header-Content-Length": str(header_length)})
+        return status, json.loads(raw)
+
     @staticmethod
     def outputs(response):
         """{output name: (shape, datatype, data)}."""
@@ -238,6 +279,7 @@ class OipConformanceTest(unittest.TestCase):
         self.assertIsInstance(meta["version"], str)
         self.assertTrue(meta["version"])
         self.assertIsInstance(meta["extensions"], list)
+        self.assertIn("binary_tensor_data", meta["extensions"])
 
     def test_model_metadata_both_forms(self):
         meta = self.client.metadata(CHURN)
@@ -444,6 +486,41 @@ class OipConformanceTest(unittest.TestCase):
         self.assertEqual(response["id"], "req-42")
         self.assertEqual(self.client.outputs(response),
                          self.client.outputs(plain))
+
+    def test_binary_tensor_data_matches_json(self):
+        meta = self.client.metadata(CHURN)
+        records = self.churn_records(300, seed=41)
+        self.assertTrue(any(r["age"] is None for r in records))
+        reference = self.infer_ok(CHURN, self.client.request(meta, records))
+        body, header_length = self.client.binary_request(meta, records)
+        header = json.loads(body[:header_length])
+        binary = {i["name"] for i in header["inputs"] if "parameters" in i}
+        self.assertTrue({"age", "income", "tenure", "support_calls"} <= binary,
+                        binary)
+        status, response = self.client.infer_binary(CHURN, body,
+                                                    header_length)
+        self.assertEqual(status, 200, response)
+        self.assertEqual(self.client.outputs(response),
+                         self.client.outputs(reference))
+
+    def test_truncated_binary_body(self):
+        meta = self.client.metadata(CHURN)
+        records = self.churn_records(50, seed=42, missing=0.0)
+        body, header_length = self.client.binary_request(meta, records)
+        # The last input's bytes cut short, then the JSON header itself.
+        self.assert_error(self.client.infer_binary(CHURN, body[:-5],
+                                                   header_length),
+                          400, "'support_calls'", "binary_data_size")
+        self.assert_error(self.client.infer_binary(CHURN, body[:100],
+                                                   header_length),
+                          400, "Inference-Header-Content-Length")
+        # The server keeps serving, binary and JSON.
+        status, response = self.client.infer_binary(CHURN, body,
+                                                    header_length)
+        self.assertEqual(status, 200, response)
+        self.assertEqual(self.client.outputs(response),
+                         self.client.outputs(self.infer_ok(
+                             CHURN, self.client.request(meta, records))))
 
     # --- errors, each naming the tensor ---
 
