@@ -352,7 +352,8 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(server_->options().max_body_bytes);
     parser_->header_limit(kMaxHeaderBytes);
     if (buffer_.size() > 0) {  // a pipelined request is already here
-      ReadHeader();
+      stream_.expires_after(Millis(server_->options().header_timeout_ms));
+      ParseBuffered();
       return;
     }
     // Waiting for the first byte is "idle" on a kept-alive connection; on a
@@ -372,7 +373,35 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     buffer_.commit(bytes);
-    ReadHeader();
+    ParseBuffered();
+  }
+
+  // Parses what the buffer holds without another trip through the event
+  // loop: a small request usually arrives whole in its first read. What is
+  // still missing is read asynchronously, under its deadline.
+  void ParseBuffered() {
+    state_ = State::kReading;
+    beast::error_code ec;
+    while (!parser_->is_done() && buffer_.size() > 0) {
+      const size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec == http::error::need_more) {
+        ec = {};
+        break;
+      }
+      if (ec) {
+        OnReadError(ec);
+        return;
+      }
+      if (used == 0) break;
+    }
+    if (parser_->is_done()) {
+      HandleRequest();
+    } else if (parser_->is_header_done()) {
+      OnHeader({}, 0);
+    } else {
+      ReadHeader();
+    }
   }
 
   void ReadHeader() {
