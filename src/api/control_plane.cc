@@ -7,15 +7,20 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/logging.h"
 #include "core/status.h"
+#include "data/csv.h"
+#include "models/import.h"
 #include "models/model.h"
 #include "models/signature.h"
 #include "nlohmann/json.hpp"
 #include "pipeline/app_spec.h"
 #include "pipeline/feature_gap.h"
+#include "registry/model_card.h"
+#include "registry/model_diff.h"
 
 namespace slipway {
 namespace {
@@ -130,7 +135,27 @@ json VersionJson(const ModelVersionRecord& v,
           {"row_count", v.row_count},
           {"run_id", v.run_id},
           {"revision", v.revision},
-          {"created_at", Timestamp(v.created_at)}};
+          {"created_at", Timestamp(v.created_at)},
+          {"lineage",
+           {{"run_id", v.run_id},
+            {"revision", v.revision},
+            {"data_fingerprint", v.data_fingerprint},
+            {"row_count", v.row_count},
+            {"data_sources", StoredJson(v.data_sources_json)},
+            {"code_sha256", v.code_sha256},
+            {"parent_version", v.parent_version},
+            {"runtime", StoredJson(v.runtime_json)},
+            {"created_by", v.created_by}}}};
+}
+
+json AliasMoveJson(const AliasHistoryRecord& h) {
+  return {{"seq", h.seq},
+          {"alias", h.alias},
+          {"from_version", h.from_version == 0 ? json(nullptr)
+                                               : json(h.from_version)},
+          {"to_version", h.to_version},
+          {"at", Timestamp(h.at)},
+          {"actor", h.actor}};
 }
 
 json AliasJson(const AliasRecord& a) {
@@ -176,6 +201,54 @@ absl::StatusOr<std::string> StringField(const json& body,
                                       "' (a string) is required");
   }
   return it->get<std::string>();
+}
+
+// Who moves an alias through the API: the body's "actor" ("cli" from the
+// slipway CLI), else "api".
+absl::StatusOr<std::string> ActorField(const json& body) {
+  auto it = body.find("actor");
+  if (it == body.end()) return std::string("api");
+  if (!it->is_string() || (*it != "cli" && *it != "api")) {
+    return absl::InvalidArgumentError(
+        "field 'actor' is " + it->dump() + "; give \"cli\" or \"api\"");
+  }
+  return it->get<std::string>();
+}
+
+// The "moves" of a multi-alias request: [{"alias": "champion", "version":
+// 7}, ...].
+absl::StatusOr<std::vector<AliasMove>> MovesField(const json& body) {
+  auto it = body.find("moves");
+  if (it == body.end() || !it->is_array() || it->empty()) {
+    return absl::InvalidArgumentError(
+        "field 'moves' (a non-empty list of {\"alias\", \"version\"}) is "
+        "required");
+  }
+  std::vector<AliasMove> moves;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& m = (*it)[i];
+    const std::string at = "moves[" + std::to_string(i) + "]";
+    if (!m.is_object() || !m.contains("alias") || !m["alias"].is_string() ||
+        !m.contains("version") || !m["version"].is_number_integer()) {
+      return absl::InvalidArgumentError(
+          "field '" + at +
+          "' must be {\"alias\": string, \"version\": integer}");
+    }
+    moves.push_back({m["alias"].get<std::string>(), m["version"].get<int>()});
+  }
+  return moves;
+}
+
+// The import request's model file, decoded.
+absl::StatusOr<std::string> ModelBytesField(const json& body) {
+  ASSIGN_OR_RETURN(std::string encoded, StringField(body, "model_base64"));
+  std::string bytes;
+  if (!absl::Base64Unescape(encoded, &bytes)) {
+    return absl::InvalidArgumentError(
+        "field 'model_base64' is not base64; send the model file's bytes "
+        "base64-encoded");
+  }
+  return bytes;
 }
 
 // Wraps a handler body that returns StatusOr<HttpResponse>.
@@ -368,14 +441,102 @@ absl::Status ControlPlane::ServeVersion(const std::string& app, int version) {
 }
 
 absl::Status ControlPlane::MoveAlias(const std::string& app,
-                                     const std::string& alias, int version) {
-  RETURN_IF_ERROR(registry_->GetVersion(app, version).status());
-  if (alias == kServingAlias) RETURN_IF_ERROR(ServeVersion(app, version));
-  RETURN_IF_ERROR(registry_->MoveAlias(app, alias, version));
-  LogInfo(
-      "alias.moved",
-      {{"app", app}, {"alias", alias}, {"version", std::to_string(version)}});
+                                     const std::string& alias, int version,
+                                     const std::string& actor) {
+  return MoveAliases(app, {AliasMove{alias, version}}, actor);
+}
+
+absl::Status ControlPlane::MoveAliases(const std::string& app,
+                                       const std::vector<AliasMove>& moves,
+                                       const std::string& actor) {
+  for (const AliasMove& move : moves) {
+    RETURN_IF_ERROR(registry_->GetVersion(app, move.version).status());
+  }
+  for (const AliasMove& move : moves) {
+    if (move.alias == kServingAlias) {
+      RETURN_IF_ERROR(ServeVersion(app, move.version));
+    }
+  }
+  RETURN_IF_ERROR(registry_->MoveAliases(app, moves, actor));
+  for (const AliasMove& move : moves) {
+    LogInfo("alias.moved", {{"app", app},
+                            {"alias", move.alias},
+                            {"version", std::to_string(move.version)},
+                            {"actor", actor}});
+  }
   return absl::OkStatus();
+}
+
+absl::StatusOr<HttpResponse> ControlPlane::ImportModel(
+    const std::string& app, const HttpRequest& request) {
+  ASSIGN_OR_RETURN(json body, ParseBody(request));
+  ASSIGN_OR_RETURN(std::string format, StringField(body, "format"));
+  if (format != "xgboost") {
+    return absl::InvalidArgumentError("unknown model format '" + format +
+                                      "'; import takes: xgboost");
+  }
+  ASSIGN_OR_RETURN(AppRevisionRecord revision,
+                   registry_->CurrentRevision(app));
+  ASSIGN_OR_RETURN(std::string bytes, ModelBytesField(body));
+  const std::string source = body.value("source", std::string("model"));
+  std::optional<json> signature;
+  if (body.contains("signature")) signature = body["signature"];
+  std::optional<Table> sample;
+  if (body.contains("sample_csv")) {
+    ASSIGN_OR_RETURN(std::string csv, StringField(body, "sample_csv"));
+    ASSIGN_OR_RETURN(sample, ParseCsv(csv, "the --sample CSV"));
+  }
+  ASSIGN_OR_RETURN(
+      ImportedModel imported,
+      ImportXgboostModel(bytes, source, signature,
+                         sample.has_value() ? &*sample : nullptr));
+  NewModelVersion version;
+  version.app = app;
+  version.format = imported.format;
+  version.model_bytes = std::move(imported.model_bytes);
+  version.signature_json = imported.signature.ToJson().dump();
+  json params = imported.params;
+  params["imported_from"] = source;
+  version.params_json = params.dump();
+  version.metrics_json = "{}";
+  version.revision = revision.revision;
+  version.created_by = "import";
+  version.runtime_json = RuntimeVersions().dump();
+  ASSIGN_OR_RETURN(ModelVersionRecord record, registry_->Register(version));
+  LogInfo("model.imported", {{"app", app},
+                             {"version", std::to_string(record.version)},
+                             {"source", source}});
+  ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
+                   registry_->ListAliases(app));
+  return JsonResponse(201, VersionJson(record, aliases));
+}
+
+absl::StatusOr<HttpResponse> ControlPlane::ModelCard(const std::string& app,
+                                                     int version) {
+  ModelCardInput input;
+  ASSIGN_OR_RETURN(input.version, registry_->GetVersion(app, version));
+  ASSIGN_OR_RETURN(input.aliases, registry_->ListAliases(app));
+  ASSIGN_OR_RETURN(AppRevisionRecord revision,
+                   registry_->CurrentRevision(app));
+  absl::StatusOr<AppSpec> spec =
+      ParseAppSpec(revision.spec_yaml, "slipway.yaml");
+  if (spec.ok() && spec->use_case.has_value()) {
+    const UseCaseSpec& u = *spec->use_case;
+    std::string integration;
+    for (const std::string& i : u.integration) {
+      integration += (integration.empty() ? "" : ", ") + i;
+    }
+    for (const auto& [field, value] :
+         std::vector<std::pair<std::string, std::string>>{
+             {"problem", u.problem},
+             {"integration", integration},
+             {"owner", u.owner},
+             {"business_kpi", u.business_kpi}}) {
+      if (!value.empty()) input.use_case.emplace_back(field, value);
+    }
+  }
+  return HttpResponse::Text(200, RenderModelCard(input),
+                            "text/markdown; charset=utf-8");
 }
 
 absl::Status ControlPlane::LoadServedModels() {
@@ -576,6 +737,31 @@ void ControlPlane::AddRoutes(Router* router) {
         return JsonResponse(200, VersionJson(record, aliases));
       }));
   router->Add(
+      "POST", "/api/v1/apps/{app}/models",
+      Handle([this](const HttpRequest& request,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        return ImportModel(p.at("app"), request);
+      }));
+  router->Add(
+      "GET", "/api/v1/apps/{app}/models/{version}/diff/{other}",
+      Handle([this](const HttpRequest&,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        ASSIGN_OR_RETURN(int from, ParseVersion(p.at("version")));
+        ASSIGN_OR_RETURN(int to, ParseVersion(p.at("other")));
+        ASSIGN_OR_RETURN(ModelVersionRecord a,
+                         registry_->GetVersion(p.at("app"), from));
+        ASSIGN_OR_RETURN(ModelVersionRecord b,
+                         registry_->GetVersion(p.at("app"), to));
+        return JsonResponse(200, DiffModelVersions(a, b));
+      }));
+  router->Add(
+      "GET", "/api/v1/apps/{app}/models/{version}/card",
+      Handle([this](const HttpRequest&,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
+        return ModelCard(p.at("app"), version);
+      }));
+  router->Add(
       "GET", "/api/v1/apps/{app}/models/{version}/artifact",
       Handle([this](const HttpRequest&,
                     const PathParams& p) -> absl::StatusOr<HttpResponse> {
@@ -603,11 +789,43 @@ void ControlPlane::AddRoutes(Router* router) {
         const std::string& app = p.at("app");
         const std::string& alias = p.at("alias");
         int version = it->get<int>();
-        RETURN_IF_ERROR(MoveAlias(app, alias, version));
+        ASSIGN_OR_RETURN(std::string actor, ActorField(body));
+        RETURN_IF_ERROR(MoveAlias(app, alias, version, actor));
         return JsonResponse(200, {{"app", app},
                                   {"alias", alias},
                                   {"version", version},
                                   {"serving", alias == kServingAlias}});
+      }));
+  router->Add(
+      "POST", "/api/v1/apps/{app}/aliases",
+      Handle([this](const HttpRequest& request,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        ASSIGN_OR_RETURN(json body, ParseBody(request));
+        ASSIGN_OR_RETURN(std::vector<AliasMove> moves, MovesField(body));
+        ASSIGN_OR_RETURN(std::string actor, ActorField(body));
+        const std::string& app = p.at("app");
+        RETURN_IF_ERROR(MoveAliases(app, moves, actor));
+        json moved = json::array();
+        bool serving = false;
+        for (const AliasMove& m : moves) {
+          moved.push_back({{"alias", m.alias}, {"version", m.version}});
+          serving = serving || m.alias == kServingAlias;
+        }
+        return JsonResponse(
+            200, {{"app", app}, {"moves", moved}, {"serving", serving}});
+      }));
+  router->Add(
+      "GET", "/api/v1/apps/{app}/aliases/history",
+      Handle([this](const HttpRequest&,
+                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+        const std::string& app = p.at("app");
+        ASSIGN_OR_RETURN(std::vector<AliasHistoryRecord> history,
+                         registry_->AliasHistory(app));
+        json list = json::array();
+        for (const AliasHistoryRecord& h : history) {
+          list.push_back(AliasMoveJson(h));
+        }
+        return JsonResponse(200, {{"app", app}, {"history", list}});
       }));
   router->Add(
       "GET", "/api/v1/serving",

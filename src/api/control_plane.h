@@ -2,7 +2,8 @@
 // use: apply and roll back app specs (apply refuses a spec whose score
 // sources or endpoint fields lack a feature the champion needs), start and
 // follow runs (steps, events, logs), fire trigger events, browse the
-// registry, move aliases, download model files.
+// registry (lineage, diffs, model cards, alias history), import models,
+// move aliases (one or several in one transaction), download model files.
 //
 // Moving the alias an app serves (`champion`) loads that version into the
 // ModelManager and answers only after the swap, so the next prediction sees
@@ -46,11 +47,19 @@ class ControlPlane {
   // as the app's current spec says (endpoint.batching).
   absl::Status ServeVersion(const std::string& app, int version);
 
-  // Points `alias` of `app` at `version`. For the served alias the version
-  // is loaded and swapped in first, so a version that cannot load never
-  // becomes champion, and the call returns once serving has swapped.
+  // Points `alias` of `app` at `version`, recorded in the alias history
+  // with `actor` ("cli", "api"; "pipeline" for a register step's move). For
+  // the served alias the version is loaded and swapped in first, so a
+  // version that cannot load never becomes champion, and the call returns
+  // once serving has swapped.
   absl::Status MoveAlias(const std::string& app, const std::string& alias,
-                         int version);
+                         int version, const std::string& actor);
+  // MoveAlias for several aliases recorded in one transaction (champion ->
+  // v7 with previous -> v6); the served alias's version is swapped in
+  // before anything is recorded, and nothing is recorded if it fails.
+  absl::Status MoveAliases(const std::string& app,
+                           const std::vector<AliasMove>& moves,
+                           const std::string& actor);
 
  private:
   // endpoint.batching of the app's current revision; the defaults (logged)
@@ -67,6 +76,18 @@ class ControlPlane {
   // that cannot start now (already running) is reported as skipped.
   absl::StatusOr<HttpResponse> FireEvent(const std::string& app,
                                          const std::string& event);
+
+  // POST /api/v1/apps/{app}/models: registers a model trained elsewhere
+  // (models/import.h) as a new version created by "import". The body:
+  // {"format": "xgboost", "model_base64": ..., "source": file name,
+  // "signature": {...} or "sample_csv": "..."}. Nothing is stored when the
+  // file or the signature is refused.
+  absl::StatusOr<HttpResponse> ImportModel(const std::string& app,
+                                           const HttpRequest& request);
+
+  // MODEL_CARD.md of a version (registry/model_card.h), with the use case
+  // of the app's current spec.
+  absl::StatusOr<HttpResponse> ModelCard(const std::string& app, int version);
 
   // Part of a step's log from byte `offset` (query parameter, default 0),
   // at most `max` bytes (default 64 KiB), with the offset to ask for next

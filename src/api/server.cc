@@ -42,8 +42,9 @@ class ServerImpl : public Server {
     executor_options.max_parallel_steps = options.max_parallel_steps;
     executor_options.python = options.python;
     executor_options.move_alias =
-        [this](const std::string& app, const std::string& alias, int version) {
-          return control_->MoveAlias(app, alias, version);
+        [this](const std::string& app, const std::string& alias, int version,
+               const std::string& actor) {
+          return control_->MoveAlias(app, alias, version, actor);
         };
     executor_ = std::make_unique<RunExecutor>(executor_options);
 
@@ -85,6 +86,8 @@ class ServerImpl : public Server {
   }
 
   int port() const override { return http_->port(); }
+
+  std::vector<RouteInfo> Routes() const override { return router_.Routes(); }
 
   void Shutdown() override {
     http_->Shutdown(/*drain_timeout_ms=*/10000);

@@ -7,15 +7,18 @@
 // mark runs left unfinished by a crash `failed` (reason `interrupted`), load
 // every app's champion (batched as its spec's endpoint.batching says), then
 // accept connections. GET /metrics exposes the data plane's counters.
-// Thread safety: Shutdown may be called from any thread (a signal watcher).
+// Thread safety: Shutdown may be called from any thread (a signal watcher);
+// Routes from any thread.
 #ifndef SLIPWAY_API_SERVER_H_
 #define SLIPWAY_API_SERVER_H_
 
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "serving/http.h"
 
 namespace slipway {
 
@@ -42,6 +45,9 @@ class Server {
   virtual ~Server() = default;
 
   virtual int port() const = 0;
+  // Every HTTP route the server answers (method and pattern), in
+  // registration order; docs/openapi.yaml documents exactly these.
+  virtual std::vector<RouteInfo> Routes() const = 0;
   // Stops accepting, lets in-flight requests finish, cancels running
   // pipeline runs (they end `cancelled`), closes the store.
   virtual void Shutdown() = 0;

@@ -7,8 +7,10 @@
 #include <map>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "core/filesystem.h"
 #include "core/status.h"
+#include "models/import.h"
 
 namespace slipway {
 namespace {
@@ -420,19 +422,259 @@ int ModelsListCommand(const CliContext& ctx, const std::string& app) {
   return 0;
 }
 
+namespace {
+
+// "v3", "-" for none.
+std::string VersionText(const json& value) {
+  if (!value.is_number_integer() || value.get<int>() == 0) return "-";
+  return "v" + std::to_string(value.get<int>());
+}
+
+std::string Or(const std::string& text, const std::string& fallback) {
+  return text.empty() || text == "-" ? fallback : text;
+}
+
+void PrintModelVersion(json v) {
+  std::cout << Text(v["app"]) << " v" << Text(v["version"]) << " ("
+            << Text(v["format"]) << "), created " << Text(v["created_at"])
+            << "\n";
+  std::string aliases;
+  for (const json& a : v["aliases"]) {
+    aliases += (aliases.empty() ? "" : ", ") + Text(a);
+  }
+  std::cout << "  aliases:      " << Or(aliases, "none") << "\n"
+            << "  artifact:     " << Text(v["artifact_sha256"]) << "\n";
+  json lineage = v["lineage"];
+  std::cout << "lineage:\n"
+            << "  created by:   " << Or(Text(lineage["created_by"]), "-")
+            << "\n"
+            << "  run:          " << Or(Text(lineage["run_id"]), "-") << "\n"
+            << "  app revision: " << Text(lineage["revision"]) << "\n"
+            << "  parent:       "
+            << Or(VersionText(lineage["parent_version"]), "none") << "\n"
+            << "  code sha256:  " << Or(Text(lineage["code_sha256"]), "-")
+            << "\n"
+            << "  data sha256:  " << Or(Text(lineage["data_fingerprint"]), "-")
+            << " (" << Text(lineage["row_count"]) << " rows)\n";
+  if (lineage["runtime"].is_object()) {
+    for (const auto& [name, version] : lineage["runtime"].items()) {
+      std::cout << "  runtime:      " << name << " " << Text(version) << "\n";
+    }
+  }
+  const json sources = lineage["data_sources"];
+  if (sources.is_array() && !sources.empty()) {
+    std::cout << "data sources:\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const json& d : sources) {
+      rows.push_back({"  " + Text(d.value("name", json())),
+                      Text(d.value("step", json())),
+                      Text(d.value("fingerprint", json())),
+                      Text(d.value("rows", json()))});
+    }
+    PrintTable({"  SOURCE", "STEP", "SHA256", "ROWS"}, rows);
+  }
+  std::cout << "metrics: " << Or(FormatMetrics(v["metrics"]), "none") << "\n"
+            << "params:  " << v["params"].dump() << "\n";
+  const json signature =
+      v["signature"].is_object() ? v["signature"] : json::object();
+  std::cout << "signature: " << Text(signature.value("task", json()))
+            << ", target " << Text(signature.value("target", json()));
+  const json labels = signature.value("class_labels", json::array());
+  if (labels.is_array() && !labels.empty()) {
+    std::cout << ", classes " << labels.dump();
+  }
+  std::cout << "\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const json& f : signature.value("features", json::array())) {
+    const json categories = f.value("categories", json());
+    rows.push_back({"  " + Text(f.value("name", json())),
+                    Text(f.value("type", json())),
+                    categories.is_null() ? "" : categories.dump()});
+  }
+  PrintTable({"  FEATURE", "TYPE", "CATEGORIES"}, rows);
+  if (v["transform"].is_object()) {
+    std::cout << "a fitted transform runs before the model\n";
+  }
+}
+
+}  // namespace
+
 int ModelsShowCommand(const CliContext& ctx, const std::string& app,
                       int version) {
   absl::StatusOr<json> answer = ctx.client->Get(
       "/api/v1/apps/" + app + "/models/" + std::to_string(version));
   if (!answer.ok()) return Fail(answer.status());
-  std::cout << answer->dump(2) << "\n";
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  PrintModelVersion(*answer);
+  return 0;
+}
+
+int ModelsDiffCommand(const CliContext& ctx, const std::string& app, int from,
+                      int to) {
+  absl::StatusOr<json> answer =
+      ctx.client->Get("/api/v1/apps/" + app + "/models/" +
+                      std::to_string(from) + "/diff/" + std::to_string(to));
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  json d = *answer;
+  std::cout << app << " v" << from << " -> v" << to << "\n\nparams:\n";
+  if (d["params"].empty()) std::cout << "  (no changes)\n";
+  for (const json& p : d["params"]) {
+    std::cout << "  " << Text(p["name"]) << ": " << Text(p["from"]) << " -> "
+              << Text(p["to"]) << "\n";
+  }
+  std::cout << "\nmetrics:\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const json& m : d["metrics"]) {
+    std::string difference = "-";
+    if (m["difference"].is_number()) {
+      char buffer[64];
+      std::snprintf(buffer, sizeof(buffer), "%+.6g",
+                    m["difference"].get<double>());
+      difference = buffer;
+    }
+    rows.push_back({"  " + Text(m["name"]), Text(m["from"]), Text(m["to"]),
+                    difference});
+  }
+  if (rows.empty()) {
+    std::cout << "  (none)\n";
+  } else {
+    PrintTable({"  METRIC", "V" + std::to_string(from),
+                "V" + std::to_string(to), "DIFFERENCE"},
+               rows);
+  }
+  json s = d["signature"];
+  std::cout << "\nsignature:\n";
+  bool changed = false;
+  for (const char* field : {"task", "target", "class_labels"}) {
+    if (s[field].is_null()) continue;
+    changed = true;
+    std::cout << "  " << field << ": " << Text(s[field]["from"]) << " -> "
+              << Text(s[field]["to"]) << "\n";
+  }
+  for (const json& f : s["features_added"]) {
+    changed = true;
+    std::cout << "  + " << Text(f["name"]) << " (" << Text(f["type"]) << ")\n";
+  }
+  for (const json& f : s["features_removed"]) {
+    changed = true;
+    std::cout << "  - " << Text(f["name"]) << " (" << Text(f["type"]) << ")\n";
+  }
+  for (const json& f : s["features_retyped"]) {
+    changed = true;
+    std::cout << "  ~ " << Text(f["name"]) << ": " << Text(f["from"])
+              << " -> " << Text(f["to"]) << "\n";
+  }
+  for (const json& c : s["categories_changed"]) {
+    changed = true;
+    std::cout << "  ~ " << Text(c["name"]) << " categories: added "
+              << c["added"].dump() << ", removed " << c["removed"].dump();
+    if (c.value("reordered", false)) std::cout << " (same values, new order)";
+    std::cout << "\n";
+  }
+  if (s.value("order_changed", false)) {
+    changed = true;
+    std::cout << "  the features are in a different order\n";
+  }
+  if (!changed) std::cout << "  (no changes)\n";
+  return 0;
+}
+
+int ModelsHistoryCommand(const CliContext& ctx, const std::string& app) {
+  absl::StatusOr<json> answer =
+      ctx.client->Get("/api/v1/apps/" + app + "/aliases/history");
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& h : (*answer)["history"]) {
+    rows.push_back({Text(h["at"]), Text(h["alias"]),
+                    VersionText(h["from_version"]), VersionText(h["to_version"]),
+                    Text(h["actor"])});
+  }
+  PrintTable({"AT", "ALIAS", "FROM", "TO", "ACTOR"}, rows);
+  return 0;
+}
+
+int ModelsImportCommand(const CliContext& ctx, const std::string& app,
+                        const std::string& path, const std::string& format,
+                        const std::string& sample_csv,
+                        const std::string& signature_file) {
+  Filesystem* fs = LocalFilesystem();
+  std::error_code ec;
+  std::string model_path = path;
+  if (std::filesystem::is_directory(path, ec)) {
+    const std::string mlmodel_path = JoinPath(path, "MLmodel");
+    if (!fs->Exists(mlmodel_path)) {
+      return Fail(absl::InvalidArgumentError(
+          "directory '" + path +
+          "' has no MLmodel file; give an XGBoost model file or an MLflow "
+          "model directory"));
+    }
+    absl::StatusOr<std::string> mlmodel = fs->ReadFile(mlmodel_path);
+    if (!mlmodel.ok()) return Fail(mlmodel.status());
+    absl::StatusOr<std::string> data =
+        MlflowXgboostDataPath(*mlmodel, mlmodel_path);
+    if (!data.ok()) return Fail(data.status());
+    model_path = JoinPath(path, *data);
+  }
+  absl::StatusOr<std::string> bytes = fs->ReadFile(model_path);
+  if (!bytes.ok()) return Fail(bytes.status());
+  json body = {{"format", format},
+               {"source", BaseName(model_path)},
+               {"model_base64", absl::Base64Escape(*bytes)}};
+  if (!signature_file.empty()) {
+    absl::StatusOr<std::string> text = fs->ReadFile(signature_file);
+    if (!text.ok()) return Fail(text.status());
+    json signature = json::parse(*text, nullptr, false);
+    if (signature.is_discarded()) {
+      return Fail(absl::InvalidArgumentError(
+          "signature file '" + signature_file +
+          "' is not JSON; give a signature as `slipway models export` "
+          "writes it (signature.json)"));
+    }
+    body["signature"] = std::move(signature);
+  }
+  if (!sample_csv.empty()) {
+    absl::StatusOr<std::string> text = fs->ReadFile(sample_csv);
+    if (!text.ok()) return Fail(text.status());
+    body["sample_csv"] = *std::move(text);
+  }
+  absl::StatusOr<json> answer =
+      ctx.client->Post("/api/v1/apps/" + app + "/models", body);
+  if (!answer.ok()) {
+    if (absl::IsResourceExhausted(answer.status()) ||
+        answer.status().message().find("exceeds the limit") !=
+            std::string::npos) {
+      return Fail(absl::ResourceExhaustedError(
+          std::string(answer.status().message()) + " (the model file " +
+          model_path + " travels base64-encoded; raise the server's "
+          "--max-body-mb)"));
+    }
+    return Fail(answer.status());
+  }
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "imported " << model_path << " as " << app << " v"
+            << Text((*answer)["version"]) << "\n";
   return 0;
 }
 
 int ModelsPromoteCommand(const CliContext& ctx, const std::string& app,
                          int version, const std::string& alias) {
-  absl::StatusOr<json> answer = ctx.client->Put(
-      "/api/v1/apps/" + app + "/aliases/" + alias, {{"version", version}});
+  absl::StatusOr<json> answer =
+      ctx.client->Put("/api/v1/apps/" + app + "/aliases/" + alias,
+                      {{"version", version}, {"actor", "cli"}});
   if (!answer.ok()) return Fail(answer.status());
   if (ctx.json) {
     std::cout << answer->dump(2) << "\n";
@@ -444,18 +686,74 @@ int ModelsPromoteCommand(const CliContext& ctx, const std::string& app,
   return 0;
 }
 
+namespace {
+
+// OK when writing into `dir` stays where the user pointed: a relative
+// directory must stay inside the current directory after normalisation and
+// after resolving symlinks, and none of `files` in it may be a symlink
+// (writing would leave the folder through it).
+absl::Status CheckExportDir(const std::string& dir,
+                            const std::vector<std::string>& files) {
+  namespace fs = std::filesystem;
+  const fs::path normal = fs::path(dir).lexically_normal();
+  if (normal.is_relative()) {
+    if (!normal.empty() && *normal.begin() == "..") {
+      return absl::InvalidArgumentError(
+          "export path '" + dir +
+          "' leaves the current directory ('..' after normalisation); give "
+          "a directory inside it or an absolute path");
+    }
+    std::error_code ec;
+    const fs::path base = fs::canonical(fs::current_path(ec), ec);
+    const fs::path resolved = fs::weakly_canonical(base / normal, ec);
+    if (ec) {
+      return absl::InvalidArgumentError("export path '" + dir +
+                                        "' cannot be resolved: " +
+                                        ec.message());
+    }
+    const std::string prefix = base.string();
+    const std::string target = resolved.string();
+    if (target != prefix && target.rfind(prefix + "/", 0) != 0) {
+      return absl::InvalidArgumentError(
+          "export path '" + dir + "' leads to '" + target +
+          "' through a symlink, outside the current directory; give that "
+          "directory directly");
+    }
+  }
+  for (const std::string& file : files) {
+    std::error_code ec;
+    const std::string path = JoinPath(dir, file);
+    if (fs::is_symlink(fs::symlink_status(path, ec))) {
+      return absl::InvalidArgumentError(
+          "'" + path +
+          "' is a symlink; export refuses to write through it (remove it or "
+          "choose another directory)");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 int ModelsExportCommand(const CliContext& ctx, const std::string& app,
                         int version, const std::string& dir) {
+  const std::vector<std::string> files = {"model.json", "signature.json",
+                                          "transform.json", "MODEL_CARD.md"};
+  absl::Status checked = CheckExportDir(dir, files);
+  if (!checked.ok()) return Fail(checked);
   std::string base =
       "/api/v1/apps/" + app + "/models/" + std::to_string(version);
   absl::StatusOr<json> info = ctx.client->Get(base);
   if (!info.ok()) return Fail(info.status());
   absl::StatusOr<std::string> bytes = ctx.client->Download(base + "/artifact");
   if (!bytes.ok()) return Fail(bytes.status());
+  absl::StatusOr<std::string> card = ctx.client->Download(base + "/card");
+  if (!card.ok()) return Fail(card.status());
   Filesystem* fs = LocalFilesystem();
   absl::Status s = fs->CreateDirs(dir);
   std::string model_path = JoinPath(dir, "model.json");
   std::string signature_path = JoinPath(dir, "signature.json");
+  std::string card_path = JoinPath(dir, "MODEL_CARD.md");
   if (s.ok()) s = fs->WriteFileAtomic(model_path, *bytes);
   if (s.ok()) {
     s = fs->WriteFileAtomic(signature_path,
@@ -467,11 +765,12 @@ int ModelsExportCommand(const CliContext& ctx, const std::string& app,
   if (s.ok() && transform.is_object()) {
     s = fs->WriteFileAtomic(transform_path, transform.dump(2) + "\n");
   }
+  if (s.ok()) s = fs->WriteFileAtomic(card_path, *card);
   if (!s.ok()) return Fail(s);
   std::cout << "wrote " << model_path << " (" << Text((*info)["format"])
             << "), " << signature_path;
-  if (transform.is_object()) std::cout << " and " << transform_path;
-  std::cout << "\n";
+  if (transform.is_object()) std::cout << ", " << transform_path;
+  std::cout << " and " << card_path << "\n";
   return 0;
 }
 

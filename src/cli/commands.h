@@ -49,7 +49,24 @@ int ModelsShowCommand(const CliContext& ctx, const std::string& app,
                       int version);
 int ModelsPromoteCommand(const CliContext& ctx, const std::string& app,
                          int version, const std::string& alias);
-// Writes DIR/model.json (native XGBoost JSON) and DIR/signature.json.
+// Params, metrics (with the difference) and signature changes from v1 to v2.
+int ModelsDiffCommand(const CliContext& ctx, const std::string& app, int from,
+                      int to);
+// Every alias move of the app, oldest first.
+int ModelsHistoryCommand(const CliContext& ctx, const std::string& app);
+// Registers a model trained elsewhere: `path` is an XGBoost model file
+// (JSON or UBJSON) or an MLflow model directory whose MLmodel names the
+// xgboost flavor; the signature comes from `signature_file` (Signature
+// JSON) or is derived with `sample_csv` (either may be empty).
+int ModelsImportCommand(const CliContext& ctx, const std::string& app,
+                        const std::string& path, const std::string& format,
+                        const std::string& sample_csv,
+                        const std::string& signature_file);
+// Writes DIR/model.json (native XGBoost JSON), DIR/signature.json,
+// DIR/transform.json (with a transform) and DIR/MODEL_CARD.md. A relative
+// DIR that leaves the current directory (".." after normalisation, or
+// through a symlink) is refused before anything is written, and so is a
+// file in DIR that is a symlink.
 int ModelsExportCommand(const CliContext& ctx, const std::string& app,
                         int version, const std::string& dir);
 

@@ -223,7 +223,7 @@ absl::Status RunDemo(const DemoFlags& flags, const std::string& self,
             std::to_string(version));
   ASSIGN_OR_RETURN(json promoted,
                    client.Put("/api/v1/apps/" + spec.app + "/aliases/champion",
-                              {{"version", version}}));
+                              {{"version", version}, {"actor", "cli"}}));
   std::cout << "  champion -> v" << version << ", serving\n";
   std::cout << "  metrics on the held-out test rows:";
   for (const auto& [name, value] : latest["metrics"].items()) {

@@ -174,8 +174,40 @@ int main(int argc, char** argv) {
   promote->add_option("--alias", alias, "alias to move (default champion)");
   promote->callback(
       [&] { code = ModelsPromoteCommand(ctx(), app, version, alias); });
-  auto* model_export =
-      models->add_subcommand("export", "write the model file and signature");
+  int other_version = 0;
+  auto* diff = models->add_subcommand(
+      "diff", "compare two versions' params, metrics and signature");
+  diff->add_option("APP", app)->required();
+  diff->add_option("V1", version)->required();
+  diff->add_option("V2", other_version)->required();
+  diff->callback(
+      [&] { code = ModelsDiffCommand(ctx(), app, version, other_version); });
+  auto* history = models->add_subcommand("history", "every alias move");
+  history->add_option("APP", app)->required();
+  history->callback([&] { code = ModelsHistoryCommand(ctx(), app); });
+  std::string import_path;
+  std::string import_format;
+  std::string sample_csv;
+  std::string signature_file;
+  auto* model_import = models->add_subcommand(
+      "import", "register a model trained elsewhere (XGBoost JSON/UBJ file "
+                "or MLflow model directory)");
+  model_import->add_option("APP", app)->required();
+  model_import->add_option("PATH", import_path)->required();
+  model_import->add_option("--format", import_format, "xgboost")->required();
+  auto* sample_option = model_import->add_option(
+      "--sample", sample_csv,
+      "CSV rows the model was trained on (categories, classes)");
+  model_import
+      ->add_option("--signature", signature_file,
+                   "Signature JSON (as `models export` writes it)")
+      ->excludes(sample_option);
+  model_import->callback([&] {
+    code = ModelsImportCommand(ctx(), app, import_path, import_format,
+                               sample_csv, signature_file);
+  });
+  auto* model_export = models->add_subcommand(
+      "export", "write the model file, signature and MODEL_CARD.md");
   model_export->add_option("APP", app)->required();
   model_export->add_option("VERSION", version)->required();
   model_export->add_option("DIR", dir)->required();

@@ -61,4 +61,13 @@ void RouteXgboostLogs() {
   });
 }
 
+std::string XGBoostVersionText() {
+  int major = 0;
+  int minor = 0;
+  int patch = 0;
+  XGBoostVersion(&major, &minor, &patch);
+  return std::to_string(major) + "." + std::to_string(minor) + "." +
+         std::to_string(patch);
+}
+
 }  // namespace slipway

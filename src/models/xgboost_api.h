@@ -38,6 +38,9 @@ using XgbDMatrix = std::unique_ptr<void, XgbDMatrixFree>;
 // `data` must stay alive while XGBoost uses the description.
 std::string DenseArrayInterface(const float* data, size_t rows, size_t cols);
 
+// The version of the linked XGBoost library, "1.7.4".
+std::string XGBoostVersionText();
+
 // Sends XGBoost's log lines (warnings by default) to Slipway's structured
 // log as event "xgboost.log" instead of raw stderr. Idempotent.
 void RouteXgboostLogs();

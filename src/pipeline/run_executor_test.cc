@@ -133,8 +133,9 @@ class RunExecutorTest : public ::testing::Test {
     options.train_threads = 1;
     options.score_threads = 1;
     options.move_alias = [this](const std::string& app,
-                                const std::string& alias, int version) {
-      return registry_->MoveAlias(app, alias, version);
+                                const std::string& alias, int version,
+                                const std::string& actor) {
+      return registry_->MoveAlias(app, alias, version, actor);
     };
     return options;
   }

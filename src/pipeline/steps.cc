@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "models/import.h"
 #include "models/model.h"
 #include "models/transform.h"
 #include "pipeline/data_io.h"
@@ -562,6 +563,44 @@ absl::StatusOr<StepResult> EvaluateStep(const EvaluateStepSpec& params,
   return result;
 }
 
+// The spec of step `name` of the pipeline the running step belongs to, or
+// null.
+const StepSpec* SiblingStep(const StepContext& c, const std::string& name) {
+  for (const PipelineSpec& p : c.env->spec->pipelines) {
+    for (const StepSpec& step : p.steps) {
+      if (&step == c.step) return p.FindStep(name);
+    }
+  }
+  return nullptr;
+}
+
+// The inputs a run ingested, as a model version's data_sources_json:
+// [{"name": source, "step", "fingerprint", "rows"}], one per ingest step
+// among the register step's inputs; without one, the model's own lineage.
+json RegisterDataSources(const StepContext& c, const StepOutput& model) {
+  json sources = json::array();
+  std::set<std::string> seen;
+  for (const std::shared_ptr<StepOutput>& in : c.inputs) {
+    const StepSpec* producer = SiblingStep(c, in->step());
+    if (producer == nullptr || producer->kind() != StepKind::kIngest ||
+        !seen.insert(in->step()).second) {
+      continue;
+    }
+    sources.push_back(
+        {{"name", std::get<IngestStepSpec>(producer->params).source},
+         {"step", in->step()},
+         {"fingerprint", in->lineage().data_fingerprint},
+         {"rows", in->lineage().data_rows}});
+  }
+  if (sources.empty() && !model.lineage().data_fingerprint.empty()) {
+    sources.push_back({{"name", nullptr},
+                       {"step", model.step()},
+                       {"fingerprint", model.lineage().data_fingerprint},
+                       {"rows", model.lineage().data_rows}});
+  }
+  return sources;
+}
+
 absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
                                         const StepContext& c) {
   const StepOutput* table = FindInput(c, OutputKind::kTable, {"train", "data"});
@@ -605,6 +644,18 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
   version.row_count = found.first->lineage().data_rows;
   version.run_id = c.env->run_id;
   version.revision = c.env->revision.revision;
+  version.created_by = std::string("run ") + c.env->run_id;
+  version.runtime_json = RuntimeVersions().dump();
+  version.data_sources_json = RegisterDataSources(c, *found.first).dump();
+  // The code hash a command or notebook step recorded for what it ran.
+  const StepSpec* producer = SiblingStep(c, found.first->step());
+  if (producer != nullptr && (producer->kind() == StepKind::kCommand ||
+                              producer->kind() == StepKind::kNotebook)) {
+    ASSIGN_OR_RETURN(
+        version.code_sha256,
+        c.env->registry->StepCodeSha256(c.env->run_id, found.first->step()),
+        "reading the code hash of step '" + found.first->step() + "'");
+  }
   ASSIGN_OR_RETURN(ModelVersionRecord record,
                    c.env->registry->Register(version));
   StepResult result;
@@ -614,7 +665,8 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
                     {"artifact_sha256", record.artifact_sha256},
                     {"model_from", found.first->step()}};
   if (!params.alias.empty()) {
-    RETURN_IF_ERROR(c.env->move_alias(record.app, params.alias, record.version),
+    RETURN_IF_ERROR(c.env->move_alias(record.app, params.alias, record.version,
+                                      "run " + c.env->run_id),
                     "moving alias '" + params.alias + "'");
     result.message += " as " + params.alias;
     result.outputs["alias"] = params.alias;

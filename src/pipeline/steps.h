@@ -52,9 +52,10 @@
 namespace slipway {
 
 // Moves `alias` of `app` to `version` (the server swaps serving when it is
-// the served alias).
+// the served alias); `actor` ("run <id>") goes into the alias history.
 using AliasMover = std::function<absl::Status(
-    const std::string& app, const std::string& alias, int version)>;
+    const std::string& app, const std::string& alias, int version,
+    const std::string& actor)>;
 
 // What every step of one run shares.
 struct StepEnvironment {

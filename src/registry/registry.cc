@@ -3,6 +3,7 @@
 #include "core/hash.h"
 #include "core/ids.h"
 #include "core/status.h"
+#include "nlohmann/json.hpp"
 
 namespace slipway {
 namespace {
@@ -82,6 +83,13 @@ absl::StatusOr<ModelVersionRecord> Registry::Register(
   record.row_count = version.row_count;
   record.run_id = version.run_id;
   record.revision = version.revision;
+  record.code_sha256 = version.code_sha256;
+  record.runtime_json = version.runtime_json;
+  record.created_by = version.created_by;
+  record.data_sources_json = version.data_sources_json;
+  ASSIGN_OR_RETURN(std::optional<int> champion,
+                   ResolveAlias(version.app, kChampionAlias));
+  record.parent_version = champion.value_or(0);
   return store_->AddModelVersion(record);
 }
 
@@ -102,13 +110,41 @@ absl::StatusOr<std::string> Registry::ReadModelBytes(
 }
 
 absl::Status Registry::MoveAlias(const std::string& app,
-                                 const std::string& alias, int version) {
-  if (!IsValidName(alias)) {
-    return absl::InvalidArgumentError(
-        "'" + alias +
-        "' is not a valid alias name: use letters, digits, '_', '-' or '.'");
+                                 const std::string& alias, int version,
+                                 const std::string& actor) {
+  return MoveAliases(app, {AliasMove{alias, version}}, actor);
+}
+
+absl::Status Registry::MoveAliases(const std::string& app,
+                                   const std::vector<AliasMove>& moves,
+                                   const std::string& actor) {
+  for (const AliasMove& move : moves) {
+    if (!IsValidName(move.alias)) {
+      return absl::InvalidArgumentError(
+          "'" + move.alias +
+          "' is not a valid alias name: use letters, digits, '_', '-' or '.'");
+    }
   }
-  return store_->SetAlias(app, alias, version);
+  return store_->SetAliases(app, moves, actor);
+}
+
+absl::StatusOr<std::vector<AliasHistoryRecord>> Registry::AliasHistory(
+    const std::string& app) {
+  return store_->ListAliasHistory(app);
+}
+
+absl::StatusOr<std::string> Registry::StepCodeSha256(const std::string& run_id,
+                                                     const std::string& step) {
+  ASSIGN_OR_RETURN(std::vector<StepRecord> steps, store_->ListSteps(run_id));
+  for (const StepRecord& s : steps) {
+    if (s.name != step) continue;
+    nlohmann::json outputs =
+        nlohmann::json::parse(s.outputs_json, nullptr, false);
+    if (!outputs.is_object()) return std::string();
+    return outputs.value("code_sha256", std::string());
+  }
+  return absl::NotFoundError("run '" + run_id + "' has no step '" + step +
+                             "'");
 }
 
 absl::StatusOr<std::optional<int>> Registry::ResolveAlias(

@@ -31,6 +31,10 @@ struct ApplyOutcome {
   std::string previous_yaml;   // "" for a new app
 };
 
+// The alias whose version an app serves; a new version's parent is the
+// version it points at when the new one is registered.
+inline constexpr char kChampionAlias[] = "champion";
+
 // A model version about to be registered.
 struct NewModelVersion {
   std::string app;
@@ -44,6 +48,13 @@ struct NewModelVersion {
   int64_t row_count = 0;
   std::string run_id;
   int revision = 0;
+  // Lineage (store.h ModelVersionRecord): the producing program's code
+  // hash, runtime versions, who registers it, the ingested inputs. The
+  // parent version is the champion at registration, found by Register.
+  std::string code_sha256;
+  std::string runtime_json = "{}";
+  std::string created_by;
+  std::string data_sources_json = "[]";
 };
 
 class Registry {
@@ -62,7 +73,8 @@ class Registry {
   // The app's current revision (NotFound for an unknown app).
   absl::StatusOr<AppRevisionRecord> CurrentRevision(const std::string& app);
 
-  // Writes the model bytes to the artifact store, then the version record.
+  // Writes the model bytes to the artifact store, then the version record,
+  // whose parent_version is the app's champion at that moment (0: none).
   absl::StatusOr<ModelVersionRecord> Register(const NewModelVersion& version);
   absl::StatusOr<ModelVersionRecord> GetVersion(const std::string& app,
                                                 int version);
@@ -71,10 +83,27 @@ class Registry {
   // The model file of a version, verified against its content address.
   absl::StatusOr<std::string> ReadModelBytes(const ModelVersionRecord& version);
 
-  // Points `alias` at `version` of `app`. InvalidArgument for a bad alias
-  // name; NotFound for an unknown version.
+  // Points `alias` at `version` of `app`, recording the move in the alias
+  // history with `actor` ("cli", "api"; a pipeline's register step when not
+  // given). InvalidArgument for a bad alias name; NotFound for an unknown
+  // version.
   absl::Status MoveAlias(const std::string& app, const std::string& alias,
-                         int version);
+                         int version, const std::string& actor = "pipeline");
+  // Moves every alias of `moves` in one transaction (champion -> v7 and
+  // previous -> v6 together), one history row each; nothing moves when
+  // one of them cannot.
+  absl::Status MoveAliases(const std::string& app,
+                           const std::vector<AliasMove>& moves,
+                           const std::string& actor);
+  // Every alias move of `app`, oldest first.
+  absl::StatusOr<std::vector<AliasHistoryRecord>> AliasHistory(
+      const std::string& app);
+
+  // The code hash (`code_sha256` of its outputs) step `step` of run
+  // `run_id` recorded: a command or notebook step's; "" for a built-in step
+  // or one that recorded none. NotFound for an unknown run or step.
+  absl::StatusOr<std::string> StepCodeSha256(const std::string& run_id,
+                                             const std::string& step);
   // The version `alias` points at, or nullopt when it is not set.
   absl::StatusOr<std::optional<int>> ResolveAlias(const std::string& app,
                                                   const std::string& alias);

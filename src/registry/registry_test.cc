@@ -105,5 +105,81 @@ TEST_F(RegistryTest, AliasesPointAtExistingVersions) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(RegistryTest, RegisterKeepsLineageAndTheChampionAsParent) {
+  ASSERT_TRUE(registry_->Apply("churn", "app: churn\n", "/src").ok());
+  NewModelVersion first = Version("m1");
+  first.created_by = "run run-1";
+  first.code_sha256 = std::string(64, 'c');
+  first.runtime_json = R"({"xgboost":"1.7.4"})";
+  first.data_sources_json = R"([{"name":"train","rows":10}])";
+  auto v1 = registry_->Register(first);
+  ASSERT_TRUE(v1.ok()) << v1.status();
+  EXPECT_EQ(v1->parent_version, 0);
+  EXPECT_EQ(v1->created_by, "run run-1");
+  EXPECT_EQ(v1->code_sha256, std::string(64, 'c'));
+  EXPECT_EQ(v1->runtime_json, R"({"xgboost":"1.7.4"})");
+  EXPECT_EQ(v1->data_sources_json, R"([{"name":"train","rows":10}])");
+
+  ASSERT_TRUE(registry_->MoveAlias("churn", "champion", 1, "cli").ok());
+  auto v2 = registry_->Register(Version("m2"));
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_EQ(v2->parent_version, 1);
+  EXPECT_EQ(registry_->GetVersion("churn", 2)->parent_version, 1);
+}
+
+TEST_F(RegistryTest, MoveAliasesIsOneStepWithAHistoryRowPerAlias) {
+  ASSERT_TRUE(registry_->Apply("churn", "app: churn\n", "/src").ok());
+  ASSERT_TRUE(registry_->Register(Version("m1")).ok());
+  ASSERT_TRUE(registry_->Register(Version("m2")).ok());
+  ASSERT_TRUE(registry_->MoveAlias("churn", "champion", 1, "cli").ok());
+  ASSERT_TRUE(registry_
+                  ->MoveAliases("churn", {{"champion", 2}, {"previous", 1}},
+                                "api")
+                  .ok());
+  EXPECT_EQ(registry_->MoveAliases("churn", {{"ok", 1}, {"bad/alias", 1}},
+                                   "api")
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  auto history = registry_->AliasHistory("churn");
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ((*history)[1].alias, "champion");
+  EXPECT_EQ((*history)[1].from_version, 1);
+  EXPECT_EQ((*history)[1].to_version, 2);
+  EXPECT_EQ((*history)[2].alias, "previous");
+  EXPECT_EQ((*history)[2].actor, "api");
+  EXPECT_FALSE(registry_->ResolveAlias("churn", "ok")->has_value());
+}
+
+TEST_F(RegistryTest, StepCodeSha256ReadsWhatTheStepRecorded) {
+  ASSERT_TRUE(registry_->Apply("churn", "app: churn\n", "/src").ok());
+  RunRecord run;
+  run.id = "run-1";
+  run.app = "churn";
+  run.pipeline = "train";
+  run.revision = 1;
+  run.state = "queued";
+  StepRecord train;
+  train.run_id = "run-1";
+  train.name = "train";
+  train.ordinal = 0;
+  train.kind = "command";
+  train.state = "pending";
+  train.outputs_json = "{}";
+  StepRecord evaluate = train;
+  evaluate.name = "evaluate";
+  evaluate.ordinal = 1;
+  evaluate.kind = "evaluate";
+  ASSERT_TRUE(store_->CreateRun(run, {train, evaluate}).ok());
+  train.state = "succeeded";
+  train.outputs_json = R"({"code_sha256":"abc","wall_seconds":1})";
+  ASSERT_TRUE(store_->UpdateStep(train).ok());
+
+  EXPECT_EQ(*registry_->StepCodeSha256("run-1", "train"), "abc");
+  EXPECT_EQ(*registry_->StepCodeSha256("run-1", "evaluate"), "");
+  EXPECT_EQ(registry_->StepCodeSha256("run-1", "nope").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace slipway

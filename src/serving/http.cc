@@ -163,8 +163,18 @@ void Router::Add(std::string method, std::string pattern, HttpHandler handler) {
 
 void Router::AddAsync(std::string method, std::string pattern,
                       AsyncHttpHandler handler) {
-  routes_.push_back(
-      Route{std::move(method), SplitPath(pattern), std::move(handler)});
+  std::vector<std::string> segments = SplitPath(pattern);
+  routes_.push_back(Route{std::move(method), std::move(pattern),
+                          std::move(segments), std::move(handler)});
+}
+
+std::vector<RouteInfo> Router::Routes() const {
+  std::vector<RouteInfo> routes;
+  routes.reserve(routes_.size());
+  for (const Route& route : routes_) {
+    routes.push_back(RouteInfo{route.method, route.pattern});
+  }
+  return routes;
 }
 
 HttpResponse Router::Dispatch(const HttpRequest& request) const {

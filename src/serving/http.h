@@ -13,8 +13,8 @@
 // HttpResponder and may answer later from any thread (the batcher's worker
 // answers predictions), so a request waiting in a queue holds no server
 // thread.
-// Thread safety: add routes before the server starts; afterwards Dispatch
-// and DispatchAsync may be called concurrently.
+// Thread safety: add routes before the server starts; afterwards Dispatch,
+// DispatchAsync and Routes may be called concurrently.
 #ifndef SLIPWAY_SERVING_HTTP_H_
 #define SLIPWAY_SERVING_HTTP_H_
 
@@ -88,6 +88,12 @@ using HttpHandler =
 using AsyncHttpHandler = std::function<void(
     const HttpRequest& request, const PathParams& params, HttpResponder)>;
 
+// One registered route, as given to Router::Add.
+struct RouteInfo {
+  std::string method;   // "GET"
+  std::string pattern;  // "/v2/models/{app}/infer"
+};
+
 class Router {
  public:
   void Add(std::string method, std::string pattern, HttpHandler handler);
@@ -104,9 +110,14 @@ class Router {
   // from a thread that answer depends on. For tests and in-process callers.
   HttpResponse Dispatch(const HttpRequest& request) const;
 
+  // Every route in the order it was added (the API reference is checked
+  // against this list).
+  std::vector<RouteInfo> Routes() const;
+
  private:
   struct Route {
     std::string method;
+    std::string pattern;
     std::vector<std::string> segments;  // "{x}" marks a capture
     AsyncHttpHandler handler;           // synchronous ones are wrapped
   };

@@ -144,6 +144,26 @@ TEST(RouterTest, MethodIsCaseSensitive) {
   EXPECT_EQ(router.Dispatch(Request("get", "/x")).status, 405);
 }
 
+TEST(RouterTest, RoutesListsMethodAndPatternInRegistrationOrder) {
+  Router router;
+  router.Add("GET", "/v2/models/{app}", Named("metadata"));
+  router.AddAsync("POST", "/v2/models/{app}/infer",
+                  [](const HttpRequest&, const PathParams&,
+                     HttpResponder respond) {
+                    respond(HttpResponse::Json(200, "{}"));
+                  });
+  router.Add("GET", "/", Named("root"));
+
+  std::vector<RouteInfo> routes = router.Routes();
+  ASSERT_EQ(routes.size(), 3u);
+  EXPECT_EQ(routes[0].method, "GET");
+  EXPECT_EQ(routes[0].pattern, "/v2/models/{app}");
+  EXPECT_EQ(routes[1].method, "POST");
+  EXPECT_EQ(routes[1].pattern, "/v2/models/{app}/infer");
+  EXPECT_EQ(routes[2].method, "GET");
+  EXPECT_EQ(routes[2].pattern, "/");
+}
+
 TEST(HttpRequestTest, HeaderLookup) {
   HttpRequest request;
   request.headers["x-request-id"] = "abc";

@@ -135,6 +135,25 @@ CREATE TABLE run_events (
   PRIMARY KEY (run_id, seq)
 );
 )sql",
+    // 4: lineage of model versions; the history of alias moves.
+    R"sql(
+ALTER TABLE model_versions ADD COLUMN code_sha256 TEXT NOT NULL DEFAULT '';
+ALTER TABLE model_versions ADD COLUMN parent_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE model_versions ADD COLUMN runtime_json TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE model_versions ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE model_versions ADD COLUMN data_sources_json TEXT NOT NULL
+  DEFAULT '[]';
+CREATE TABLE alias_history (
+  app TEXT NOT NULL REFERENCES apps(name),
+  seq INTEGER NOT NULL,
+  alias TEXT NOT NULL,
+  from_version INTEGER NOT NULL,
+  to_version INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  PRIMARY KEY (app, seq)
+);
+)sql",
 };
 
 constexpr int kFormatVersion =
@@ -144,7 +163,7 @@ constexpr int kFormatVersion =
 // never from input.
 constexpr const char* kTables[] = {
     "apps",    "app_revisions",  "runs",       "steps",     "model_versions",
-    "aliases", "schedule_state", "step_cache", "run_events"};
+    "aliases", "schedule_state", "step_cache", "run_events", "alias_history"};
 
 // Column lists matching the row readers below.
 constexpr char kRunColumns[] =
@@ -157,7 +176,8 @@ constexpr char kStepColumns[] =
 constexpr char kModelVersionColumns[] =
     "app, version, artifact_sha256, format, signature_json, params_json, "
     "metrics_json, data_fingerprint, row_count, run_id, revision, "
-    "created_at, transform_json";
+    "created_at, transform_json, code_sha256, parent_version, runtime_json, "
+    "created_by, data_sources_json";
 
 bool IsFinalRunState(std::string_view state) {
   return state == "succeeded" || state == "failed" || state == "cancelled";
@@ -413,6 +433,11 @@ ModelVersionRecord ReadModelVersion(Statement& s) {
   r.revision = static_cast<int>(s.Int(10));
   r.created_at = s.Int(11);
   r.transform_json = s.Text(12);
+  r.code_sha256 = s.Text(13);
+  r.parent_version = static_cast<int>(s.Int(14));
+  r.runtime_json = s.Text(15);
+  r.created_by = s.Text(16);
+  r.data_sources_json = s.Text(17);
   return r;
 }
 
@@ -1008,7 +1033,7 @@ class SqliteStore : public Store {
           Statement insert(db, (std::string("INSERT INTO model_versions (") +
                                 kModelVersionColumns +
                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                                "?, ?)")
+                                "?, ?, ?, ?, ?, ?, ?)")
                                    .c_str());
           insert.Bind(stored.app)
               .Bind(stored.version)
@@ -1022,7 +1047,12 @@ class SqliteStore : public Store {
               .Bind(stored.run_id)
               .Bind(stored.revision)
               .Bind(stored.created_at)
-              .Bind(stored.transform_json);
+              .Bind(stored.transform_json)
+              .Bind(stored.code_sha256)
+              .Bind(stored.parent_version)
+              .Bind(stored.runtime_json)
+              .Bind(stored.created_by)
+              .Bind(stored.data_sources_json);
           return insert.Run();
         }));
     return stored;
@@ -1068,25 +1098,95 @@ class SqliteStore : public Store {
     return versions;
   }
 
-  absl::Status SetAlias(const std::string& app, const std::string& alias,
-                        int version) override {
-    RETURN_IF_ERROR(ValidateName("alias", alias));
+  absl::Status SetAliases(const std::string& app,
+                          const std::vector<AliasMove>& moves,
+                          const std::string& actor) override {
+    if (moves.empty()) {
+      return absl::InvalidArgumentError("no alias of app " + Quote(app) +
+                                        " to move: name at least one");
+    }
+    std::set<std::string> named;
+    for (const AliasMove& move : moves) {
+      RETURN_IF_ERROR(ValidateName("alias", move.alias));
+      if (!named.insert(move.alias).second) {
+        return absl::InvalidArgumentError(
+            "alias " + Quote(move.alias) + " of app " + Quote(app) +
+            " is moved twice in one request; name each alias once");
+      }
+    }
     const int64_t now = clock_->NowMicros();
     absl::MutexLock lock(&mu_);
     return Transact(
         db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
           RETURN_IF_ERROR(RequireApp(db, app));
-          ASSIGN_OR_RETURN(bool exists, ModelVersionExists(db, app, version));
-          if (!exists) return ModelNotFound(app, version);
-          Statement upsert(db,
-                           "INSERT INTO aliases (app, alias, version, "
-                           "updated_at) VALUES (?, ?, ?, ?) "
-                           "ON CONFLICT (app, alias) DO UPDATE SET "
-                           "version = excluded.version, "
-                           "updated_at = excluded.updated_at");
-          upsert.Bind(app).Bind(alias).Bind(version).Bind(now);
-          return upsert.Run();
+          Statement next(db,
+                         "SELECT COALESCE(MAX(seq), 0) FROM alias_history "
+                         "WHERE app = ?");
+          next.Bind(app);
+          RETURN_IF_ERROR(next.Step().status());
+          int64_t seq = next.Int(0);
+          for (const AliasMove& move : moves) {
+            ASSIGN_OR_RETURN(bool exists,
+                             ModelVersionExists(db, app, move.version));
+            if (!exists) return ModelNotFound(app, move.version);
+            Statement current(db,
+                              "SELECT version FROM aliases WHERE app = ? AND "
+                              "alias = ?");
+            current.Bind(app).Bind(move.alias);
+            ASSIGN_OR_RETURN(bool set, current.Step());
+            const int64_t from = set ? current.Int(0) : 0;
+            Statement upsert(db,
+                             "INSERT INTO aliases (app, alias, version, "
+                             "updated_at) VALUES (?, ?, ?, ?) "
+                             "ON CONFLICT (app, alias) DO UPDATE SET "
+                             "version = excluded.version, "
+                             "updated_at = excluded.updated_at");
+            upsert.Bind(app).Bind(move.alias).Bind(move.version).Bind(now);
+            RETURN_IF_ERROR(upsert.Run());
+            Statement history(db,
+                              "INSERT INTO alias_history (app, seq, alias, "
+                              "from_version, to_version, at, actor) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?)");
+            history.Bind(app)
+                .Bind(++seq)
+                .Bind(move.alias)
+                .Bind(from)
+                .Bind(move.version)
+                .Bind(now)
+                .Bind(actor);
+            RETURN_IF_ERROR(history.Run());
+          }
+          return absl::OkStatus();
         });
+  }
+
+  absl::StatusOr<std::vector<AliasHistoryRecord>> ListAliasHistory(
+      const std::string& app) override {
+    std::vector<AliasHistoryRecord> moves;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db,
+                      "SELECT app, seq, alias, from_version, to_version, at, "
+                      "actor FROM alias_history WHERE app = ? ORDER BY seq");
+          s.Bind(app);
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            AliasHistoryRecord r;
+            r.app = s.Text(0);
+            r.seq = s.Int(1);
+            r.alias = s.Text(2);
+            r.from_version = static_cast<int>(s.Int(3));
+            r.to_version = static_cast<int>(s.Int(4));
+            r.at = s.Int(5);
+            r.actor = s.Text(6);
+            moves.push_back(std::move(r));
+          }
+          return absl::OkStatus();
+        }));
+    return moves;
   }
 
   absl::StatusOr<std::optional<AliasRecord>> GetAlias(

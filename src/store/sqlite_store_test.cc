@@ -116,6 +116,16 @@ void UndoMigration3(RawDatabase& raw) {
   }
 }
 
+// Takes a current database back to format version 3's schema (the caller
+// sets user_version).
+void UndoMigration4(RawDatabase& raw) {
+  raw.Exec("DROP TABLE alias_history");
+  for (const char* column : {"code_sha256", "parent_version", "runtime_json",
+                             "created_by", "data_sources_json"}) {
+    raw.Exec(std::string("ALTER TABLE model_versions DROP COLUMN ") + column);
+  }
+}
+
 class SqliteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { Open(); }
@@ -149,7 +159,8 @@ class SqliteStoreTest : public ::testing::Test {
 
 TEST_F(SqliteStoreTest, OpenCreatesDataDirectoryAndSchemaAtCurrentVersion) {
   EXPECT_TRUE(LocalFilesystem()->Exists(JoinPath(data_dir(), "slipway.db")));
-  EXPECT_EQ(Counts(), (std::map<std::string, int64_t>{{"aliases", 0},
+  EXPECT_EQ(Counts(), (std::map<std::string, int64_t>{{"alias_history", 0},
+                                                      {"aliases", 0},
                                                       {"app_revisions", 0},
                                                       {"apps", 0},
                                                       {"model_versions", 0},
@@ -168,7 +179,7 @@ TEST_F(SqliteStoreTest, OpenCreatesDataDirectoryAndSchemaAtCurrentVersion) {
 TEST_F(SqliteStoreTest, ReopenKeepsDataAndFormatVersion) {
   AddChurn();
   ASSERT_TRUE(store_->AddModelVersion(Model("churn", "model 1")).ok());
-  ASSERT_TRUE(store_->SetAlias("churn", "champion", 1).ok());
+  ASSERT_TRUE(store_->SetAlias("churn", "champion", 1, "cli").ok());
   ASSERT_TRUE(
       store_->CreateRun(NewRun("run-1", "churn", 2), Steps("run-1")).ok());
   std::map<std::string, int64_t> before = Counts();
@@ -215,6 +226,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
     // A directory written by the first release: migration 1 only.
     RawDatabase raw(data_dir());
     raw.Exec("DROP TABLE schedule_state");
+    UndoMigration4(raw);
     UndoMigration3(raw);
     raw.Exec("PRAGMA user_version = 1");
   }
@@ -222,7 +234,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
             std::to_string(SqliteStoreFormatVersion()));
-  EXPECT_EQ(SqliteStoreFormatVersion(), 3);
+  EXPECT_EQ(SqliteStoreFormatVersion(), 4);
   auto app = store_->GetApp("churn");
   ASSERT_TRUE(app.ok()) << app.status();
   EXPECT_EQ(app->current_revision, 2);
@@ -244,12 +256,13 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
   {
     // A directory written by the cron release: migrations 1 and 2.
     RawDatabase raw(data_dir());
+    UndoMigration4(raw);
     UndoMigration3(raw);
     raw.Exec("PRAGMA user_version = 2");
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "3");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "4");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
 
   auto version = store_->GetModelVersion("churn", 1);
@@ -271,6 +284,36 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
                                   std::string(64, 'a'), "run-1", 0})
                   .ok());
   EXPECT_EQ(Counts()["step_cache"], 1);
+}
+
+TEST_F(SqliteStoreTest, UpgradesAFormatVersion3DirectoryKeepingItsData) {
+  AddChurn();
+  ASSERT_TRUE(store_->AddModelVersion(Model("churn", "model 1")).ok());
+  ASSERT_TRUE(store_->SetAlias("churn", "champion", 1, "cli").ok());
+  store_.reset();
+  {
+    // A directory written by the pipelines-as-DAGs release: migrations 1-3.
+    RawDatabase raw(data_dir());
+    UndoMigration4(raw);
+    raw.Exec("PRAGMA user_version = 3");
+  }
+  Open();
+  RawDatabase raw(data_dir());
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "4");
+  EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
+  auto version = store_->GetModelVersion("churn", 1);
+  ASSERT_TRUE(version.ok()) << version.status();
+  EXPECT_EQ(version->artifact_sha256, Sha256Hex("model 1"));
+  EXPECT_EQ(version->code_sha256, "");
+  EXPECT_EQ(version->parent_version, 0);
+  EXPECT_EQ(version->runtime_json, "{}");
+  EXPECT_EQ(version->created_by, "");
+  EXPECT_EQ(version->data_sources_json, "[]");
+  EXPECT_EQ((*store_->GetAlias("churn", "champion"))->version, 1);
+  // Moves made before the upgrade were not recorded; new ones are.
+  EXPECT_TRUE(store_->ListAliasHistory("churn")->empty());
+  ASSERT_TRUE(store_->SetAlias("churn", "challenger", 1, "api").ok());
+  EXPECT_EQ(store_->ListAliasHistory("churn")->size(), 1u);
 }
 
 TEST_F(SqliteStoreTest, LastScheduledFireIsPerPipelineAndSurvivesReopen) {
@@ -820,6 +863,11 @@ TEST_F(SqliteStoreTest, AddModelVersionNumbersVersionsPerApp) {
             R"({"version":1})");
   EXPECT_EQ((*store_->ListModelVersions("churn"))[2].transform_json,
             R"({"version":1})");
+  EXPECT_EQ(got->code_sha256, "");
+  EXPECT_EQ(got->parent_version, 0);
+  EXPECT_EQ(got->runtime_json, "{}");
+  EXPECT_EQ(got->created_by, "");
+  EXPECT_EQ(got->data_sources_json, "[]");
 
   auto versions = store_->ListModelVersions("churn");
   ASSERT_TRUE(versions.ok()) << versions.status();
@@ -852,11 +900,11 @@ TEST_F(SqliteStoreTest, AliasesPointAtExistingVersions) {
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_FALSE(none->has_value());
 
-  ASSERT_TRUE(store_->SetAlias("churn", "champion", 1).ok());
+  ASSERT_TRUE(store_->SetAlias("churn", "champion", 1, "cli").ok());
   clock_.Advance(100);
-  ASSERT_TRUE(store_->SetAlias("churn", "challenger", 2).ok());
+  ASSERT_TRUE(store_->SetAlias("churn", "challenger", 2, "cli").ok());
   clock_.Advance(100);
-  ASSERT_TRUE(store_->SetAlias("churn", "champion", 2).ok());
+  ASSERT_TRUE(store_->SetAlias("churn", "champion", 2, "cli").ok());
 
   auto champion = store_->GetAlias("churn", "champion");
   ASSERT_TRUE(champion.ok()) << champion.status();
@@ -873,15 +921,99 @@ TEST_F(SqliteStoreTest, AliasesPointAtExistingVersions) {
   EXPECT_EQ((*aliases)[1].alias, "champion");
 
   std::map<std::string, int64_t> before = Counts();
-  absl::Status missing = store_->SetAlias("churn", "champion", 9);
+  absl::Status missing = store_->SetAlias("churn", "champion", 9, "cli");
   EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.message()), HasSubstr("model churn v9"));
-  EXPECT_EQ(store_->SetAlias("churn", "bad alias", 1).code(),
+  EXPECT_EQ(store_->SetAlias("churn", "bad alias", 1, "cli").code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store_->SetAlias("fraud", "champion", 1).code(),
+  EXPECT_EQ(store_->SetAlias("fraud", "champion", 1, "cli").code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(Counts(), before);
   EXPECT_EQ((*store_->GetAlias("churn", "champion"))->version, 2);
+}
+
+TEST_F(SqliteStoreTest, ModelVersionKeepsItsLineage) {
+  AddChurn();
+  ModelVersionRecord record = Model("churn", "model 1");
+  record.code_sha256 = Sha256Hex("train.py");
+  record.parent_version = 0;
+  record.runtime_json = R"({"slipway":"0.1.0","xgboost":"1.7.4"})";
+  record.created_by = "run run-0001";
+  record.data_sources_json =
+      R"([{"name":"train","fingerprint":"ab","rows":1234}])";
+  ASSERT_TRUE(store_->AddModelVersion(record).ok());
+  record.parent_version = 1;
+  record.created_by = "import";
+  ASSERT_TRUE(store_->AddModelVersion(record).ok());
+
+  for (const ModelVersionRecord& got :
+       {*store_->GetModelVersion("churn", 2),
+        (*store_->ListModelVersions("churn"))[1]}) {
+    EXPECT_EQ(got.code_sha256, record.code_sha256);
+    EXPECT_EQ(got.parent_version, 1);
+    EXPECT_EQ(got.runtime_json, record.runtime_json);
+    EXPECT_EQ(got.created_by, "import");
+    EXPECT_EQ(got.data_sources_json, record.data_sources_json);
+  }
+  EXPECT_EQ(store_->GetModelVersion("churn", 1)->created_by, "run run-0001");
+}
+
+TEST_F(SqliteStoreTest, SetAliasesMovesSeveralAtOnceWithOneHistoryRowEach) {
+  AddChurn();
+  for (const char* bytes : {"m1", "m2", "m3"}) {
+    ASSERT_TRUE(store_->AddModelVersion(Model("churn", bytes)).ok());
+  }
+  ASSERT_TRUE(store_->SetAlias("churn", "champion", 1, "cli").ok());
+  clock_.Advance(50);
+  ASSERT_TRUE(store_
+                  ->SetAliases("churn", {{"champion", 3}, {"previous", 1}},
+                               "api")
+                  .ok());
+  EXPECT_EQ((*store_->GetAlias("churn", "champion"))->version, 3);
+  EXPECT_EQ((*store_->GetAlias("churn", "previous"))->version, 1);
+
+  auto history = store_->ListAliasHistory("churn");
+  ASSERT_TRUE(history.ok()) << history.status();
+  ASSERT_EQ(history->size(), 3u);
+  const AliasHistoryRecord& first = (*history)[0];
+  EXPECT_EQ(first.seq, 1);
+  EXPECT_EQ(first.alias, "champion");
+  EXPECT_EQ(first.from_version, 0);
+  EXPECT_EQ(first.to_version, 1);
+  EXPECT_EQ(first.actor, "cli");
+  EXPECT_EQ((*history)[1].seq, 2);
+  EXPECT_EQ((*history)[1].alias, "champion");
+  EXPECT_EQ((*history)[1].from_version, 1);
+  EXPECT_EQ((*history)[1].to_version, 3);
+  EXPECT_EQ((*history)[1].actor, "api");
+  EXPECT_EQ((*history)[1].at, clock_.NowMicros());
+  EXPECT_EQ((*history)[2].alias, "previous");
+  EXPECT_EQ((*history)[2].from_version, 0);
+  EXPECT_EQ((*history)[2].to_version, 1);
+  EXPECT_EQ((*history)[2].at, (*history)[1].at);
+}
+
+TEST_F(SqliteStoreTest, SetAliasesChangesNothingWhenOneMoveFails) {
+  AddChurn();
+  ASSERT_TRUE(store_->AddModelVersion(Model("churn", "m1")).ok());
+  ASSERT_TRUE(store_->SetAlias("churn", "champion", 1, "cli").ok());
+  std::map<std::string, int64_t> before = Counts();
+
+  absl::Status missing =
+      store_->SetAliases("churn", {{"previous", 1}, {"champion", 9}}, "cli");
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.message()), HasSubstr("model churn v9"));
+  absl::Status twice =
+      store_->SetAliases("churn", {{"champion", 1}, {"champion", 1}}, "cli");
+  EXPECT_EQ(twice.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(twice.message()), HasSubstr("moved twice"));
+  EXPECT_EQ(store_->SetAliases("churn", {}, "cli").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->ListAliasHistory("fraud").status().code(),
+            absl::StatusCode::kNotFound);
+
+  EXPECT_EQ(Counts(), before);
+  EXPECT_FALSE(store_->GetAlias("churn", "previous")->has_value());
 }
 
 TEST_F(SqliteStoreTest, ConcurrentWritersGetDistinctVersionNumbers) {

@@ -127,6 +127,17 @@ struct ModelVersionRecord {
   std::string run_id;
   int revision = 0;  // app revision it was trained under
   int64_t created_at = 0;
+  // Lineage beyond the run: the SHA-256 of the command or notebook step
+  // that produced the model (empty for built-in training); the champion
+  // when the version was registered (0: none); {"xgboost": "1.7.4",
+  // "slipway": "0.1.0", "python_packages": {...}} ("{}" when unknown); who
+  // registered it ("run <id>", "import"); every ingested input as
+  // [{"name", "fingerprint", "rows"}] ("[]" when unknown).
+  std::string code_sha256;
+  int parent_version = 0;
+  std::string runtime_json = "{}";
+  std::string created_by;
+  std::string data_sources_json = "[]";
 };
 
 struct AliasRecord {
@@ -134,6 +145,23 @@ struct AliasRecord {
   std::string alias;
   int version = 0;
   int64_t updated_at = 0;
+};
+
+// One alias to point at a version (Store::SetAliases).
+struct AliasMove {
+  std::string alias;
+  int version = 0;
+};
+
+// One recorded alias move.
+struct AliasHistoryRecord {
+  std::string app;
+  int64_t seq = 0;  // 1, 2, ... per app, assigned by the store
+  std::string alias;
+  int from_version = 0;  // 0: the alias was not set
+  int to_version = 0;
+  int64_t at = 0;  // unix micros
+  std::string actor;  // "cli", "api", "run <id>", ...
 };
 
 class Store {
@@ -208,9 +236,22 @@ class Store {
   // Oldest first.
   virtual absl::StatusOr<std::vector<ModelVersionRecord>> ListModelVersions(
       const std::string& app) = 0;
-  // Points `alias` of `app` at `version` (which must exist).
-  virtual absl::Status SetAlias(const std::string& app,
-                                const std::string& alias, int version) = 0;
+  // Points every alias of `moves` at its version (each must exist) in one
+  // transaction, recording one alias history row per move with `actor`.
+  // InvalidArgument for a bad alias name, an empty list or an alias named
+  // twice; NotFound for an unknown app or version. Nothing changes on error.
+  virtual absl::Status SetAliases(const std::string& app,
+                                  const std::vector<AliasMove>& moves,
+                                  const std::string& actor) = 0;
+  // SetAliases with one move.
+  absl::Status SetAlias(const std::string& app, const std::string& alias,
+                        int version, const std::string& actor) {
+    return SetAliases(app, {AliasMove{alias, version}}, actor);
+  }
+  // Every recorded alias move of `app`, oldest first (NotFound for an
+  // unknown app).
+  virtual absl::StatusOr<std::vector<AliasHistoryRecord>> ListAliasHistory(
+      const std::string& app) = 0;
   virtual absl::StatusOr<std::optional<AliasRecord>> GetAlias(
       const std::string& app, const std::string& alias) = 0;
   virtual absl::StatusOr<std::vector<AliasRecord>> ListAliases(
