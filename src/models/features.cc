@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <limits>
+#include <set>
 #include <string>
 
 namespace slipway {
@@ -90,6 +91,35 @@ std::string Float64CategoryText(double value) {
 }
 
 std::string BoolCategoryText(bool value) { return value ? "true" : "false"; }
+
+std::vector<std::string> CategoryTexts(const Column& column) {
+  std::vector<std::string> out;
+  if (column.type() == DataType::kString) {
+    std::set<std::string> seen;
+    for (size_t row = 0; row < column.size(); ++row) {
+      if (!column.IsMissing(row)) seen.emplace(column.StringAt(row));
+    }
+    out.assign(seen.begin(), seen.end());
+    return out;
+  }
+  std::set<double> numbers;
+  std::set<int64_t> integers;
+  for (size_t row = 0; row < column.size(); ++row) {
+    if (column.IsMissing(row)) continue;
+    if (column.type() == DataType::kInt64) {
+      integers.insert(column.Int64At(row));
+    } else {
+      numbers.insert(column.NumberAt(row));
+    }
+  }
+  for (int64_t value : integers) out.push_back(Int64CategoryText(value));
+  for (double value : numbers) {
+    out.push_back(column.type() == DataType::kBool
+                      ? BoolCategoryText(value != 0)
+                      : Float64CategoryText(value));
+  }
+  return out;
+}
 
 float EncodeCategory(const Signature& signature, int feature,
                      std::string_view value, EncodeStats* stats) {

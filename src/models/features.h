@@ -56,6 +56,11 @@ std::string Int64CategoryText(int64_t value);
 std::string Float64CategoryText(double value);
 std::string BoolCategoryText(bool value);
 
+// The distinct present values of `column` as category texts, in pandas'
+// category order (strings bytewise; numbers by value, integers first), the
+// texts EncodeCategory matches categorical values by.
+std::vector<std::string> CategoryTexts(const Column& column);
+
 }  // namespace slipway
 
 #endif  // SLIPWAY_MODELS_FEATURES_H_

@@ -28,60 +28,6 @@ absl::Status FileError(const std::string& source, const std::string& what) {
 }
 
 // What the model file says about itself.
-struct XgboostFacts {
-  std::vector<std::string> feature_names;
-  std::vector<std::string> feature_types;  // "c": categorical
-  int64_t num_feature = 0;
-  std::string objective;
-  int64_t num_class = 0;
-};
-
-std::string ConfigString(const json& config, const char* pointer) {
-  try {
-    const json::json_pointer at(pointer);
-    if (!config.contains(at) || !config.at(at).is_string()) return "";
-    return config.at(at).get<std::string>();
-  } catch (const json::exception&) {
-    return "";
-  }
-}
-
-absl::StatusOr<std::vector<std::string>> FeatureInfo(void* booster,
-                                                     const char* field) {
-  bst_ulong count = 0;
-  const char** values = nullptr;
-  RETURN_IF_ERROR(
-      XgbCheck(XGBoosterGetStrFeatureInfo(booster, field, &count, &values),
-               std::string("reading the model's ") + field,
-               absl::StatusCode::kInvalidArgument));
-  return std::vector<std::string>(values, values + count);
-}
-
-absl::StatusOr<XgboostFacts> ReadFacts(void* booster) {
-  XgboostFacts facts;
-  ASSIGN_OR_RETURN(facts.feature_names, FeatureInfo(booster, "feature_name"));
-  ASSIGN_OR_RETURN(facts.feature_types, FeatureInfo(booster, "feature_type"));
-  bst_ulong num_feature = 0;
-  RETURN_IF_ERROR(XgbCheck(XGBoosterGetNumFeature(booster, &num_feature),
-                           "reading the model's feature count",
-                           absl::StatusCode::kInvalidArgument));
-  facts.num_feature = static_cast<int64_t>(num_feature);
-  bst_ulong length = 0;
-  const char* text = nullptr;
-  RETURN_IF_ERROR(XgbCheck(XGBoosterSaveJsonConfig(booster, &length, &text),
-                           "reading the model's configuration",
-                           absl::StatusCode::kInvalidArgument));
-  const json config = json::parse(std::string(text, length), nullptr,
-                                  /*allow_exceptions=*/false);
-  facts.objective = ConfigString(config, "/learner/objective/name");
-  if (!absl::SimpleAtoi(
-          ConfigString(config, "/learner/learner_model_param/num_class"),
-          &facts.num_class)) {
-    facts.num_class = 0;
-  }
-  return facts;
-}
-
 // Loads `bytes` (JSON or UBJSON; both start with '{') into a booster and
 // returns it with the model as native JSON.
 absl::StatusOr<std::pair<XgbBooster, std::string>> LoadBooster(
@@ -127,53 +73,6 @@ absl::StatusOr<std::pair<XgbBooster, std::string>> LoadBooster(
   return std::make_pair(std::move(booster), std::move(json_bytes));
 }
 
-Task TaskOfObjective(const std::string& objective) {
-  if (objective.rfind("binary:", 0) == 0) return Task::kBinaryClassification;
-  if (objective.rfind("multi:", 0) == 0) {
-    return Task::kMulticlassClassification;
-  }
-  return Task::kRegression;
-}
-
-// Distinct present values of `column` in pandas' category order, as the
-// text features.h matches categorical values by.
-std::vector<std::string> SortedValues(const Column& column) {
-  std::vector<std::string> out;
-  if (column.type() == DataType::kString) {
-    std::set<std::string> seen;
-    for (size_t row = 0; row < column.size(); ++row) {
-      if (!column.IsMissing(row)) seen.emplace(column.StringAt(row));
-    }
-    out.assign(seen.begin(), seen.end());
-    return out;
-  }
-  std::set<double> numbers;
-  std::set<int64_t> integers;
-  for (size_t row = 0; row < column.size(); ++row) {
-    if (column.IsMissing(row)) continue;
-    if (column.type() == DataType::kInt64) {
-      integers.insert(column.Int64At(row));
-    } else {
-      numbers.insert(column.NumberAt(row));
-    }
-  }
-  for (int64_t value : integers) out.push_back(Int64CategoryText(value));
-  for (double value : numbers) {
-    out.push_back(column.type() == DataType::kBool
-                      ? BoolCategoryText(value != 0)
-                      : Float64CategoryText(value));
-  }
-  return out;
-}
-
-bool AllIntegers(const std::vector<std::string>& labels) {
-  for (const std::string& label : labels) {
-    int64_t value = 0;
-    if (!absl::SimpleAtoi(label, &value)) return false;
-  }
-  return true;
-}
-
 absl::StatusOr<json> DeriveSignatureJson(const XgboostFacts& facts,
                                          const Table* sample,
                                          const std::string& source) {
@@ -203,7 +102,7 @@ absl::StatusOr<json> DeriveSignatureJson(const XgboostFacts& facts,
       }
       features.push_back({{"name", name},
                           {"type", "string"},
-                          {"categories", SortedValues(*column)}});
+                          {"categories", CategoryTexts(*column)}});
       continue;
     }
     DataType type = DataType::kFloat64;
@@ -229,7 +128,7 @@ absl::StatusOr<json> DeriveSignatureJson(const XgboostFacts& facts,
   if (task != Task::kRegression) {
     const int64_t count =
         task == Task::kBinaryClassification ? 2 : facts.num_class;
-    if (target != nullptr) classes = SortedValues(*target);
+    if (target != nullptr) classes = CategoryTexts(*target);
     if (static_cast<int64_t>(classes.size()) != count) {
       if (count < 2) {
         return FileError(source, "cannot tell how many classes it has "
@@ -242,7 +141,7 @@ absl::StatusOr<json> DeriveSignatureJson(const XgboostFacts& facts,
   }
   DataType label_type = DataType::kFloat64;
   if (task != Task::kRegression) {
-    label_type = AllIntegers(classes) ? DataType::kInt64 : DataType::kString;
+    label_type = LabelTypeOf(classes);
   }
   return json{{"task", std::string(TaskName(task))},
               {"target", target != nullptr ? target->name() : "target"},
@@ -261,7 +160,7 @@ absl::StatusOr<ImportedModel> ImportXgboostModel(
     std::string_view model_bytes, const std::string& source,
     const std::optional<json>& signature_json, const Table* sample) {
   ASSIGN_OR_RETURN(auto loaded, LoadBooster(model_bytes, source));
-  ASSIGN_OR_RETURN(XgboostFacts facts, ReadFacts(loaded.first.get()),
+  ASSIGN_OR_RETURN(XgboostFacts facts, ReadXgboostFacts(loaded.first.get()),
                    "model file '" + source + "'");
   json wanted;
   if (signature_json.has_value()) {

@@ -4,6 +4,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "core/status.h"
 
 namespace slipway {
@@ -100,6 +101,22 @@ std::string_view TaskName(Task task) {
       return "regression";
   }
   return "regression";
+}
+
+Task TaskOfObjective(std::string_view objective) {
+  if (objective.rfind("binary:", 0) == 0) return Task::kBinaryClassification;
+  if (objective.rfind("multi:", 0) == 0) {
+    return Task::kMulticlassClassification;
+  }
+  return Task::kRegression;
+}
+
+DataType LabelTypeOf(const std::vector<std::string>& class_labels) {
+  for (const std::string& label : class_labels) {
+    int64_t value = 0;
+    if (!absl::SimpleAtoi(label, &value)) return DataType::kString;
+  }
+  return DataType::kInt64;
 }
 
 absl::StatusOr<Task> ParseTask(std::string_view name) {

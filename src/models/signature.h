@@ -33,6 +33,12 @@ enum class Task {
 // "binary_classification", "multiclass_classification", "regression".
 std::string_view TaskName(Task task);
 absl::StatusOr<Task> ParseTask(std::string_view name);
+// The task an XGBoost objective implies: "binary:*" binary classification,
+// "multi:*" multiclass, anything else regression.
+Task TaskOfObjective(std::string_view objective);
+// How class labels given as text are typed: int64 when every one is an
+// integer, else string.
+DataType LabelTypeOf(const std::vector<std::string>& class_labels);
 
 struct FeatureSpec {
   std::string name;

@@ -3,8 +3,12 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "absl/strings/numbers.h"
 #include "core/logging.h"
+#include "core/status.h"
+#include "nlohmann/json.hpp"
 
 namespace slipway {
 namespace {
@@ -68,6 +72,57 @@ std::string XGBoostVersionText() {
   XGBoostVersion(&major, &minor, &patch);
   return std::to_string(major) + "." + std::to_string(minor) + "." +
          std::to_string(patch);
+}
+
+namespace {
+
+// The string at `pointer` in `config`, or empty.
+std::string ConfigString(const nlohmann::json& config, const char* pointer) {
+  try {
+    const nlohmann::json::json_pointer at(pointer);
+    if (!config.contains(at) || !config.at(at).is_string()) return "";
+    return config.at(at).get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+    return "";
+  }
+}
+
+absl::StatusOr<std::vector<std::string>> FeatureInfo(void* booster,
+                                                     const char* field) {
+  bst_ulong count = 0;
+  const char** values = nullptr;
+  RETURN_IF_ERROR(
+      XgbCheck(XGBoosterGetStrFeatureInfo(booster, field, &count, &values),
+               std::string("reading the model's ") + field,
+               absl::StatusCode::kInvalidArgument));
+  return std::vector<std::string>(values, values + count);
+}
+
+}  // namespace
+
+absl::StatusOr<XgboostFacts> ReadXgboostFacts(void* booster) {
+  XgboostFacts facts;
+  ASSIGN_OR_RETURN(facts.feature_names, FeatureInfo(booster, "feature_name"));
+  ASSIGN_OR_RETURN(facts.feature_types, FeatureInfo(booster, "feature_type"));
+  bst_ulong num_feature = 0;
+  RETURN_IF_ERROR(XgbCheck(XGBoosterGetNumFeature(booster, &num_feature),
+                           "reading the model's feature count",
+                           absl::StatusCode::kInvalidArgument));
+  facts.num_feature = static_cast<int64_t>(num_feature);
+  bst_ulong length = 0;
+  const char* text = nullptr;
+  RETURN_IF_ERROR(XgbCheck(XGBoosterSaveJsonConfig(booster, &length, &text),
+                           "reading the model's configuration",
+                           absl::StatusCode::kInvalidArgument));
+  const nlohmann::json config = nlohmann::json::parse(
+      std::string(text, length), nullptr, /*allow_exceptions=*/false);
+  facts.objective = ConfigString(config, "/learner/objective/name");
+  if (!absl::SimpleAtoi(
+          ConfigString(config, "/learner/learner_model_param/num_class"),
+          &facts.num_class)) {
+    facts.num_class = 0;
+  }
+  return facts;
 }
 
 }  // namespace slipway

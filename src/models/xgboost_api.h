@@ -9,11 +9,14 @@
 #define SLIPWAY_MODELS_XGBOOST_API_H_
 
 #include <cstddef>
+#include <vector>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "xgboost/c_api.h"
 
 namespace slipway {
@@ -40,6 +43,18 @@ std::string DenseArrayInterface(const float* data, size_t rows, size_t cols);
 
 // The version of the linked XGBoost library, "1.7.4".
 std::string XGBoostVersionText();
+
+// What a loaded booster says about itself, asked through the C API (its
+// JSON holds NaN split conditions for categorical splits, which a strict
+// JSON parser refuses).
+struct XgboostFacts {
+  std::vector<std::string> feature_names;  // empty when saved without names
+  std::vector<std::string> feature_types;  // "c": categorical, else numeric
+  int64_t num_feature = 0;
+  std::string objective;  // "binary:logistic", ...
+  int64_t num_class = 0;  // 0 unless multiclass
+};
+absl::StatusOr<XgboostFacts> ReadXgboostFacts(void* booster);
 
 // Sends XGBoost's log lines (warnings by default) to Slipway's structured
 // log as event "xgboost.log" instead of raw stderr. Idempotent.

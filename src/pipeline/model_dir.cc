@@ -45,14 +45,6 @@ struct ModelYaml {
 };
 
 // What model.json says about itself.
-struct XgboostFacts {
-  std::vector<std::string> feature_names;
-  std::vector<std::string> feature_types;  // "c" categorical, else numeric
-  int64_t num_feature = 0;
-  std::string objective;
-  int64_t num_class = 0;
-};
-
 absl::Status FileError(const std::string& path, const std::string& message) {
   return absl::InvalidArgumentError(path + ": " + message);
 }
@@ -215,31 +207,10 @@ absl::StatusOr<ModelYaml> ParseModelYaml(const std::string& text,
   }
 }
 
-// The string at `pointer` in `config`, or empty.
-std::string ConfigString(const json& config, const char* pointer) {
-  try {
-    const json::json_pointer at(pointer);
-    if (!config.contains(at) || !config.at(at).is_string()) return "";
-    return config.at(at).get<std::string>();
-  } catch (const json::exception&) {
-    return "";
-  }
-}
-
-absl::StatusOr<std::vector<std::string>> FeatureInfo(void* booster,
-                                                     const char* field) {
-  bst_ulong count = 0;
-  const char** values = nullptr;
-  RETURN_IF_ERROR(
-      XgbCheck(XGBoosterGetStrFeatureInfo(booster, field, &count, &values),
-               std::string("reading the model's ") + field,
-               absl::StatusCode::kInvalidArgument));
-  return std::vector<std::string>(values, values + count);
-}
-
 // Asks XGBoost itself: its JSON holds NaN split conditions for categorical
 // splits, which a strict JSON parser refuses.
-absl::StatusOr<XgboostFacts> ReadXgboostFacts(const std::string& bytes,
+// Loads the model file's bytes into a booster and reads its facts.
+absl::StatusOr<XgboostFacts> LoadXgboostFacts(const std::string& bytes,
                                               const std::string& path) {
   RouteXgboostLogs();
   const std::string hint =
@@ -259,70 +230,8 @@ absl::StatusOr<XgboostFacts> ReadXgboostFacts(const std::string& bytes,
   if (!loaded.ok()) {
     return FileError(path, std::string(loaded.message()) + "; " + hint);
   }
-  XgboostFacts facts;
-  ASSIGN_OR_RETURN(facts.feature_names,
-                   FeatureInfo(booster.get(), "feature_name"), path);
-  ASSIGN_OR_RETURN(facts.feature_types,
-                   FeatureInfo(booster.get(), "feature_type"), path);
-  bst_ulong num_feature = 0;
-  RETURN_IF_ERROR(XgbCheck(XGBoosterGetNumFeature(booster.get(), &num_feature),
-                           "reading the model's feature count",
-                           absl::StatusCode::kInvalidArgument),
-                  path);
-  facts.num_feature = static_cast<int64_t>(num_feature);
-  bst_ulong length = 0;
-  const char* text = nullptr;
-  RETURN_IF_ERROR(
-      XgbCheck(XGBoosterSaveJsonConfig(booster.get(), &length, &text),
-               "reading the model's configuration",
-               absl::StatusCode::kInvalidArgument),
-      path);
-  const json config = json::parse(std::string(text, length), nullptr,
-                                  /*allow_exceptions=*/false);
-  facts.objective = ConfigString(config, "/learner/objective/name");
-  const std::string num_class =
-      ConfigString(config, "/learner/learner_model_param/num_class");
-  if (!absl::SimpleAtoi(num_class, &facts.num_class)) facts.num_class = 0;
+  ASSIGN_OR_RETURN(XgboostFacts facts, ReadXgboostFacts(booster.get()), path);
   return facts;
-}
-
-Task TaskOfObjective(const std::string& objective) {
-  if (objective.rfind("binary:", 0) == 0) return Task::kBinaryClassification;
-  if (objective.rfind("multi:", 0) == 0) {
-    return Task::kMulticlassClassification;
-  }
-  return Task::kRegression;
-}
-
-// Distinct present values of `column` in pandas' category order, as the
-// text features.h matches categorical values by.
-std::vector<std::string> SortedCategories(const Column& column) {
-  std::vector<std::string> out;
-  if (column.type() == DataType::kString) {
-    std::set<std::string> seen;
-    for (size_t row = 0; row < column.size(); ++row) {
-      if (!column.IsMissing(row)) seen.emplace(column.StringAt(row));
-    }
-    out.assign(seen.begin(), seen.end());
-    return out;
-  }
-  std::set<double> numbers;
-  std::set<int64_t> integers;
-  for (size_t row = 0; row < column.size(); ++row) {
-    if (column.IsMissing(row)) continue;
-    if (column.type() == DataType::kInt64) {
-      integers.insert(column.Int64At(row));
-    } else {
-      numbers.insert(column.NumberAt(row));
-    }
-  }
-  for (int64_t value : integers) out.push_back(Int64CategoryText(value));
-  for (double value : numbers) {
-    out.push_back(column.type() == DataType::kBool
-                      ? BoolCategoryText(value != 0)
-                      : Float64CategoryText(value));
-  }
-  return out;
 }
 
 absl::Status MissingCategories(const std::string& model_path,
@@ -398,7 +307,7 @@ absl::StatusOr<std::vector<FeatureSpec>> DeriveFeatures(
       if (hint != nullptr && hint->categories) {
         spec.categories = *hint->categories;
       } else if (column != nullptr) {
-        spec.categories = SortedCategories(*column);
+        spec.categories = CategoryTexts(*column);
       } else {
         return MissingCategories(model_path, spec.name);
       }
@@ -410,14 +319,6 @@ absl::StatusOr<std::vector<FeatureSpec>> DeriveFeatures(
     features.push_back(std::move(spec));
   }
   return features;
-}
-
-bool AllIntegers(const std::vector<std::string>& labels) {
-  for (const std::string& label : labels) {
-    int64_t value = 0;
-    if (!absl::SimpleAtoi(label, &value)) return false;
-  }
-  return true;
 }
 
 absl::StatusOr<std::vector<std::string>> DeriveClasses(
@@ -463,7 +364,7 @@ absl::StatusOr<Signature> DeriveSignature(const std::string& model_bytes,
   const std::string model_path = JoinPath(dir, yaml.file);
   const std::string yaml_path = JoinPath(dir, kModelYaml);
   ASSIGN_OR_RETURN(XgboostFacts facts,
-                   ReadXgboostFacts(model_bytes, model_path));
+                   LoadXgboostFacts(model_bytes, model_path));
   ASSIGN_OR_RETURN(std::vector<FeatureSpec> features,
                    DeriveFeatures(facts, yaml, input, model_path, yaml_path));
   const Task task = yaml.task.value_or(TaskOfObjective(facts.objective));
@@ -471,7 +372,7 @@ absl::StatusOr<Signature> DeriveSignature(const std::string& model_bytes,
                    DeriveClasses(task, facts, yaml, yaml_path));
   DataType label_type = DataType::kFloat64;
   if (task != Task::kRegression) {
-    label_type = AllIntegers(classes) ? DataType::kInt64 : DataType::kString;
+    label_type = LabelTypeOf(classes);
   }
   std::string target = yaml.target;
   if (target.empty()) target = std::string(fallback_target);
