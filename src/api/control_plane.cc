@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "api/access.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/logging.h"
@@ -271,12 +272,123 @@ HttpResponse JsonResponse(int status, const json& body) {
 
 ControlPlane::ControlPlane(Store* store, Registry* registry,
                            RunExecutor* executor, ModelManager* models,
-                           Filesystem* fs)
+                           Filesystem* fs, TokenService* tokens)
     : store_(store),
       registry_(registry),
       executor_(executor),
       models_(models),
-      fs_(fs) {}
+      fs_(fs),
+      tokens_(tokens) {}
+
+void ControlPlane::Guard(Router* router, const std::string& method,
+                         const std::string& pattern, CallerHandler handler) {
+  const Role needed = RequiredRole(method, pattern).value_or(Role::kAdmin);
+  router->Add(method, pattern,
+              [this, needed, method, pattern, handler = std::move(handler)](
+                  const HttpRequest& request, const PathParams& params) {
+                absl::StatusOr<ApiToken> caller =
+                    tokens_->Authenticate(request.Header("authorization"));
+                if (!caller.ok()) return AccessRefusal(caller.status());
+                absl::Status allowed =
+                    CheckRole(*caller, needed, method, pattern);
+                if (!allowed.ok()) return AccessRefusal(allowed);
+                return handler(request, params, *caller);
+              });
+}
+
+void ControlPlane::Guard(Router* router, const std::string& method,
+                         const std::string& pattern, HttpHandler handler) {
+  Guard(
+      router, method, pattern,
+      CallerHandler([handler = std::move(handler)](
+                        const HttpRequest& request, const PathParams& params,
+                        const ApiToken&) { return handler(request, params); }));
+}
+
+absl::Status ControlPlane::AuthorizePrediction(
+    const std::string& app, const HttpRequest& request) const {
+  {
+    absl::ReaderMutexLock lock(&auth_mu_);
+    if (token_apps_.count(app) == 0) return absl::OkStatus();
+  }
+  return Annotate(
+      tokens_->Authenticate(request.Header("authorization")).status(),
+      "app '" + app + "' serves with endpoint.auth: token");
+}
+
+void ControlPlane::TrackEndpointAuth(const std::string& app,
+                                     const std::string& spec_yaml) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(spec_yaml, "slipway.yaml");
+  if (!spec.ok()) {
+    LogWarning("auth.endpoint_unchanged",
+               {{"app", app}, {"error", std::string(spec.status().message())}});
+    return;
+  }
+  absl::MutexLock lock(&auth_mu_);
+  if (spec->endpoint.require_token) {
+    token_apps_.insert(app);
+  } else {
+    token_apps_.erase(app);
+  }
+}
+
+namespace {
+
+json TokenJson(const ApiToken& t, std::string_view state) {
+  return {{"id", t.id},
+          {"name", t.name},
+          {"role", std::string(RoleName(t.role))},
+          {"state", std::string(state)},
+          {"created_at", Timestamp(t.created_at)},
+          {"expires_at", Timestamp(t.expires_at)},
+          {"revoked_at", Timestamp(t.revoked_at)},
+          {"created_by", t.created_by}};
+}
+
+}  // namespace
+
+void ControlPlane::AddTokenRoutes(Router* router) {
+  Guard(router, "POST", "/api/v1/tokens",
+        CallerHandler([this](const HttpRequest& request, const PathParams&,
+                             const ApiToken& caller) {
+          absl::StatusOr<HttpResponse> response =
+              [&]() -> absl::StatusOr<HttpResponse> {
+            ASSIGN_OR_RETURN(json body, ParseBody(request));
+            ASSIGN_OR_RETURN(std::string name, StringField(body, "name"));
+            ASSIGN_OR_RETURN(std::string role_name, StringField(body, "role"));
+            ASSIGN_OR_RETURN(Role role, ParseRole(role_name));
+            int64_t lifetime = 0;
+            if (body.contains("expires_in")) {
+              ASSIGN_OR_RETURN(std::string text,
+                               StringField(body, "expires_in"));
+              ASSIGN_OR_RETURN(lifetime, ParseTokenLifetime(text));
+            }
+            ASSIGN_OR_RETURN(
+                IssuedToken issued,
+                tokens_->Create(name, role, lifetime, "token " + caller.id));
+            json answer = TokenJson(issued.token, "active");
+            answer["token"] = issued.secret;
+            return JsonResponse(201, answer);
+          }();
+          if (!response.ok()) return HttpResponse::Error(response.status());
+          return *std::move(response);
+        }));
+  Guard(router, "GET", "/api/v1/tokens",
+        Handle([this](const HttpRequest&,
+                      const PathParams&) -> absl::StatusOr<HttpResponse> {
+          json list = json::array();
+          for (const ApiToken& t : tokens_->List()) {
+            list.push_back(TokenJson(t, tokens_->State(t)));
+          }
+          return JsonResponse(200, {{"tokens", list}});
+        }));
+  Guard(router, "DELETE", "/api/v1/tokens/{token}",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(ApiToken revoked, tokens_->Revoke(p.at("token")));
+          return JsonResponse(200, TokenJson(revoked, "revoked"));
+        }));
+}
 
 absl::StatusOr<std::vector<std::string>> ControlPlane::CheckChampionFeatures(
     const AppSpec& spec, const std::string& source_dir) {
@@ -543,6 +655,9 @@ absl::Status ControlPlane::LoadServedModels() {
   ASSIGN_OR_RETURN(std::vector<AppRecord> apps, store_->ListApps());
   for (const AppRecord& app : apps) {
     models_->AddApp(app.name);
+    absl::StatusOr<AppRevisionRecord> current =
+        registry_->CurrentRevision(app.name);
+    if (current.ok()) TrackEndpointAuth(app.name, current->spec_yaml);
     ASSIGN_OR_RETURN(std::optional<int> version,
                      registry_->ResolveAlias(app.name, kServingAlias));
     if (!version.has_value()) continue;
@@ -558,8 +673,8 @@ absl::Status ControlPlane::LoadServedModels() {
 
 void ControlPlane::AddRoutes(Router* router) {
   // Apps.
-  router->Add(
-      "POST", "/api/v1/apps",
+  Guard(
+      router, "POST", "/api/v1/apps",
       Handle([this](const HttpRequest& request,
                     const PathParams&) -> absl::StatusOr<HttpResponse> {
         ASSIGN_OR_RETURN(json body, ParseBody(request));
@@ -572,6 +687,7 @@ void ControlPlane::AddRoutes(Router* router) {
         ASSIGN_OR_RETURN(ApplyOutcome outcome,
                          registry_->Apply(spec.app, yaml, source_dir));
         models_->AddApp(spec.app);
+        TrackEndpointAuth(spec.app, yaml);
         json answer = {
             {"app", spec.app},
             {"revision", outcome.revision.revision},
@@ -581,21 +697,20 @@ void ControlPlane::AddRoutes(Router* router) {
             {"warnings", warnings}};
         return JsonResponse(outcome.changed ? 201 : 200, answer);
       }));
-  router->Add("GET", "/api/v1/apps",
-              Handle([this](const HttpRequest&,
-                            const PathParams&) -> absl::StatusOr<HttpResponse> {
-                ASSIGN_OR_RETURN(std::vector<AppRecord> apps,
-                                 store_->ListApps());
-                json list = json::array();
-                for (const AppRecord& app : apps) {
-                  list.push_back({{"app", app.name},
-                                  {"revision", app.current_revision},
-                                  {"created_at", Timestamp(app.created_at)}});
-                }
-                return JsonResponse(200, {{"apps", list}});
-              }));
-  router->Add(
-      "GET", "/api/v1/apps/{app}",
+  Guard(router, "GET", "/api/v1/apps",
+        Handle([this](const HttpRequest&,
+                      const PathParams&) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(std::vector<AppRecord> apps, store_->ListApps());
+          json list = json::array();
+          for (const AppRecord& app : apps) {
+            list.push_back({{"app", app.name},
+                            {"revision", app.current_revision},
+                            {"created_at", Timestamp(app.created_at)}});
+          }
+          return JsonResponse(200, {{"apps", list}});
+        }));
+  Guard(
+      router, "GET", "/api/v1/apps/{app}",
       Handle([this](const HttpRequest&,
                     const PathParams& p) -> absl::StatusOr<HttpResponse> {
         const std::string& app = p.at("app");
@@ -616,8 +731,8 @@ void ControlPlane::AddRoutes(Router* router) {
         }
         return JsonResponse(200, answer);
       }));
-  router->Add(
-      "POST", "/api/v1/apps/{app}/rollback",
+  Guard(
+      router, "POST", "/api/v1/apps/{app}/rollback",
       Handle([this](const HttpRequest& request,
                     const PathParams& p) -> absl::StatusOr<HttpResponse> {
         ASSIGN_OR_RETURN(json body, ParseBody(request));
@@ -631,6 +746,7 @@ void ControlPlane::AddRoutes(Router* router) {
                          registry_->CurrentRevision(app));
         ASSIGN_OR_RETURN(ApplyOutcome outcome,
                          registry_->Rollback(app, it->get<int>()));
+        TrackEndpointAuth(app, outcome.revision.spec_yaml);
         return JsonResponse(
             200, {{"app", app},
                   {"revision", outcome.revision.revision},
@@ -640,37 +756,34 @@ void ControlPlane::AddRoutes(Router* router) {
       }));
 
   // Runs.
-  router->Add(
-      "POST", "/api/v1/apps/{app}/runs",
-      Handle([this](const HttpRequest& request,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        ASSIGN_OR_RETURN(json body, ParseBody(request));
-        ASSIGN_OR_RETURN(std::string pipeline, StringField(body, "pipeline"));
-        ASSIGN_OR_RETURN(RunRecord run,
-                         executor_->Start(p.at("app"), pipeline));
-        return JsonResponse(201, RunJson(run));
-      }));
-  router->Add(
-      "POST", "/api/v1/apps/{app}/events",
-      Handle([this](const HttpRequest& request,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        ASSIGN_OR_RETURN(json body, ParseBody(request));
-        ASSIGN_OR_RETURN(std::string event, StringField(body, "event"));
-        return FireEvent(p.at("app"), event);
-      }));
-  router->Add(
-      "GET", "/api/v1/apps/{app}/runs",
-      Handle([this](const HttpRequest& request,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        RETURN_IF_ERROR(store_->GetApp(p.at("app")).status());
-        ASSIGN_OR_RETURN(std::vector<RunRecord> runs,
-                         store_->ListRuns(p.at("app"), 100));
-        json list = json::array();
-        for (const RunRecord& r : runs) list.push_back(RunJson(r));
-        return JsonResponse(200, {{"runs", list}});
-      }));
-  router->Add(
-      "GET", "/api/v1/runs/{run}",
+  Guard(router, "POST", "/api/v1/apps/{app}/runs",
+        Handle([this](const HttpRequest& request,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(json body, ParseBody(request));
+          ASSIGN_OR_RETURN(std::string pipeline, StringField(body, "pipeline"));
+          ASSIGN_OR_RETURN(RunRecord run,
+                           executor_->Start(p.at("app"), pipeline));
+          return JsonResponse(201, RunJson(run));
+        }));
+  Guard(router, "POST", "/api/v1/apps/{app}/events",
+        Handle([this](const HttpRequest& request,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(json body, ParseBody(request));
+          ASSIGN_OR_RETURN(std::string event, StringField(body, "event"));
+          return FireEvent(p.at("app"), event);
+        }));
+  Guard(router, "GET", "/api/v1/apps/{app}/runs",
+        Handle([this](const HttpRequest& request,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          RETURN_IF_ERROR(store_->GetApp(p.at("app")).status());
+          ASSIGN_OR_RETURN(std::vector<RunRecord> runs,
+                           store_->ListRuns(p.at("app"), 100));
+          json list = json::array();
+          for (const RunRecord& r : runs) list.push_back(RunJson(r));
+          return JsonResponse(200, {{"runs", list}});
+        }));
+  Guard(
+      router, "GET", "/api/v1/runs/{run}",
       Handle([this](const HttpRequest&,
                     const PathParams& p) -> absl::StatusOr<HttpResponse> {
         ASSIGN_OR_RETURN(RunRecord run, store_->GetRun(p.at("run")));
@@ -689,24 +802,22 @@ void ControlPlane::AddRoutes(Router* router) {
         }
         return JsonResponse(200, answer);
       }));
-  router->Add(
-      "GET", "/api/v1/runs/{run}/steps/{step}/log",
-      Handle([this](const HttpRequest& request,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        return StepLog(p.at("run"), p.at("step"), request);
-      }));
-  router->Add(
-      "POST", "/api/v1/runs/{run}/cancel",
-      Handle([this](const HttpRequest&,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        RETURN_IF_ERROR(executor_->Cancel(p.at("run")));
-        ASSIGN_OR_RETURN(RunRecord run, store_->GetRun(p.at("run")));
-        return JsonResponse(202, RunJson(run));
-      }));
+  Guard(router, "GET", "/api/v1/runs/{run}/steps/{step}/log",
+        Handle([this](const HttpRequest& request,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          return StepLog(p.at("run"), p.at("step"), request);
+        }));
+  Guard(router, "POST", "/api/v1/runs/{run}/cancel",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          RETURN_IF_ERROR(executor_->Cancel(p.at("run")));
+          ASSIGN_OR_RETURN(RunRecord run, store_->GetRun(p.at("run")));
+          return JsonResponse(202, RunJson(run));
+        }));
 
   // Models and aliases.
-  router->Add(
-      "GET", "/api/v1/apps/{app}/models",
+  Guard(
+      router, "GET", "/api/v1/apps/{app}/models",
       Handle([this](const HttpRequest&,
                     const PathParams& p) -> absl::StatusOr<HttpResponse> {
         const std::string& app = p.at("app");
@@ -725,8 +836,8 @@ void ControlPlane::AddRoutes(Router* router) {
         return JsonResponse(
             200, {{"app", app}, {"models", list}, {"aliases", alias_list}});
       }));
-  router->Add(
-      "GET", "/api/v1/apps/{app}/models/{version}",
+  Guard(
+      router, "GET", "/api/v1/apps/{app}/models/{version}",
       Handle([this](const HttpRequest&,
                     const PathParams& p) -> absl::StatusOr<HttpResponse> {
         ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
@@ -736,14 +847,13 @@ void ControlPlane::AddRoutes(Router* router) {
                          registry_->ListAliases(p.at("app")));
         return JsonResponse(200, VersionJson(record, aliases));
       }));
-  router->Add(
-      "POST", "/api/v1/apps/{app}/models",
-      Handle([this](const HttpRequest& request,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        return ImportModel(p.at("app"), request);
-      }));
-  router->Add(
-      "GET", "/api/v1/apps/{app}/models/{version}/diff/{other}",
+  Guard(router, "POST", "/api/v1/apps/{app}/models",
+        Handle([this](const HttpRequest& request,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          return ImportModel(p.at("app"), request);
+        }));
+  Guard(
+      router, "GET", "/api/v1/apps/{app}/models/{version}/diff/{other}",
       Handle([this](const HttpRequest&,
                     const PathParams& p) -> absl::StatusOr<HttpResponse> {
         ASSIGN_OR_RETURN(int from, ParseVersion(p.at("version")));
@@ -754,15 +864,14 @@ void ControlPlane::AddRoutes(Router* router) {
                          registry_->GetVersion(p.at("app"), to));
         return JsonResponse(200, DiffModelVersions(a, b));
       }));
-  router->Add(
-      "GET", "/api/v1/apps/{app}/models/{version}/card",
-      Handle([this](const HttpRequest&,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
-        return ModelCard(p.at("app"), version);
-      }));
-  router->Add(
-      "GET", "/api/v1/apps/{app}/models/{version}/artifact",
+  Guard(router, "GET", "/api/v1/apps/{app}/models/{version}/card",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
+          return ModelCard(p.at("app"), version);
+        }));
+  Guard(
+      router, "GET", "/api/v1/apps/{app}/models/{version}/artifact",
       Handle([this](const HttpRequest&,
                     const PathParams& p) -> absl::StatusOr<HttpResponse> {
         ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
@@ -776,8 +885,8 @@ void ControlPlane::AddRoutes(Router* router) {
                                       record.artifact_sha256);
         return response;
       }));
-  router->Add(
-      "PUT", "/api/v1/apps/{app}/aliases/{alias}",
+  Guard(
+      router, "PUT", "/api/v1/apps/{app}/aliases/{alias}",
       Handle([this](const HttpRequest& request,
                     const PathParams& p) -> absl::StatusOr<HttpResponse> {
         ASSIGN_OR_RETURN(json body, ParseBody(request));
@@ -796,8 +905,8 @@ void ControlPlane::AddRoutes(Router* router) {
                                   {"version", version},
                                   {"serving", alias == kServingAlias}});
       }));
-  router->Add(
-      "POST", "/api/v1/apps/{app}/aliases",
+  Guard(
+      router, "POST", "/api/v1/apps/{app}/aliases",
       Handle([this](const HttpRequest& request,
                     const PathParams& p) -> absl::StatusOr<HttpResponse> {
         ASSIGN_OR_RETURN(json body, ParseBody(request));
@@ -814,21 +923,20 @@ void ControlPlane::AddRoutes(Router* router) {
         return JsonResponse(
             200, {{"app", app}, {"moves", moved}, {"serving", serving}});
       }));
-  router->Add(
-      "GET", "/api/v1/apps/{app}/aliases/history",
-      Handle([this](const HttpRequest&,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        const std::string& app = p.at("app");
-        ASSIGN_OR_RETURN(std::vector<AliasHistoryRecord> history,
-                         registry_->AliasHistory(app));
-        json list = json::array();
-        for (const AliasHistoryRecord& h : history) {
-          list.push_back(AliasMoveJson(h));
-        }
-        return JsonResponse(200, {{"app", app}, {"history", list}});
-      }));
-  router->Add(
-      "GET", "/api/v1/serving",
+  Guard(router, "GET", "/api/v1/apps/{app}/aliases/history",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          const std::string& app = p.at("app");
+          ASSIGN_OR_RETURN(std::vector<AliasHistoryRecord> history,
+                           registry_->AliasHistory(app));
+          json list = json::array();
+          for (const AliasHistoryRecord& h : history) {
+            list.push_back(AliasMoveJson(h));
+          }
+          return JsonResponse(200, {{"app", app}, {"history", list}});
+        }));
+  Guard(
+      router, "GET", "/api/v1/serving",
       Handle([this](const HttpRequest&,
                     const PathParams&) -> absl::StatusOr<HttpResponse> {
         json list = json::array();
@@ -841,6 +949,7 @@ void ControlPlane::AddRoutes(Router* router) {
         }
         return JsonResponse(200, {{"models", list}});
       }));
+  AddTokenRoutes(router);
 }
 
 }  // namespace slipway

@@ -8,15 +8,26 @@
 // Moving the alias an app serves (`champion`) loads that version into the
 // ModelManager and answers only after the swap, so the next prediction sees
 // it. Every handler answers errors with the one JSON error shape.
+//
+// Access: every route first authenticates the request's bearer token
+// (auth/tokens.h; 401 without a valid one) and checks its role against the
+// route's minimum role in api/access.h (403 when too small); a refused
+// request changes nothing. Tokens are managed under /api/v1/tokens (admin).
+// The control plane also tracks which apps' current specs say
+// `endpoint.auth: token` (AuthorizePrediction).
 // Thread safety: safe for concurrent use once routes are added.
 #ifndef SLIPWAY_API_CONTROL_PLANE_H_
 #define SLIPWAY_API_CONTROL_PLANE_H_
 
+#include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "auth/tokens.h"
 #include "core/filesystem.h"
 #include "pipeline/app_spec.h"
 #include "pipeline/run_executor.h"
@@ -34,9 +45,15 @@ class ControlPlane {
  public:
   // REQUIRES: every pointer outlives the control plane.
   ControlPlane(Store* store, Registry* registry, RunExecutor* executor,
-               ModelManager* models, Filesystem* fs);
+               ModelManager* models, Filesystem* fs, TokenService* tokens);
 
   void AddRoutes(Router* router);
+
+  // OK when a predict or infer request for `app` may go on: always, unless
+  // the app's current spec says `endpoint.auth: token`; then the request
+  // needs a valid token of any role (Unauthenticated otherwise).
+  absl::Status AuthorizePrediction(const std::string& app,
+                                   const HttpRequest& request) const;
 
   // Registers every app with the model manager and loads each champion.
   // A champion that fails to load is logged and reported by the manager's
@@ -62,6 +79,25 @@ class ControlPlane {
                            const std::string& actor);
 
  private:
+  // A handler that also gets the token the request was authenticated with.
+  using CallerHandler = std::function<HttpResponse(
+      const HttpRequest&, const PathParams&, const ApiToken& caller)>;
+
+  // Registers a control-plane route behind the token and role check
+  // (the route's role from api/access.h; admin if it is not listed).
+  void Guard(Router* router, const std::string& method,
+             const std::string& pattern, CallerHandler handler);
+  void Guard(Router* router, const std::string& method,
+             const std::string& pattern, HttpHandler handler);
+
+  // The /api/v1/tokens routes.
+  void AddTokenRoutes(Router* router);
+
+  // Records whether `app`'s current spec (`spec_yaml`) says
+  // `endpoint.auth: token`; a spec that no longer parses keeps the
+  // previous setting (logged).
+  void TrackEndpointAuth(const std::string& app, const std::string& spec_yaml);
+
   // endpoint.batching of the app's current revision; the defaults (logged)
   // when the revision cannot be read or parsed.
   BatchingOptions ServingBatching(const std::string& app);
@@ -101,6 +137,10 @@ class ControlPlane {
   RunExecutor* const executor_;
   ModelManager* const models_;
   Filesystem* const fs_;
+  TokenService* const tokens_;
+  mutable absl::Mutex auth_mu_;
+  // Apps whose current spec says endpoint.auth: token.
+  std::set<std::string> token_apps_ ABSL_GUARDED_BY(auth_mu_);
 };
 
 }  // namespace slipway

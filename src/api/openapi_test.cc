@@ -1,6 +1,8 @@
 // docs/openapi.yaml against the routes a real server registers: every
-// route is documented, every documented operation is served, and every
-// `{name}` in a documented path is declared as a path parameter.
+// route is documented, every documented operation is served, every
+// `{name}` in a documented path is declared as a path parameter, and every
+// control-plane operation states the role api/access.h requires
+// (`x-slipway-role`) with its 401 (and 403 above viewer) answers.
 
 #include <algorithm>
 #include <cctype>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "api/access.h"
 #include "api/server.h"
 #include "gtest/gtest.h"
 #include "testing/temp_dir.h"
@@ -197,6 +200,34 @@ TEST_F(OpenApiTest, EveryPathParameterIsDeclared) {
   }
   EXPECT_TRUE(problems.empty())
       << kSpecPath << " has path parameter problems:" << Listed(problems);
+}
+
+TEST_F(OpenApiTest, ControlPlaneOperationsStateTheirRoleAndRefusals) {
+  std::vector<std::string> problems;
+  for (const RouteAccess& route : ControlPlaneAccess()) {
+    const std::string where =
+        std::string(route.method) + " " + std::string(route.pattern);
+    std::string method(route.method);
+    std::transform(method.begin(), method.end(), method.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    const YAML::Node operation =
+        spec_["paths"][std::string(route.pattern)][method];
+    if (!operation) continue;  // DocumentsExactlyTheRegisteredRoutes says so
+    const std::string role(RoleName(route.role));
+    if (!operation["x-slipway-role"] ||
+        operation["x-slipway-role"].as<std::string>() != role) {
+      problems.push_back(where + ": x-slipway-role should be " + role);
+    }
+    const YAML::Node responses = operation["responses"];
+    if (!responses || !responses["401"]) {
+      problems.push_back(where + ": no 401 response");
+    }
+    if (route.role != Role::kViewer && (!responses || !responses["403"])) {
+      problems.push_back(where + ": no 403 response");
+    }
+  }
+  EXPECT_TRUE(problems.empty())
+      << kSpecPath << " disagrees with api/access.h:" << Listed(problems);
 }
 
 }  // namespace

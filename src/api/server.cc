@@ -1,9 +1,12 @@
 #include "api/server.h"
 
+#include <optional>
 #include <utility>
 
+#include "api/access.h"
 #include "api/control_plane.h"
 #include "artifacts/local_artifact_store.h"
+#include "auth/tokens.h"
 #include "core/clock.h"
 #include "core/filesystem.h"
 #include "core/logging.h"
@@ -31,6 +34,11 @@ class ServerImpl : public Server {
         artifacts_,
         OpenLocalArtifactStore(fs, JoinPath(options.data_dir, "artifacts")));
     RETURN_IF_ERROR(artifacts_->RemoveTemporaryFiles());
+    tokens_ = std::make_unique<TokenService>(store_.get(), clock);
+    RETURN_IF_ERROR(tokens_->Load());
+    const std::string admin_token = JoinPath(options.data_dir, kAdminTokenFile);
+    // Logs the file's path (auth.admin_token_written), never the token.
+    RETURN_IF_ERROR(tokens_->WriteFirstAdminToken(admin_token).status());
     registry_ = std::make_unique<Registry>(store_.get(), artifacts_.get());
 
     RunExecutor::Options executor_options;
@@ -52,12 +60,21 @@ class ServerImpl : public Server {
     models_ = std::make_unique<ModelManager>(clock, metrics_.get());
     control_ = std::make_unique<ControlPlane>(store_.get(), registry_.get(),
                                               executor_.get(), models_.get(),
-                                              fs);
+                                              fs, tokens_.get());
     RETURN_IF_ERROR(control_->LoadServedModels());
     // After the control plane: a retried run may move the served alias.
     RETURN_IF_ERROR(executor_->Recover());
 
-    AddInferenceRoutes(&router_, models_.get(), clock, metrics_.get());
+    // Predict and infer of an app whose endpoint says `auth: token` need a
+    // valid token (ControlPlane::AuthorizePrediction).
+    AddInferenceRoutes(
+        &router_, models_.get(), clock, metrics_.get(),
+        [this](const std::string& app,
+               const HttpRequest& request) -> std::optional<HttpResponse> {
+          absl::Status allowed = control_->AuthorizePrediction(app, request);
+          if (allowed.ok()) return std::nullopt;
+          return AccessRefusal(allowed);
+        });
     AddMetricsRoute(&router_, metrics_.get(), models_.get());
     control_->AddRoutes(&router_);
 
@@ -102,6 +119,7 @@ class ServerImpl : public Server {
  private:
   std::unique_ptr<Store> store_;
   std::unique_ptr<ArtifactStore> artifacts_;
+  std::unique_ptr<TokenService> tokens_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<RunExecutor> executor_;
   // Outlives models_, whose batchers record into it.

@@ -4,9 +4,13 @@
 //
 // Start-up order: open the store (migrating it forward, or refusing a newer
 // data directory), remove temporary artifact files of interrupted writes,
+// on first start (no API token yet) write an admin token to
+// DATA_DIR/admin.token (mode 0600; the log names the file, never the token),
 // mark runs left unfinished by a crash `failed` (reason `interrupted`), load
 // every app's champion (batched as its spec's endpoint.batching says), then
 // accept connections. GET /metrics exposes the data plane's counters.
+// Control-plane routes need a token (api/access.h); the data plane is open,
+// except predict and infer of apps with `endpoint.auth: token`.
 // Thread safety: Shutdown may be called from any thread (a signal watcher);
 // Routes from any thread.
 #ifndef SLIPWAY_API_SERVER_H_

@@ -2,8 +2,10 @@
 
 #include <curl/curl.h>
 
+#include <cstdlib>
 #include <memory>
 
+#include "core/filesystem.h"
 #include "core/status.h"
 
 namespace slipway {
@@ -138,6 +140,23 @@ absl::StatusOr<nlohmann::json> ApiClient::Post(
 absl::StatusOr<nlohmann::json> ApiClient::Put(
     const std::string& path, const nlohmann::json& body) const {
   return Exchange("PUT", path, body.dump());
+}
+
+absl::StatusOr<nlohmann::json> ApiClient::Delete(
+    const std::string& path) const {
+  return Exchange("DELETE", path, "");
+}
+
+absl::StatusOr<std::string> ClientToken(const std::string& data_dir) {
+  const char* env = std::getenv("SLIPWAY_TOKEN");
+  if (env != nullptr && *env != '\0') return std::string(env);
+  Filesystem* fs = LocalFilesystem();
+  const std::string path = JoinPath(data_dir, "admin.token");
+  if (!fs->Exists(path)) return std::string();
+  ASSIGN_OR_RETURN(std::string text, fs->ReadFile(path),
+                   "reading the admin token (set SLIPWAY_TOKEN instead)");
+  const size_t end = text.find_first_of("\r\n");
+  return end == std::string::npos ? text : text.substr(0, end);
 }
 
 absl::StatusOr<std::string> ApiClient::Download(const std::string& path) const {

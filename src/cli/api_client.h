@@ -1,5 +1,6 @@
 // ApiClient: the CLI's HTTP client for a Slipway server (libcurl).
-// Sends SLIPWAY_TOKEN as a bearer token when set. Non-2xx answers become a
+// Sends its token (ClientToken: SLIPWAY_TOKEN, else the data directory's
+// admin.token) as a bearer token when there is one. Non-2xx answers become a
 // Status carrying the server's {"error": ...} message, with the code derived
 // from the HTTP status, so commands print what the server said.
 // Thread safety: one client per thread.
@@ -38,6 +39,7 @@ class ApiClient {
                                       const nlohmann::json& body) const;
   absl::StatusOr<nlohmann::json> Put(const std::string& path,
                                      const nlohmann::json& body) const;
+  absl::StatusOr<nlohmann::json> Delete(const std::string& path) const;
   // The raw body of a GET (a model file); errors as for Get.
   absl::StatusOr<std::string> Download(const std::string& path) const;
 
@@ -51,6 +53,13 @@ class ApiClient {
   std::string base_url_;
   std::string token_;
 };
+
+// The token the CLI sends (DESIGN.md's token rule): $SLIPWAY_TOKEN when set,
+// else the first line of `data_dir`/admin.token when that file exists (the
+// admin token a server writes on first start), else "" (no token).
+// `data_dir` is --data-dir, else $SLIPWAY_DATA_DIR, else ./.slipway. A file
+// that exists but cannot be read is an error naming it.
+absl::StatusOr<std::string> ClientToken(const std::string& data_dir);
 
 // A Status for a non-2xx reply: the message from {"error": ...} (or the raw
 // body), the code from the HTTP status.

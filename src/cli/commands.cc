@@ -774,4 +774,56 @@ int ModelsExportCommand(const CliContext& ctx, const std::string& app,
   return 0;
 }
 
+int TokensCreateCommand(const CliContext& ctx, const std::string& name,
+                        const std::string& role, const std::string& expires) {
+  json body = {{"name", name}, {"role", role}};
+  if (!expires.empty()) body["expires_in"] = expires;
+  absl::StatusOr<json> answer = ctx.client->Post("/api/v1/tokens", body);
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "token " << Text((*answer)["id"]) << " (" << name << ", role "
+            << role << ", expires "
+            << Or(Text((*answer)["expires_at"]), "never") << ")\n"
+            << Text((*answer)["token"]) << "\n"
+            << "Store it now: it is not shown again. Use it as "
+               "SLIPWAY_TOKEN or 'Authorization: Bearer <token>'.\n";
+  return 0;
+}
+
+int TokensListCommand(const CliContext& ctx) {
+  absl::StatusOr<json> answer = ctx.client->Get("/api/v1/tokens");
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& t : (*answer)["tokens"]) {
+    rows.push_back({Text(t["id"]), Text(t["name"]), Text(t["role"]),
+                    Text(t["state"]), Text(t["created_at"]),
+                    Or(Text(t["expires_at"]), "never"),
+                    Or(Text(t["revoked_at"]), "-"), Text(t["created_by"])});
+  }
+  PrintTable({"ID", "NAME", "ROLE", "STATE", "CREATED", "EXPIRES", "REVOKED",
+              "CREATED BY"},
+             rows);
+  return 0;
+}
+
+int TokensRevokeCommand(const CliContext& ctx, const std::string& id) {
+  absl::StatusOr<json> answer = ctx.client->Delete("/api/v1/tokens/" + id);
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "token " << Text((*answer)["id"]) << " ("
+            << Text((*answer)["name"]) << ") revoked at "
+            << Text((*answer)["revoked_at"]) << "\n";
+  return 0;
+}
+
 }  // namespace slipway

@@ -70,6 +70,13 @@ int ModelsImportCommand(const CliContext& ctx, const std::string& app,
 int ModelsExportCommand(const CliContext& ctx, const std::string& app,
                         int version, const std::string& dir);
 
+// API tokens (admin). Create prints the secret once; `expires` is a
+// lifetime ("30d", "12h"; empty: never).
+int TokensCreateCommand(const CliContext& ctx, const std::string& name,
+                        const std::string& role, const std::string& expires);
+int TokensListCommand(const CliContext& ctx);
+int TokensRevokeCommand(const CliContext& ctx, const std::string& id);
+
 }  // namespace slipway
 
 #endif  // SLIPWAY_CLI_COMMANDS_H_

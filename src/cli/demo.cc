@@ -194,7 +194,14 @@ absl::Status RunDemo(const DemoFlags& flags, const std::string& self,
   RETURN_IF_ERROR(server->Start(binary, data_dir));
   std::cout << "  listening on " << server->url() << " (pid " << server->pid()
             << ", log " << JoinPath(data_dir, "server.log") << ")\n";
-  ApiClient client(server->url());
+  // The server wrote its admin token before it started listening.
+  const std::string admin_token_file = JoinPath(data_dir, "admin.token");
+  ASSIGN_OR_RETURN(std::string admin_token,
+                   LocalFilesystem()->ReadFile(admin_token_file),
+                   "reading the demo server's admin token");
+  admin_token = admin_token.substr(0, admin_token.find('\n'));
+  std::cout << "  admin token in " << admin_token_file << "\n";
+  ApiClient client(server->url(), admin_token);
 
   PrintStep("slipway apply " + example);
   ASSIGN_OR_RETURN(json applied,

@@ -30,12 +30,21 @@ int main(int argc, char** argv) {
                  "server URL (default $SLIPWAY_SERVER or "
                  "http://127.0.0.1:8080)");
   cli.add_flag("--json", json, "print the server's JSON answers");
+  std::string client_data_dir = EnvOr("SLIPWAY_DATA_DIR", ".slipway");
+  cli.add_option("--data-dir", client_data_dir,
+                 "data directory whose admin.token the CLI sends when "
+                 "$SLIPWAY_TOKEN is not set (default $SLIPWAY_DATA_DIR or "
+                 ".slipway)");
 
   int code = 0;
-  ApiClient client(server_url, EnvOr("SLIPWAY_TOKEN", ""));
-  // Rebuilt after parsing, when --server is known.
+  ApiClient client(server_url);
+  // Rebuilt after parsing, when --server and --data-dir are known.
   auto ctx = [&]() {
-    client = ApiClient(server_url, EnvOr("SLIPWAY_TOKEN", ""));
+    absl::StatusOr<std::string> token = ClientToken(client_data_dir);
+    if (!token.ok()) {
+      std::cerr << "warning: " << token.status().message() << "\n";
+    }
+    client = ApiClient(server_url, token.ok() ? *token : std::string());
     return CliContext{&client, json};
   };
 
@@ -213,6 +222,33 @@ int main(int argc, char** argv) {
   model_export->add_option("DIR", dir)->required();
   model_export->callback(
       [&] { code = ModelsExportCommand(ctx(), app, version, dir); });
+
+  // tokens
+  std::string token_name;
+  std::string token_role;
+  std::string token_expires;
+  std::string token_id;
+  auto* tokens = cli.add_subcommand("tokens", "API tokens (admin)");
+  tokens->require_subcommand(1);
+  auto* tokens_create = tokens->add_subcommand(
+      "create", "create a token; its secret is printed once");
+  tokens_create
+      ->add_option("--role", token_role, "viewer, operator, approver or admin")
+      ->required();
+  tokens_create->add_option("--name", token_name, "what the token is for")
+      ->required();
+  tokens_create->add_option("--expires", token_expires,
+                            "lifetime: 90m, 12h, 30d, 2w (default: never)");
+  tokens_create->callback([&] {
+    code = TokensCreateCommand(ctx(), token_name, token_role, token_expires);
+  });
+  tokens->add_subcommand("list", "list tokens (no secrets)")->callback([&] {
+    code = TokensListCommand(ctx());
+  });
+  auto* tokens_revoke = tokens->add_subcommand("revoke", "revoke a token");
+  tokens_revoke->add_option("ID", token_id, "the token's id (tok-...)")
+      ->required();
+  tokens_revoke->callback([&] { code = TokensRevokeCommand(ctx(), token_id); });
 
   // demo
   DemoFlags demo_flags;

@@ -261,7 +261,8 @@ constexpr std::string_view kNotebookKeys[] = {"path", "params", "kernel",
 constexpr std::string_view kStepCommonKeys[] = {
     "name",          "inputs",  "outputs", "after", "retries",
     "retry_backoff", "timeout", "memory",  "cache"};
-constexpr std::string_view kEndpointKeys[] = {"model", "batching", "fields"};
+constexpr std::string_view kEndpointKeys[] = {"model", "batching", "fields",
+                                              "auth"};
 constexpr std::string_view kBatchingKeys[] = {"enabled", "max_batch",
                                               "max_delay_us", "max_queue"};
 constexpr std::string_view kMonitorKeys[] = {"window", "drift", "rules"};
@@ -295,6 +296,7 @@ constexpr std::string_view kMetrics[] = {"auc",  "logloss", "accuracy",
                                          "rmse", "mae",     "r2"};
 constexpr std::string_view kDriftMethods[] = {"psi", "ks"};
 constexpr std::string_view kApprovals[] = {"required", "none"};
+constexpr std::string_view kEndpointAuth[] = {"none", "token"};
 constexpr std::string_view kDataTypes[] = {"float64", "int64", "bool",
                                            "string"};
 
@@ -2318,6 +2320,10 @@ class SpecParser {
     }
     if (const Field* g = map.Find("fields")) {
       ASSIGN_OR_RETURN(endpoint.fields, StringList(g->value(), false));
+    }
+    if (const Field* g = map.Find("auth")) {
+      ASSIGN_OR_RETURN(size_t a, Choice(g->value(), kEndpointAuth));
+      endpoint.require_token = kEndpointAuth[a] == "token";
     }
     if (const Field* g = map.Find("batching")) {
       ASSIGN_OR_RETURN(Fields batching,

@@ -364,6 +364,9 @@ struct EndpointSpec {
   BatchingSpec batching;
   // The fields callers send, for the feature gap check; empty: not declared.
   std::vector<std::string> fields;
+  // `auth: token`: predict and infer need a valid API token (any role);
+  // `auth: none` (the default): they are open.
+  bool require_token = false;
 };
 
 struct DriftSpec {

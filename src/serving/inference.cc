@@ -1457,7 +1457,7 @@ void Infer(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
 }  // namespace
 
 void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
-                        ServingMetrics* metrics) {
+                        ServingMetrics* metrics, PredictionGuard guard) {
   router->Add("GET", "/healthz", [](const HttpRequest&, const PathParams&) {
     return JsonAnswer(200, {{"status", "ok"}});
   });
@@ -1489,9 +1489,14 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
   });
 
   router->AddAsync("POST", "/v1/apps/{app}/predict",
-                   [models, clock, metrics](const HttpRequest& request,
-                                            const PathParams& params,
-                                            HttpResponder respond) {
+                   [models, clock, metrics, guard](const HttpRequest& request,
+                                                   const PathParams& params,
+                                                   HttpResponder respond) {
+                     if (guard) {
+                       if (auto refusal = guard(params.at("app"), request)) {
+                         return respond(*std::move(refusal));
+                       }
+                     }
                      Predict(*models, clock, metrics, request, params,
                              std::move(respond));
                    });
@@ -1510,9 +1515,14 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
   router->Add("GET", "/v2/models/{app}/ready", ready);
   router->Add("GET", "/v2/models/{app}/versions/{version}/ready", ready);
 
-  auto infer = [models, clock, metrics](const HttpRequest& request,
-                                        const PathParams& params,
-                                        HttpResponder respond) {
+  auto infer = [models, clock, metrics, guard](const HttpRequest& request,
+                                               const PathParams& params,
+                                               HttpResponder respond) {
+    if (guard) {
+      if (auto refusal = guard(params.at("app"), request)) {
+        return respond(*std::move(refusal));
+      }
+    }
     Infer(*models, clock, metrics, request, params, std::move(respond));
   };
   router->AddAsync("POST", "/v2/models/{app}/infer", infer);

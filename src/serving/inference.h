@@ -47,6 +47,10 @@
 #ifndef SLIPWAY_SERVING_INFERENCE_H_
 #define SLIPWAY_SERVING_INFERENCE_H_
 
+#include <functional>
+#include <optional>
+#include <string>
+
 #include "core/clock.h"
 #include "serving/http.h"
 #include "serving/metrics.h"
@@ -58,8 +62,15 @@ namespace slipway {
 inline constexpr char kInferenceServerName[] = "slipway";
 inline constexpr char kInferenceServerVersion[] = "0.1.0";
 
+// Decides whether a predict or infer request for `app` may go on (an app
+// whose endpoint requires a token): nullopt, or the refusal to answer.
+using PredictionGuard = std::function<std::optional<HttpResponse>(
+    const std::string& app, const HttpRequest&)>;
+
+// `guard` (may be empty: every request goes on) runs before predict and
+// infer handlers parse anything.
 void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
-                        ServingMetrics* metrics);
+                        ServingMetrics* metrics, PredictionGuard guard = {});
 
 }  // namespace slipway
 

@@ -154,6 +154,19 @@ CREATE TABLE alias_history (
   PRIMARY KEY (app, seq)
 );
 )sql",
+    // 5: API tokens (only the SHA-256 of each secret).
+    R"sql(
+CREATE TABLE tokens (
+  id TEXT NOT NULL PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  secret_sha256 TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  revoked_at INTEGER NOT NULL,
+  created_by TEXT NOT NULL
+);
+)sql",
 };
 
 constexpr int kFormatVersion =
@@ -162,8 +175,9 @@ constexpr int kFormatVersion =
 // Every table, in the order CountRows reports them. Fixed names from code,
 // never from input.
 constexpr const char* kTables[] = {
-    "apps",    "app_revisions",  "runs",       "steps",     "model_versions",
-    "aliases", "schedule_state", "step_cache", "run_events", "alias_history"};
+    "apps",           "app_revisions", "runs",           "steps",
+    "model_versions", "aliases",       "schedule_state", "step_cache",
+    "run_events",     "alias_history", "tokens"};
 
 // Column lists matching the row readers below.
 constexpr char kRunColumns[] =
@@ -173,6 +187,9 @@ constexpr char kStepColumns[] =
     "run_id, name, ordinal, state, message, outputs_json, started_at, "
     "finished_at, kind, attempts, cpu_user_micros, cpu_system_micros, "
     "peak_rss_kb, cache_key, cached_from_run, progress_json";
+constexpr char kTokenColumns[] =
+    "id, name, role, secret_sha256, created_at, expires_at, revoked_at, "
+    "created_by";
 constexpr char kModelVersionColumns[] =
     "app, version, artifact_sha256, format, signature_json, params_json, "
     "metrics_json, data_fingerprint, row_count, run_id, revision, "
@@ -438,6 +455,19 @@ ModelVersionRecord ReadModelVersion(Statement& s) {
   r.runtime_json = s.Text(15);
   r.created_by = s.Text(16);
   r.data_sources_json = s.Text(17);
+  return r;
+}
+
+TokenRecord ReadToken(Statement& s) {
+  TokenRecord r;
+  r.id = s.Text(0);
+  r.name = s.Text(1);
+  r.role = s.Text(2);
+  r.secret_sha256 = s.Text(3);
+  r.created_at = s.Int(4);
+  r.expires_at = s.Int(5);
+  r.revoked_at = s.Int(6);
+  r.created_by = s.Text(7);
   return r;
 }
 
@@ -1261,6 +1291,79 @@ class SqliteStore : public Store {
           upsert.Bind(app).Bind(pipeline).Bind(fire_micros);
           return upsert.Run();
         });
+  }
+
+  absl::Status AddToken(const TokenRecord& token) override {
+    if (!IsSha256Hex(token.secret_sha256)) {
+      return absl::InvalidArgumentError(
+          "token " + Quote(token.id) +
+          ": secret_sha256 must be 64 lowercase hex digits");
+    }
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          Statement insert(
+              db, ("INSERT INTO tokens (" + std::string(kTokenColumns) +
+                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                      .c_str());
+          insert.Bind(token.id)
+              .Bind(token.name)
+              .Bind(token.role)
+              .Bind(token.secret_sha256)
+              .Bind(token.created_at)
+              .Bind(token.expires_at)
+              .Bind(token.revoked_at)
+              .Bind(token.created_by);
+          return insert.Run();
+        });
+  }
+
+  absl::StatusOr<std::vector<TokenRecord>> ListTokens() override {
+    std::vector<TokenRecord> tokens;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          Statement s(db, ("SELECT " + std::string(kTokenColumns) +
+                           " FROM tokens ORDER BY created_at, id")
+                              .c_str());
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            tokens.push_back(ReadToken(s));
+          }
+          return absl::OkStatus();
+        }));
+    return tokens;
+  }
+
+  absl::StatusOr<TokenRecord> RevokeToken(const std::string& id,
+                                          int64_t revoked_at) override {
+    TokenRecord token;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          Statement find(db, ("SELECT " + std::string(kTokenColumns) +
+                              " FROM tokens WHERE id = ?")
+                                 .c_str());
+          find.Bind(id);
+          ASSIGN_OR_RETURN(bool row, find.Step());
+          if (!row) {
+            return absl::NotFoundError("token " + Quote(id) +
+                                       " not found (slipway tokens list "
+                                       "lists the tokens)");
+          }
+          token = ReadToken(find);
+          if (token.revoked_at != 0) {
+            return absl::FailedPreconditionError("token " + Quote(id) +
+                                                 " is already revoked");
+          }
+          Statement update(db, "UPDATE tokens SET revoked_at = ? WHERE id = ?");
+          update.Bind(revoked_at).Bind(id);
+          RETURN_IF_ERROR(update.Run());
+          token.revoked_at = revoked_at;
+          return absl::OkStatus();
+        }));
+    return token;
   }
 
   absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> CountRows()

@@ -126,6 +126,10 @@ void UndoMigration4(RawDatabase& raw) {
   }
 }
 
+// Takes a current database back to format version 4's schema (the caller
+// sets user_version).
+void UndoMigration5(RawDatabase& raw) { raw.Exec("DROP TABLE tokens"); }
+
 class SqliteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { Open(); }
@@ -168,7 +172,8 @@ TEST_F(SqliteStoreTest, OpenCreatesDataDirectoryAndSchemaAtCurrentVersion) {
                                                       {"runs", 0},
                                                       {"schedule_state", 0},
                                                       {"step_cache", 0},
-                                                      {"steps", 0}}));
+                                                      {"steps", 0},
+                                                      {"tokens", 0}}));
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
             std::to_string(SqliteStoreFormatVersion()));
@@ -226,6 +231,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
     // A directory written by the first release: migration 1 only.
     RawDatabase raw(data_dir());
     raw.Exec("DROP TABLE schedule_state");
+    UndoMigration5(raw);
     UndoMigration4(raw);
     UndoMigration3(raw);
     raw.Exec("PRAGMA user_version = 1");
@@ -234,7 +240,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
             std::to_string(SqliteStoreFormatVersion()));
-  EXPECT_EQ(SqliteStoreFormatVersion(), 4);
+  EXPECT_EQ(SqliteStoreFormatVersion(), 5);
   auto app = store_->GetApp("churn");
   ASSERT_TRUE(app.ok()) << app.status();
   EXPECT_EQ(app->current_revision, 2);
@@ -256,13 +262,14 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
   {
     // A directory written by the cron release: migrations 1 and 2.
     RawDatabase raw(data_dir());
+    UndoMigration5(raw);
     UndoMigration4(raw);
     UndoMigration3(raw);
     raw.Exec("PRAGMA user_version = 2");
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "4");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "5");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
 
   auto version = store_->GetModelVersion("churn", 1);
@@ -294,12 +301,13 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion3DirectoryKeepingItsData) {
   {
     // A directory written by the pipelines-as-DAGs release: migrations 1-3.
     RawDatabase raw(data_dir());
+    UndoMigration5(raw);
     UndoMigration4(raw);
     raw.Exec("PRAGMA user_version = 3");
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "4");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "5");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
   auto version = store_->GetModelVersion("churn", 1);
   ASSERT_TRUE(version.ok()) << version.status();
@@ -1074,6 +1082,70 @@ TEST_F(SqliteStoreTest, BusyDatabaseIsUnavailableAndReadsStillWork) {
   auto added = store_->AddAppRevision(Revision("churn", "app: churn\n#3\n"));
   ASSERT_TRUE(added.ok()) << added.status();
   EXPECT_EQ(added->revision, 3);
+}
+
+TEST_F(SqliteStoreTest, UpgradesAFormatVersion4DirectoryWithNoTokens) {
+  AddChurn();
+  store_.reset();
+  {
+    // A directory written by the registry release: migrations 1-4.
+    RawDatabase raw(data_dir());
+    UndoMigration5(raw);
+    raw.Exec("PRAGMA user_version = 4");
+  }
+  Open();
+  RawDatabase raw(data_dir());
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "5");
+  EXPECT_EQ(store_->GetApp("churn")->current_revision, 2);
+  auto tokens = store_->ListTokens();
+  ASSERT_TRUE(tokens.ok()) << tokens.status();
+  EXPECT_TRUE(tokens->empty());
+}
+
+TokenRecord Token(const std::string& id, const std::string& secret) {
+  TokenRecord t;
+  t.id = id;
+  t.name = "ci";
+  t.role = "operator";
+  t.secret_sha256 = Sha256Hex(secret);
+  t.created_at = 100;
+  t.expires_at = 5000;
+  t.created_by = "server";
+  return t;
+}
+
+TEST_F(SqliteStoreTest, TokensAreStoredListedAndRevokedOnce) {
+  ASSERT_TRUE(store_->AddToken(Token("tok-1", "a")).ok());
+  ASSERT_TRUE(store_->AddToken(Token("tok-2", "b")).ok());
+  EXPECT_EQ(store_->AddToken(Token("tok-1", "c")).code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->AddToken(Token("tok-3", "a")).code(),
+            absl::StatusCode::kAlreadyExists);
+  TokenRecord bad = Token("tok-4", "d");
+  bad.secret_sha256 = "d";
+  EXPECT_EQ(store_->AddToken(bad).code(), absl::StatusCode::kInvalidArgument);
+
+  auto revoked = store_->RevokeToken("tok-2", 777);
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  EXPECT_EQ(revoked->revoked_at, 777);
+  EXPECT_EQ(revoked->name, "ci");
+  EXPECT_EQ(store_->RevokeToken("tok-2", 778).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  auto unknown = store_->RevokeToken("tok-9", 1);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()),
+              HasSubstr("slipway tokens list"));
+
+  Open();
+  auto tokens = store_->ListTokens();
+  ASSERT_TRUE(tokens.ok()) << tokens.status();
+  ASSERT_EQ(tokens->size(), 2u);
+  EXPECT_EQ((*tokens)[0].id, "tok-1");
+  EXPECT_EQ((*tokens)[0].secret_sha256, Sha256Hex("a"));
+  EXPECT_EQ((*tokens)[0].expires_at, 5000);
+  EXPECT_EQ((*tokens)[0].revoked_at, 0);
+  EXPECT_EQ((*tokens)[1].revoked_at, 777);
+  EXPECT_EQ(Counts()["tokens"], 2);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Store: Slipway's metadata (apps and their revisions, runs with their steps
-// and events, the step cache, model versions and aliases, schedule state), behind an interface so a
+// and events, the step cache, model versions and aliases, schedule state,
+// API tokens), behind an interface so a
 // PostgreSQL implementation can join the embedded SQLite one.
 //
 // Every method is one transaction: it either happens completely or not at
@@ -164,6 +165,18 @@ struct AliasHistoryRecord {
   std::string actor;  // "cli", "api", "run <id>", ...
 };
 
+// An API token (auth/tokens.h). Only the SHA-256 of its secret is stored.
+struct TokenRecord {
+  std::string id;             // "tok-..."
+  std::string name;           // what it is for ("ci", "alice")
+  std::string role;           // "viewer", "operator", "approver", "admin"
+  std::string secret_sha256;  // 64 lowercase hex digits
+  int64_t created_at = 0;     // unix micros
+  int64_t expires_at = 0;     // 0: never
+  int64_t revoked_at = 0;     // 0: not revoked
+  std::string created_by;     // "server" (the first admin token), "token <id>"
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -266,6 +279,16 @@ class Store {
   virtual absl::Status SetLastScheduledFire(const std::string& app,
                                             const std::string& pipeline,
                                             int64_t fire_micros) = 0;
+
+  // API tokens. AddToken stores a new token (AlreadyExists for a taken id
+  // or secret hash). ListTokens returns every token, revoked and expired
+  // ones too, oldest first. RevokeToken sets revoked_at and returns the
+  // token as stored: NotFound for an unknown id, FailedPrecondition when it
+  // was already revoked.
+  virtual absl::Status AddToken(const TokenRecord& token) = 0;
+  virtual absl::StatusOr<std::vector<TokenRecord>> ListTokens() = 0;
+  virtual absl::StatusOr<TokenRecord> RevokeToken(const std::string& id,
+                                                  int64_t revoked_at) = 0;
 
   // Rows in each table, for tests and operations ("apps" -> 3, ...).
   virtual absl::StatusOr<std::vector<std::pair<std::string, int64_t>>>

@@ -1,6 +1,12 @@
 """Black-box harness for end-to-end tests: starts the real `slipway` binary
 on 127.0.0.1 with port 0 over a fresh data directory, talks to it over HTTP
-and through the CLI, and stops what it started by PID."""
+and through the CLI, and stops what it started by PID.
+
+Tokens follow DESIGN.md's rule for clients: once a server has started, its
+data directory's admin.token is sent as the bearer token by `request`,
+`call`, `connection` (unless the caller gives its own Authorization header
+or `token=None`) and `cli`, and is put in os.environ as SLIPWAY_TOKEN so
+CLI processes a test starts itself use it too."""
 
 import http.client
 import json
@@ -20,6 +26,25 @@ BINARY = os.environ.get("SLIPWAY_BINARY") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "slipway")
 
 
+ADMIN = object()  # `token=` default: the server's admin token
+
+
+class TokenConnection(http.client.HTTPConnection):
+    """An http.client connection that sends `token` as the bearer token on
+    every request that names no Authorization header of its own."""
+
+    def __init__(self, host, port, timeout, token):
+        super().__init__(host, port, timeout=timeout)
+        self.token = token
+
+    def request(self, method, url, body=None, headers=None, **kwargs):
+        headers = dict(headers or {})
+        if self.token and not any(k.lower() == "authorization"
+                                  for k in headers):
+            headers["Authorization"] = "Bearer " + self.token
+        super().request(method, url, body=body, headers=headers, **kwargs)
+
+
 class Server:
     """A `slipway server` child process."""
 
@@ -28,6 +53,14 @@ class Server:
         self.args = list(args)  # extra `slipway server` flags
         self.proc = None
         self.url = None
+        self.token = None  # the admin token, read once the server started
+
+    def _auth(self, token):
+        """The Authorization headers for `token` (ADMIN, None or a
+        string)."""
+        if token is ADMIN:
+            token = self.token
+        return {"Authorization": "Bearer " + token} if token else {}
 
     def start(self, *args):
         """Starts the server with the constructor's flags plus `args`
@@ -45,6 +78,10 @@ class Server:
             raise RuntimeError("server did not start: %r; log:\n%s" %
                                (line, self.log()))
         self.url = line[len("listening on "):]
+        # Written on first start, before the server listens.
+        with open(os.path.join(self.data_dir, "admin.token")) as f:
+            self.token = f.readline().strip()
+        os.environ["SLIPWAY_TOKEN"] = self.token
         return self
 
     @property
@@ -57,20 +94,24 @@ class Server:
         parsed = urllib.parse.urlsplit(self.url)
         return parsed.hostname, parsed.port
 
-    def connection(self, timeout=60):
-        """A new keep-alive http.client connection to the server."""
+    def connection(self, timeout=60, token=ADMIN):
+        """A new keep-alive http.client connection to the server, sending
+        `token` (default: the admin token) unless a request names its own
+        Authorization header."""
         host, port = self.address
-        return http.client.HTTPConnection(host, port, timeout=timeout)
+        return TokenConnection(host, port, timeout,
+                               self.token if token is ADMIN else token)
 
-    def call(self, method, path, body=None, headers=None, timeout=60):
+    def call(self, method, path, body=None, headers=None, timeout=60,
+             token=ADMIN):
         """One request on a fresh http.client connection; `body` is bytes,
-        str or a JSON-able value. Returns (status, {lower-case header:
-        value}, raw body bytes)."""
+        str or a JSON-able value; `token` as for `connection`. Returns
+        (status, {lower-case header: value}, raw body bytes)."""
         if body is not None and not isinstance(body, (bytes, str)):
             body = json.dumps(body)
         if isinstance(body, str):
             body = body.encode()
-        conn = self.connection(timeout=timeout)
+        conn = self.connection(timeout=timeout, token=token)
         try:
             conn.request(method, path, body=body, headers=dict(
                 {"Content-Type": "application/json"} if body is not None
@@ -127,14 +168,16 @@ class Server:
         self.proc = None
 
     def request(self, method, path, body=None, content_type="application/json",
-                raw=False):
-        """Returns (status, parsed JSON or raw bytes)."""
+                raw=False, token=ADMIN):
+        """Returns (status, parsed JSON or raw bytes). `token`: ADMIN (the
+        server's admin token), None (no token) or a token."""
         data = None
         if body is not None:
             data = body if isinstance(body, (bytes, str)) else json.dumps(body)
             if isinstance(data, str):
                 data = data.encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers=self._auth(token))
         if data is not None:
             req.add_header("Content-Type", content_type)
         try:
@@ -149,8 +192,14 @@ class Server:
         except ValueError:
             return status, payload
 
-    def cli(self, *args, check=False):
+    def cli(self, *args, check=False, token=ADMIN):
+        """Runs the CLI against this server with SLIPWAY_TOKEN set to
+        `token` (ADMIN: the admin token; None: unset)."""
         env = dict(os.environ, SLIPWAY_SERVER=self.url)
+        env.pop("SLIPWAY_TOKEN", None)
+        token = self.token if token is ADMIN else token
+        if token:
+            env["SLIPWAY_TOKEN"] = token
         result = subprocess.run([BINARY] + list(args), env=env,
                                 capture_output=True, text=True, timeout=600)
         if check and result.returncode != 0:
