@@ -295,26 +295,6 @@ void HashLengthPrefixed(std::string_view text, Sha256* hash) {
   hash->Update(text);
 }
 
-std::string CommandCodeHash(Filesystem* fs, const CommandStepSpec& spec,
-                            const std::string& working_dir) {
-  Sha256 hash;
-  hash.Update("command\n");
-  for (const std::string& arg : spec.argv) HashLengthPrefixed(arg, &hash);
-  std::set<std::string> seen;
-  for (const std::string& word : CandidateFiles(spec)) {
-    if (word.empty() || word.front() == '/' || !seen.insert(word).second) {
-      continue;
-    }
-    const std::string path = JoinPath(working_dir, word);
-    if (!fs->Exists(path)) continue;
-    absl::StatusOr<std::string> bytes = fs->ReadFile(path);
-    if (!bytes.ok()) continue;  // a directory, or unreadable: not code
-    hash.Update("file\n");
-    HashLengthPrefixed(word, &hash);
-    HashLengthPrefixed(*bytes, &hash);
-  }
-  return hash.HexDigest();
-}
 
 // What to launch for a step, and the hash of its code.
 struct Launch {
@@ -345,7 +325,7 @@ absl::StatusOr<Launch> PrepareCommand(const ProgramStepRequest& request,
       (launch.spec.argv[0] == "python" || launch.spec.argv[0] == "python3")) {
     launch.spec.argv[0] = request.python;
   }
-  launch.code_sha256 = CommandCodeHash(fs, command, launch.spec.working_dir);
+  launch.code_sha256 = CommandCodeSha256(fs, command, launch.spec.working_dir);
   return launch;
 }
 
@@ -367,12 +347,7 @@ absl::StatusOr<Launch> PrepareNotebook(const ProgramStepRequest& request,
   launch.spec.argv = {request.python, "-c", kNotebookDriver};
   launch.spec.argv.insert(launch.spec.argv.end(),
                           {path, request.output_dir, notebook.kernel});
-  Sha256 hash;
-  hash.Update("notebook\n");
-  HashLengthPrefixed(notebook.path, &hash);
-  HashLengthPrefixed(notebook.kernel, &hash);
-  HashLengthPrefixed(bytes, &hash);
-  launch.code_sha256 = hash.HexDigest();
+  launch.code_sha256 = NotebookCodeSha256(notebook, bytes);
   return launch;
 }
 
@@ -486,6 +461,37 @@ absl::Status Outcome(const ProcessResult& process, const Launch& launch,
 }
 
 }  // namespace
+
+std::string CommandCodeSha256(Filesystem* fs, const CommandStepSpec& spec,
+                              const std::string& working_dir) {
+  Sha256 hash;
+  hash.Update("command\n");
+  for (const std::string& arg : spec.argv) HashLengthPrefixed(arg, &hash);
+  std::set<std::string> seen;
+  for (const std::string& word : CandidateFiles(spec)) {
+    if (word.empty() || word.front() == '/' || !seen.insert(word).second) {
+      continue;
+    }
+    const std::string path = JoinPath(working_dir, word);
+    if (!fs->Exists(path)) continue;
+    absl::StatusOr<std::string> bytes = fs->ReadFile(path);
+    if (!bytes.ok()) continue;  // a directory, or unreadable: not code
+    hash.Update("file\n");
+    HashLengthPrefixed(word, &hash);
+    HashLengthPrefixed(*bytes, &hash);
+  }
+  return hash.HexDigest();
+}
+
+std::string NotebookCodeSha256(const NotebookStepSpec& spec,
+                               std::string_view bytes) {
+  Sha256 hash;
+  hash.Update("notebook\n");
+  HashLengthPrefixed(spec.path, &hash);
+  HashLengthPrefixed(spec.kernel, &hash);
+  HashLengthPrefixed(bytes, &hash);
+  return hash.HexDigest();
+}
 
 ProgramStepResult RunProgramStep(const ProgramStepRequest& request,
                                  ProcessLauncher* launcher, Filesystem* fs) {

@@ -42,6 +42,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -116,6 +117,14 @@ struct ProgramStepResult {
   // output_dir/metrics.json when the program wrote one (a JSON object).
   std::optional<nlohmann::json> metrics;
 };
+
+// The code_sha256 of a command step run in `working_dir`, and of a
+// notebook step whose file holds `bytes` (see ProgramStepResult): what the
+// step cache keys on and model lineage records.
+std::string CommandCodeSha256(Filesystem* fs, const CommandStepSpec& spec,
+                              const std::string& working_dir);
+std::string NotebookCodeSha256(const NotebookStepSpec& spec,
+                               std::string_view bytes);
 
 // Runs one attempt of the command or notebook in `request` and blocks until
 // it has ended (the launcher's Run contract). Every failure is reported in

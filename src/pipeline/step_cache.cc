@@ -1,12 +1,12 @@
 #include "pipeline/step_cache.h"
 
 #include <algorithm>
-#include <sstream>
 #include <variant>
 #include <vector>
 
 #include "core/hash.h"
 #include "core/status.h"
+#include "pipeline/command_step.h"
 
 namespace slipway {
 namespace {
@@ -122,48 +122,21 @@ std::string Resolve(const std::string& dir, const std::string& path) {
   return JoinPath(dir, path);
 }
 
-// Hashes `text` with its length first, so concatenations cannot collide.
-void HashField(std::string_view text, Sha256* sha) {
-  sha->Update(std::to_string(text.size()) + ":");
-  sha->Update(text);
-}
-
+// The code hash RunProgramStep reports for the step (command_step.h).
 absl::StatusOr<std::string> CodeFingerprint(const StepSpec& step,
                                             const std::string& source_dir,
                                             Filesystem* fs) {
-  Sha256 sha;
   if (const auto* notebook = std::get_if<NotebookStepSpec>(&step.params)) {
-    HashField(notebook->path, &sha);
-    HashField(notebook->kernel, &sha);
     const std::string path = Resolve(source_dir, notebook->path);
+    std::string bytes;
     if (fs->Exists(path)) {
-      ASSIGN_OR_RETURN(std::string bytes, fs->ReadFile(path));
-      HashField(bytes, &sha);
+      ASSIGN_OR_RETURN(bytes, fs->ReadFile(path));
     }
-    return sha.HexDigest();
+    return NotebookCodeSha256(*notebook, bytes);
   }
   const auto& command = std::get<CommandStepSpec>(step.params);
-  const std::string working_dir = Resolve(source_dir, command.working_dir);
-  std::vector<std::string> words;
-  for (const std::string& arg : command.argv) {
-    HashField(arg, &sha);
-    words.push_back(arg);
-  }
-  if (command.shell && !command.argv.empty()) {
-    std::istringstream split(command.argv.back());
-    for (std::string word; split >> word;) words.push_back(word);
-  }
-  for (const std::string& word : words) {
-    if (word.empty() || word[0] == '/') continue;
-    const std::string path = JoinPath(working_dir, word);
-    if (!fs->Exists(path)) continue;
-    absl::StatusOr<std::string> bytes = fs->ReadFile(path);
-    // A directory named like an argument is not code.
-    if (!bytes.ok()) continue;
-    HashField(word, &sha);
-    HashField(*bytes, &sha);
-  }
-  return sha.HexDigest();
+  return CommandCodeSha256(fs, command,
+                           Resolve(source_dir, command.working_dir));
 }
 
 }  // namespace
