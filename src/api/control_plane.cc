@@ -204,16 +204,21 @@ absl::StatusOr<std::string> StringField(const json& body,
   return it->get<std::string>();
 }
 
-// Who moves an alias through the API: the body's "actor" ("cli" from the
-// slipway CLI), else "api".
-absl::StatusOr<std::string> ActorField(const json& body) {
+// Who moves an alias through the API, for the alias history: the client
+// (the body's "actor": "cli" from the slipway CLI, else "api") and the name
+// of the caller's token, "cli:ops-team".
+absl::StatusOr<std::string> ActorField(const json& body,
+                                       const ApiToken& caller) {
   auto it = body.find("actor");
-  if (it == body.end()) return std::string("api");
-  if (!it->is_string() || (*it != "cli" && *it != "api")) {
-    return absl::InvalidArgumentError(
-        "field 'actor' is " + it->dump() + "; give \"cli\" or \"api\"");
+  std::string client = "api";
+  if (it != body.end()) {
+    if (!it->is_string() || (*it != "cli" && *it != "api")) {
+      return absl::InvalidArgumentError(
+          "field 'actor' is " + it->dump() + "; give \"cli\" or \"api\"");
+    }
+    client = it->get<std::string>();
   }
-  return it->get<std::string>();
+  return client + ":" + caller.name;
 }
 
 // The "moves" of a multi-alias request: [{"alias": "champion", "version":
@@ -258,6 +263,20 @@ HttpHandler Handle(F f) {
   return [f = std::move(f)](const HttpRequest& request,
                             const PathParams& params) -> HttpResponse {
     absl::StatusOr<HttpResponse> response = f(request, params);
+    if (!response.ok()) return HttpResponse::Error(response.status());
+    return *std::move(response);
+  };
+}
+
+// The same for a handler that also takes the caller's token.
+template <typename F>
+std::function<HttpResponse(const HttpRequest&, const PathParams&,
+                           const ApiToken&)>
+HandleCaller(F f) {
+  return [f = std::move(f)](const HttpRequest& request,
+                            const PathParams& params,
+                            const ApiToken& caller) -> HttpResponse {
+    absl::StatusOr<HttpResponse> response = f(request, params, caller);
     if (!response.ok()) return HttpResponse::Error(response.status());
     return *std::move(response);
   };
@@ -887,8 +906,9 @@ void ControlPlane::AddRoutes(Router* router) {
       }));
   Guard(
       router, "PUT", "/api/v1/apps/{app}/aliases/{alias}",
-      Handle([this](const HttpRequest& request,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+      HandleCaller([this](const HttpRequest& request, const PathParams& p,
+                          const ApiToken& caller)
+                       -> absl::StatusOr<HttpResponse> {
         ASSIGN_OR_RETURN(json body, ParseBody(request));
         auto it = body.find("version");
         if (it == body.end() || !it->is_number_integer()) {
@@ -898,7 +918,7 @@ void ControlPlane::AddRoutes(Router* router) {
         const std::string& app = p.at("app");
         const std::string& alias = p.at("alias");
         int version = it->get<int>();
-        ASSIGN_OR_RETURN(std::string actor, ActorField(body));
+        ASSIGN_OR_RETURN(std::string actor, ActorField(body, caller));
         RETURN_IF_ERROR(MoveAlias(app, alias, version, actor));
         return JsonResponse(200, {{"app", app},
                                   {"alias", alias},
@@ -907,11 +927,12 @@ void ControlPlane::AddRoutes(Router* router) {
       }));
   Guard(
       router, "POST", "/api/v1/apps/{app}/aliases",
-      Handle([this](const HttpRequest& request,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
+      HandleCaller([this](const HttpRequest& request, const PathParams& p,
+                          const ApiToken& caller)
+                       -> absl::StatusOr<HttpResponse> {
         ASSIGN_OR_RETURN(json body, ParseBody(request));
         ASSIGN_OR_RETURN(std::vector<AliasMove> moves, MovesField(body));
-        ASSIGN_OR_RETURN(std::string actor, ActorField(body));
+        ASSIGN_OR_RETURN(std::string actor, ActorField(body, caller));
         const std::string& app = p.at("app");
         RETURN_IF_ERROR(MoveAliases(app, moves, actor));
         json moved = json::array();

@@ -162,7 +162,7 @@ struct AliasHistoryRecord {
   int from_version = 0;  // 0: the alias was not set
   int to_version = 0;
   int64_t at = 0;  // unix micros
-  std::string actor;  // "cli", "api", "run <id>", ...
+  std::string actor;  // "cli:<token name>", "api:<token name>", "run <id>"
 };
 
 // An API token (auth/tokens.h). Only the SHA-256 of its secret is stored.

@@ -209,17 +209,17 @@ class RegistryTest(unittest.TestCase):
         self.assertEqual(status, 200, history)
         moves = [(h["alias"], h["from_version"], h["to_version"], h["actor"])
                  for h in history["history"]]
-        self.assertEqual(moves, [("champion", None, v1, "cli"),
-                                 ("champion", v1, v2, "api"),
-                                 ("previous", None, v1, "api")])
+        self.assertEqual(moves, [("champion", None, v1, "cli:admin"),
+                                 ("champion", v1, v2, "api:admin"),
+                                 ("previous", None, v1, "api:admin")])
         self.assertEqual(history["history"][1]["at"],
                          history["history"][2]["at"])
         out = s.cli("models", "history", APP, check=True).stdout.splitlines()
         self.assertEqual(out[0].split(), ["AT", "ALIAS", "FROM", "TO", "ACTOR"])
         self.assertEqual([line.split()[1:] for line in out[1:]],
-                         [["champion", "-", "v%d" % v1, "cli"],
-                          ["champion", "v%d" % v1, "v%d" % v2, "api"],
-                          ["previous", "-", "v%d" % v1, "api"]])
+                         [["champion", "-", "v%d" % v1, "cli:admin"],
+                          ["champion", "v%d" % v1, "v%d" % v2, "api:admin"],
+                          ["previous", "-", "v%d" % v1, "api:admin"]])
 
         export_dir = self.ws.path("export")
         s.cli("models", "export", APP, str(v2), export_dir, check=True)
