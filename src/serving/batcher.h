@@ -51,9 +51,12 @@
 // backend work (and 1 MiB of features at 30 per row), before clients are
 // told to back off: room for several concurrent 1024-row requests, which
 // a queue of a few batches would refuse.
-// End to end (`slipway server`, 2 HTTP threads, the breast-cancer demo model
-// of 150 trees of depth 4; closed-loop clients on the same VM, each sending
-// one row per request over a keep-alive connection; requests/s and latency):
+// End to end, when every request went through the worker thread (before
+// batching on I/O threads; `slipway server`, 2 HTTP threads, the
+// breast-cancer demo model of 150 trees of depth 4; closed-loop clients on
+// the same VM, each sending one row per request over a keep-alive
+// connection; requests/s and latency; bench/results/serving.md has the
+// current numbers):
 //   clients  batching off          max_delay_us 0        max_delay_us 500
 //   1        5.1k/s  p50 0.19 ms   3.9k/s  p50 0.25 ms   1.2k/s  p50 0.81 ms
 //   16       10.2k/s p99 2.8 ms    21.5k/s p99 1.4 ms    14.4k/s p99 1.7 ms
@@ -64,7 +67,9 @@
 // max_delay_us 0 keeps most of the gain, whereas 500 costs every request at
 // low concurrency about 0.6 ms: the default is 0 (here and in the app
 // spec's endpoint.batching), and an app whose traffic arrives in sparse
-// bursts can raise it.
+// bursts can raise it. With 0, batching on the I/O thread also saves the
+// hand-off to the worker and back: about 15% of the server's CPU per
+// single-row request on one core.
 //
 // Thread safety: Enqueue may be called concurrently from any thread.
 #ifndef SLIPWAY_SERVING_BATCHER_H_
