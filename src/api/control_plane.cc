@@ -493,16 +493,7 @@ absl::StatusOr<HttpResponse> ControlPlane::StepLog(const std::string& run_id,
     if (offset < size) {
       ASSIGN_OR_RETURN(std::unique_ptr<SequentialFile> file,
                        fs_->OpenSequential(path));
-      std::string scratch(64 * 1024, '\0');
-      uint64_t skipped = 0;
-      while (skipped < offset) {
-        ASSIGN_OR_RETURN(size_t n,
-                         file->Read(std::min<uint64_t>(scratch.size(),
-                                                       offset - skipped),
-                                    scratch.data()));
-        if (n == 0) break;
-        skipped += n;
-      }
+      RETURN_IF_ERROR(file->Skip(offset));
       text.resize(std::min<uint64_t>(max, size - offset));
       size_t filled = 0;
       while (filled < text.size()) {

@@ -160,7 +160,7 @@ absl::Status RunDemo(const DemoFlags& flags, const std::string& self,
     return absl::InvalidArgumentError(example + " declares no data source");
   }
   const DataSourceSpec& source = spec.data.front();
-  std::string data_path = ResolveDataPath(source.path, source_dir);
+  std::string data_path = ResolvePath(source_dir, source.path);
   absl::StatusOr<CsvData> data = ReadDataSource(source, source_dir, files);
   if (!data.ok()) {
     return Annotate(data.status(),

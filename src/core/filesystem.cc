@@ -34,6 +34,23 @@ absl::Status PosixError(std::string_view what, const std::string& path,
   }
 }
 
+}  // namespace
+
+absl::Status SequentialFile::Skip(uint64_t n) {
+  char scratch[64 * 1024];
+  while (n > 0) {
+    ASSIGN_OR_RETURN(size_t read,
+                     Read(static_cast<size_t>(std::min<uint64_t>(
+                              n, sizeof(scratch))),
+                          scratch));
+    if (read == 0) break;
+    n -= read;
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
 class PosixSequentialFile : public SequentialFile {
  public:
   PosixSequentialFile(std::string path, int fd)
@@ -47,6 +64,13 @@ class PosixSequentialFile : public SequentialFile {
       if (errno == EINTR) continue;
       return PosixError("cannot read", path_, errno);
     }
+  }
+
+  absl::Status Skip(uint64_t n) override {
+    if (::lseek(fd_, static_cast<off_t>(n), SEEK_CUR) < 0) {
+      return PosixError("cannot seek in", path_, errno);
+    }
+    return absl::OkStatus();
   }
 
  private:
@@ -227,6 +251,12 @@ std::string JoinPath(std::string_view dir, std::string_view name) {
   if (path.back() != '/') path.push_back('/');
   path.append(name);
   return path;
+}
+
+std::string ResolvePath(std::string_view base_dir, std::string_view path) {
+  if (path.empty()) return std::string(base_dir);
+  if (path.front() == '/') return std::string(path);
+  return JoinPath(base_dir, path);
 }
 
 std::string DirName(std::string_view path) {

@@ -26,6 +26,8 @@ class SequentialFile {
   // Reads up to `n` bytes into `scratch` and returns how many were read;
   // 0 means end of file.
   virtual absl::StatusOr<size_t> Read(size_t n, char* scratch) = 0;
+  // Moves `n` bytes ahead without reading them (at most to the end).
+  virtual absl::Status Skip(uint64_t n);
 };
 
 // Appends to a new file. Nothing is durable before Sync() returns OK.
@@ -74,6 +76,9 @@ Filesystem* LocalFilesystem();
 
 // "a/b" + "c" -> "a/b/c".
 std::string JoinPath(std::string_view dir, std::string_view name);
+// `path` as written in a spec, relative to `base_dir`: an absolute path as
+// it is, a relative one joined to base_dir, an empty one base_dir itself.
+std::string ResolvePath(std::string_view base_dir, std::string_view path);
 // "a/b/c" -> "a/b"; "c" -> ".".
 std::string DirName(std::string_view path);
 // "a/b/c.csv" -> "c.csv".

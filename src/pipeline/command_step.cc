@@ -260,12 +260,6 @@ absl::StatusOr<std::map<std::string, std::string>> BuildEnv(
   return env;
 }
 
-std::string Resolve(const std::string& dir, const std::string& path) {
-  if (path.empty()) return dir;
-  if (path.front() == '/') return path;
-  return JoinPath(dir, path);
-}
-
 // Words of `argv` that may name files: every element, and for a shell
 // string every whitespace-separated word.
 std::vector<std::string> CandidateFiles(const CommandStepSpec& spec) {
@@ -311,7 +305,7 @@ absl::StatusOr<Launch> PrepareCommand(const ProgramStepRequest& request,
         "the command is empty; give `run:` a program to run");
   }
   Launch launch;
-  launch.spec.working_dir = Resolve(request.source_dir, command.working_dir);
+  launch.spec.working_dir = ResolvePath(request.source_dir, command.working_dir);
   if (!fs->Exists(launch.spec.working_dir)) {
     return absl::InvalidArgumentError(
         "working directory " + launch.spec.working_dir +
@@ -332,7 +326,7 @@ absl::StatusOr<Launch> PrepareCommand(const ProgramStepRequest& request,
 absl::StatusOr<Launch> PrepareNotebook(const ProgramStepRequest& request,
                                        const NotebookStepSpec& notebook,
                                        Filesystem* fs) {
-  const std::string path = Resolve(request.source_dir, notebook.path);
+  const std::string path = ResolvePath(request.source_dir, notebook.path);
   if (notebook.path.empty() || !fs->Exists(path)) {
     return absl::InvalidArgumentError(
         "notebook " + path +

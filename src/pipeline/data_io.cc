@@ -31,8 +31,7 @@ absl::StatusOr<std::string> ResolvedPath(const DataSourceSpec& spec,
   if (spec.path.empty()) {
     return MissingKey(spec, "`path`; add path: FILE (relative to the spec)");
   }
-  if (spec.path[0] == '/' || source_dir.empty()) return spec.path;
-  return JoinPath(source_dir, spec.path);
+  return ResolvePath(source_dir, spec.path);
 }
 
 std::map<std::string, DataType> ColumnTypes(const DataSourceSpec& spec) {

@@ -117,17 +117,12 @@ bool ReadsSchema(StepKind kind) {
          kind == StepKind::kEvaluate;
 }
 
-std::string Resolve(const std::string& dir, const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  return JoinPath(dir, path);
-}
-
 // The code hash RunProgramStep reports for the step (command_step.h).
 absl::StatusOr<std::string> CodeFingerprint(const StepSpec& step,
                                             const std::string& source_dir,
                                             Filesystem* fs) {
   if (const auto* notebook = std::get_if<NotebookStepSpec>(&step.params)) {
-    const std::string path = Resolve(source_dir, notebook->path);
+    const std::string path = ResolvePath(source_dir, notebook->path);
     std::string bytes;
     if (fs->Exists(path)) {
       ASSIGN_OR_RETURN(bytes, fs->ReadFile(path));
@@ -136,7 +131,7 @@ absl::StatusOr<std::string> CodeFingerprint(const StepSpec& step,
   }
   const auto& command = std::get<CommandStepSpec>(step.params);
   return CommandCodeSha256(fs, command,
-                           Resolve(source_dir, command.working_dir));
+                           ResolvePath(source_dir, command.working_dir));
 }
 
 }  // namespace

@@ -102,7 +102,7 @@ absl::StatusOr<StepResult> Ingest(const IngestStepSpec& params,
   if (source->connector == Connector::kCsv) {
     ASSIGN_OR_RETURN(CsvData input, ReadDataSource(*source, source_dir, Fs(c)));
     fingerprint = input.sha256;
-    from = ResolveDataPath(source->path, source_dir);
+    from = ResolvePath(source_dir, source->path);
     table = Share(std::move(input.table));
   } else {
     ASSIGN_OR_RETURN(std::unique_ptr<DataSource> reader,
@@ -834,16 +834,10 @@ absl::StatusOr<StepResult> ProgramStep(
 
 }  // namespace
 
-std::string ResolveDataPath(const std::string& path,
-                            const std::string& source_dir) {
-  if (path.empty() || path[0] == '/' || source_dir.empty()) return path;
-  return JoinPath(source_dir, path);
-}
-
 absl::StatusOr<CsvData> ReadDataSource(const DataSourceSpec& source,
                                        const std::string& source_dir,
                                        Filesystem* fs) {
-  std::string path = ResolveDataPath(source.path, source_dir);
+  std::string path = ResolvePath(source_dir, source.path);
   return ReadCsv(fs, path, CsvOptionsFor(source));
 }
 

@@ -107,10 +107,6 @@ struct StepReport {
 absl::StatusOr<StepResult> RunStep(const StepContext& context,
                                    StepReport* report);
 
-// `path` as written in a data source, resolved against the directory of the
-// applied spec file when relative.
-std::string ResolveDataPath(const std::string& path,
-                            const std::string& source_dir);
 
 // Reads CSV data source `source` of the spec whole.
 absl::StatusOr<CsvData> ReadDataSource(const DataSourceSpec& source,
