@@ -28,6 +28,14 @@ const std::vector<RouteAccess>& ControlPlaneAccess() {
       {"POST", "/api/v1/apps/{app}/aliases", Role::kOperator},
       {"GET", "/api/v1/apps/{app}/aliases/history", Role::kViewer},
       {"GET", "/api/v1/serving", Role::kViewer},
+      {"GET", "/api/v1/apps/{app}/deliveries", Role::kViewer},
+      // Approvals and the audit log.
+      {"GET", "/api/v1/approvals", Role::kViewer},
+      {"GET", "/api/v1/approvals/{approval}", Role::kViewer},
+      {"POST", "/api/v1/approvals/{approval}/approve", Role::kApprover},
+      {"POST", "/api/v1/approvals/{approval}/reject", Role::kApprover},
+      {"GET", "/api/v1/audit", Role::kViewer},
+      {"GET", "/api/v1/audit/verify", Role::kViewer},
       // Tokens.
       {"POST", "/api/v1/tokens", Role::kAdmin},
       {"GET", "/api/v1/tokens", Role::kAdmin},

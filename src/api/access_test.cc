@@ -83,9 +83,9 @@ std::string ErrorOf(const Reply& reply) {
 // 401 or 403.
 std::string Concrete(std::string pattern) {
   const std::map<std::string, std::string> values = {
-      {"{app}", "nope"},      {"{run}", "run-nope"}, {"{step}", "train"},
-      {"{version}", "1"},     {"{other}", "2"},      {"{alias}", "champion"},
-      {"{token}", "tok-nope"}};
+      {"{app}", "nope"},       {"{run}", "run-nope"}, {"{step}", "train"},
+      {"{version}", "1"},      {"{other}", "2"},      {"{alias}", "champion"},
+      {"{token}", "tok-nope"}, {"{approval}", "999"}};
   for (const auto& [name, value] : values) {
     for (size_t at = pattern.find(name); at != std::string::npos;
          at = pattern.find(name)) {

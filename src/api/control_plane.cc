@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "api/access.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/ids.h"
 #include "core/logging.h"
 #include "core/status.h"
@@ -64,22 +65,22 @@ json RunJson(const RunRecord& r) {
 }
 
 json StepJson(const StepRecord& s) {
-  return {{"name", s.name},
-          {"kind", s.kind},
-          {"ordinal", s.ordinal},
-          {"state", s.state},
-          {"message", s.message},
-          {"outputs", StoredJson(s.outputs_json)},
-          {"progress", StoredJson(s.progress_json)},
-          {"started_at", Timestamp(s.started_at)},
-          {"finished_at", Timestamp(s.finished_at)},
-          {"attempts", s.attempts},
-          {"cpu_user_seconds", static_cast<double>(s.cpu_user_micros) / 1e6},
-          {"cpu_system_seconds",
-           static_cast<double>(s.cpu_system_micros) / 1e6},
-          {"peak_rss_kb", s.peak_rss_kb},
-          {"cache_key", s.cache_key},
-          {"cached_from_run", s.cached_from_run}};
+  return {
+      {"name", s.name},
+      {"kind", s.kind},
+      {"ordinal", s.ordinal},
+      {"state", s.state},
+      {"message", s.message},
+      {"outputs", StoredJson(s.outputs_json)},
+      {"progress", StoredJson(s.progress_json)},
+      {"started_at", Timestamp(s.started_at)},
+      {"finished_at", Timestamp(s.finished_at)},
+      {"attempts", s.attempts},
+      {"cpu_user_seconds", static_cast<double>(s.cpu_user_micros) / 1e6},
+      {"cpu_system_seconds", static_cast<double>(s.cpu_system_micros) / 1e6},
+      {"peak_rss_kb", s.peak_rss_kb},
+      {"cache_key", s.cache_key},
+      {"cached_from_run", s.cached_from_run}};
 }
 
 json EventJson(const RunEventRecord& e) {
@@ -101,11 +102,11 @@ absl::StatusOr<uint64_t> QueryNumber(const HttpRequest& request,
   if (it == request.query.end()) return fallback;
   uint64_t value = 0;
   const std::string& text = it->second;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  auto [end, ec] =
+      std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
     return absl::InvalidArgumentError("query parameter '" + name + "' is '" +
-                                      text +
-                                      "'; give a non-negative integer");
+                                      text + "'; give a non-negative integer");
   }
   return value;
 }
@@ -121,39 +122,39 @@ json VersionJson(const ModelVersionRecord& v,
   for (const AliasRecord& a : aliases) {
     if (a.version == v.version) names.push_back(a.alias);
   }
-  return {{"app", v.app},
-          {"version", v.version},
-          {"aliases", names},
-          {"artifact_sha256", v.artifact_sha256},
-          {"format", v.format},
-          {"signature", StoredJson(v.signature_json)},
-          {"transform", v.transform_json.empty()
-                            ? json(nullptr)
-                            : StoredJson(v.transform_json)},
-          {"params", StoredJson(v.params_json)},
-          {"metrics", StoredJson(v.metrics_json)},
-          {"data_fingerprint", v.data_fingerprint},
-          {"row_count", v.row_count},
-          {"run_id", v.run_id},
-          {"revision", v.revision},
-          {"created_at", Timestamp(v.created_at)},
-          {"lineage",
-           {{"run_id", v.run_id},
-            {"revision", v.revision},
-            {"data_fingerprint", v.data_fingerprint},
-            {"row_count", v.row_count},
-            {"data_sources", StoredJson(v.data_sources_json)},
-            {"code_sha256", v.code_sha256},
-            {"parent_version", v.parent_version},
-            {"runtime", StoredJson(v.runtime_json)},
-            {"created_by", v.created_by}}}};
+  return {
+      {"app", v.app},
+      {"version", v.version},
+      {"aliases", names},
+      {"artifact_sha256", v.artifact_sha256},
+      {"format", v.format},
+      {"signature", StoredJson(v.signature_json)},
+      {"transform",
+       v.transform_json.empty() ? json(nullptr) : StoredJson(v.transform_json)},
+      {"params", StoredJson(v.params_json)},
+      {"metrics", StoredJson(v.metrics_json)},
+      {"data_fingerprint", v.data_fingerprint},
+      {"row_count", v.row_count},
+      {"run_id", v.run_id},
+      {"revision", v.revision},
+      {"created_at", Timestamp(v.created_at)},
+      {"lineage",
+       {{"run_id", v.run_id},
+        {"revision", v.revision},
+        {"data_fingerprint", v.data_fingerprint},
+        {"row_count", v.row_count},
+        {"data_sources", StoredJson(v.data_sources_json)},
+        {"code_sha256", v.code_sha256},
+        {"parent_version", v.parent_version},
+        {"runtime", StoredJson(v.runtime_json)},
+        {"created_by", v.created_by}}}};
 }
 
 json AliasMoveJson(const AliasHistoryRecord& h) {
   return {{"seq", h.seq},
           {"alias", h.alias},
-          {"from_version", h.from_version == 0 ? json(nullptr)
-                                               : json(h.from_version)},
+          {"from_version",
+           h.from_version == 0 ? json(nullptr) : json(h.from_version)},
           {"to_version", h.to_version},
           {"at", Timestamp(h.at)},
           {"actor", h.actor}};
@@ -213,13 +214,34 @@ absl::StatusOr<std::string> ActorField(const json& body,
   std::string client = "api";
   if (it != body.end()) {
     if (!it->is_string() || (*it != "cli" && *it != "api")) {
-      return absl::InvalidArgumentError(
-          "field 'actor' is " + it->dump() + "; give \"cli\" or \"api\"");
+      return absl::InvalidArgumentError("field 'actor' is " + it->dump() +
+                                        "; give \"cli\" or \"api\"");
     }
     client = it->get<std::string>();
   }
   return client + ":" + caller.name;
 }
+
+// Who asks for or decides a change through the API.
+absl::StatusOr<ApprovalCaller> CallerOf(const json& body,
+                                        const ApiToken& caller) {
+  ASSIGN_OR_RETURN(std::string actor, ActorField(body, caller));
+  return ApprovalCaller{actor, caller.id, caller.name};
+}
+
+// The optional "comment" of a request.
+absl::StatusOr<std::string> CommentField(const json& body) {
+  auto it = body.find("comment");
+  if (it == body.end() || it->is_null()) return std::string();
+  if (!it->is_string()) {
+    return absl::InvalidArgumentError("field 'comment' must be a string");
+  }
+  return it->get<std::string>();
+}
+
+// An approval filed instead of a change: 202 with the request and how to
+// decide it.
+HttpResponse ApprovalPending(const ApprovalRecord& approval);
 
 // The "moves" of a multi-alias request: [{"alias": "champion", "version":
 // 7}, ...].
@@ -273,13 +295,13 @@ template <typename F>
 std::function<HttpResponse(const HttpRequest&, const PathParams&,
                            const ApiToken&)>
 HandleCaller(F f) {
-  return [f = std::move(f)](const HttpRequest& request,
-                            const PathParams& params,
-                            const ApiToken& caller) -> HttpResponse {
-    absl::StatusOr<HttpResponse> response = f(request, params, caller);
-    if (!response.ok()) return HttpResponse::Error(response.status());
-    return *std::move(response);
-  };
+  return
+      [f = std::move(f)](const HttpRequest& request, const PathParams& params,
+                         const ApiToken& caller) -> HttpResponse {
+        absl::StatusOr<HttpResponse> response = f(request, params, caller);
+        if (!response.ok()) return HttpResponse::Error(response.status());
+        return *std::move(response);
+      };
 }
 
 HttpResponse JsonResponse(int status, const json& body) {
@@ -289,15 +311,40 @@ HttpResponse JsonResponse(int status, const json& body) {
 
 }  // namespace
 
+namespace {
+
+HttpResponse ApprovalPending(const ApprovalRecord& approval) {
+  json answer = {
+      {"app", approval.app},
+      {"approval", ApprovalJson(approval)},
+      {"pending", true},
+      {"next", "an approver runs: slipway approvals approve " +
+                   std::to_string(approval.id) + " --comment \"...\""}};
+  return JsonResponse(202, answer);
+}
+
+json TokenAudit(const ApiToken& t, std::string_view state) {
+  return {{"id", t.id},
+          {"name", t.name},
+          {"role", std::string(RoleName(t.role))},
+          {"state", std::string(state)},
+          {"expires_at", t.expires_at}};
+}
+
+}  // namespace
+
 ControlPlane::ControlPlane(Store* store, Registry* registry,
                            RunExecutor* executor, ModelManager* models,
-                           Filesystem* fs, TokenService* tokens)
+                           Filesystem* fs, TokenService* tokens,
+                           AuditLog* audit, Approvals* approvals)
     : store_(store),
       registry_(registry),
       executor_(executor),
       models_(models),
       fs_(fs),
-      tokens_(tokens) {}
+      tokens_(tokens),
+      audit_(audit),
+      approvals_(approvals) {}
 
 void ControlPlane::Guard(Router* router, const std::string& method,
                          const std::string& pattern, CallerHandler handler) {
@@ -382,9 +429,12 @@ void ControlPlane::AddTokenRoutes(Router* router) {
                                StringField(body, "expires_in"));
               ASSIGN_OR_RETURN(lifetime, ParseTokenLifetime(text));
             }
+            ASSIGN_OR_RETURN(std::string actor, ActorField(body, caller));
             ASSIGN_OR_RETURN(
                 IssuedToken issued,
                 tokens_->Create(name, role, lifetime, "token " + caller.id));
+            AuditChange({actor, "token.create", "", "token " + issued.token.id,
+                         "null", TokenAudit(issued.token, "active").dump()});
             json answer = TokenJson(issued.token, "active");
             answer["token"] = issued.secret;
             return JsonResponse(201, answer);
@@ -401,12 +451,21 @@ void ControlPlane::AddTokenRoutes(Router* router) {
           }
           return JsonResponse(200, {{"tokens", list}});
         }));
-  Guard(router, "DELETE", "/api/v1/tokens/{token}",
-        Handle([this](const HttpRequest&,
-                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
-          ASSIGN_OR_RETURN(ApiToken revoked, tokens_->Revoke(p.at("token")));
-          return JsonResponse(200, TokenJson(revoked, "revoked"));
-        }));
+  Guard(
+      router, "DELETE", "/api/v1/tokens/{token}",
+      HandleCaller([this](
+                       const HttpRequest& request, const PathParams& p,
+                       const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
+        // DELETE has no body; the CLI says who it is in a header.
+        const std::string actor =
+            (request.Header("x-slipway-client") == "cli" ? "cli:" : "api:") +
+            caller.name;
+        ASSIGN_OR_RETURN(ApiToken revoked, tokens_->Revoke(p.at("token")));
+        AuditChange({actor, "token.revoke", "", "token " + revoked.id,
+                     TokenAudit(revoked, "active").dump(),
+                     TokenAudit(revoked, "revoked").dump()});
+        return JsonResponse(200, TokenJson(revoked, "revoked"));
+      }));
 }
 
 absl::StatusOr<std::vector<std::string>> ControlPlane::CheckChampionFeatures(
@@ -426,7 +485,8 @@ absl::StatusOr<std::vector<std::string>> ControlPlane::CheckChampionFeatures(
 }
 
 absl::StatusOr<HttpResponse> ControlPlane::FireEvent(const std::string& app,
-                                                     const std::string& event) {
+                                                     const std::string& event,
+                                                     const std::string& actor) {
   std::optional<TriggerEvent> fired;
   std::string names;
   for (TriggerEvent e : {TriggerEvent::kDrift, TriggerEvent::kKpiDecay,
@@ -438,8 +498,7 @@ absl::StatusOr<HttpResponse> ControlPlane::FireEvent(const std::string& app,
     return absl::InvalidArgumentError("unknown event '" + event +
                                       "'; events are: " + names);
   }
-  ASSIGN_OR_RETURN(AppRevisionRecord revision,
-                   registry_->CurrentRevision(app));
+  ASSIGN_OR_RETURN(AppRevisionRecord revision, registry_->CurrentRevision(app));
   ASSIGN_OR_RETURN(
       AppSpec spec, ParseAppSpec(revision.spec_yaml, "slipway.yaml"),
       "app '" + app + "' revision " + std::to_string(revision.revision));
@@ -448,7 +507,8 @@ absl::StatusOr<HttpResponse> ControlPlane::FireEvent(const std::string& app,
   for (const PipelineSpec& pipeline : spec.pipelines) {
     const std::vector<TriggerEvent>& on = pipeline.trigger.on;
     if (std::find(on.begin(), on.end(), *fired) == on.end()) continue;
-    absl::StatusOr<RunRecord> run = executor_->Start(app, pipeline.name);
+    absl::StatusOr<RunRecord> run =
+        executor_->Start(app, pipeline.name, "event " + event + " by " + actor);
     if (run.ok()) {
       started.push_back(RunJson(*run));
       LogInfo("trigger.fired", {{"app", app},
@@ -497,8 +557,8 @@ absl::StatusOr<HttpResponse> ControlPlane::StepLog(const std::string& run_id,
       text.resize(std::min<uint64_t>(max, size - offset));
       size_t filled = 0;
       while (filled < text.size()) {
-        ASSIGN_OR_RETURN(size_t n, file->Read(text.size() - filled,
-                                              text.data() + filled));
+        ASSIGN_OR_RETURN(
+            size_t n, file->Read(text.size() - filled, text.data() + filled));
         if (n == 0) break;
         filled += n;
       }
@@ -552,11 +612,11 @@ absl::Status ControlPlane::ServeVersion(const std::string& app, int version) {
         ASSIGN_OR_RETURN(Signature signature,
                          Signature::FromJson(signature_json),
                          "model " + app + " v" + std::to_string(version));
-        ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                         LoadRegisteredModel(record.format, bytes,
-                                             std::move(signature),
-                                             record.transform_json),
-                         "model " + app + " v" + std::to_string(version));
+        ASSIGN_OR_RETURN(
+            std::unique_ptr<Model> model,
+            LoadRegisteredModel(record.format, bytes, std::move(signature),
+                                record.transform_json),
+            "model " + app + " v" + std::to_string(version));
         return std::shared_ptr<const Model>(std::move(model));
       },
       ServingBatching(app));
@@ -597,8 +657,7 @@ absl::StatusOr<HttpResponse> ControlPlane::ImportModel(
     return absl::InvalidArgumentError("unknown model format '" + format +
                                       "'; import takes: xgboost");
   }
-  ASSIGN_OR_RETURN(AppRevisionRecord revision,
-                   registry_->CurrentRevision(app));
+  ASSIGN_OR_RETURN(AppRevisionRecord revision, registry_->CurrentRevision(app));
   ASSIGN_OR_RETURN(std::string bytes, ModelBytesField(body));
   const std::string source = body.value("source", std::string("model"));
   std::optional<json> signature;
@@ -608,10 +667,9 @@ absl::StatusOr<HttpResponse> ControlPlane::ImportModel(
     ASSIGN_OR_RETURN(std::string csv, StringField(body, "sample_csv"));
     ASSIGN_OR_RETURN(sample, ParseCsv(csv, "the --sample CSV"));
   }
-  ASSIGN_OR_RETURN(
-      ImportedModel imported,
-      ImportXgboostModel(bytes, source, signature,
-                         sample.has_value() ? &*sample : nullptr));
+  ASSIGN_OR_RETURN(ImportedModel imported,
+                   ImportXgboostModel(bytes, source, signature,
+                                      sample.has_value() ? &*sample : nullptr));
   NewModelVersion version;
   version.app = app;
   version.format = imported.format;
@@ -638,8 +696,8 @@ absl::StatusOr<HttpResponse> ControlPlane::ModelCard(const std::string& app,
   ModelCardInput input;
   ASSIGN_OR_RETURN(input.version, registry_->GetVersion(app, version));
   ASSIGN_OR_RETURN(input.aliases, registry_->ListAliases(app));
-  ASSIGN_OR_RETURN(AppRevisionRecord revision,
-                   registry_->CurrentRevision(app));
+  ASSIGN_OR_RETURN(input.approvals, approvals_->List(app, ""));
+  ASSIGN_OR_RETURN(AppRevisionRecord revision, registry_->CurrentRevision(app));
   absl::StatusOr<AppSpec> spec =
       ParseAppSpec(revision.spec_yaml, "slipway.yaml");
   if (spec.ok() && spec->use_case.has_value()) {
@@ -683,30 +741,18 @@ absl::Status ControlPlane::LoadServedModels() {
 
 void ControlPlane::AddRoutes(Router* router) {
   // Apps.
-  Guard(
-      router, "POST", "/api/v1/apps",
-      Handle([this](const HttpRequest& request,
-                    const PathParams&) -> absl::StatusOr<HttpResponse> {
-        ASSIGN_OR_RETURN(json body, ParseBody(request));
-        ASSIGN_OR_RETURN(std::string yaml, StringField(body, "spec"));
-        std::string file = body.value("file", "slipway.yaml");
-        std::string source_dir = body.value("source_dir", "");
-        ASSIGN_OR_RETURN(AppSpec spec, ParseAppSpec(yaml, file));
-        ASSIGN_OR_RETURN(std::vector<std::string> warnings,
-                         CheckChampionFeatures(spec, source_dir));
-        ASSIGN_OR_RETURN(ApplyOutcome outcome,
-                         registry_->Apply(spec.app, yaml, source_dir));
-        models_->AddApp(spec.app);
-        TrackEndpointAuth(spec.app, yaml);
-        json answer = {
-            {"app", spec.app},
-            {"revision", outcome.revision.revision},
-            {"changed", outcome.changed},
-            {"diff", outcome.changed ? DiffSpecs(outcome.previous_yaml, yaml)
-                                     : std::string()},
-            {"warnings", warnings}};
-        return JsonResponse(outcome.changed ? 201 : 200, answer);
-      }));
+  Guard(router, "POST", "/api/v1/apps",
+        HandleCaller(
+            [this](const HttpRequest& request, const PathParams&,
+                   const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
+              ASSIGN_OR_RETURN(json body, ParseBody(request));
+              ASSIGN_OR_RETURN(std::string yaml, StringField(body, "spec"));
+              ASSIGN_OR_RETURN(ApprovalCaller who, CallerOf(body, caller));
+              ASSIGN_OR_RETURN(std::string comment, CommentField(body));
+              return ApplySpec(yaml, body.value("file", "slipway.yaml"),
+                               body.value("source_dir", ""), who, comment,
+                               "app.apply");
+            }));
   Guard(router, "GET", "/api/v1/apps",
         Handle([this](const HttpRequest&,
                       const PathParams&) -> absl::StatusOr<HttpResponse> {
@@ -719,69 +765,69 @@ void ControlPlane::AddRoutes(Router* router) {
           }
           return JsonResponse(200, {{"apps", list}});
         }));
-  Guard(
-      router, "GET", "/api/v1/apps/{app}",
-      Handle([this](const HttpRequest&,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        const std::string& app = p.at("app");
-        ASSIGN_OR_RETURN(AppRevisionRecord current,
-                         registry_->CurrentRevision(app));
-        ASSIGN_OR_RETURN(std::vector<AppRevisionRecord> revisions,
-                         store_->ListAppRevisions(app));
-        ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
-                         registry_->ListAliases(app));
-        json answer = RevisionJson(current, true);
-        answer["revisions"] = json::array();
-        for (const AppRevisionRecord& r : revisions) {
-          answer["revisions"].push_back(RevisionJson(r, false));
-        }
-        answer["aliases"] = json::array();
-        for (const AliasRecord& a : aliases) {
-          answer["aliases"].push_back(AliasJson(a));
-        }
-        return JsonResponse(200, answer);
-      }));
-  Guard(
-      router, "POST", "/api/v1/apps/{app}/rollback",
-      Handle([this](const HttpRequest& request,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        ASSIGN_OR_RETURN(json body, ParseBody(request));
-        auto it = body.find("revision");
-        if (it == body.end() || !it->is_number_integer()) {
-          return absl::InvalidArgumentError(
-              "field 'revision' (an integer) is required");
-        }
-        const std::string& app = p.at("app");
-        ASSIGN_OR_RETURN(AppRevisionRecord current,
-                         registry_->CurrentRevision(app));
-        ASSIGN_OR_RETURN(ApplyOutcome outcome,
-                         registry_->Rollback(app, it->get<int>()));
-        TrackEndpointAuth(app, outcome.revision.spec_yaml);
-        return JsonResponse(
-            200, {{"app", app},
-                  {"revision", outcome.revision.revision},
-                  {"changed", outcome.changed},
-                  {"diff",
-                   DiffSpecs(current.spec_yaml, outcome.revision.spec_yaml)}});
-      }));
+  Guard(router, "GET", "/api/v1/apps/{app}",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          const std::string& app = p.at("app");
+          ASSIGN_OR_RETURN(AppRevisionRecord current,
+                           registry_->CurrentRevision(app));
+          ASSIGN_OR_RETURN(std::vector<AppRevisionRecord> revisions,
+                           store_->ListAppRevisions(app));
+          ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
+                           registry_->ListAliases(app));
+          json answer = RevisionJson(current, true);
+          answer["revisions"] = json::array();
+          for (const AppRevisionRecord& r : revisions) {
+            answer["revisions"].push_back(RevisionJson(r, false));
+          }
+          answer["aliases"] = json::array();
+          for (const AliasRecord& a : aliases) {
+            answer["aliases"].push_back(AliasJson(a));
+          }
+          return JsonResponse(200, answer);
+        }));
+  Guard(router, "POST", "/api/v1/apps/{app}/rollback",
+        HandleCaller(
+            [this](const HttpRequest& request, const PathParams& p,
+                   const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
+              ASSIGN_OR_RETURN(json body, ParseBody(request));
+              auto it = body.find("revision");
+              if (it == body.end() || !it->is_number_integer()) {
+                return absl::InvalidArgumentError(
+                    "field 'revision' (an integer) is required");
+              }
+              ASSIGN_OR_RETURN(ApprovalCaller who, CallerOf(body, caller));
+              ASSIGN_OR_RETURN(std::string comment, CommentField(body));
+              // A rollback stores the old text as a new revision: an apply.
+              ASSIGN_OR_RETURN(
+                  AppRevisionRecord target,
+                  store_->GetAppRevision(p.at("app"), it->get<int>()));
+              return ApplySpec(target.spec_yaml, "slipway.yaml",
+                               target.source_dir, who, comment, "app.rollback");
+            }));
 
   // Runs.
   Guard(router, "POST", "/api/v1/apps/{app}/runs",
-        Handle([this](const HttpRequest& request,
-                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
-          ASSIGN_OR_RETURN(json body, ParseBody(request));
-          ASSIGN_OR_RETURN(std::string pipeline, StringField(body, "pipeline"));
-          ASSIGN_OR_RETURN(RunRecord run,
-                           executor_->Start(p.at("app"), pipeline));
-          return JsonResponse(201, RunJson(run));
-        }));
+        HandleCaller(
+            [this](const HttpRequest& request, const PathParams& p,
+                   const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
+              ASSIGN_OR_RETURN(json body, ParseBody(request));
+              ASSIGN_OR_RETURN(std::string pipeline,
+                               StringField(body, "pipeline"));
+              ASSIGN_OR_RETURN(std::string actor, ActorField(body, caller));
+              ASSIGN_OR_RETURN(RunRecord run,
+                               executor_->Start(p.at("app"), pipeline, actor));
+              return JsonResponse(201, RunJson(run));
+            }));
   Guard(router, "POST", "/api/v1/apps/{app}/events",
-        Handle([this](const HttpRequest& request,
-                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
-          ASSIGN_OR_RETURN(json body, ParseBody(request));
-          ASSIGN_OR_RETURN(std::string event, StringField(body, "event"));
-          return FireEvent(p.at("app"), event);
-        }));
+        HandleCaller(
+            [this](const HttpRequest& request, const PathParams& p,
+                   const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
+              ASSIGN_OR_RETURN(json body, ParseBody(request));
+              ASSIGN_OR_RETURN(std::string event, StringField(body, "event"));
+              ASSIGN_OR_RETURN(std::string actor, ActorField(body, caller));
+              return FireEvent(p.at("app"), event, actor);
+            }));
   Guard(router, "GET", "/api/v1/apps/{app}/runs",
         Handle([this](const HttpRequest& request,
                       const PathParams& p) -> absl::StatusOr<HttpResponse> {
@@ -792,26 +838,25 @@ void ControlPlane::AddRoutes(Router* router) {
           for (const RunRecord& r : runs) list.push_back(RunJson(r));
           return JsonResponse(200, {{"runs", list}});
         }));
-  Guard(
-      router, "GET", "/api/v1/runs/{run}",
-      Handle([this](const HttpRequest&,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        ASSIGN_OR_RETURN(RunRecord run, store_->GetRun(p.at("run")));
-        ASSIGN_OR_RETURN(std::vector<StepRecord> steps,
-                         store_->ListSteps(run.id));
-        ASSIGN_OR_RETURN(std::vector<RunEventRecord> events,
-                         store_->ListRunEvents(run.id));
-        json answer = RunJson(run);
-        answer["steps"] = json::array();
-        for (const StepRecord& s : steps) {
-          answer["steps"].push_back(StepJson(s));
-        }
-        answer["events"] = json::array();
-        for (const RunEventRecord& e : events) {
-          answer["events"].push_back(EventJson(e));
-        }
-        return JsonResponse(200, answer);
-      }));
+  Guard(router, "GET", "/api/v1/runs/{run}",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(RunRecord run, store_->GetRun(p.at("run")));
+          ASSIGN_OR_RETURN(std::vector<StepRecord> steps,
+                           store_->ListSteps(run.id));
+          ASSIGN_OR_RETURN(std::vector<RunEventRecord> events,
+                           store_->ListRunEvents(run.id));
+          json answer = RunJson(run);
+          answer["steps"] = json::array();
+          for (const StepRecord& s : steps) {
+            answer["steps"].push_back(StepJson(s));
+          }
+          answer["events"] = json::array();
+          for (const RunEventRecord& e : events) {
+            answer["events"].push_back(EventJson(e));
+          }
+          return JsonResponse(200, answer);
+        }));
   Guard(router, "GET", "/api/v1/runs/{run}/steps/{step}/log",
         Handle([this](const HttpRequest& request,
                       const PathParams& p) -> absl::StatusOr<HttpResponse> {
@@ -826,80 +871,77 @@ void ControlPlane::AddRoutes(Router* router) {
         }));
 
   // Models and aliases.
-  Guard(
-      router, "GET", "/api/v1/apps/{app}/models",
-      Handle([this](const HttpRequest&,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        const std::string& app = p.at("app");
-        ASSIGN_OR_RETURN(std::vector<ModelVersionRecord> versions,
-                         registry_->ListVersions(app));
-        ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
-                         registry_->ListAliases(app));
-        json list = json::array();
-        for (const ModelVersionRecord& v : versions) {
-          list.push_back(VersionJson(v, aliases));
-        }
-        json alias_list = json::array();
-        for (const AliasRecord& a : aliases) {
-          alias_list.push_back(AliasJson(a));
-        }
-        return JsonResponse(
-            200, {{"app", app}, {"models", list}, {"aliases", alias_list}});
-      }));
-  Guard(
-      router, "GET", "/api/v1/apps/{app}/models/{version}",
-      Handle([this](const HttpRequest&,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
-        ASSIGN_OR_RETURN(ModelVersionRecord record,
-                         registry_->GetVersion(p.at("app"), version));
-        ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
-                         registry_->ListAliases(p.at("app")));
-        return JsonResponse(200, VersionJson(record, aliases));
-      }));
+  Guard(router, "GET", "/api/v1/apps/{app}/models",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          const std::string& app = p.at("app");
+          ASSIGN_OR_RETURN(std::vector<ModelVersionRecord> versions,
+                           registry_->ListVersions(app));
+          ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
+                           registry_->ListAliases(app));
+          json list = json::array();
+          for (const ModelVersionRecord& v : versions) {
+            list.push_back(VersionJson(v, aliases));
+          }
+          json alias_list = json::array();
+          for (const AliasRecord& a : aliases) {
+            alias_list.push_back(AliasJson(a));
+          }
+          return JsonResponse(
+              200, {{"app", app}, {"models", list}, {"aliases", alias_list}});
+        }));
+  Guard(router, "GET", "/api/v1/apps/{app}/models/{version}",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
+          ASSIGN_OR_RETURN(ModelVersionRecord record,
+                           registry_->GetVersion(p.at("app"), version));
+          ASSIGN_OR_RETURN(std::vector<AliasRecord> aliases,
+                           registry_->ListAliases(p.at("app")));
+          return JsonResponse(200, VersionJson(record, aliases));
+        }));
   Guard(router, "POST", "/api/v1/apps/{app}/models",
         Handle([this](const HttpRequest& request,
                       const PathParams& p) -> absl::StatusOr<HttpResponse> {
           return ImportModel(p.at("app"), request);
         }));
-  Guard(
-      router, "GET", "/api/v1/apps/{app}/models/{version}/diff/{other}",
-      Handle([this](const HttpRequest&,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        ASSIGN_OR_RETURN(int from, ParseVersion(p.at("version")));
-        ASSIGN_OR_RETURN(int to, ParseVersion(p.at("other")));
-        ASSIGN_OR_RETURN(ModelVersionRecord a,
-                         registry_->GetVersion(p.at("app"), from));
-        ASSIGN_OR_RETURN(ModelVersionRecord b,
-                         registry_->GetVersion(p.at("app"), to));
-        return JsonResponse(200, DiffModelVersions(a, b));
-      }));
+  Guard(router, "GET", "/api/v1/apps/{app}/models/{version}/diff/{other}",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(int from, ParseVersion(p.at("version")));
+          ASSIGN_OR_RETURN(int to, ParseVersion(p.at("other")));
+          ASSIGN_OR_RETURN(ModelVersionRecord a,
+                           registry_->GetVersion(p.at("app"), from));
+          ASSIGN_OR_RETURN(ModelVersionRecord b,
+                           registry_->GetVersion(p.at("app"), to));
+          return JsonResponse(200, DiffModelVersions(a, b));
+        }));
   Guard(router, "GET", "/api/v1/apps/{app}/models/{version}/card",
         Handle([this](const HttpRequest&,
                       const PathParams& p) -> absl::StatusOr<HttpResponse> {
           ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
           return ModelCard(p.at("app"), version);
         }));
-  Guard(
-      router, "GET", "/api/v1/apps/{app}/models/{version}/artifact",
-      Handle([this](const HttpRequest&,
-                    const PathParams& p) -> absl::StatusOr<HttpResponse> {
-        ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
-        ASSIGN_OR_RETURN(ModelVersionRecord record,
-                         registry_->GetVersion(p.at("app"), version));
-        ASSIGN_OR_RETURN(std::string bytes, registry_->ReadModelBytes(record));
-        HttpResponse response = HttpResponse::Text(200, std::move(bytes),
-                                                   "application/octet-stream");
-        response.headers.emplace_back("X-Model-Format", record.format);
-        response.headers.emplace_back("X-Artifact-Sha256",
-                                      record.artifact_sha256);
-        return response;
-      }));
+  Guard(router, "GET", "/api/v1/apps/{app}/models/{version}/artifact",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
+          ASSIGN_OR_RETURN(ModelVersionRecord record,
+                           registry_->GetVersion(p.at("app"), version));
+          ASSIGN_OR_RETURN(std::string bytes,
+                           registry_->ReadModelBytes(record));
+          HttpResponse response = HttpResponse::Text(
+              200, std::move(bytes), "application/octet-stream");
+          response.headers.emplace_back("X-Model-Format", record.format);
+          response.headers.emplace_back("X-Artifact-Sha256",
+                                        record.artifact_sha256);
+          return response;
+        }));
   Guard(
       router, "PUT", "/api/v1/apps/{app}/aliases/{alias}",
-      HandleCaller([this](const HttpRequest& request, const PathParams& p,
-                          const ApiToken& caller)
-                       -> absl::StatusOr<HttpResponse> {
+      HandleCaller([this](
+                       const HttpRequest& request, const PathParams& p,
+                       const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
         ASSIGN_OR_RETURN(json body, ParseBody(request));
         auto it = body.find("version");
         if (it == body.end() || !it->is_number_integer()) {
@@ -909,32 +951,45 @@ void ControlPlane::AddRoutes(Router* router) {
         const std::string& app = p.at("app");
         const std::string& alias = p.at("alias");
         int version = it->get<int>();
-        ASSIGN_OR_RETURN(std::string actor, ActorField(body, caller));
-        RETURN_IF_ERROR(MoveAlias(app, alias, version, actor));
+        ASSIGN_OR_RETURN(ApprovalCaller who, CallerOf(body, caller));
+        ASSIGN_OR_RETURN(std::string comment, CommentField(body));
+        ASSIGN_OR_RETURN(
+            int64_t approval,
+            PromoteOrRequest(app, {AliasMove{alias, version}}, who, comment));
+        if (approval != 0) {
+          ASSIGN_OR_RETURN(ApprovalRecord request, approvals_->Get(approval));
+          return ApprovalPending(request);
+        }
         return JsonResponse(200, {{"app", app},
                                   {"alias", alias},
                                   {"version", version},
                                   {"serving", alias == kServingAlias}});
       }));
-  Guard(
-      router, "POST", "/api/v1/apps/{app}/aliases",
-      HandleCaller([this](const HttpRequest& request, const PathParams& p,
-                          const ApiToken& caller)
-                       -> absl::StatusOr<HttpResponse> {
-        ASSIGN_OR_RETURN(json body, ParseBody(request));
-        ASSIGN_OR_RETURN(std::vector<AliasMove> moves, MovesField(body));
-        ASSIGN_OR_RETURN(std::string actor, ActorField(body, caller));
-        const std::string& app = p.at("app");
-        RETURN_IF_ERROR(MoveAliases(app, moves, actor));
-        json moved = json::array();
-        bool serving = false;
-        for (const AliasMove& m : moves) {
-          moved.push_back({{"alias", m.alias}, {"version", m.version}});
-          serving = serving || m.alias == kServingAlias;
-        }
-        return JsonResponse(
-            200, {{"app", app}, {"moves", moved}, {"serving", serving}});
-      }));
+  Guard(router, "POST", "/api/v1/apps/{app}/aliases",
+        HandleCaller(
+            [this](const HttpRequest& request, const PathParams& p,
+                   const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
+              ASSIGN_OR_RETURN(json body, ParseBody(request));
+              ASSIGN_OR_RETURN(std::vector<AliasMove> moves, MovesField(body));
+              ASSIGN_OR_RETURN(ApprovalCaller who, CallerOf(body, caller));
+              ASSIGN_OR_RETURN(std::string comment, CommentField(body));
+              const std::string& app = p.at("app");
+              ASSIGN_OR_RETURN(int64_t approval,
+                               PromoteOrRequest(app, moves, who, comment));
+              if (approval != 0) {
+                ASSIGN_OR_RETURN(ApprovalRecord request,
+                                 approvals_->Get(approval));
+                return ApprovalPending(request);
+              }
+              json moved = json::array();
+              bool serving = false;
+              for (const AliasMove& m : moves) {
+                moved.push_back({{"alias", m.alias}, {"version", m.version}});
+                serving = serving || m.alias == kServingAlias;
+              }
+              return JsonResponse(
+                  200, {{"app", app}, {"moves", moved}, {"serving", serving}});
+            }));
   Guard(router, "GET", "/api/v1/apps/{app}/aliases/history",
         Handle([this](const HttpRequest&,
                       const PathParams& p) -> absl::StatusOr<HttpResponse> {
@@ -947,21 +1002,309 @@ void ControlPlane::AddRoutes(Router* router) {
           }
           return JsonResponse(200, {{"app", app}, {"history", list}});
         }));
-  Guard(
-      router, "GET", "/api/v1/serving",
-      Handle([this](const HttpRequest&,
-                    const PathParams&) -> absl::StatusOr<HttpResponse> {
-        json list = json::array();
-        for (const VersionState& s : models_->States()) {
-          list.push_back({{"app", s.app},
-                          {"version", s.version},
-                          {"state", std::string(VersionStateName(s.state))},
-                          {"reason", s.reason},
-                          {"since", Timestamp(s.since_micros)}});
-        }
-        return JsonResponse(200, {{"models", list}});
-      }));
+  Guard(router, "GET", "/api/v1/serving",
+        Handle([this](const HttpRequest&,
+                      const PathParams&) -> absl::StatusOr<HttpResponse> {
+          json list = json::array();
+          for (const VersionState& s : models_->States()) {
+            list.push_back({{"app", s.app},
+                            {"version", s.version},
+                            {"state", std::string(VersionStateName(s.state))},
+                            {"reason", s.reason},
+                            {"since", Timestamp(s.since_micros)}});
+          }
+          return JsonResponse(200, {{"models", list}});
+        }));
   AddTokenRoutes(router);
+  AddGovernanceRoutes(router);
+}
+
+void ControlPlane::AuditChange(const AuditEntry& entry) {
+  absl::Status s = audit_->Record(entry).status();
+  if (!s.ok()) {
+    LogError("audit.record_failed", {{"action", entry.action},
+                                     {"object", entry.object},
+                                     {"error", std::string(s.message())}});
+  }
+}
+
+PolicySpec ControlPlane::CurrentPolicy(const std::string& app) {
+  absl::StatusOr<AppRevisionRecord> current = registry_->CurrentRevision(app);
+  if (!current.ok()) return PolicySpec();
+  absl::StatusOr<AppSpec> spec =
+      ParseAppSpec(current->spec_yaml, "slipway.yaml");
+  if (!spec.ok()) return PolicySpec();
+  return spec->policy;
+}
+
+absl::StatusOr<int64_t> ControlPlane::PromoteOrRequest(
+    const std::string& app, const std::vector<AliasMove>& moves,
+    const ApprovalCaller& requester, const std::string& comment) {
+  // Refuse a request for a version that does not exist up front, rather
+  // than asking an approver to approve it.
+  for (const AliasMove& move : moves) {
+    RETURN_IF_ERROR(registry_->GetVersion(app, move.version).status());
+  }
+  const PolicySpec policy = CurrentPolicy(app);
+  if (!policy.promote.has_value() || !policy.promote->requires_approval) {
+    RETURN_IF_ERROR(MoveAliases(app, moves, requester.actor));
+    return 0;
+  }
+  json change = {{"moves", json::array()}};
+  for (const AliasMove& move : moves) {
+    change["moves"].push_back(
+        {{"alias", move.alias}, {"version", move.version}});
+  }
+  ASSIGN_OR_RETURN(
+      ApprovalRecord request,
+      approvals_->Request(app, "promote", change.dump(), requester, comment,
+                          policy.approvals.expire_after_seconds));
+  LogInfo("approval.requested", {{"app", app},
+                                 {"approval", std::to_string(request.id)},
+                                 {"kind", "promote"},
+                                 {"by", requester.actor}});
+  return request.id;
+}
+
+absl::StatusOr<ApplyOutcome> ControlPlane::ApplyAndAudit(
+    const AppSpec& spec, const std::string& yaml, const std::string& source_dir,
+    const std::string& actor, const std::string& action) {
+  ASSIGN_OR_RETURN(ApplyOutcome outcome,
+                   registry_->Apply(spec.app, yaml, source_dir));
+  models_->AddApp(spec.app);
+  TrackEndpointAuth(spec.app, yaml);
+  if (outcome.changed) {
+    const int revision = outcome.revision.revision;
+    json before = revision == 1
+                      ? json(nullptr)
+                      : json{{"revision", revision - 1},
+                             {"spec_sha256", Sha256Hex(outcome.previous_yaml)}};
+    json after = {{"revision", revision},
+                  {"spec_sha256", outcome.revision.spec_sha256},
+                  {"source_dir", outcome.revision.source_dir}};
+    AuditChange({actor, action, spec.app, "app " + spec.app, before.dump(),
+                 after.dump()});
+  }
+  return outcome;
+}
+
+absl::StatusOr<HttpResponse> ControlPlane::ApplySpec(
+    const std::string& yaml, const std::string& file,
+    const std::string& source_dir, const ApprovalCaller& caller,
+    const std::string& comment, const std::string& action) {
+  ASSIGN_OR_RETURN(AppSpec spec, ParseAppSpec(yaml, file));
+  ASSIGN_OR_RETURN(std::vector<std::string> warnings,
+                   CheckChampionFeatures(spec, source_dir));
+  absl::StatusOr<AppRevisionRecord> current =
+      registry_->CurrentRevision(spec.app);
+  if (current.ok() && current->spec_yaml != yaml) {
+    // The policy in force is the current revision's, so a spec cannot
+    // switch approval off by saying so itself.
+    const PolicySpec policy = CurrentPolicy(spec.app);
+    ASSIGN_OR_RETURN(std::optional<int> champion,
+                     registry_->ResolveAlias(spec.app, kServingAlias));
+    if (policy.apply.requires_approval && champion.has_value()) {
+      json change = {{"spec_yaml", yaml},
+                     {"spec_sha256", Sha256Hex(yaml)},
+                     {"file", file},
+                     {"source_dir", source_dir},
+                     {"action", action},
+                     {"from_revision", current->revision},
+                     {"diff", DiffSpecs(current->spec_yaml, yaml)}};
+      ASSIGN_OR_RETURN(
+          ApprovalRecord request,
+          approvals_->Request(spec.app, "apply", change.dump(), caller, comment,
+                              policy.approvals.expire_after_seconds));
+      LogInfo("approval.requested", {{"app", spec.app},
+                                     {"approval", std::to_string(request.id)},
+                                     {"kind", "apply"},
+                                     {"by", caller.actor}});
+      return ApprovalPending(request);
+    }
+  }
+  ASSIGN_OR_RETURN(ApplyOutcome outcome,
+                   ApplyAndAudit(spec, yaml, source_dir, caller.actor, action));
+  json answer = {
+      {"app", spec.app},
+      {"revision", outcome.revision.revision},
+      {"changed", outcome.changed},
+      {"diff", outcome.changed ? DiffSpecs(outcome.previous_yaml, yaml)
+                               : std::string()},
+      {"warnings", warnings}};
+  const bool created = outcome.changed && action == "app.apply";
+  return JsonResponse(created ? 201 : 200, answer);
+}
+
+absl::Status ControlPlane::CarryOut(const ApprovalRecord& approval,
+                                    const ApprovalCaller& approver) {
+  const json change = json::parse(approval.change_json, nullptr, false);
+  const std::string actor =
+      approver.actor + " (approval " + std::to_string(approval.id) + ")";
+  if (approval.kind == "promote" && change.is_object()) {
+    ASSIGN_OR_RETURN(std::vector<AliasMove> moves, MovesField(change));
+    return MoveAliases(approval.app, moves, actor);
+  }
+  if (approval.kind == "apply" && change.is_object()) {
+    ASSIGN_OR_RETURN(std::string yaml, StringField(change, "spec_yaml"));
+    const std::string file = change.value("file", "slipway.yaml");
+    const std::string source_dir = change.value("source_dir", "");
+    ASSIGN_OR_RETURN(AppSpec spec, ParseAppSpec(yaml, file));
+    RETURN_IF_ERROR(CheckChampionFeatures(spec, source_dir).status());
+    return ApplyAndAudit(spec, yaml, source_dir, actor,
+                         change.value("action", "app.apply"))
+        .status();
+  }
+  return absl::DataLossError("approval " + std::to_string(approval.id) +
+                             " holds a change this server cannot read (kind '" +
+                             approval.kind + "')");
+}
+
+namespace {
+
+absl::StatusOr<int64_t> ApprovalId(const std::string& text) {
+  int64_t id = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc() || ptr != text.data() + text.size() || id <= 0) {
+    return absl::InvalidArgumentError(
+        "'" + text +
+        "' is not an approval id (slipway approvals list shows "
+        "them)");
+  }
+  return id;
+}
+
+std::string QueryText(const HttpRequest& request, const std::string& name) {
+  auto it = request.query.find(name);
+  return it == request.query.end() ? std::string() : it->second;
+}
+
+json AuditJson(const AuditRecord& r) { return ToJson(r); }
+
+json DeliveryJson(const DeliveryRecord& d) {
+  return {{"id", d.id},
+          {"app", d.app},
+          {"audit_seq", d.audit_seq},
+          {"event", d.event},
+          {"url", d.url},
+          {"state", d.state},
+          {"attempts", d.attempts},
+          {"next_attempt_at", Timestamp(d.next_attempt_at)},
+          {"last_status", d.last_status},
+          {"last_error", d.last_error},
+          {"created_at", Timestamp(d.created_at)},
+          {"delivered_at", Timestamp(d.delivered_at)},
+          {"signed", !d.signature.empty()}};
+}
+
+}  // namespace
+
+void ControlPlane::AddGovernanceRoutes(Router* router) {
+  Guard(router, "GET", "/api/v1/approvals",
+        Handle([this](const HttpRequest& request,
+                      const PathParams&) -> absl::StatusOr<HttpResponse> {
+          const std::string state = QueryText(request, "state");
+          if (!state.empty() && state != "pending" && state != "approved" &&
+              state != "rejected" && state != "expired") {
+            return absl::InvalidArgumentError(
+                "query parameter 'state' is '" + state +
+                "'; give pending, approved, rejected or expired");
+          }
+          ASSIGN_OR_RETURN(std::vector<ApprovalRecord> approvals,
+                           approvals_->List(QueryText(request, "app"), state));
+          json list = json::array();
+          for (const ApprovalRecord& a : approvals) {
+            list.push_back(ApprovalJson(a));
+          }
+          return JsonResponse(200, {{"approvals", list}});
+        }));
+  Guard(router, "GET", "/api/v1/approvals/{approval}",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(int64_t id, ApprovalId(p.at("approval")));
+          ASSIGN_OR_RETURN(ApprovalRecord approval, approvals_->Get(id));
+          return JsonResponse(200, ApprovalJson(approval));
+        }));
+  Guard(router, "POST", "/api/v1/approvals/{approval}/approve",
+        HandleCaller(
+            [this](const HttpRequest& request, const PathParams& p,
+                   const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
+              ASSIGN_OR_RETURN(int64_t id, ApprovalId(p.at("approval")));
+              ASSIGN_OR_RETURN(json body, ParseBody(request));
+              ASSIGN_OR_RETURN(ApprovalCaller who, CallerOf(body, caller));
+              ASSIGN_OR_RETURN(std::string comment, CommentField(body));
+              ASSIGN_OR_RETURN(ApprovalRecord pending, approvals_->Get(id));
+              const bool forbid_self =
+                  CurrentPolicy(pending.app).approvals.forbid_self_approval;
+              ASSIGN_OR_RETURN(
+                  ApprovalRecord approved,
+                  approvals_->Approve(id, who, comment, forbid_self,
+                                      [this, &who](const ApprovalRecord& a) {
+                                        return CarryOut(a, who);
+                                      }));
+              LogInfo("approval.approved", {{"app", approved.app},
+                                            {"approval", std::to_string(id)},
+                                            {"by", who.actor}});
+              return JsonResponse(200, ApprovalJson(approved));
+            }));
+  Guard(router, "POST", "/api/v1/approvals/{approval}/reject",
+        HandleCaller(
+            [this](const HttpRequest& request, const PathParams& p,
+                   const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
+              ASSIGN_OR_RETURN(int64_t id, ApprovalId(p.at("approval")));
+              ASSIGN_OR_RETURN(json body, ParseBody(request));
+              ASSIGN_OR_RETURN(ApprovalCaller who, CallerOf(body, caller));
+              ASSIGN_OR_RETURN(std::string comment, CommentField(body));
+              ASSIGN_OR_RETURN(ApprovalRecord rejected,
+                               approvals_->Reject(id, who, comment));
+              LogInfo("approval.rejected", {{"app", rejected.app},
+                                            {"approval", std::to_string(id)},
+                                            {"by", who.actor}});
+              return JsonResponse(200, ApprovalJson(rejected));
+            }));
+  Guard(router, "GET", "/api/v1/audit",
+        Handle([this](const HttpRequest& request,
+                      const PathParams&) -> absl::StatusOr<HttpResponse> {
+          AuditFilter filter;
+          filter.app = QueryText(request, "app");
+          filter.actor = QueryText(request, "actor");
+          filter.action = QueryText(request, "action");
+          filter.object_prefix = QueryText(request, "object");
+          ASSIGN_OR_RETURN(uint64_t after, QueryNumber(request, "after", 0));
+          ASSIGN_OR_RETURN(uint64_t limit, QueryNumber(request, "limit", 1000));
+          filter.after_seq = static_cast<int64_t>(after);
+          filter.limit = static_cast<int>(std::min<uint64_t>(limit, 100000));
+          ASSIGN_OR_RETURN(std::vector<AuditRecord> records,
+                           audit_->List(filter));
+          json list = json::array();
+          for (const AuditRecord& r : records) list.push_back(AuditJson(r));
+          return JsonResponse(200, {{"records", list}});
+        }));
+  Guard(router, "GET", "/api/v1/audit/verify",
+        Handle([this](const HttpRequest&,
+                      const PathParams&) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(AuditVerification v, audit_->Verify());
+          return JsonResponse(200, {{"ok", v.ok},
+                                    {"records", v.records},
+                                    {"first_bad_seq", v.first_bad_seq},
+                                    {"problem", v.problem},
+                                    {"head_hash", v.head_hash}});
+        }));
+  Guard(router, "GET", "/api/v1/apps/{app}/deliveries",
+        Handle([this](const HttpRequest& request,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          const std::string& app = p.at("app");
+          RETURN_IF_ERROR(store_->GetApp(app).status());
+          ASSIGN_OR_RETURN(uint64_t limit, QueryNumber(request, "limit", 100));
+          ASSIGN_OR_RETURN(
+              std::vector<DeliveryRecord> deliveries,
+              store_->ListDeliveries(
+                  app, static_cast<int>(std::min<uint64_t>(limit, 10000))));
+          json list = json::array();
+          for (const DeliveryRecord& d : deliveries) {
+            list.push_back(DeliveryJson(d));
+          }
+          return JsonResponse(200, {{"app", app}, {"deliveries", list}});
+        }));
 }
 
 }  // namespace slipway

@@ -9,6 +9,15 @@
 // ModelManager and answers only after the swap, so the next prediction sees
 // it. Every handler answers errors with the one JSON error shape.
 //
+// Governance: when the app's current spec says policy.promote.approval:
+// required, moving an alias files an approval request (202 with the
+// request) instead; with policy.apply.approval: required, so does applying
+// a changed spec to an app that serves a champion. Approving carries the
+// change out (registry/approvals.h). Every change made here is audited:
+// apply and rollback, run starts, alias moves and registrations (through
+// the registry), approvals, tokens. /api/v1/approvals, /api/v1/audit and
+// /api/v1/apps/{app}/deliveries show them.
+//
 // Access: every route first authenticates the request's bearer token
 // (auth/tokens.h; 401 without a valid one) and checks its role against the
 // route's minimum role in api/access.h (403 when too small); a refused
@@ -27,10 +36,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "audit/audit_log.h"
 #include "auth/tokens.h"
 #include "core/filesystem.h"
 #include "pipeline/app_spec.h"
 #include "pipeline/run_executor.h"
+#include "registry/approvals.h"
 #include "registry/registry.h"
 #include "serving/batcher.h"
 #include "serving/http.h"
@@ -45,7 +56,8 @@ class ControlPlane {
  public:
   // REQUIRES: every pointer outlives the control plane.
   ControlPlane(Store* store, Registry* registry, RunExecutor* executor,
-               ModelManager* models, Filesystem* fs, TokenService* tokens);
+               ModelManager* models, Filesystem* fs, TokenService* tokens,
+               AuditLog* audit, Approvals* approvals);
 
   void AddRoutes(Router* router);
 
@@ -78,6 +90,15 @@ class ControlPlane {
                            const std::vector<AliasMove>& moves,
                            const std::string& actor);
 
+  // MoveAliases, unless the app's current spec says
+  // policy.promote.approval: required: then files an approval request by
+  // `requester` (expiring after policy.approvals.expire_after) and returns
+  // its id. Returns 0 when the aliases moved.
+  absl::StatusOr<int64_t> PromoteOrRequest(const std::string& app,
+                                           const std::vector<AliasMove>& moves,
+                                           const ApprovalCaller& requester,
+                                           const std::string& comment);
+
  private:
   // A handler that also gets the token the request was authenticated with.
   using CallerHandler = std::function<HttpResponse(
@@ -92,6 +113,39 @@ class ControlPlane {
 
   // The /api/v1/tokens routes.
   void AddTokenRoutes(Router* router);
+  // The /api/v1/approvals, /api/v1/audit and deliveries routes
+  // (governance.cc).
+  void AddGovernanceRoutes(Router* router);
+
+  // The policy of the app's current spec; the defaults (nothing needs
+  // approval) for an app without a revision that parses.
+  PolicySpec CurrentPolicy(const std::string& app);
+
+  // POST /api/v1/apps: applies `yaml` as the app's next revision (audited
+  // "app.apply"), or files an approval request when the app's current
+  // policy says policy.apply.approval: required, it serves a champion and
+  // the text changed.
+  // `action`: "app.apply", or "app.rollback" for the text of an earlier
+  // revision.
+  absl::StatusOr<HttpResponse> ApplySpec(const std::string& yaml,
+                                         const std::string& file,
+                                         const std::string& source_dir,
+                                         const ApprovalCaller& caller,
+                                         const std::string& comment,
+                                         const std::string& action);
+  // Applies `yaml` (after the champion feature check) and audits it;
+  // `action` is "app.apply" or "app.rollback".
+  absl::StatusOr<ApplyOutcome> ApplyAndAudit(const AppSpec& spec,
+                                             const std::string& yaml,
+                                             const std::string& source_dir,
+                                             const std::string& actor,
+                                             const std::string& action);
+  // What approving `approval` does, by `approver`.
+  absl::Status CarryOut(const ApprovalRecord& approval,
+                        const ApprovalCaller& approver);
+  // Records `entry`; the change it describes is already made, so a failure
+  // is logged, not returned.
+  void AuditChange(const AuditEntry& entry);
 
   // Records whether `app`'s current spec (`spec_yaml`) says
   // `endpoint.auth: token`; a spec that no longer parses keeps the
@@ -110,8 +164,10 @@ class ControlPlane {
 
   // Starts every pipeline of `app` whose trigger lists `event`; a pipeline
   // that cannot start now (already running) is reported as skipped.
+  // `actor` started it, for the audit log.
   absl::StatusOr<HttpResponse> FireEvent(const std::string& app,
-                                         const std::string& event);
+                                         const std::string& event,
+                                         const std::string& actor);
 
   // POST /api/v1/apps/{app}/models: registers a model trained elsewhere
   // (models/import.h) as a new version created by "import". The body:
@@ -138,6 +194,8 @@ class ControlPlane {
   ModelManager* const models_;
   Filesystem* const fs_;
   TokenService* const tokens_;
+  AuditLog* const audit_;
+  Approvals* const approvals_;
   mutable absl::Mutex auth_mu_;
   // Apps whose current spec says endpoint.auth: token.
   std::set<std::string> token_apps_ ABSL_GUARDED_BY(auth_mu_);

@@ -1,18 +1,27 @@
 #include "api/server.h"
 
 #include <optional>
+#include <thread>
 #include <utility>
+#include <vector>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "api/access.h"
 #include "api/control_plane.h"
 #include "artifacts/local_artifact_store.h"
+#include "audit/audit_log.h"
 #include "auth/tokens.h"
 #include "core/clock.h"
 #include "core/filesystem.h"
 #include "core/logging.h"
 #include "core/status.h"
+#include "data/secrets.h"
+#include "notify/webhooks.h"
+#include "pipeline/app_spec.h"
 #include "pipeline/run_executor.h"
 #include "pipeline/scheduler.h"
+#include "registry/approvals.h"
 #include "registry/registry.h"
 #include "serving/http_server.h"
 #include "serving/inference.h"
@@ -25,6 +34,8 @@ namespace {
 
 class ServerImpl : public Server {
  public:
+  ~ServerImpl() override { StopExpiry(); }
+
   absl::Status Init(const Options& options) {
     Filesystem* fs = LocalFilesystem();
     Clock* clock = RealClock();
@@ -34,12 +45,26 @@ class ServerImpl : public Server {
         artifacts_,
         OpenLocalArtifactStore(fs, JoinPath(options.data_dir, "artifacts")));
     RETURN_IF_ERROR(artifacts_->RemoveTemporaryFiles());
+    ASSIGN_OR_RETURN(
+        audit_, AuditLog::Open(store_.get(), fs,
+                               JoinPath(options.data_dir, kAuditHeadFile)));
+    poster_ = NewCurlPoster();
+    notifier_ = std::make_unique<WebhookNotifier>(
+        store_.get(), clock, poster_.get(),
+        [this](const std::string& app) { return AppWebhooks(app); });
+    audit_->AddObserver(notifier_.get());
     tokens_ = std::make_unique<TokenService>(store_.get(), clock);
     RETURN_IF_ERROR(tokens_->Load());
     const std::string admin_token = JoinPath(options.data_dir, kAdminTokenFile);
     // Logs the file's path (auth.admin_token_written), never the token.
-    RETURN_IF_ERROR(tokens_->WriteFirstAdminToken(admin_token).status());
-    registry_ = std::make_unique<Registry>(store_.get(), artifacts_.get());
+    ASSIGN_OR_RETURN(bool wrote_admin,
+                     tokens_->WriteFirstAdminToken(admin_token));
+    if (wrote_admin) {
+      RETURN_IF_ERROR(AuditFirstAdminToken());
+    }
+    registry_ = std::make_unique<Registry>(store_.get(), artifacts_.get(),
+                                           audit_.get());
+    approvals_ = std::make_unique<Approvals>(store_.get(), audit_.get(), clock);
 
     RunExecutor::Options executor_options;
     executor_options.store = store_.get();
@@ -49,18 +74,23 @@ class ServerImpl : public Server {
     executor_options.run_root = JoinPath(options.data_dir, "runs");
     executor_options.max_parallel_steps = options.max_parallel_steps;
     executor_options.python = options.python;
-    executor_options.move_alias =
-        [this](const std::string& app, const std::string& alias, int version,
-               const std::string& actor) {
-          return control_->MoveAlias(app, alias, version, actor);
-        };
+    executor_options.audit = audit_.get();
+    // A register step's alias move is a promotion like any other: it
+    // waits for approval when the app's policy says so.
+    executor_options.move_alias = [this](const std::string& app,
+                                         const std::string& alias, int version,
+                                         const std::string& actor) {
+      return control_->PromoteOrRequest(app, {AliasMove{alias, version}},
+                                        ApprovalCaller{actor, "", ""},
+                                        "registered by " + actor);
+    };
     executor_ = std::make_unique<RunExecutor>(executor_options);
 
     metrics_ = std::make_unique<ServingMetrics>();
     models_ = std::make_unique<ModelManager>(clock, metrics_.get());
-    control_ = std::make_unique<ControlPlane>(store_.get(), registry_.get(),
-                                              executor_.get(), models_.get(),
-                                              fs, tokens_.get());
+    control_ = std::make_unique<ControlPlane>(
+        store_.get(), registry_.get(), executor_.get(), models_.get(), fs,
+        tokens_.get(), audit_.get(), approvals_.get());
     RETURN_IF_ERROR(control_->LoadServedModels());
     // After the control plane: a retried run may move the served alias.
     RETURN_IF_ERROR(executor_->Recover());
@@ -97,6 +127,8 @@ class ServerImpl : public Server {
     scheduler_ = std::make_unique<Scheduler>(Scheduler::Options{
         store_.get(), registry_.get(), executor_.get(), clock});
     scheduler_->Start();
+    notifier_->Start();
+    expiry_ = std::thread([this] { ExpireApprovals(); });
     LogInfo("server.started", {{"data_dir", options.data_dir},
                                {"port", std::to_string(http_->port())}});
     return absl::OkStatus();
@@ -111,13 +143,92 @@ class ServerImpl : public Server {
     // No new scheduled runs once the executor starts cancelling.
     scheduler_->Stop();
     executor_->Shutdown();
+    StopExpiry();
+    notifier_->Stop();
     LogInfo("server.stopped");
   }
 
   void Wait() override { http_->Wait(); }
 
  private:
+  // The webhooks of `app`'s current spec, secrets resolved. A secret whose
+  // environment variable is unset is an error naming it (logged by the
+  // notifier; no delivery is stored unsigned by mistake).
+  absl::StatusOr<std::vector<Webhook>> AppWebhooks(const std::string& app) {
+    ASSIGN_OR_RETURN(AppRevisionRecord current,
+                     registry_->CurrentRevision(app));
+    ASSIGN_OR_RETURN(AppSpec spec,
+                     ParseAppSpec(current.spec_yaml, "slipway.yaml"));
+    std::vector<Webhook> hooks;
+    for (const NotifierSpec& n : spec.notify) {
+      Webhook hook;
+      hook.url = n.webhook;
+      if (!n.secret.empty()) {
+        ASSIGN_OR_RETURN(
+            hook.secret,
+            ResolveSecret(n.secret, "notify secret of app '" + app + "' for " +
+                                        n.webhook));
+      }
+      hooks.push_back(std::move(hook));
+    }
+    return hooks;
+  }
+
+  // The first admin token was written at start-up: on the record.
+  absl::Status AuditFirstAdminToken() {
+    for (const ApiToken& t : tokens_->List()) {
+      if (t.created_by != "server") continue;
+      AuditEntry entry;
+      entry.actor = "server";
+      entry.action = "token.create";
+      entry.object = "token " + t.id;
+      entry.after_json = nlohmann::json{
+          {"id", t.id},
+          {"name", t.name},
+          {"role", std::string(RoleName(t.role))},
+          {"state",
+           "active"}}.dump();
+      return audit_->Record(entry).status();
+    }
+    return absl::OkStatus();
+  }
+
+  // Expires pending approvals whose time is up, every 10 s of real time,
+  // so their "approval.decided" events go out without anyone listing them.
+  void ExpireApprovals() {
+    absl::MutexLock lock(&expiry_mu_);
+    while (!stopping_) {
+      expiry_cv_.WaitWithTimeout(&expiry_mu_, absl::Seconds(10));
+      if (stopping_) break;
+      expiry_mu_.Unlock();
+      absl::Status s = approvals_->ExpireDue().status();
+      if (!s.ok()) {
+        LogError("approvals.expiry_failed",
+                 {{"error", std::string(s.message())}});
+      }
+      expiry_mu_.Lock();
+    }
+  }
+
+  void StopExpiry() {
+    {
+      absl::MutexLock lock(&expiry_mu_);
+      stopping_ = true;
+      expiry_cv_.Signal();
+    }
+    if (expiry_.joinable()) expiry_.join();
+  }
+
   std::unique_ptr<Store> store_;
+  std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<HttpPoster> poster_;
+  // Observes audit_; stopped in Shutdown.
+  std::unique_ptr<WebhookNotifier> notifier_;
+  std::unique_ptr<Approvals> approvals_;
+  absl::Mutex expiry_mu_;
+  absl::CondVar expiry_cv_;
+  bool stopping_ ABSL_GUARDED_BY(expiry_mu_) = false;
+  std::thread expiry_;
   std::unique_ptr<ArtifactStore> artifacts_;
   std::unique_ptr<TokenService> tokens_;
   std::unique_ptr<Registry> registry_;

@@ -67,6 +67,8 @@ absl::StatusOr<HttpReply> ApiClient::Send(
   curl_slist* headers = nullptr;
   std::string content_header = "Content-Type: " + content_type;
   headers = curl_slist_append(headers, content_header.c_str());
+  // Who is calling, for the audit log ("cli:<token name>").
+  headers = curl_slist_append(headers, "X-Slipway-Client: cli");
   std::string auth;
   if (!token_.empty()) {
     auth = "Authorization: Bearer " + token_;

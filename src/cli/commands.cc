@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "core/filesystem.h"
 #include "core/status.h"
+#include "data/secrets.h"
 #include "models/import.h"
 
 namespace slipway {
@@ -75,6 +76,21 @@ bool IsFinal(const std::string& state) {
   return state == "succeeded" || state == "failed" || state == "cancelled";
 }
 
+// A change filed for approval (HTTP 202) instead of made: says so and how
+// to decide it.
+bool PrintIfPending(const json& answer) {
+  if (!answer.value("pending", false)) return false;
+  const json& approval = answer["approval"];
+  std::cout << "approval " << Text(approval["id"]) << " requested ("
+            << Text(approval["kind"]) << " of app " << Text(approval["app"])
+            << ", expires "
+            << (approval["expires_at"].is_null() ? "never"
+                                                 : Text(approval["expires_at"]))
+            << ")\n"
+            << Text(answer["next"]) << "\n";
+  return true;
+}
+
 }  // namespace
 
 int ApplyCommand(const CliContext& ctx, const std::string& file) {
@@ -84,14 +100,17 @@ int ApplyCommand(const CliContext& ctx, const std::string& file) {
   std::filesystem::path absolute = std::filesystem::absolute(file, ec);
   std::string source_dir =
       ec ? DirName(file) : absolute.parent_path().lexically_normal().string();
-  json body = {
-      {"spec", *yaml}, {"file", BaseName(file)}, {"source_dir", source_dir}};
+  json body = {{"spec", *yaml},
+               {"file", BaseName(file)},
+               {"source_dir", source_dir},
+               {"actor", "cli"}};
   absl::StatusOr<json> answer = ctx.client->Post("/api/v1/apps", body);
   if (!answer.ok()) return Fail(answer.status());
   if (ctx.json) {
     std::cout << answer->dump(2) << "\n";
     return 0;
   }
+  if (PrintIfPending(*answer)) return 0;
   std::string app = (*answer)["app"];
   int revision = (*answer)["revision"];
   if (!(*answer)["changed"].get<bool>()) {
@@ -144,13 +163,15 @@ int AppsShowCommand(const CliContext& ctx, const std::string& app) {
 
 int AppsRollbackCommand(const CliContext& ctx, const std::string& app,
                         int revision) {
-  absl::StatusOr<json> answer = ctx.client->Post(
-      "/api/v1/apps/" + app + "/rollback", {{"revision", revision}});
+  absl::StatusOr<json> answer =
+      ctx.client->Post("/api/v1/apps/" + app + "/rollback",
+                       {{"revision", revision}, {"actor", "cli"}});
   if (!answer.ok()) return Fail(answer.status());
   if (ctx.json) {
     std::cout << answer->dump(2) << "\n";
     return 0;
   }
+  if (PrintIfPending(*answer)) return 0;
   std::cout << "app " << app << " rolled back to the spec of revision "
             << revision << ", now revision " << Text((*answer)["revision"])
             << "\n"
@@ -167,7 +188,8 @@ std::string ProgressText(const json& progress) {
     if (progress.contains("rounds")) text += "/" + Text(progress["rounds"]);
   }
   if (progress.contains("rows")) {
-    text += (text.empty() ? "" : ", ") + Text(progress["rows"]) + " rows";
+    if (!text.empty()) text += ", ";
+    text += Text(progress["rows"]) + " rows";
   }
   return text;
 }
@@ -182,8 +204,8 @@ absl::StatusOr<json> FollowRun(const ApiClient& client,
     for (const json& step : run["steps"]) {
       std::string name = step["name"];
       std::string state = step["state"];
-      std::string done = state == "running" ? ProgressText(step["progress"])
-                                            : std::string();
+      std::string done =
+          state == "running" ? ProgressText(step["progress"]) : std::string();
       if (step_states[name] == state && step_progress[name] == done) continue;
       const bool state_changed = step_states[name] != state;
       step_states[name] = state;
@@ -283,18 +305,18 @@ int RunsShowCommand(const CliContext& ctx, const std::string& run_id) {
   std::vector<std::vector<std::string>> rows;
   for (const json& s : (*run)["steps"]) {
     std::string cached = Text(s["cached_from_run"]);
-    double cpu = s.value("cpu_user_seconds", 0.0) +
-                 s.value("cpu_system_seconds", 0.0);
+    double cpu =
+        s.value("cpu_user_seconds", 0.0) + s.value("cpu_system_seconds", 0.0);
     int64_t rss_kb = s.value("peak_rss_kb", int64_t{0});
-    rows.push_back(
-        {Text(s["name"]), Text(s["kind"]), Text(s["state"]),
-         Text(s["attempts"]), Text(s["started_at"]), Text(s["finished_at"]),
-         Seconds(cpu),
-         rss_kb > 0 ? std::to_string(rss_kb / 1024) + " MiB" : "-",
-         cached.empty() ? "-" : "reused from " + cached, Text(s["message"])});
+    rows.push_back({Text(s["name"]), Text(s["kind"]), Text(s["state"]),
+                    Text(s["attempts"]), Text(s["started_at"]),
+                    Text(s["finished_at"]), Seconds(cpu),
+                    rss_kb > 0 ? std::to_string(rss_kb / 1024) + " MiB" : "-",
+                    cached.empty() ? "-" : "reused from " + cached,
+                    Text(s["message"])});
   }
-  PrintTable({"STEP", "KIND", "STATE", "ATTEMPTS", "STARTED", "FINISHED",
-              "CPU", "PEAK RSS", "CACHE", "MESSAGE"},
+  PrintTable({"STEP", "KIND", "STATE", "ATTEMPTS", "STARTED", "FINISHED", "CPU",
+              "PEAK RSS", "CACHE", "MESSAGE"},
              rows);
   const json& events = (*run)["events"];
   if (events.is_array() && !events.empty()) {
@@ -356,8 +378,7 @@ int RunsLogsCommand(const CliContext& ctx, const std::string& run_id,
     }
     if (!found) {
       std::cerr << "error: run " << run_id << " has no step '" << step
-                << "'; `slipway runs show " << run_id
-                << "` lists its steps\n";
+                << "'; `slipway runs show " << run_id << "` lists its steps\n";
       return 1;
     }
     if (!follow || IsFinal((*run)["state"])) return 0;
@@ -367,8 +388,8 @@ int RunsLogsCommand(const CliContext& ctx, const std::string& run_id,
 
 int EventsFireCommand(const CliContext& ctx, const std::string& app,
                       const std::string& event) {
-  absl::StatusOr<json> answer = ctx.client->Post(
-      "/api/v1/apps/" + app + "/events", {{"event", event}});
+  absl::StatusOr<json> answer =
+      ctx.client->Post("/api/v1/apps/" + app + "/events", {{"event", event}});
   if (!answer.ok()) return Fail(answer.status());
   if (ctx.json) {
     std::cout << answer->dump(2) << "\n";
@@ -458,6 +479,22 @@ void PrintModelVersion(json v) {
             << " (" << Text(lineage["row_count"]) << " rows)\n";
   if (lineage["runtime"].is_object()) {
     for (const auto& [name, version] : lineage["runtime"].items()) {
+      if (name == "python" && version.is_object()) {
+        // {"version", "executable", "packages": {...}} of a Python step.
+        std::cout << "  runtime:      python "
+                  << Text(version.value("version", json())) << " ("
+                  << Text(version.value("executable", json())) << ")";
+        if (version.contains("error"))
+          std::cout << " " << Text(version["error"]);
+        std::cout << "\n";
+        if (version.contains("packages") && version["packages"].is_object()) {
+          for (const auto& [package, v] : version["packages"].items()) {
+            std::cout << "                  " << package << " " << Text(v)
+                      << "\n";
+          }
+        }
+        continue;
+      }
       std::cout << "  runtime:      " << name << " " << Text(version) << "\n";
     }
   }
@@ -539,8 +576,8 @@ int ModelsDiffCommand(const CliContext& ctx, const std::string& app, int from,
                     m["difference"].get<double>());
       difference = buffer;
     }
-    rows.push_back({"  " + Text(m["name"]), Text(m["from"]), Text(m["to"]),
-                    difference});
+    rows.push_back(
+        {"  " + Text(m["name"]), Text(m["from"]), Text(m["to"]), difference});
   }
   if (rows.empty()) {
     std::cout << "  (none)\n";
@@ -568,8 +605,8 @@ int ModelsDiffCommand(const CliContext& ctx, const std::string& app, int from,
   }
   for (const json& f : s["features_retyped"]) {
     changed = true;
-    std::cout << "  ~ " << Text(f["name"]) << ": " << Text(f["from"])
-              << " -> " << Text(f["to"]) << "\n";
+    std::cout << "  ~ " << Text(f["name"]) << ": " << Text(f["from"]) << " -> "
+              << Text(f["to"]) << "\n";
   }
   for (const json& c : s["categories_changed"]) {
     changed = true;
@@ -597,8 +634,8 @@ int ModelsHistoryCommand(const CliContext& ctx, const std::string& app) {
   std::vector<std::vector<std::string>> rows;
   for (const json& h : (*answer)["history"]) {
     rows.push_back({Text(h["at"]), Text(h["alias"]),
-                    VersionText(h["from_version"]), VersionText(h["to_version"]),
-                    Text(h["actor"])});
+                    VersionText(h["from_version"]),
+                    VersionText(h["to_version"]), Text(h["actor"])});
   }
   PrintTable({"AT", "ALIAS", "FROM", "TO", "ACTOR"}, rows);
   return 0;
@@ -656,7 +693,8 @@ int ModelsImportCommand(const CliContext& ctx, const std::string& app,
             std::string::npos) {
       return Fail(absl::ResourceExhaustedError(
           std::string(answer.status().message()) + " (the model file " +
-          model_path + " travels base64-encoded; raise the server's "
+          model_path +
+          " travels base64-encoded; raise the server's "
           "--max-body-mb)"));
     }
     return Fail(answer.status());
@@ -680,6 +718,7 @@ int ModelsPromoteCommand(const CliContext& ctx, const std::string& app,
     std::cout << answer->dump(2) << "\n";
     return 0;
   }
+  if (PrintIfPending(*answer)) return 0;
   std::cout << app << " " << alias << " -> v" << version;
   if ((*answer)["serving"].get<bool>()) std::cout << " (now serving)";
   std::cout << "\n";
@@ -707,9 +746,8 @@ absl::Status CheckExportDir(const std::string& dir,
     const fs::path base = fs::canonical(fs::current_path(ec), ec);
     const fs::path resolved = fs::weakly_canonical(base / normal, ec);
     if (ec) {
-      return absl::InvalidArgumentError("export path '" + dir +
-                                        "' cannot be resolved: " +
-                                        ec.message());
+      return absl::InvalidArgumentError(
+          "export path '" + dir + "' cannot be resolved: " + ec.message());
     }
     const std::string prefix = base.string();
     const std::string target = resolved.string();
@@ -776,7 +814,7 @@ int ModelsExportCommand(const CliContext& ctx, const std::string& app,
 
 int TokensCreateCommand(const CliContext& ctx, const std::string& name,
                         const std::string& role, const std::string& expires) {
-  json body = {{"name", name}, {"role", role}};
+  json body = {{"name", name}, {"role", role}, {"actor", "cli"}};
   if (!expires.empty()) body["expires_in"] = expires;
   absl::StatusOr<json> answer = ctx.client->Post("/api/v1/tokens", body);
   if (!answer.ok()) return Fail(answer.status());
@@ -824,6 +862,113 @@ int TokensRevokeCommand(const CliContext& ctx, const std::string& id) {
             << Text((*answer)["name"]) << ") revoked at "
             << Text((*answer)["revoked_at"]) << "\n";
   return 0;
+}
+
+int ApprovalsListCommand(const CliContext& ctx, const std::string& app,
+                         const std::string& state) {
+  std::string path = "/api/v1/approvals";
+  std::string query;
+  if (!app.empty()) query += "app=" + app;
+  if (!state.empty()) query += (query.empty() ? "" : "&") + ("state=" + state);
+  if (!query.empty()) path += "?" + query;
+  absl::StatusOr<json> answer = ctx.client->Get(path);
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& a : (*answer)["approvals"]) {
+    std::string change;
+    if (a["kind"] == "promote") {
+      for (const json& m : a["change"]["moves"]) {
+        change += (change.empty() ? "" : ", ") + Text(m["alias"]) + " -> v" +
+                  Text(m["version"]);
+      }
+    } else {
+      change = "spec " + Text(a["change"]["spec_sha256"]).substr(0, 12);
+    }
+    rows.push_back(
+        {Text(a["id"]), Text(a["app"]), Text(a["kind"]), change,
+         Text(a["state"]), Text(a["requested_by"]), Text(a["requested_at"]),
+         a.contains("decided_by") ? Text(a["decided_by"]) : "-",
+         a.contains("decision_comment") ? Text(a["decision_comment"])
+                                        : Text(a["request_comment"])});
+  }
+  PrintTable({"ID", "APP", "KIND", "CHANGE", "STATE", "REQUESTED BY",
+              "REQUESTED", "DECIDED BY", "COMMENT"},
+             rows);
+  return 0;
+}
+
+int ApprovalsDecideCommand(const CliContext& ctx, int64_t id, bool approve,
+                           const std::string& comment) {
+  const std::string verb = approve ? "approve" : "reject";
+  absl::StatusOr<json> answer =
+      ctx.client->Post("/api/v1/approvals/" + std::to_string(id) + "/" + verb,
+                       {{"comment", comment}, {"actor", "cli"}});
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "approval " << id << " " << Text((*answer)["state"]) << " ("
+            << Text((*answer)["kind"]) << " of app " << Text((*answer)["app"])
+            << ")";
+  if (approve && (*answer)["kind"] == "promote") {
+    for (const json& m : (*answer)["change"]["moves"]) {
+      std::cout << "; " << Text(m["alias"]) << " -> v" << Text(m["version"]);
+    }
+  }
+  std::cout << "\n";
+  return 0;
+}
+
+int AuditListCommand(const CliContext& ctx, const AuditQuery& query) {
+  std::string params;
+  auto add = [&params](const std::string& name, const std::string& value) {
+    if (value.empty()) return;
+    params += (params.empty() ? "?" : "&") + name + "=" + PercentEncode(value);
+  };
+  add("app", query.app);
+  add("object", query.object);
+  add("actor", query.actor);
+  add("action", query.action);
+  if (query.limit > 0) add("limit", std::to_string(query.limit));
+  absl::StatusOr<json> answer = ctx.client->Get("/api/v1/audit" + params);
+  if (!answer.ok()) return Fail(answer.status());
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& r : (*answer)["records"]) {
+    std::string change = Text(r["before"]) + " -> " + Text(r["after"]);
+    if (change.size() > 120) change = change.substr(0, 117) + "...";
+    rows.push_back({Text(r["seq"]), Text(r["at"]), Text(r["actor"]),
+                    Text(r["action"]), Text(r["object"]), change});
+  }
+  PrintTable({"SEQ", "AT", "ACTOR", "ACTION", "OBJECT", "BEFORE -> AFTER"},
+             rows);
+  return 0;
+}
+
+int AuditVerifyCommand(const CliContext& ctx) {
+  absl::StatusOr<json> answer = ctx.client->Get("/api/v1/audit/verify");
+  if (!answer.ok()) return Fail(answer.status());
+  const bool ok = (*answer)["ok"].get<bool>();
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return ok ? 0 : 1;
+  }
+  if (ok) {
+    std::cout << "audit log intact: " << Text((*answer)["records"])
+              << " records, head " << Text((*answer)["head_hash"]) << "\n";
+    return 0;
+  }
+  std::cerr << "audit log FAILED verification: " << Text((*answer)["problem"])
+            << "\n";
+  return 1;
 }
 
 }  // namespace slipway

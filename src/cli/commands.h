@@ -77,6 +77,26 @@ int TokensCreateCommand(const CliContext& ctx, const std::string& name,
 int TokensListCommand(const CliContext& ctx);
 int TokensRevokeCommand(const CliContext& ctx, const std::string& id);
 
+// Approvals: lists them (filtered by app and state when given), approves
+// (carrying the change out) or rejects one with a comment.
+int ApprovalsListCommand(const CliContext& ctx, const std::string& app,
+                         const std::string& state);
+int ApprovalsDecideCommand(const CliContext& ctx, int64_t id, bool approve,
+                           const std::string& comment);
+
+// Which audit records `slipway audit list` shows; empty fields match all.
+struct AuditQuery {
+  std::string app;
+  std::string object;  // a prefix: "model churn" matches "model churn v3"
+  std::string actor;
+  std::string action;
+  int limit = 0;  // 0: the server's default
+};
+int AuditListCommand(const CliContext& ctx, const AuditQuery& query);
+// Exit code 0 when the chain and the head file agree, 1 (naming the first
+// record that does not match) otherwise.
+int AuditVerifyCommand(const CliContext& ctx);
+
 }  // namespace slipway
 
 #endif  // SLIPWAY_CLI_COMMANDS_H_

@@ -157,8 +157,9 @@ int main(int argc, char** argv) {
   auto* events = cli.add_subcommand("events", "trigger events");
   events->require_subcommand(1);
   auto* events_fire = events->add_subcommand(
-      "fire", "start the pipelines an event triggers (drift, kpi_decay, "
-              "new_data)");
+      "fire",
+      "start the pipelines an event triggers (drift, kpi_decay, "
+      "new_data)");
   events_fire->add_option("APP", app)->required();
   events_fire->add_option("EVENT", event)->required();
   events_fire->callback([&] { code = EventsFireCommand(ctx(), app, event); });
@@ -181,6 +182,9 @@ int main(int argc, char** argv) {
   promote->add_option("APP", app)->required();
   promote->add_option("VERSION", version)->required();
   promote->add_option("--alias", alias, "alias to move (default champion)");
+  promote->footer(
+      "When the app's policy says promote: {approval: required}, this files "
+      "an approval request and prints its id instead.");
   promote->callback(
       [&] { code = ModelsPromoteCommand(ctx(), app, version, alias); });
   int other_version = 0;
@@ -199,8 +203,9 @@ int main(int argc, char** argv) {
   std::string sample_csv;
   std::string signature_file;
   auto* model_import = models->add_subcommand(
-      "import", "register a model trained elsewhere (XGBoost JSON/UBJ file "
-                "or MLflow model directory)");
+      "import",
+      "register a model trained elsewhere (XGBoost JSON/UBJ file "
+      "or MLflow model directory)");
   model_import->add_option("APP", app)->required();
   model_import->add_option("PATH", import_path)->required();
   model_import->add_option("--format", import_format, "xgboost")->required();
@@ -249,6 +254,57 @@ int main(int argc, char** argv) {
   tokens_revoke->add_option("ID", token_id, "the token's id (tok-...)")
       ->required();
   tokens_revoke->callback([&] { code = TokensRevokeCommand(ctx(), token_id); });
+
+  // approvals
+  auto* approvals =
+      cli.add_subcommand("approvals", "changes waiting for an approver");
+  approvals->require_subcommand(1);
+  std::string approval_state;
+  auto* approvals_list =
+      approvals->add_subcommand("list", "list approval requests");
+  approvals_list->add_option("--app", app, "only this app's");
+  approvals_list
+      ->add_option("--state", approval_state,
+                   "pending, approved, rejected or expired")
+      ->check(CLI::IsMember({"pending", "approved", "rejected", "expired"}));
+  approvals_list->callback(
+      [&] { code = ApprovalsListCommand(ctx(), app, approval_state); });
+  int64_t approval_id = 0;
+  std::string comment;
+  auto* approve = approvals->add_subcommand(
+      "approve", "approve a request, carrying its change out (approver)");
+  approve->add_option("ID", approval_id)->required();
+  approve->add_option("--comment", comment, "why");
+  approve->callback([&] {
+    code = ApprovalsDecideCommand(ctx(), approval_id, true, comment);
+  });
+  auto* reject =
+      approvals->add_subcommand("reject", "reject a request (approver)");
+  reject->add_option("ID", approval_id)->required();
+  reject->add_option("--comment", comment, "why (required)")->required();
+  reject->callback([&] {
+    code = ApprovalsDecideCommand(ctx(), approval_id, false, comment);
+  });
+
+  // audit
+  auto* audit = cli.add_subcommand("audit", "the hash-chained audit log");
+  audit->require_subcommand(1);
+  AuditQuery audit_query;
+  auto* audit_list = audit->add_subcommand("list", "list audit records");
+  audit_list->add_option("--app", audit_query.app, "only this app's");
+  audit_list->add_option("--object", audit_query.object,
+                         "objects starting with this (\"model churn\")");
+  audit_list->add_option("--actor", audit_query.actor,
+                         "only this actor's (\"cli:alice\")");
+  audit_list->add_option("--action", audit_query.action,
+                         "only this action (\"alias.move\")");
+  audit_list->add_option("--limit", audit_query.limit, "at most this many");
+  audit_list->callback([&] { code = AuditListCommand(ctx(), audit_query); });
+  audit
+      ->add_subcommand("verify",
+                       "check the chain and the head file; names the first "
+                       "record that does not match")
+      ->callback([&] { code = AuditVerifyCommand(ctx()); });
 
   // demo
   DemoFlags demo_flags;

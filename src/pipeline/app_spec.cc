@@ -269,7 +269,11 @@ constexpr std::string_view kMonitorKeys[] = {"window", "drift", "rules"};
 constexpr std::string_view kDriftKeys[] = {"method", "warn", "alert"};
 constexpr std::string_view kRuleKeys[] = {"name",  "metric", "below",
                                           "above", "for",    "fire"};
-constexpr std::string_view kPolicyKeys[] = {"promote", "rollback"};
+constexpr std::string_view kPolicyKeys[] = {"promote", "rollback", "apply",
+                                            "approvals"};
+constexpr std::string_view kApplyKeys[] = {"approval"};
+constexpr std::string_view kApprovalsKeys[] = {"expire_after", "self_approval"};
+constexpr std::string_view kSelfApproval[] = {"forbidden", "allowed"};
 constexpr std::string_view kPromoteKeys[] = {"metric", "min_gain", "approval"};
 constexpr std::string_view kRollbackKeys[] = {"kpi_drop"};
 constexpr std::string_view kNotifierKeys[] = {"webhook", "secret"};
@@ -526,6 +530,9 @@ std::optional<int64_t> ParseDurationSeconds(std::string_view text) {
       break;
     case 'h':
       unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
       break;
     default:
       return std::nullopt;
@@ -2467,10 +2474,16 @@ class SpecParser {
       ASSIGN_OR_RETURN(Fields promote,
                        Map(*g, "in policy.promote", kPromoteKeys));
       PromotePolicySpec p;
-      ASSIGN_OR_RETURN(const Field* metric, Require(promote, "metric"));
-      ASSIGN_OR_RETURN(size_t i, Choice(metric->value(), kMetrics));
-      p.metric = std::string(kMetrics[i]);
+      if (const Field* metric = promote.Find("metric")) {
+        ASSIGN_OR_RETURN(size_t i, Choice(metric->value(), kMetrics));
+        p.metric = std::string(kMetrics[i]);
+      }
       if (const Field* h = promote.Find("min_gain")) {
+        if (p.metric.empty()) {
+          return Error(h->value().mark,
+                       "min_gain in policy.promote needs a metric to "
+                       "compare (add metric: auc, or drop min_gain)");
+        }
         ASSIGN_OR_RETURN(p.min_gain, Number(h->value(), "a number >= 0",
                                             [](double x) { return x >= 0; }));
       }
@@ -2489,6 +2502,31 @@ class SpecParser {
                        Number(drop->value(), "a number > 0 and <= 1",
                               [](double x) { return x > 0 && x <= 1; }));
       policy.rollback = r;
+    }
+    if (const Field* g = map.Find("apply")) {
+      ASSIGN_OR_RETURN(Fields apply, Map(*g, "in policy.apply", kApplyKeys));
+      if (const Field* h = apply.Find("approval")) {
+        ASSIGN_OR_RETURN(size_t a, Choice(h->value(), kApprovals));
+        policy.apply.requires_approval = kApprovals[a] == "required";
+      }
+    }
+    if (const Field* g = map.Find("approvals")) {
+      ASSIGN_OR_RETURN(Fields approvals,
+                       Map(*g, "in policy.approvals", kApprovalsKeys));
+      if (const Field* h = approvals.Find("expire_after")) {
+        Value v = h->value();
+        std::optional<int64_t> seconds =
+            v.node.IsScalar() ? ParseDurationSeconds(v.node.Scalar())
+                              : std::nullopt;
+        if (!seconds.has_value()) {
+          return Expected(v, "a duration such as 30m, 72h or 7d");
+        }
+        policy.approvals.expire_after_seconds = *seconds;
+      }
+      if (const Field* h = approvals.Find("self_approval")) {
+        ASSIGN_OR_RETURN(size_t a, Choice(h->value(), kSelfApproval));
+        policy.approvals.forbid_self_approval = kSelfApproval[a] == "forbidden";
+      }
     }
     return policy;
   }

@@ -394,9 +394,23 @@ struct MonitorSpec {
 };
 
 struct PromotePolicySpec {
-  std::string metric;  // an evaluation metric name
+  // An evaluation metric name; empty: promotions are by hand (the policy
+  // only says whether they need approval).
+  std::string metric;
   double min_gain = 0;
   bool requires_approval = false;
+};
+
+// policy.apply: whether a new revision of the app's spec needs approval
+// once the app serves a champion.
+struct ApplyPolicySpec {
+  bool requires_approval = false;
+};
+
+// policy.approvals: how approval requests behave.
+struct ApprovalsPolicySpec {
+  int64_t expire_after_seconds = 72 * 3600;  // a pending request expires
+  bool forbid_self_approval = true;          // the requester may not approve it
 };
 
 struct RollbackPolicySpec {
@@ -406,6 +420,8 @@ struct RollbackPolicySpec {
 struct PolicySpec {
   std::optional<PromotePolicySpec> promote;
   std::optional<RollbackPolicySpec> rollback;
+  ApplyPolicySpec apply;
+  ApprovalsPolicySpec approvals;
 };
 
 struct NotifierSpec {

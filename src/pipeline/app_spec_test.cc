@@ -66,6 +66,8 @@ monitor:
 policy:
   promote: {metric: auc, min_gain: 0.005, approval: required}
   rollback: {kpi_drop: 0.05}
+  apply: {approval: required}
+  approvals: {expire_after: 7d, self_approval: allowed}
 notify:
   - {webhook: "http://127.0.0.1:9000/hook", secret: "env:HOOK_SECRET"}
 )";
@@ -194,11 +196,14 @@ TEST(AppSpecTest, ParsesTheFullExample) {
   EXPECT_TRUE(spec.policy.promote->requires_approval);
   ASSERT_TRUE(spec.policy.rollback.has_value());
   EXPECT_DOUBLE_EQ(spec.policy.rollback->kpi_drop, 0.05);
+  EXPECT_TRUE(spec.policy.apply.requires_approval);
+  EXPECT_EQ(spec.policy.approvals.expire_after_seconds, 7 * 86400);
+  EXPECT_FALSE(spec.policy.approvals.forbid_self_approval);
 
   ASSERT_EQ(spec.notify.size(), 1u);
   EXPECT_EQ(spec.notify[0].webhook, "http://127.0.0.1:9000/hook");
   EXPECT_EQ(spec.notify[0].secret, "env:HOOK_SECRET");
-  EXPECT_EQ(spec.notify[0].location.line, 51);
+  EXPECT_EQ(spec.notify[0].location.line, 53);
 }
 
 // Every YAML example of docs/app-spec.md that is an app is valid, and the
@@ -1127,10 +1132,22 @@ INSTANTIATE_TEST_SUITE_P(
                 "4:38",
                 {"unknown key 'window' in alert rule",
                  "expected one of: name, metric, below, above, for, fire"}},
-        BadSpec{"PromoteMetricMissing",
-                "app: churn\npolicy:\n  promote: {approval: none}\n",
-                "3:12",
-                {"missing required key 'metric' in policy.promote"}},
+        BadSpec{"MinGainWithoutMetric",
+                "app: churn\npolicy:\n  promote: {min_gain: 0.1}\n",
+                "3:23",
+                {"min_gain in policy.promote needs a metric"}},
+        BadSpec{"ApplyApprovalUnknown",
+                "app: churn\npolicy: {apply: {approval: maybe}}\n",
+                "2:28",
+                {"'approval' must be one of: required, none, got 'maybe'"}},
+        BadSpec{"ExpireAfterNotADuration",
+                "app: churn\npolicy: {approvals: {expire_after: soon}}\n",
+                "2:36",
+                {"'expire_after' must be a duration such as 30m, 72h or 7d"}},
+        BadSpec{"SelfApprovalUnknown",
+                "app: churn\npolicy: {approvals: {self_approval: yes}}\n",
+                "2:37",
+                {"'self_approval' must be one of: forbidden, allowed"}},
         BadSpec{
             "ApprovalUnknown",
             "app: churn\npolicy:\n  promote: {metric: auc, approval: yes}\n",

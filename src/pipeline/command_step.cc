@@ -27,6 +27,32 @@ constexpr size_t kEventQuoteBytes = 120;
 
 constexpr std::string_view kNotebookErrorMarker = "slipway-notebook-error: ";
 
+// How long the Python probe may take: it starts the interpreter and reads
+// package metadata, without importing the packages.
+constexpr int64_t kPythonProbeTimeoutMs = 10'000;
+
+// Reports the interpreter's runtime; see command_step.h. argv: the file to
+// write, then the distributions to look up. Whatever goes wrong inside
+// Python ends up in the file as {"error": ...}.
+constexpr char kPythonProbe[] = R"PY(
+import json, sys
+try:
+    import platform
+    from importlib import metadata
+    packages = {}
+    for name in sys.argv[2:]:
+        try:
+            packages[name] = metadata.version(name)
+        except Exception:
+            pass
+    info = {"version": platform.python_version(),
+            "executable": sys.executable, "packages": packages}
+except Exception as e:
+    info = {"error": "%s: %s" % (type(e).__name__, e)}
+with open(sys.argv[1], "w") as f:
+    json.dump(info, f)
+)PY";
+
 // Executes a notebook with nbclient; see command_step.h. argv: notebook
 // path, output directory, kernel name. Params come from SLIPWAY_PARAMS. A
 // failure ends with one line "slipway-notebook-error: {"message": ...}".
@@ -289,13 +315,37 @@ void HashLengthPrefixed(std::string_view text, Sha256* hash) {
   hash->Update(text);
 }
 
-
 // What to launch for a step, and the hash of its code.
 struct Launch {
   ProcessSpec spec;
   std::string code_sha256;
   std::string notebook;  // the notebook's path as written; empty: command
+  std::string python;    // the program name of a Python program; else empty
 };
+
+// python, python3 or python3.N, after any directories.
+bool IsPythonProgram(std::string_view program) {
+  const std::string name = BaseName(program);
+  if (name == "python" || name == "python3") return true;
+  constexpr std::string_view kVersioned = "python3.";
+  return name.size() > kVersioned.size() &&
+         name.compare(0, kVersioned.size(), kVersioned) == 0 &&
+         name.find_first_not_of("0123456789", kVersioned.size()) ==
+             std::string_view::npos;
+}
+
+// The program a command runs first: argv[0], or a shell string's first
+// word.
+std::string FirstProgram(const CommandStepSpec& command,
+                         const std::vector<std::string>& argv) {
+  if (!command.shell) return argv[0];
+  const std::string& script = argv.back();
+  const size_t start = script.find_first_not_of(" \t\n");
+  if (start == std::string::npos) return std::string();
+  const size_t end = script.find_first_of(" \t\n;&|", start);
+  return script.substr(
+      start, end == std::string::npos ? std::string::npos : end - start);
+}
 
 absl::StatusOr<Launch> PrepareCommand(const ProgramStepRequest& request,
                                       const CommandStepSpec& command,
@@ -305,7 +355,8 @@ absl::StatusOr<Launch> PrepareCommand(const ProgramStepRequest& request,
         "the command is empty; give `run:` a program to run");
   }
   Launch launch;
-  launch.spec.working_dir = ResolvePath(request.source_dir, command.working_dir);
+  launch.spec.working_dir =
+      ResolvePath(request.source_dir, command.working_dir);
   if (!fs->Exists(launch.spec.working_dir)) {
     return absl::InvalidArgumentError(
         "working directory " + launch.spec.working_dir +
@@ -320,6 +371,8 @@ absl::StatusOr<Launch> PrepareCommand(const ProgramStepRequest& request,
     launch.spec.argv[0] = request.python;
   }
   launch.code_sha256 = CommandCodeSha256(fs, command, launch.spec.working_dir);
+  std::string program = FirstProgram(command, launch.spec.argv);
+  if (IsPythonProgram(program)) launch.python = std::move(program);
   return launch;
 }
 
@@ -342,6 +395,7 @@ absl::StatusOr<Launch> PrepareNotebook(const ProgramStepRequest& request,
   launch.spec.argv.insert(launch.spec.argv.end(),
                           {path, request.output_dir, notebook.kernel});
   launch.code_sha256 = NotebookCodeSha256(notebook, bytes);
+  launch.python = request.python;
   return launch;
 }
 
@@ -454,7 +508,63 @@ absl::Status Outcome(const ProcessResult& process, const Launch& launch,
                             std::to_string(process.exit_code) + LogTail(log));
 }
 
+// Runs the Python probe with the program's interpreter, environment and
+// working directory, and records what it reported in output_dir.
+json ProbePython(const ProgramStepRequest& request, const Launch& launch,
+                 ProcessLauncher* launcher, Filesystem* fs) {
+  const std::string path = JoinPath(request.output_dir, kPythonRuntimeFile);
+  ProcessSpec spec;
+  spec.argv = {launch.python, "-c", kPythonProbe, path};
+  for (const char* package : kPythonLineagePackages) {
+    spec.argv.push_back(package);
+  }
+  spec.env = launch.spec.env;
+  spec.working_dir = launch.spec.working_dir;
+  spec.timeout_ms = kPythonProbeTimeoutMs;
+  const std::string failed =
+      "could not list the versions of " + launch.python + " and its packages: ";
+  json python;
+  absl::StatusOr<ProcessResult> probe = launcher->Run(spec, request.cancel);
+  if (!probe.ok()) {
+    python = {{"error", failed + std::string(probe.status().message())}};
+  } else if (!probe->ok()) {
+    python = {{"error", failed + probe->Describe()}};
+  } else {
+    python = ReadPythonRuntime(fs, request.output_dir);
+    if (python.is_null()) {
+      python = {{"error", failed + "the probe wrote no " +
+                              std::string(kPythonRuntimeFile)}};
+    } else if (python.contains("error")) {
+      const json& error = python["error"];
+      const std::string why =
+          error.is_string() ? error.get<std::string>() : error.dump();
+      python = {{"error", failed + why}};
+    } else if (!python.value("version", json()).is_string() ||
+               !python.value("executable", json()).is_string() ||
+               !python.value("packages", json()).is_object()) {
+      python = {{"error", failed + "the probe wrote " + python.dump()}};
+    }
+  }
+  absl::Status written = fs->WriteFileAtomic(path, python.dump());
+  if (!written.ok()) {
+    python = {{"error", failed + std::string(written.message())}};
+  }
+  return python;
+}
+
 }  // namespace
+
+json ReadPythonRuntime(Filesystem* fs, const std::string& step_dir) {
+  const std::string path = JoinPath(step_dir, kPythonRuntimeFile);
+  if (!fs->Exists(path)) return json();
+  absl::StatusOr<std::string> text = fs->ReadFile(path);
+  if (!text.ok()) return {{"error", std::string(text.status().message())}};
+  json value = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded() || !value.is_object()) {
+    return {{"error", path + " is not a JSON object"}};
+  }
+  return value;
+}
 
 std::string CommandCodeSha256(Filesystem* fs, const CommandStepSpec& spec,
                               const std::string& working_dir) {
@@ -531,6 +641,9 @@ ProgramStepResult RunProgramStep(const ProgramStepRequest& request,
                           ReadFrom(fs, request.log_path, log_start));
   if (result.status.ok()) {
     result.status = ReadMetrics(fs, request.output_dir, &result.metrics);
+  }
+  if (result.status.ok() && !launch->python.empty()) {
+    result.python = ProbePython(request, *launch, launcher, fs);
   }
   return result;
 }

@@ -32,6 +32,21 @@
 // starts in a session of its own, outside the step's process group, keeps
 // executed.ipynb, and a timeout names the cell that was running.
 //
+// Python runtime (model lineage): after an attempt of a Python program
+// succeeds, the interpreter it ran under reports its version,
+// sys.executable and the installed versions of kPythonLineagePackages
+// (those missing are absent). A Python program is a notebook (`python`
+// runs the driver) or a command whose program is named python, python3 or
+// python3.N: argv[0], or a shell string's first word. The probe runs that
+// same program name with the program's environment and working directory,
+// so a virtualenv's interpreter or PYTHONPATH from `env:` is what it sees,
+// for at most 10 s and once per step (a failed attempt is not probed). The
+// result is ProgramStepResult::python and output_dir/slipway-python.json:
+// the file lies beside model/, travels with the step directory when a
+// later run reuses it (step caching), and is what the register step
+// records. A probe that cannot run records {"error": "..."} and never fails
+// the step.
+//
 // Thread safety: RunProgramStep may run concurrently for different steps
 // (different output directories, logs and event files).
 #ifndef SLIPWAY_PIPELINE_COMMAND_STEP_H_
@@ -53,6 +68,16 @@
 #include "pipeline/app_spec.h"
 
 namespace slipway {
+
+// The distributions whose versions the Python probe reports, by their
+// package index names.
+inline constexpr const char* kPythonLineagePackages[] = {
+    "numpy",    "pandas", "scipy",   "scikit-learn", "xgboost",  "torch",
+    "lightgbm", "joblib", "pyarrow", "nbclient",     "nbformat", "papermill"};
+
+// The file in a program step's output directory that holds its Python
+// runtime (see above).
+inline constexpr char kPythonRuntimeFile[] = "slipway-python.json";
 
 struct ProgramStepRequest {
   std::string run_id;
@@ -116,6 +141,12 @@ struct ProgramStepResult {
   std::vector<StepEvent> events;
   // output_dir/metrics.json when the program wrote one (a JSON object).
   std::optional<nlohmann::json> metrics;
+  // A Python program's runtime once the attempt succeeded:
+  //   {"version": "3.11.2", "executable": "/usr/bin/python3",
+  //    "packages": {"numpy": "1.24.2", ...}}
+  // or {"error": "..."} when the probe failed; null for other programs and
+  // failed attempts.
+  nlohmann::json python;
 };
 
 // The code_sha256 of a command step run in `working_dir`, and of a
@@ -126,9 +157,17 @@ std::string CommandCodeSha256(Filesystem* fs, const CommandStepSpec& spec,
 std::string NotebookCodeSha256(const NotebookStepSpec& spec,
                                std::string_view bytes);
 
+// The Python runtime a program step recorded in its output directory
+// `step_dir` (kPythonRuntimeFile): null when it recorded none (not a
+// Python program, or a built-in step), {"error": "..."} when the file
+// cannot be read as a JSON object.
+nlohmann::json ReadPythonRuntime(Filesystem* fs, const std::string& step_dir);
+
 // Runs one attempt of the command or notebook in `request` and blocks until
-// it has ended (the launcher's Run contract). Every failure is reported in
-// the result's status; events and usage are filled in as far as they exist.
+// it has ended (the launcher's Run contract), then, for a Python program
+// that succeeded, runs the Python probe through the same launcher. Every
+// failure is reported in the result's status; events and usage are filled
+// in as far as they exist.
 ProgramStepResult RunProgramStep(const ProgramStepRequest& request,
                                  ProcessLauncher* launcher, Filesystem* fs);
 

@@ -20,12 +20,15 @@
 #include "gtest/gtest.h"
 #include "models/features.h"
 #include "models/model.h"
+#include "nlohmann/json.hpp"
 #include "pipeline/model_dir.h"
+#include "testing/fake_process_launcher.h"
 #include "testing/temp_dir.h"
 
 namespace slipway {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
@@ -155,6 +158,101 @@ TEST_F(ProgramStepTest, PythonArgvRunsTheConfiguredPython) {
   ProgramStepResult result = Run(Request(command));
   ASSERT_TRUE(result.status.ok()) << result.status;
   EXPECT_EQ(Output("exe"), "/usr/bin/python3");
+}
+
+// The Debian packages python3-numpy and python3-xgboost are installed with
+// /usr/bin/python3.
+TEST_F(ProgramStepTest, PythonCommandRecordsItsInterpreterAndPackages) {
+  CommandStepSpec command;
+  command.argv = {"python3", "-c", "pass"};
+  ProgramStepResult result = Run(Request(command));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  const nlohmann::json& python = result.python;
+  ASSERT_TRUE(python.is_object()) << python.dump();
+  ASSERT_FALSE(python.contains("error")) << python.dump();
+  EXPECT_THAT(python["version"].get<std::string>(), StartsWith("3."));
+  EXPECT_EQ(python["executable"], "/usr/bin/python3");
+  for (const char* name : {"numpy", "xgboost"}) {
+    ASSERT_TRUE(python["packages"].contains(name)) << python.dump();
+    EXPECT_FALSE(python["packages"][name].get<std::string>().empty()) << name;
+  }
+  const std::vector<std::string> looked_up(std::begin(kPythonLineagePackages),
+                                           std::end(kPythonLineagePackages));
+  for (const auto& [name, version] : python["packages"].items()) {
+    EXPECT_THAT(looked_up, Contains(name));
+  }
+  // What the register step reads beside model/.
+  EXPECT_EQ(ReadPythonRuntime(LocalFilesystem(), JoinPath(dir_.path(), "out")),
+            python);
+}
+
+TEST_F(ProgramStepTest, PythonFirstInAShellStringIsRecorded) {
+  ProgramStepResult result = Run(Request(Shell("/usr/bin/python3 -c pass")));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.python.value("executable", ""), "/usr/bin/python3")
+      << result.python.dump();
+}
+
+TEST_F(ProgramStepTest, OtherProgramsRecordNoPython) {
+  ProgramStepResult result = Run(Request(Shell("echo python3 >/dev/null")));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_TRUE(result.python.is_null()) << result.python.dump();
+  EXPECT_TRUE(ReadPythonRuntime(LocalFilesystem(), JoinPath(dir_.path(), "out"))
+                  .is_null());
+}
+
+// The probe runs through the step's launcher as the program did; when it
+// cannot run, the step still succeeds and its runtime says why.
+TEST_F(ProgramStepTest, PythonProbeThatFailsIsRecordedNotFatal) {
+  FakeProcessLauncher launcher;
+  launcher.AddResult(FakeProcessLauncher::Exited(0));
+  launcher.AddResult(absl::NotFoundError("python3: no such file"));
+  CommandStepSpec command;
+  command.argv = {"python3", "train.py"};
+  command.env = {{"MODE", "fast"}};
+  ProgramStepRequest request = Request(command);
+  request.python = "/opt/venv/bin/python3";
+  ProgramStepResult result =
+      RunProgramStep(request, &launcher, LocalFilesystem());
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  const std::string error = result.python.value("error", "");
+  EXPECT_THAT(error, HasSubstr("/opt/venv/bin/python3"));
+  EXPECT_THAT(error, HasSubstr("no such file"));
+  EXPECT_EQ(ReadPythonRuntime(LocalFilesystem(), request.output_dir),
+            result.python);
+
+  const std::vector<ProcessSpec> specs = launcher.specs();
+  ASSERT_EQ(specs.size(), 2u);
+  EXPECT_EQ(specs[1].argv[0], "/opt/venv/bin/python3");
+  EXPECT_EQ(specs[1].argv[1], "-c");
+  EXPECT_EQ(specs[1].env, specs[0].env);
+  EXPECT_EQ(specs[1].working_dir, specs[0].working_dir);
+  EXPECT_EQ(specs[1].timeout_ms, 10'000);
+}
+
+TEST_F(ProgramStepTest, PythonProbeThatExitsBadlyIsRecorded) {
+  FakeProcessLauncher launcher;
+  launcher.AddResult(FakeProcessLauncher::Exited(0));
+  launcher.AddResult(FakeProcessLauncher::Exited(1));
+  CommandStepSpec command;
+  command.argv = {"python3", "train.py"};
+  ProgramStepResult result =
+      RunProgramStep(Request(command), &launcher, LocalFilesystem());
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_THAT(result.python.value("error", ""),
+              HasSubstr("exited with code 1"));
+}
+
+TEST_F(ProgramStepTest, FailedAttemptIsNotProbed) {
+  FakeProcessLauncher launcher;
+  launcher.AddResult(FakeProcessLauncher::Exited(3));
+  CommandStepSpec command;
+  command.argv = {"python3", "train.py"};
+  ProgramStepResult result =
+      RunProgramStep(Request(command), &launcher, LocalFilesystem());
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(result.python.is_null()) << result.python.dump();
+  EXPECT_EQ(launcher.specs().size(), 1u);
 }
 
 TEST_F(ProgramStepTest, NonZeroExitQuotesTheEndOfTheLog) {
@@ -355,6 +453,11 @@ TEST_F(ProgramStepTest, NotebookGetsItsParametersAndKeepsTheExecutedCopy) {
   EXPECT_TRUE(LocalFilesystem()->Exists(
       JoinPath(request.output_dir, "notebook.ipynb")));
   EXPECT_EQ(result.code_sha256.size(), 64u);
+  // The driver's interpreter, which runs nbclient.
+  EXPECT_EQ(result.python.value("executable", ""), "/usr/bin/python3")
+      << result.python.dump();
+  EXPECT_TRUE(result.python["packages"].contains("nbclient"))
+      << result.python.dump();
 }
 
 TEST_F(ProgramStepTest, NotebookCellThatRaisesIsNamed) {

@@ -26,7 +26,8 @@ constexpr int64_t kPollMicros = 20'000;
 
 // "10s", "1500ms", "5m", "2h": a policy duration as the spec writes it.
 std::string FormatDuration(int64_t ms) {
-  if (ms > 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms > 0 && ms % 3'600'000 == 0)
+    return std::to_string(ms / 3'600'000) + "h";
   if (ms > 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
   if (ms > 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
   return std::to_string(ms) + "ms";
@@ -134,7 +135,9 @@ class RunExecutor::RunGraph {
    public:
     Progress(const RunExecutor::Options& options, std::string run_id,
              std::string step)
-        : options_(options), run_id_(std::move(run_id)), step_(std::move(step)) {}
+        : options_(options),
+          run_id_(std::move(run_id)),
+          step_(std::move(step)) {}
     void Report(const json& progress) {
       absl::MutexLock lock(&mu_);
       latest_ = progress;
@@ -199,9 +202,9 @@ std::pair<std::string, std::string> RunExecutor::RunGraph::Run() {
     absl::MutexLock lock(&control_->mu);
     while (true) {
       Schedule(&threads);
-      bool all_done = std::all_of(steps_.begin(), steps_.end(), [](const Step& s) {
-        return s.phase == Phase::kDone;
-      });
+      bool all_done =
+          std::all_of(steps_.begin(), steps_.end(),
+                      [](const Step& s) { return s.phase == Phase::kDone; });
       if (all_done) break;
       control_->changed.WaitWithTimeout(&control_->mu,
                                         absl::Microseconds(kPollMicros));
@@ -218,16 +221,18 @@ std::pair<std::string, std::string> RunExecutor::RunGraph::Run() {
     std::string stopped;
     for (const Step& step : steps_) {
       if (step.record.state == "cancelled") {
-        stopped += (stopped.empty() ? "" : ", ") + ("'" + step.record.name + "'");
+        stopped +=
+            (stopped.empty() ? "" : ", ") + ("'" + step.record.name + "'");
       }
     }
-    return {"cancelled", stopped.empty() ? "cancelled"
-                                         : "cancelled during step(s) " + stopped};
+    return {"cancelled", stopped.empty()
+                             ? "cancelled"
+                             : "cancelled during step(s) " + stopped};
   }
   if (failed.empty()) return {"succeeded", ""};
   if (failed.size() == 1) {
-    return {"failed", "step '" + failed[0]->name + "' failed: " +
-                          failed[0]->message};
+    return {"failed",
+            "step '" + failed[0]->name + "' failed: " + failed[0]->message};
   }
   std::string names, messages;
   for (const StepRecord* f : failed) {
@@ -367,9 +372,9 @@ StepOutputs RunExecutor::RunGraph::Attempts(const StepSpec& spec,
   const int64_t max_attempts = 1 + std::max<int64_t>(0, policy.retries);
   for (int64_t attempt = 1;; ++attempt) {
     record->attempts = static_cast<int>(attempt);
-    record->message = attempt == 1 ? "" : "attempt " + std::to_string(attempt) +
-                                              " of " +
-                                              std::to_string(max_attempts);
+    record->message = attempt == 1 ? ""
+                                   : "attempt " + std::to_string(attempt) +
+                                         " of " + std::to_string(max_attempts);
     Store(*record);
     AppendLog(context.log_path, "attempt " + std::to_string(attempt) + " of " +
                                     std::to_string(max_attempts) + " started");
@@ -386,25 +391,28 @@ StepOutputs RunExecutor::RunGraph::Attempts(const StepSpec& spec,
     record->progress_json = progress->Latest();
     if (result.ok()) {
       json outputs = result->outputs;
-      outputs["artifacts"] = OutputsToJson(result->produced, context.output_dir);
+      outputs["artifacts"] =
+          OutputsToJson(result->produced, context.output_dir);
       record->state = "succeeded";
       record->message = result->message;
       record->outputs_json = outputs.dump();
       AppendLog(context.log_path, "succeeded: " + result->message);
       if (MayReuseOutputs(spec)) {
-        absl::Status put = options_.store->PutStepCache(
-            {run_.app, run_.pipeline, spec.name, record->cache_key, run_.id, 0});
+        absl::Status put =
+            options_.store->PutStepCache({run_.app, run_.pipeline, spec.name,
+                                          record->cache_key, run_.id, 0});
         if (!put.ok()) {
           LogWarning("step.cache_put_failed",
-                     {{"run", run_.id}, {"step", spec.name},
+                     {{"run", run_.id},
+                      {"step", spec.name},
                       {"error", std::string(put.message())}});
         }
       }
       return std::move(result->produced);
     }
     const std::string failure = MessageOf(result.status());
-    AppendLog(context.log_path, "attempt " + std::to_string(attempt) +
-                                    " failed: " + failure);
+    AppendLog(context.log_path,
+              "attempt " + std::to_string(attempt) + " failed: " + failure);
     record->message = failure;
     record->outputs_json = report.failure_outputs.dump();
     if (control_->cancelled()) {
@@ -419,17 +427,15 @@ StepOutputs RunExecutor::RunGraph::Attempts(const StepSpec& spec,
       }
       return {};
     }
-    const int64_t backoff_ms =
-        policy.retry_backoff_ms << std::min<int64_t>(attempt - 1, 20);
+    const int64_t backoff_ms = policy.retry_backoff_ms
+                               << std::min<int64_t>(attempt - 1, 20);
     // The deadline is fixed before the wait is announced.
     const int64_t retry_at =
         options_.clock->MonotonicMicros() + backoff_ms * 1000;
     record->message = "attempt " + std::to_string(attempt) + " failed (" +
-                      failure + "); retrying in " +
-                      FormatDuration(backoff_ms);
+                      failure + "); retrying in " + FormatDuration(backoff_ms);
     Store(*record);
-    AppendLog(context.log_path,
-              "retrying in " + FormatDuration(backoff_ms));
+    AppendLog(context.log_path, "retrying in " + FormatDuration(backoff_ms));
     absl::MutexLock lock(&control_->mu);
     control_->WaitLocked(options_.clock, retry_at, [] { return false; });
     if (control_->cancelled()) {
@@ -457,27 +463,29 @@ std::optional<StepOutputs> RunExecutor::RunGraph::Reuse(
   absl::StatusOr<std::vector<StepRecord>> earlier =
       options_.store->ListSteps(from_run);
   if (!earlier.ok()) return skip(std::string(earlier.status().message()));
-  auto it = std::find_if(earlier->begin(), earlier->end(),
-                         [&](const StepRecord& s) { return s.name == spec.name; });
+  auto it =
+      std::find_if(earlier->begin(), earlier->end(),
+                   [&](const StepRecord& s) { return s.name == spec.name; });
   if (it == earlier->end() || it->state != "succeeded") {
     return skip("run " + from_run + " has no succeeded step " + spec.name);
   }
   json outputs = json::parse(it->outputs_json, nullptr, false);
   if (!outputs.is_object()) return skip("unreadable outputs of " + from_run);
-  const std::string from_dir = JoinPath(
-      JoinPath(options_.run_root, from_run), spec.name);
+  const std::string from_dir =
+      JoinPath(JoinPath(options_.run_root, from_run), spec.name);
   if (!options_.fs->Exists(from_dir)) return skip(from_dir + " is gone");
   absl::Status copied = RemoveTree(context.output_dir);
   if (copied.ok()) copied = options_.fs->CreateDirs(run_dir_);
   if (copied.ok()) copied = LinkOrCopy(from_dir, context.output_dir);
   if (!copied.ok()) return skip(std::string(copied.message()));
-  absl::StatusOr<StepOutputs> reused = OutputsFromJson(
-      spec.name, outputs.value("artifacts", json::object()), context.output_dir);
+  absl::StatusOr<StepOutputs> reused =
+      OutputsFromJson(spec.name, outputs.value("artifacts", json::object()),
+                      context.output_dir);
   if (!reused.ok()) return skip(std::string(reused.status().message()));
   record->state = "succeeded";
   record->cached_from_run = from_run;
-  record->message = "reused the outputs of run " + from_run + ": " +
-                    it->message;
+  record->message =
+      "reused the outputs of run " + from_run + ": " + it->message;
   record->outputs_json = it->outputs_json;
   AppendLog(context.log_path, record->message);
   return *std::move(reused);
@@ -517,9 +525,9 @@ absl::StatusOr<StepResult> RunExecutor::RunGraph::RunAttempt(
   }
   worker.join();
   if (timed_out) {
-    return absl::DeadlineExceededError(
-        "step '" + spec.name + "' exceeded its timeout (" +
-        FormatDuration(timeout_ms) + ")");
+    return absl::DeadlineExceededError("step '" + spec.name +
+                                       "' exceeded its timeout (" +
+                                       FormatDuration(timeout_ms) + ")");
   }
   return *std::move(result);
 }
@@ -530,14 +538,15 @@ void RunExecutor::RunGraph::RecordEvents(const std::string& step,
   std::vector<RunEventRecord> records;
   const int64_t now = options_.clock->NowMicros();
   for (const StepEvent& e : events) {
-    records.push_back({run_.id, step, 0, now, e.type, e.name, e.value.dump(),
-                       e.message});
+    records.push_back(
+        {run_.id, step, 0, now, e.type, e.name, e.value.dump(), e.message});
   }
   absl::StatusOr<std::vector<RunEventRecord>> added =
       options_.store->AddRunEvents(records);
   if (!added.ok()) {
     LogWarning("step.events_failed",
-               {{"run", run_.id}, {"step", step},
+               {{"run", run_.id},
+                {"step", step},
                 {"error", std::string(added.status().message())}});
   }
 }
@@ -557,11 +566,13 @@ RunExecutor::RunExecutor(Options options) : options_(std::move(options)) {
     options_.max_parallel_steps =
         std::max(1u, std::thread::hardware_concurrency());
   }
-  if (options_.program_env.empty()) options_.program_env = InheritedProgramEnv();
+  if (options_.program_env.empty())
+    options_.program_env = InheritedProgramEnv();
   if (options_.run_root.empty()) {
-    options_.run_root = JoinPath(std::filesystem::temp_directory_path().string(),
-                                 "slipway-runs");
-    LogWarning("executor.run_root_defaulted", {{"run_root", options_.run_root}});
+    options_.run_root = JoinPath(
+        std::filesystem::temp_directory_path().string(), "slipway-runs");
+    LogWarning("executor.run_root_defaulted",
+               {{"run_root", options_.run_root}});
   }
 }
 
@@ -587,25 +598,56 @@ absl::Status RunExecutor::Recover() {
     if (!spec.ok()) continue;
     const PipelineSpec* pipeline = spec->FindPipeline(run->pipeline);
     if (pipeline == nullptr || !pipeline->retry_interrupted) continue;
-    absl::StatusOr<RunRecord> retry = StartRun(run->app, run->pipeline, id);
+    absl::StatusOr<RunRecord> retry =
+        StartRun(run->app, run->pipeline, id, "server");
     if (retry.ok()) {
       LogInfo("run.retrying_interrupted", {{"run", id}, {"retry", retry->id}});
     } else {
-      LogWarning("run.retry_failed",
-                 {{"run", id}, {"error", std::string(retry.status().message())}});
+      LogWarning(
+          "run.retry_failed",
+          {{"run", id}, {"error", std::string(retry.status().message())}});
     }
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<RunRecord> RunExecutor::Start(const std::string& app,
-                                             const std::string& pipeline) {
-  return StartRun(app, pipeline, "");
+                                             const std::string& pipeline,
+                                             const std::string& actor) {
+  return StartRun(app, pipeline, "", actor);
+}
+
+void RunExecutor::AuditRun(const RunRecord& run, const std::string& action,
+                           const std::string& actor,
+                           const std::string& before_state) {
+  if (options_.audit == nullptr) return;
+  AuditEntry entry;
+  entry.actor = actor;
+  entry.action = action;
+  entry.app = run.app;
+  entry.object = "run " + run.id;
+  nlohmann::json after = {{"app", run.app},
+                          {"pipeline", run.pipeline},
+                          {"revision", run.revision},
+                          {"state", run.state}};
+  if (!run.reason.empty()) after["reason"] = run.reason;
+  if (!run.retry_of.empty()) after["retry_of"] = run.retry_of;
+  if (!before_state.empty()) {
+    entry.before_json = nlohmann::json{{"state", before_state}}.dump();
+  }
+  entry.after_json = after.dump();
+  absl::Status s = options_.audit->Record(entry).status();
+  if (!s.ok()) {
+    LogError("run.audit_failed", {{"run", run.id},
+                                  {"action", action},
+                                  {"error", std::string(s.message())}});
+  }
 }
 
 absl::StatusOr<RunRecord> RunExecutor::StartRun(const std::string& app,
                                                 const std::string& pipeline,
-                                                const std::string& retry_of) {
+                                                const std::string& retry_of,
+                                                const std::string& actor) {
   ASSIGN_OR_RETURN(AppRevisionRecord revision,
                    options_.registry->CurrentRevision(app));
   ASSIGN_OR_RETURN(
@@ -677,6 +719,7 @@ absl::StatusOr<RunRecord> RunExecutor::StartRun(const std::string& app,
         "' allows; wait for one to finish or cancel it");
   }
   RETURN_IF_ERROR(options_.store->CreateRun(run, steps));
+  AuditRun(run, "run.start", actor, "");
   auto control = std::make_shared<RunControl>();
   ActiveRun& active = active_[run.id];
   active.app = app;
@@ -783,6 +826,10 @@ void RunExecutor::Execute(RunRecord run, std::shared_ptr<RunControl> control) {
   }
   LogInfo("run.finished",
           {{"run", run.id}, {"state", state}, {"reason", reason}});
+  if (s.ok()) {
+    AuditRun(run, "run.finish", "run " + run.id,
+             run.started_at == 0 ? "queued" : "running");
+  }
   --running_;
   if (!shutting_down_) finished_.push_back(run.id);
 }
@@ -808,7 +855,8 @@ std::pair<std::string, std::string> RunExecutor::ExecuteSteps(
   if (!graph.ok()) return {"failed", std::string(graph.status().message())};
   const std::string run_dir = RunDir(run.id);
   if (absl::Status s = options_.fs->CreateDirs(run_dir); !s.ok()) {
-    return {"failed", "creating the run directory: " + std::string(s.message())};
+    return {"failed",
+            "creating the run directory: " + std::string(s.message())};
   }
 
   StepEnvironment env;

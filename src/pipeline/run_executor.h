@@ -55,6 +55,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "audit/audit_log.h"
 #include "core/clock.h"
 #include "core/filesystem.h"
 #include "core/process.h"
@@ -89,6 +90,9 @@ class RunExecutor {
     // Moves an alias when a register step names one (the server swaps
     // serving when it is the served alias).
     AliasMover move_alias;
+    // Where run starts and ends are recorded ("run.start", "run.finish");
+    // null: nowhere.
+    AuditLog* audit = nullptr;
   };
 
   explicit RunExecutor(Options options);
@@ -106,8 +110,11 @@ class RunExecutor {
   // pipeline (naming the pipelines there are). FailedPrecondition when the
   // pipeline already has as many unfinished runs in this process as its
   // spec's `concurrency` allows (default 1), naming them.
+  // `actor` ("api:<token name>", "scheduler", "event <name>") is who
+  // started it, for the audit log.
   absl::StatusOr<RunRecord> Start(const std::string& app,
-                                  const std::string& pipeline);
+                                  const std::string& pipeline,
+                                  const std::string& actor);
 
   // Asks a queued or running run to stop; it ends `cancelled` once its
   // running steps have stopped. FailedPrecondition when it already finished.
@@ -133,7 +140,12 @@ class RunExecutor {
 
   absl::StatusOr<RunRecord> StartRun(const std::string& app,
                                      const std::string& pipeline,
-                                     const std::string& retry_of);
+                                     const std::string& retry_of,
+                                     const std::string& actor);
+  // Records a run's start or end in the audit log, if there is one; a
+  // failure is logged (the run itself is already stored).
+  void AuditRun(const RunRecord& run, const std::string& action,
+                const std::string& actor, const std::string& before_state);
   void Execute(RunRecord run, std::shared_ptr<RunControl> control);
   // Runs the steps of `run` (already `running`); returns the run's final
   // state and reason.

@@ -9,6 +9,7 @@
 
 #include "artifacts/local_artifact_store.h"
 #include "core/filesystem.h"
+#include "core/status.h"
 #include "data/csv.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -90,10 +91,14 @@ std::string BranchesPipeline(int polls) {
          "    steps:\n"
          "      - command: {run: \"true\"}\n"
          "        name: start\n"
-         "      - command: {run: \"sh branch.sh a b " + n + "\"}\n"
+         "      - command: {run: \"sh branch.sh a b " +
+         n +
+         "\"}\n"
          "        name: a\n"
          "        after: [start]\n"
-         "      - command: {run: \"sh branch.sh b a " + n + "\"}\n"
+         "      - command: {run: \"sh branch.sh b a " +
+         n +
+         "\"}\n"
          "        name: b\n"
          "        after: [start]\n";
 }
@@ -132,10 +137,11 @@ class RunExecutorTest : public ::testing::Test {
     options.max_parallel_steps = 2;
     options.train_threads = 1;
     options.score_threads = 1;
-    options.move_alias = [this](const std::string& app,
-                                const std::string& alias, int version,
-                                const std::string& actor) {
-      return registry_->MoveAlias(app, alias, version, actor);
+    options.move_alias =
+        [this](const std::string& app, const std::string& alias, int version,
+               const std::string& actor) -> absl::StatusOr<int64_t> {
+      RETURN_IF_ERROR(registry_->MoveAlias(app, alias, version, actor));
+      return 0;
     };
     return options;
   }
@@ -154,7 +160,7 @@ class RunExecutorTest : public ::testing::Test {
   }
 
   std::string Start(const std::string& pipeline) {
-    auto run = executor_->Start(kApp, pipeline);
+    auto run = executor_->Start(kApp, pipeline, "test");
     EXPECT_TRUE(run.ok()) << run.status();
     return run.ok() ? run->id : "";
   }
@@ -285,7 +291,8 @@ TEST_F(RunExecutorTest, AFailedBranchFailsTheRunWhileItsSiblingCompletes) {
         "      - command: {run: \"echo broken; exit 3\"}\n"
         "        name: bad\n"
         "        after: [start]\n"
-        "      - command: {run: \"sleep 0.3; echo done > $SLIPWAY_OUTPUT_DIR/ok.txt\"}\n"
+        "      - command: {run: \"sleep 0.3; echo done > "
+        "$SLIPWAY_OUTPUT_DIR/ok.txt\"}\n"
         "        name: good\n"
         "        after: [start]\n"
         "      - command: {run: \"true\"}\n"
@@ -431,7 +438,8 @@ TEST_F(RunExecutorTest, ASecondIdenticalRunReusesOutputsAndAParamChangeReruns) {
   ASSERT_EQ(WaitForRun(first).state, "succeeded");
 
   std::string second = Start("train");
-  ASSERT_EQ(WaitForRun(second).state, "succeeded") << store_->GetRun(second)->reason;
+  ASSERT_EQ(WaitForRun(second).state, "succeeded")
+      << store_->GetRun(second)->reason;
   for (const char* step : {"validate", "split", "train", "evaluate"}) {
     StepRecord s = Step(second, step);
     EXPECT_EQ(s.cached_from_run, first) << step;
@@ -442,8 +450,8 @@ TEST_F(RunExecutorTest, ASecondIdenticalRunReusesOutputsAndAParamChangeReruns) {
   for (const char* step : {"ingest", "register"}) {
     EXPECT_EQ(Step(second, step).cached_from_run, "") << step;
   }
-  EXPECT_TRUE(LocalFilesystem()->Exists(
-      RunFile(second, "train/model/model.json")));
+  EXPECT_TRUE(
+      LocalFilesystem()->Exists(RunFile(second, "train/model/model.json")));
   auto v2 = registry_->GetVersion(kApp, 2);
   ASSERT_TRUE(v2.ok()) << v2.status();
   auto v1 = registry_->GetVersion(kApp, 1);
@@ -499,7 +507,8 @@ TEST_F(RunExecutorTest, CancelStopsRunningStepsAndSkipsTheRest) {
   EXPECT_EQ(run.reason, "cancelled during step(s) 'sleeper'");
   EXPECT_EQ(Step(id, "sleeper").state, "cancelled");
   EXPECT_EQ(Step(id, "next").state, "skipped");
-  EXPECT_EQ(executor_->Cancel(id).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(executor_->Cancel(id).code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(RunExecutorTest, RecoverFailsInterruptedRunsAndRetriesThoseThatAskOnce) {
@@ -687,7 +696,8 @@ TEST_F(RunExecutorTest, CheckPipelineReportsEveryViolation) {
   json report = json::parse(validate.outputs_json);
   EXPECT_EQ(report["rows"], 240);
   ASSERT_EQ(report["violations"].size(), 3u) << report.dump();
-  EXPECT_THAT(report["violations"][0].get<std::string>(), HasSubstr("min_rows"));
+  EXPECT_THAT(report["violations"][0].get<std::string>(),
+              HasSubstr("min_rows"));
   EXPECT_THAT(validate.message, HasSubstr("3 data check(s) failed"));
   EXPECT_EQ(Step(id, "sink").state, "skipped");
 }
@@ -747,14 +757,14 @@ TEST_F(RunExecutorTest, ADeclaredOutputThatIsMissingFailsTheStep) {
               HasSubstr("declares output 'features' but did not write it"));
 }
 
-
 // A notebook of code cells (nbformat 4); a cell tagged `parameters` first.
 std::string Notebook(const std::vector<std::string>& cells) {
   json nb = {{"nbformat", 4},
              {"nbformat_minor", 5},
              {"metadata",
               {{"kernelspec",
-                {{"name", "python3"}, {"display_name", "Python 3"},
+                {{"name", "python3"},
+                 {"display_name", "Python 3"},
                  {"language", "python"}}}}},
              {"cells", json::array()}};
   for (size_t i = 0; i < cells.size(); ++i) {
@@ -769,17 +779,19 @@ std::string Notebook(const std::vector<std::string>& cells) {
   return nb.dump();
 }
 
-TEST_F(RunExecutorTest, NotebookStepsKeepTheExecutedNotebookAndNameAFailingCell) {
+TEST_F(RunExecutorTest,
+       NotebookStepsKeepTheExecutedNotebookAndNameAFailingCell) {
   Filesystem* fs = LocalFilesystem();
-  ASSERT_TRUE(fs->WriteFileAtomic(
-                    JoinPath(AppDir(), "report.ipynb"),
-                    Notebook({"limit = 1",
-                              "import os\n"
-                              "out = os.environ['SLIPWAY_OUTPUT_DIR']\n"
-                              "with open(os.path.join(out, 'top.csv'), 'w') as f:\n"
-                              "    f.write('n\\n' + '\\n'.join(str(i) for i in "
-                              "range(limit)) + '\\n')"}))
-                  .ok());
+  ASSERT_TRUE(
+      fs->WriteFileAtomic(
+            JoinPath(AppDir(), "report.ipynb"),
+            Notebook({"limit = 1",
+                      "import os\n"
+                      "out = os.environ['SLIPWAY_OUTPUT_DIR']\n"
+                      "with open(os.path.join(out, 'top.csv'), 'w') as f:\n"
+                      "    f.write('n\\n' + '\\n'.join(str(i) for i in "
+                      "range(limit)) + '\\n')"}))
+          .ok());
   ASSERT_TRUE(fs->WriteFileAtomic(JoinPath(AppDir(), "broken.ipynb"),
                                   Notebook({"x = 1", "print('fine')",
                                             "raise ValueError('bad x')"}))

@@ -96,7 +96,8 @@ void Scheduler::FireIfDue(const std::string& app, const std::string& pipeline,
     return;
   }
   const std::string fire_time = FormatTimestamp(fire);
-  absl::StatusOr<RunRecord> run = options_.executor->Start(app, pipeline);
+  absl::StatusOr<RunRecord> run =
+      options_.executor->Start(app, pipeline, "scheduler");
   if (run.ok()) {
     LogInfo("schedule.fired", {{"app", app},
                                {"pipeline", pipeline},

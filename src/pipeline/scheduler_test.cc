@@ -231,7 +231,7 @@ TEST_F(SchedulerTest, AlreadyRunningPipelineIsNotStartedTwice) {
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].state, "queued");
 
-  absl::StatusOr<RunRecord> manual = executor_->Start(kApp, "train");
+  absl::StatusOr<RunRecord> manual = executor_->Start(kApp, "train", "test");
   EXPECT_EQ(manual.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(manual.status().message()),
               HasSubstr("pipeline 'train' of app 'churn' is already running "
@@ -260,11 +260,11 @@ TEST_F(SchedulerTest, AlreadyRunningPipelineIsNotStartedTwice) {
 TEST_F(SchedulerTest, ConcurrencyInTheSpecAllowsMoreRuns) {
   Reopen(/*max_concurrent_runs=*/0);
   Apply(Spec("    concurrency: 2\n"));
-  auto first = executor_->Start(kApp, "train");
-  auto second = executor_->Start(kApp, "train");
+  auto first = executor_->Start(kApp, "train", "test");
+  auto second = executor_->Start(kApp, "train", "test");
   ASSERT_TRUE(first.ok()) << first.status();
   ASSERT_TRUE(second.ok()) << second.status();
-  auto third = executor_->Start(kApp, "train");
+  auto third = executor_->Start(kApp, "train", "test");
   EXPECT_EQ(third.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(third.status().message()),
               HasSubstr("pipeline 'train' of app 'churn' already has 2 runs "
@@ -275,7 +275,7 @@ TEST_F(SchedulerTest, ConcurrencyInTheSpecAllowsMoreRuns) {
   ASSERT_TRUE(executor_->Cancel(first->id).ok());
   ASSERT_TRUE(executor_->Cancel(second->id).ok());
   WaitForRunsToFinish();
-  auto fourth = executor_->Start(kApp, "train");
+  auto fourth = executor_->Start(kApp, "train", "test");
   EXPECT_TRUE(fourth.ok()) << fourth.status();
   ASSERT_TRUE(executor_->Cancel(fourth->id).ok());
   WaitForRunsToFinish();

@@ -139,12 +139,12 @@ absl::StatusOr<StepResult> Ingest(const IngestStepSpec& params,
                        {"type", std::string(DataTypeName(column.type()))},
                        {"missing", column.missing_count()}});
   }
-  result.outputs = {{"source", source->name},
-                    {source->connector == Connector::kCsv ? "path" : "from",
-                     from},
-                    {"rows", rows},
-                    {"sha256", fingerprint},
-                    {"columns", columns}};
+  result.outputs = {
+      {"source", source->name},
+      {source->connector == Connector::kCsv ? "path" : "from", from},
+      {"rows", rows},
+      {"sha256", fingerprint},
+      {"columns", columns}};
   ASSIGN_OR_RETURN(
       std::shared_ptr<StepOutput> data,
       WriteTableOutput(Fs(c), c.step->name, c.output_dir, "data", table,
@@ -265,9 +265,9 @@ absl::StatusOr<StepResult> Validate(const ValidateStepSpec& params,
   StepResult result;
   result.message = "all checks passed on " + std::to_string(rows) + " rows";
   result.outputs = {{"rows", rows}, {"violations", json::array()}};
-  ASSIGN_OR_RETURN(std::shared_ptr<StepOutput> data,
-                   PassThroughOutput(*input, c.step->name, c.output_dir,
-                                     "data"));
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<StepOutput> data,
+      PassThroughOutput(*input, c.step->name, c.output_dir, "data"));
   result.produced.push_back(std::move(data));
   return result;
 }
@@ -370,9 +370,9 @@ TransformOptions ToTransformOptions(const TransformStepSpec& spec) {
 
 absl::StatusOr<StepResult> TransformStep(const TransformStepSpec& params,
                                          const StepContext& c) {
-  ASSIGN_OR_RETURN(const StepOutput* train_input,
-                   RequireTable(c, {"train", "data"},
-                                "training rows (split or ingest)"));
+  ASSIGN_OR_RETURN(
+      const StepOutput* train_input,
+      RequireTable(c, {"train", "data"}, "training rows (split or ingest)"));
   const StepOutput* test_input =
       FindInput(c, OutputKind::kTable, {"test"}, /*any_name=*/false);
   ASSIGN_OR_RETURN(std::shared_ptr<const Table> train,
@@ -397,17 +397,17 @@ absl::StatusOr<StepResult> TransformStep(const TransformStepSpec& params,
     ASSIGN_OR_RETURN(Table applied, transform.ApplyToTable(*raw),
                      "step '" + c.step->name + "' on " + input->step() + "." +
                          input->name());
-    ASSIGN_OR_RETURN(std::shared_ptr<StepOutput> output,
-                     WriteTableOutput(Fs(c), c.step->name, c.output_dir, name,
-                                      Share(std::move(applied)),
-                                      input->lineage()));
+    ASSIGN_OR_RETURN(
+        std::shared_ptr<StepOutput> output,
+        WriteTableOutput(Fs(c), c.step->name, c.output_dir, name,
+                         Share(std::move(applied)), input->lineage()));
     output->set_transformed(true);
     result.produced.push_back(std::move(output));
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<StepOutput> fitted,
-                   WriteTransformOutput(Fs(c), c.step->name, c.output_dir,
-                                        transform.ToJson().dump(),
-                                        train_input->lineage()));
+  ASSIGN_OR_RETURN(
+      std::shared_ptr<StepOutput> fitted,
+      WriteTransformOutput(Fs(c), c.step->name, c.output_dir,
+                           transform.ToJson().dump(), train_input->lineage()));
   result.produced.push_back(std::move(fitted));
   return result;
 }
@@ -463,8 +463,8 @@ absl::StatusOr<StepResult> TrainStep(const TrainStepSpec& params,
     const StepOutput* fitted =
         FindInput(c, OutputKind::kTransform, {"transform"});
     if (fitted == nullptr) {
-      return MissingInput(c, "the transform that wrote " + input->step() +
-                                 "." + input->name());
+      return MissingInput(
+          c, "the transform that wrote " + input->step() + "." + input->name());
     }
     ASSIGN_OR_RETURN(transform_json, fitted->LoadTransform(Fs(c)));
     ASSIGN_OR_RETURN(transform, FeatureTransform::Parse(transform_json),
@@ -506,8 +506,10 @@ RequireModel(const StepContext& c, const Table* input) {
   const StepOutput* output = FindInput(c, OutputKind::kModel, {"model"});
   if (output == nullptr) {
     return absl::FailedPreconditionError(
-        "step '" + c.step->name + "' expects a model, and none of its inputs "
-        "is one (it has: " + InputNames(c) +
+        "step '" + c.step->name +
+        "' expects a model, and none of its inputs "
+        "is one (it has: " +
+        InputNames(c) +
         "); put a train step, or a command or notebook step that writes "
         "model/ into $SLIPWAY_OUTPUT_DIR, before it");
   }
@@ -616,8 +618,8 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
   } else {
     // A program that trained the model may have evaluated it too: its
     // metrics.json sits beside its model/ directory.
-    const std::string beside = JoinPath(
-        DirName(found.first->path()), "metrics.json");
+    const std::string beside =
+        JoinPath(DirName(found.first->path()), "metrics.json");
     if (Fs(c)->Exists(beside)) {
       ASSIGN_OR_RETURN(std::string text, Fs(c)->ReadFile(beside));
       json parsed = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -630,10 +632,10 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
   version.model_bytes = model.model_bytes;
   version.signature_json = model.signature.ToJson().dump();
   if (!model.transform_json.empty()) {
-    ASSIGN_OR_RETURN(FeatureTransform transform,
-                     FeatureTransform::Parse(model.transform_json),
-                     "transform of the model of step '" + found.first->step() +
-                         "'");
+    ASSIGN_OR_RETURN(
+        FeatureTransform transform,
+        FeatureTransform::Parse(model.transform_json),
+        "transform of the model of step '" + found.first->step() + "'");
     version.signature_json =
         RequestSignature(transform, model.signature).ToJson().dump();
     version.transform_json = model.transform_json;
@@ -645,7 +647,12 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
   version.run_id = c.env->run_id;
   version.revision = c.env->revision.revision;
   version.created_by = std::string("run ") + c.env->run_id;
-  version.runtime_json = RuntimeVersions().dump();
+  // A Python program that produced the model recorded its interpreter
+  // beside model/ (command_step.h).
+  json runtime = RuntimeVersions();
+  json python = ReadPythonRuntime(Fs(c), DirName(found.first->path()));
+  if (!python.is_null()) runtime["python"] = std::move(python);
+  version.runtime_json = runtime.dump();
   version.data_sources_json = RegisterDataSources(c, *found.first).dump();
   // The code hash a command or notebook step recorded for what it ran.
   const StepSpec* producer = SiblingStep(c, found.first->step());
@@ -665,11 +672,20 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
                     {"artifact_sha256", record.artifact_sha256},
                     {"model_from", found.first->step()}};
   if (!params.alias.empty()) {
-    RETURN_IF_ERROR(c.env->move_alias(record.app, params.alias, record.version,
-                                      "run " + c.env->run_id),
-                    "moving alias '" + params.alias + "'");
-    result.message += " as " + params.alias;
-    result.outputs["alias"] = params.alias;
+    ASSIGN_OR_RETURN(int64_t approval,
+                     c.env->move_alias(record.app, params.alias, record.version,
+                                       "run " + c.env->run_id),
+                     "moving alias '" + params.alias + "'");
+    if (approval == 0) {
+      result.message += " as " + params.alias;
+      result.outputs["alias"] = params.alias;
+    } else {
+      result.message += "; moving " + params.alias + " to it awaits approval " +
+                        std::to_string(approval) +
+                        " (slipway approvals approve " +
+                        std::to_string(approval) + ")";
+      result.outputs["approval"] = approval;
+    }
   }
   return result;
 }
@@ -679,9 +695,8 @@ absl::StatusOr<const DataSourceSpec*> RequireDataEntry(const StepContext& c,
                                                        const char* role) {
   const DataSourceSpec* entry = c.env->spec->FindDataSource(name);
   if (entry == nullptr) {
-    return absl::NotFoundError("step '" + c.step->name + "': " + role +
-                               " '" + name +
-                               "' is not declared under `data:`");
+    return absl::NotFoundError("step '" + c.step->name + "': " + role + " '" +
+                               name + "' is not declared under `data:`");
   }
   return entry;
 }
@@ -700,8 +715,8 @@ absl::StatusOr<ModelVersionRecord> ResolveScoreModel(const StepContext& c,
     return absl::FailedPreconditionError(
         "step '" + c.step->name + "': alias '" + model + "' of app '" + app +
         "' points at no model version yet; promote one (slipway models "
-        "promote " + app + " VERSION --alias " + model +
-        ") or name a version number");
+        "promote " +
+        app + " VERSION --alias " + model + ") or name a version number");
   }
   return c.env->registry->GetVersion(app, *version);
 }
@@ -710,13 +725,12 @@ absl::StatusOr<ModelVersionRecord> ResolveScoreModel(const StepContext& c,
 // signature; models/model.h LoadRegisteredModel).
 absl::StatusOr<std::unique_ptr<Model>> LoadVersion(
     const StepContext& c, const ModelVersionRecord& version) {
-  ASSIGN_OR_RETURN(std::string bytes,
-                   c.env->registry->ReadModelBytes(version));
+  ASSIGN_OR_RETURN(std::string bytes, c.env->registry->ReadModelBytes(version));
   json signature_json =
       json::parse(version.signature_json, nullptr, /*allow_exceptions=*/false);
-  ASSIGN_OR_RETURN(Signature request, Signature::FromJson(signature_json),
-                   "model " + version.app + " v" +
-                       std::to_string(version.version));
+  ASSIGN_OR_RETURN(
+      Signature request, Signature::FromJson(signature_json),
+      "model " + version.app + " v" + std::to_string(version.version));
   return LoadRegisteredModel(version.format, bytes, std::move(request),
                              version.transform_json);
 }
@@ -828,6 +842,7 @@ absl::StatusOr<StepResult> ProgramStep(
                     {"code_sha256", ran.code_sha256},
                     {"events", ran.events.size()}};
   if (ran.metrics.has_value()) result.outputs["metrics"] = *ran.metrics;
+  if (!ran.python.is_null()) result.outputs["python"] = ran.python;
   result.produced = std::move(outputs);
   return result;
 }

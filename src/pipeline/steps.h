@@ -53,7 +53,9 @@ namespace slipway {
 
 // Moves `alias` of `app` to `version` (the server swaps serving when it is
 // the served alias); `actor` ("run <id>") goes into the alias history.
-using AliasMover = std::function<absl::Status(
+// Returns 0 when the alias moved, or the id of the approval request filed
+// instead when the app's policy says promotions need approval.
+using AliasMover = std::function<absl::StatusOr<int64_t>(
     const std::string& app, const std::string& alias, int version,
     const std::string& actor)>;
 
@@ -65,8 +67,8 @@ struct StepEnvironment {
   Filesystem* fs = nullptr;
   Registry* registry = nullptr;
   AliasMover move_alias;
-  int train_threads = 0;   // XGBoost threads when a step does not say
-  int score_threads = 0;   // score step threads when it does not say
+  int train_threads = 0;  // XGBoost threads when a step does not say
+  int score_threads = 0;  // score step threads when it does not say
   ProcessLauncher* launcher = nullptr;
   std::string python = "/usr/bin/python3";
   std::map<std::string, std::string> base_env;  // for programs
@@ -76,10 +78,10 @@ struct StepEnvironment {
 struct StepContext {
   const StepSpec* step = nullptr;
   const StepEnvironment* env = nullptr;
-  StepOutputs inputs;      // nearest first
-  std::string output_dir;  // <run_dir>/<step>, empty, created
-  std::string input_dir;   // <run_dir>/<step>.inputs (programs)
-  std::string log_path;    // <run_dir>/<step>.log
+  StepOutputs inputs;       // nearest first
+  std::string output_dir;   // <run_dir>/<step>, empty, created
+  std::string input_dir;    // <run_dir>/<step>.inputs (programs)
+  std::string log_path;     // <run_dir>/<step>.log
   std::string events_path;  // <run_dir>/<step>.events.jsonl
   // Set when the run is cancelled or the attempt ran past its timeout; a
   // step stops at its next check (training rounds, chunks, the launcher).
@@ -106,7 +108,6 @@ struct StepReport {
 
 absl::StatusOr<StepResult> RunStep(const StepContext& context,
                                    StepReport* report);
-
 
 // Reads CSV data source `source` of the spec whole.
 absl::StatusOr<CsvData> ReadDataSource(const DataSourceSpec& source,

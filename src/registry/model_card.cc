@@ -100,15 +100,16 @@ std::string Data(const ModelVersionRecord& v) {
 
 std::string Lineage(const ModelVersionRecord& v) {
   std::vector<std::vector<std::string>> rows = {
-      {"created", Cell(v.created_at == 0 ? json()
-                                         : json(FormatTimestamp(v.created_at)))},
+      {"created",
+       Cell(v.created_at == 0 ? json() : json(FormatTimestamp(v.created_at)))},
       {"created by", Cell(v.created_by)},
       {"run", Cell(v.run_id)},
       {"app revision", v.revision == 0 ? "-" : std::to_string(v.revision)},
       {"code SHA-256", Cell(v.code_sha256)},
       {"parent version",
-       v.parent_version == 0 ? std::string("none")
-                           : std::string("v") + std::to_string(v.parent_version)},
+       v.parent_version == 0
+           ? std::string("none")
+           : std::string("v") + std::to_string(v.parent_version)},
       {"format", Cell(v.format)},
       {"artifact SHA-256", Cell(v.artifact_sha256)},
   };
@@ -140,7 +141,8 @@ std::string SignatureSection(const ModelVersionRecord& v) {
   for (const json& f : features) {
     if (!f.is_object()) continue;
     json categories = f.value("categories", json());
-    rows.push_back({Cell(f.value("name", json())), Cell(f.value("type", json())),
+    rows.push_back({Cell(f.value("name", json())),
+                    Cell(f.value("type", json())),
                     categories.is_null() ? "" : Cell(categories)});
   }
   return out + Table({"feature", "type", "categories"}, rows) + "\n";
@@ -152,8 +154,37 @@ std::string Aliases(const ModelCardInput& input) {
     if (a.version != input.version.version) continue;
     names += (names.empty() ? "" : ", ") + a.alias;
   }
-  return std::string("## Aliases\n\n") + (names.empty() ? std::string("none") : names) +
-         "\n";
+  return std::string("## Aliases\n\n") +
+         (names.empty() ? std::string("none") : names) + "\n";
+}
+
+std::string Approvals(const ModelCardInput& input) {
+  std::vector<std::vector<std::string>> rows;
+  for (const ApprovalRecord& a : input.approvals) {
+    if (a.kind != "promote") continue;
+    const json change = Parsed(a.change_json, json::object());
+    std::string aliases;
+    if (change.contains("moves") && change["moves"].is_array()) {
+      for (const json& m : change["moves"]) {
+        if (m.value("version", 0) != input.version.version) continue;
+        aliases += (aliases.empty() ? "" : ", ") + m.value("alias", "");
+      }
+    }
+    if (aliases.empty()) continue;
+    const bool decided = a.decided_at != 0;
+    rows.push_back(
+        {std::to_string(a.id), Cell(aliases), Cell(a.state),
+         Cell(a.requested_by + " at " + FormatTimestamp(a.requested_at)),
+         Cell(a.request_comment),
+         decided ? Cell(a.decided_by + " at " + FormatTimestamp(a.decided_at))
+                 : "-",
+         Cell(a.decision_comment)});
+  }
+  std::string out = "## Approvals\n\n";
+  if (rows.empty()) return out + "No approval requests name this version.\n";
+  return out + Table({"approval", "alias", "state", "requested",
+                      "request comment", "decided", "decision comment"},
+                     rows);
 }
 
 }  // namespace
@@ -175,6 +206,7 @@ std::string RenderModelCard(const ModelCardInput& input) {
   out += Lineage(v);
   out += SignatureSection(v);
   out += Aliases(input);
+  out += "\n" + Approvals(input);
   return out;
 }
 

@@ -34,6 +34,22 @@ TEST(ModelCardTest, ShowsUseCaseDataMetricsLineageSignatureAndAliases) {
   input.aliases = {{"churn", "champion", 3, 0}, {"churn", "previous", 2, 0}};
   input.use_case = {{"problem", "who leaves | next month"},
                     {"owner", "growth-team"}};
+  ApprovalRecord approved;
+  approved.id = 4;
+  approved.kind = "promote";
+  approved.change_json = R"({"moves":[{"alias":"champion","version":3},)"
+                         R"({"alias":"previous","version":2}]})";
+  approved.state = "approved";
+  approved.requested_by = "cli:olga";
+  approved.request_comment = "beats v2";
+  approved.requested_at = 1'700'000'000'000'000;
+  approved.decided_by = "cli:ada";
+  approved.decision_comment = "fairness report attached";
+  approved.decided_at = 1'700'000'060'000'000;
+  ApprovalRecord other = approved;
+  other.id = 2;
+  other.change_json = R"({"moves":[{"alias":"champion","version":2}]})";
+  input.approvals = {approved, other};
 
   const std::string card = RenderModelCard(input);
   EXPECT_THAT(card, HasSubstr("# Model card: churn v3\n"));
@@ -49,6 +65,12 @@ TEST(ModelCardTest, ShowsUseCaseDataMetricsLineageSignatureAndAliases) {
   EXPECT_THAT(card, HasSubstr("- task: binary_classification"));
   EXPECT_THAT(card, HasSubstr("| plan | string | [\"basic\",\"gold\"] |"));
   EXPECT_THAT(card, HasSubstr("## Aliases\n\nchampion\n"));
+  EXPECT_THAT(card,
+              HasSubstr("| 4 | champion | approved | cli:olga at "
+                        "2023-11-14T22:13:20.000Z | beats v2 | cli:ada at "
+                        "2023-11-14T22:14:20.000Z | fairness report attached "
+                        "|"));
+  EXPECT_THAT(card, Not(HasSubstr("| 2 | champion")));
   EXPECT_THAT(card, Not(HasSubstr("previous")));
 }
 
@@ -65,6 +87,7 @@ TEST(ModelCardTest, SaysWhatIsMissing) {
   EXPECT_THAT(card, HasSubstr("No metrics are recorded."));
   EXPECT_THAT(card, HasSubstr("| parent version | none |"));
   EXPECT_THAT(card, HasSubstr("## Aliases\n\nnone\n"));
+  EXPECT_THAT(card, HasSubstr("No approval requests name this version."));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "registry/registry.h"
 
+#include <algorithm>
+
 #include "core/hash.h"
 #include "core/ids.h"
 #include "core/status.h"
@@ -18,8 +20,8 @@ absl::Status CheckAppName(const std::string& app) {
 
 }  // namespace
 
-Registry::Registry(Store* store, ArtifactStore* artifacts)
-    : store_(store), artifacts_(artifacts) {}
+Registry::Registry(Store* store, ArtifactStore* artifacts, AuditLog* audit)
+    : store_(store), artifacts_(artifacts), audit_(audit) {}
 
 absl::StatusOr<ApplyOutcome> Registry::Apply(const std::string& app,
                                              const std::string& spec_yaml,
@@ -90,7 +92,29 @@ absl::StatusOr<ModelVersionRecord> Registry::Register(
   ASSIGN_OR_RETURN(std::optional<int> champion,
                    ResolveAlias(version.app, kChampionAlias));
   record.parent_version = champion.value_or(0);
-  return store_->AddModelVersion(record);
+  ASSIGN_OR_RETURN(ModelVersionRecord stored, store_->AddModelVersion(record));
+  if (audit_ != nullptr) {
+    AuditEntry entry;
+    entry.actor = stored.created_by.empty() ? "unknown" : stored.created_by;
+    entry.action = "model.register";
+    entry.app = stored.app;
+    entry.object =
+        "model " + stored.app + " v" + std::to_string(stored.version);
+    entry.after_json =
+        nlohmann::json{{"version", stored.version},
+                       {"artifact_sha256", stored.artifact_sha256},
+                       {"format", stored.format},
+                       {"run_id", stored.run_id},
+                       {"revision", stored.revision},
+                       {"parent_version", stored.parent_version},
+                       {"data_fingerprint", stored.data_fingerprint},
+                       {"metrics", nlohmann::json::parse(stored.metrics_json,
+                                                         nullptr, false)}}
+            .dump();
+    RETURN_IF_ERROR(audit_->Record(entry).status(),
+                    "auditing the registration of " + entry.object);
+  }
+  return stored;
 }
 
 absl::StatusOr<ModelVersionRecord> Registry::GetVersion(const std::string& app,
@@ -125,7 +149,31 @@ absl::Status Registry::MoveAliases(const std::string& app,
           "' is not a valid alias name: use letters, digits, '_', '-' or '.'");
     }
   }
-  return store_->SetAliases(app, moves, actor);
+  RETURN_IF_ERROR(store_->SetAliases(app, moves, actor));
+  if (audit_ == nullptr) return absl::OkStatus();
+  // The history rows SetAliases just wrote say where each alias was.
+  ASSIGN_OR_RETURN(std::vector<AliasHistoryRecord> history,
+                   store_->ListAliasHistory(app));
+  nlohmann::json before = nlohmann::json::object();
+  nlohmann::json after = nlohmann::json::object();
+  std::string names;
+  const size_t first = history.size() - std::min(history.size(), moves.size());
+  for (size_t i = first; i < history.size(); ++i) {
+    const AliasHistoryRecord& move = history[i];
+    before[move.alias] = move.from_version == 0
+                             ? nlohmann::json(nullptr)
+                             : nlohmann::json(move.from_version);
+    after[move.alias] = move.to_version;
+    names += (names.empty() ? "" : ",") + move.alias;
+  }
+  AuditEntry entry;
+  entry.actor = actor;
+  entry.action = "alias.move";
+  entry.app = app;
+  entry.object = "alias " + app + "/" + names;
+  entry.before_json = before.dump();
+  entry.after_json = after.dump();
+  return audit_->Record(entry).status();
 }
 
 absl::StatusOr<std::vector<AliasHistoryRecord>> Registry::AliasHistory(
@@ -143,8 +191,7 @@ absl::StatusOr<std::string> Registry::StepCodeSha256(const std::string& run_id,
     if (!outputs.is_object()) return std::string();
     return outputs.value("code_sha256", std::string());
   }
-  return absl::NotFoundError("run '" + run_id + "' has no step '" + step +
-                             "'");
+  return absl::NotFoundError("run '" + run_id + "' has no step '" + step + "'");
 }
 
 absl::StatusOr<std::optional<int>> Registry::ResolveAlias(

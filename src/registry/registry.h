@@ -9,6 +9,9 @@
 //
 // Serving is not the registry's business: moving `champion` here only
 // records the move; the server then swaps the served model (api/).
+//
+// Registering a version and moving aliases are audited ("model.register",
+// "alias.move": one record per call, however many aliases it moves).
 // Thread safety: safe for concurrent use (Store and ArtifactStore are).
 #ifndef SLIPWAY_REGISTRY_REGISTRY_H_
 #define SLIPWAY_REGISTRY_REGISTRY_H_
@@ -20,6 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "artifacts/artifact_store.h"
+#include "audit/audit_log.h"
 #include "store/store.h"
 
 namespace slipway {
@@ -59,8 +63,9 @@ struct NewModelVersion {
 
 class Registry {
  public:
-  // REQUIRES: `store` and `artifacts` outlive the registry.
-  Registry(Store* store, ArtifactStore* artifacts);
+  // REQUIRES: `store`, `artifacts` and `audit` outlive the registry.
+  // `audit` may be null: then nothing is audited (tests of other parts).
+  Registry(Store* store, ArtifactStore* artifacts, AuditLog* audit = nullptr);
 
   // Stores `spec_yaml` as a new revision of `app` unless it equals the
   // current revision's text.
@@ -112,6 +117,7 @@ class Registry {
  private:
   Store* const store_;
   ArtifactStore* const artifacts_;
+  AuditLog* const audit_;
 };
 
 }  // namespace slipway

@@ -167,6 +167,57 @@ CREATE TABLE tokens (
   created_by TEXT NOT NULL
 );
 )sql",
+    // 6: the hash-chained audit log, approvals, webhook deliveries.
+    R"sql(
+CREATE TABLE audit_log (
+  seq INTEGER NOT NULL PRIMARY KEY,
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL,
+  action TEXT NOT NULL,
+  app TEXT NOT NULL,
+  object TEXT NOT NULL,
+  before_json TEXT NOT NULL,
+  after_json TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE INDEX audit_log_by_app ON audit_log (app, seq);
+CREATE TABLE approvals (
+  id INTEGER NOT NULL PRIMARY KEY,
+  app TEXT NOT NULL REFERENCES apps(name),
+  kind TEXT NOT NULL,
+  change_json TEXT NOT NULL,
+  state TEXT NOT NULL,
+  requested_by TEXT NOT NULL,
+  requested_by_token TEXT NOT NULL,
+  request_comment TEXT NOT NULL,
+  requested_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  decided_by TEXT NOT NULL,
+  decided_by_token TEXT NOT NULL,
+  decision_comment TEXT NOT NULL,
+  decided_at INTEGER NOT NULL
+);
+CREATE INDEX approvals_by_state ON approvals (state, expires_at);
+CREATE TABLE webhook_deliveries (
+  id INTEGER NOT NULL PRIMARY KEY,
+  app TEXT NOT NULL,
+  audit_seq INTEGER NOT NULL,
+  event TEXT NOT NULL,
+  url TEXT NOT NULL,
+  payload_json TEXT NOT NULL,
+  signature TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  last_status INTEGER NOT NULL,
+  last_error TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  delivered_at INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries
+  (state, next_attempt_at);
+)sql",
 };
 
 constexpr int kFormatVersion =
@@ -175,9 +226,10 @@ constexpr int kFormatVersion =
 // Every table, in the order CountRows reports them. Fixed names from code,
 // never from input.
 constexpr const char* kTables[] = {
-    "apps",           "app_revisions", "runs",           "steps",
-    "model_versions", "aliases",       "schedule_state", "step_cache",
-    "run_events",     "alias_history", "tokens"};
+    "apps",           "app_revisions",     "runs",           "steps",
+    "model_versions", "aliases",           "schedule_state", "step_cache",
+    "run_events",     "alias_history",     "tokens",         "audit_log",
+    "approvals",      "webhook_deliveries"};
 
 // Column lists matching the row readers below.
 constexpr char kRunColumns[] =
@@ -471,6 +523,73 @@ TokenRecord ReadToken(Statement& s) {
   return r;
 }
 
+constexpr char kAuditColumns[] =
+    "seq, at, actor, action, app, object, before_json, after_json, "
+    "prev_hash, hash";
+
+AuditRecord ReadAudit(Statement& s) {
+  AuditRecord r;
+  r.seq = s.Int(0);
+  r.at = s.Int(1);
+  r.actor = s.Text(2);
+  r.action = s.Text(3);
+  r.app = s.Text(4);
+  r.object = s.Text(5);
+  r.before_json = s.Text(6);
+  r.after_json = s.Text(7);
+  r.prev_hash = s.Text(8);
+  r.hash = s.Text(9);
+  return r;
+}
+
+constexpr char kApprovalColumns[] =
+    "id, app, kind, change_json, state, requested_by, requested_by_token, "
+    "request_comment, requested_at, expires_at, decided_by, "
+    "decided_by_token, decision_comment, decided_at";
+
+ApprovalRecord ReadApproval(Statement& s) {
+  ApprovalRecord r;
+  r.id = s.Int(0);
+  r.app = s.Text(1);
+  r.kind = s.Text(2);
+  r.change_json = s.Text(3);
+  r.state = s.Text(4);
+  r.requested_by = s.Text(5);
+  r.requested_by_token = s.Text(6);
+  r.request_comment = s.Text(7);
+  r.requested_at = s.Int(8);
+  r.expires_at = s.Int(9);
+  r.decided_by = s.Text(10);
+  r.decided_by_token = s.Text(11);
+  r.decision_comment = s.Text(12);
+  r.decided_at = s.Int(13);
+  return r;
+}
+
+constexpr char kDeliveryColumns[] =
+    "id, app, audit_seq, event, url, payload_json, signature, state, "
+    "attempts, next_attempt_at, last_status, last_error, created_at, "
+    "delivered_at";
+
+DeliveryRecord ReadDelivery(Statement& s) {
+  DeliveryRecord r;
+  r.id = s.Int(0);
+  r.app = s.Text(1);
+  r.audit_seq = s.Int(2);
+  r.event = s.Text(3);
+  r.url = s.Text(4);
+  r.payload_json = s.Text(5);
+  r.signature = s.Text(6);
+  r.state = s.Text(7);
+  r.attempts = static_cast<int>(s.Int(8));
+  r.next_attempt_at = s.Int(9);
+  r.last_status = static_cast<int>(s.Int(10));
+  r.last_error = s.Text(11);
+  r.created_at = s.Int(12);
+  r.delivered_at = s.Int(13);
+  return r;
+}
+
 StepCacheRecord ReadStepCache(Statement& s) {
   StepCacheRecord r;
   r.app = s.Text(0);
@@ -515,6 +634,20 @@ absl::StatusOr<std::optional<AppRecord>> FindApp(sqlite3* db,
   return ReadApp(s);
 }
 
+absl::StatusOr<ApprovalRecord> FindApproval(sqlite3* db, int64_t id) {
+  Statement s(db, ("SELECT " + std::string(kApprovalColumns) +
+                   " FROM approvals WHERE id = ?")
+                      .c_str());
+  s.Bind(id);
+  ASSIGN_OR_RETURN(bool row, s.Step());
+  if (!row) {
+    return absl::NotFoundError(
+        "approval " + std::to_string(id) +
+        " not found (slipway approvals list lists them)");
+  }
+  return ReadApproval(s);
+}
+
 absl::Status RequireApp(sqlite3* db, const std::string& app) {
   ASSIGN_OR_RETURN(std::optional<AppRecord> found, FindApp(db, app));
   if (!found.has_value()) return AppNotFound(app);
@@ -530,9 +663,9 @@ absl::StatusOr<bool> RevisionExists(sqlite3* db, const std::string& app,
 
 absl::StatusOr<std::optional<RunRecord>> FindRun(sqlite3* db,
                                                  const std::string& run_id) {
-  Statement s(db, (std::string("SELECT ") + kRunColumns +
-                   " FROM runs WHERE id = ?")
-                      .c_str());
+  Statement s(db,
+              (std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?")
+                  .c_str());
   s.Bind(run_id);
   ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return std::nullopt;
@@ -826,15 +959,15 @@ class SqliteStore : public Store {
                                   const std::string& step,
                                   const std::string& progress_json) override {
     absl::MutexLock lock(&mu_);
-    return Transact(
-        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
-          Statement update(db,
-                           "UPDATE steps SET progress_json = ? "
-                           "WHERE run_id = ? AND name = ?");
-          update.Bind(progress_json).Bind(run_id).Bind(step);
-          RETURN_IF_ERROR(update.Run());
-          return RequireStepChanged(db, run_id, step);
-        });
+    return Transact(db_, TransactionMode::kWrite,
+                    [&](sqlite3* db) -> absl::Status {
+                      Statement update(db,
+                                       "UPDATE steps SET progress_json = ? "
+                                       "WHERE run_id = ? AND name = ?");
+                      update.Bind(progress_json).Bind(run_id).Bind(step);
+                      RETURN_IF_ERROR(update.Run());
+                      return RequireStepChanged(db, run_id, step);
+                    });
   }
 
   absl::StatusOr<RunRecord> GetRun(const std::string& run_id) override {
@@ -1114,9 +1247,10 @@ class SqliteStore : public Store {
     RETURN_IF_ERROR(
         Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
           RETURN_IF_ERROR(RequireApp(db, app));
-          Statement s(db, (std::string("SELECT ") + kModelVersionColumns +
-                           " FROM model_versions WHERE app = ? ORDER BY version")
-                              .c_str());
+          Statement s(db,
+                      (std::string("SELECT ") + kModelVersionColumns +
+                       " FROM model_versions WHERE app = ? ORDER BY version")
+                          .c_str());
           s.Bind(app);
           while (true) {
             ASSIGN_OR_RETURN(bool row, s.Step());
@@ -1364,6 +1498,318 @@ class SqliteStore : public Store {
           return absl::OkStatus();
         }));
     return token;
+  }
+
+  absl::StatusOr<AuditRecord> AppendAudit(const AuditEntry& entry) override {
+    if (entry.actor.empty() || entry.action.empty() || entry.object.empty()) {
+      return absl::InvalidArgumentError(
+          "audit entry " + Quote(entry.action) +
+          ": actor, action and object are required");
+    }
+    AuditRecord record;
+    record.actor = entry.actor;
+    record.action = entry.action;
+    record.app = entry.app;
+    record.object = entry.object;
+    record.before_json = entry.before_json;
+    record.after_json = entry.after_json;
+    record.at = clock_->NowMicros();
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          Statement last(db,
+                         "SELECT seq, hash FROM audit_log ORDER BY seq DESC "
+                         "LIMIT 1");
+          ASSIGN_OR_RETURN(bool row, last.Step());
+          record.seq = row ? last.Int(0) + 1 : 1;
+          record.prev_hash = row ? last.Text(1) : kAuditGenesisHash;
+          record.hash = AuditRecordHash(record);
+          Statement insert(
+              db, ("INSERT INTO audit_log (" + std::string(kAuditColumns) +
+                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                      .c_str());
+          insert.Bind(record.seq)
+              .Bind(record.at)
+              .Bind(record.actor)
+              .Bind(record.action)
+              .Bind(record.app)
+              .Bind(record.object)
+              .Bind(record.before_json)
+              .Bind(record.after_json)
+              .Bind(record.prev_hash)
+              .Bind(record.hash);
+          return insert.Run();
+        }));
+    return record;
+  }
+
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(
+      const AuditFilter& filter) override {
+    std::string sql = "SELECT " + std::string(kAuditColumns) +
+                      " FROM audit_log WHERE seq > ?";
+    if (!filter.app.empty()) sql += " AND app = ?";
+    if (!filter.actor.empty()) sql += " AND actor = ?";
+    if (!filter.action.empty()) sql += " AND action = ?";
+    if (!filter.object_prefix.empty()) sql += " AND substr(object, 1, ?) = ?";
+    sql += " ORDER BY seq";
+    if (filter.limit > 0) sql += " LIMIT ?";
+    std::vector<AuditRecord> records;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          Statement s(db, sql.c_str());
+          s.Bind(filter.after_seq);
+          if (!filter.app.empty()) s.Bind(filter.app);
+          if (!filter.actor.empty()) s.Bind(filter.actor);
+          if (!filter.action.empty()) s.Bind(filter.action);
+          if (!filter.object_prefix.empty()) {
+            s.Bind(static_cast<int64_t>(filter.object_prefix.size()))
+                .Bind(filter.object_prefix);
+          }
+          if (filter.limit > 0) s.Bind(static_cast<int64_t>(filter.limit));
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            records.push_back(ReadAudit(s));
+          }
+          return absl::OkStatus();
+        }));
+    return records;
+  }
+
+  absl::StatusOr<ApprovalRecord> AddApproval(
+      const ApprovalRecord& approval) override {
+    if (approval.kind != "promote" && approval.kind != "apply") {
+      return absl::InvalidArgumentError("approval kind " +
+                                        Quote(approval.kind) +
+                                        " is not one of: promote, apply");
+    }
+    ApprovalRecord stored = approval;
+    stored.state = "pending";
+    stored.decided_by.clear();
+    stored.decided_by_token.clear();
+    stored.decision_comment.clear();
+    stored.decided_at = 0;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, approval.app));
+          Statement next(db, "SELECT COALESCE(MAX(id), 0) + 1 FROM approvals");
+          RETURN_IF_ERROR(next.Step().status());
+          stored.id = next.Int(0);
+          Statement insert(
+              db, ("INSERT INTO approvals (" + std::string(kApprovalColumns) +
+                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                      .c_str());
+          insert.Bind(stored.id)
+              .Bind(stored.app)
+              .Bind(stored.kind)
+              .Bind(stored.change_json)
+              .Bind(stored.state)
+              .Bind(stored.requested_by)
+              .Bind(stored.requested_by_token)
+              .Bind(stored.request_comment)
+              .Bind(stored.requested_at)
+              .Bind(stored.expires_at)
+              .Bind(stored.decided_by)
+              .Bind(stored.decided_by_token)
+              .Bind(stored.decision_comment)
+              .Bind(stored.decided_at);
+          return insert.Run();
+        }));
+    return stored;
+  }
+
+  absl::StatusOr<ApprovalRecord> GetApproval(int64_t id) override {
+    ApprovalRecord record;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          ASSIGN_OR_RETURN(record, FindApproval(db, id));
+          return absl::OkStatus();
+        }));
+    return record;
+  }
+
+  absl::StatusOr<std::vector<ApprovalRecord>> ListApprovals(
+      const std::string& app, const std::string& state) override {
+    std::string sql = "SELECT " + std::string(kApprovalColumns) +
+                      " FROM approvals WHERE 1 = 1";
+    if (!app.empty()) sql += " AND app = ?";
+    if (!state.empty()) sql += " AND state = ?";
+    sql += " ORDER BY id DESC";
+    std::vector<ApprovalRecord> approvals;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          if (!app.empty()) RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db, sql.c_str());
+          if (!app.empty()) s.Bind(app);
+          if (!state.empty()) s.Bind(state);
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            approvals.push_back(ReadApproval(s));
+          }
+          return absl::OkStatus();
+        }));
+    return approvals;
+  }
+
+  absl::StatusOr<ApprovalRecord> DecideApproval(
+      const ApprovalRecord& decision) override {
+    if (decision.state != "approved" && decision.state != "rejected" &&
+        decision.state != "expired") {
+      return absl::InvalidArgumentError("approval " +
+                                        std::to_string(decision.id) +
+                                        ": decision " + Quote(decision.state) +
+                                        " is not one of: approved, rejected, "
+                                        "expired");
+    }
+    ApprovalRecord stored;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          ASSIGN_OR_RETURN(stored, FindApproval(db, decision.id));
+          if (stored.state != "pending") {
+            return absl::FailedPreconditionError(
+                "approval " + std::to_string(stored.id) + " of app " +
+                Quote(stored.app) + " was already " + stored.state + " by " +
+                stored.decided_by + " at " +
+                FormatTimestamp(stored.decided_at) +
+                "; only a pending approval can be decided (slipway "
+                "approvals list --state pending)");
+          }
+          Statement update(db,
+                           "UPDATE approvals SET state = ?, decided_by = ?, "
+                           "decided_by_token = ?, decision_comment = ?, "
+                           "decided_at = ? WHERE id = ?");
+          update.Bind(decision.state)
+              .Bind(decision.decided_by)
+              .Bind(decision.decided_by_token)
+              .Bind(decision.decision_comment)
+              .Bind(decision.decided_at)
+              .Bind(stored.id);
+          RETURN_IF_ERROR(update.Run());
+          stored.state = decision.state;
+          stored.decided_by = decision.decided_by;
+          stored.decided_by_token = decision.decided_by_token;
+          stored.decision_comment = decision.decision_comment;
+          stored.decided_at = decision.decided_at;
+          return absl::OkStatus();
+        }));
+    return stored;
+  }
+
+  absl::StatusOr<std::vector<DeliveryRecord>> AddDeliveries(
+      const std::vector<DeliveryRecord>& deliveries) override {
+    std::vector<DeliveryRecord> stored = deliveries;
+    const int64_t now = clock_->NowMicros();
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          Statement next(db,
+                         "SELECT COALESCE(MAX(id), 0) FROM webhook_deliveries");
+          RETURN_IF_ERROR(next.Step().status());
+          int64_t id = next.Int(0);
+          for (DeliveryRecord& d : stored) {
+            d.id = ++id;
+            d.created_at = now;
+            Statement insert(
+                db, ("INSERT INTO webhook_deliveries (" +
+                     std::string(kDeliveryColumns) +
+                     ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                        .c_str());
+            insert.Bind(d.id)
+                .Bind(d.app)
+                .Bind(d.audit_seq)
+                .Bind(d.event)
+                .Bind(d.url)
+                .Bind(d.payload_json)
+                .Bind(d.signature)
+                .Bind(d.state)
+                .Bind(static_cast<int64_t>(d.attempts))
+                .Bind(d.next_attempt_at)
+                .Bind(static_cast<int64_t>(d.last_status))
+                .Bind(d.last_error)
+                .Bind(d.created_at)
+                .Bind(d.delivered_at);
+            RETURN_IF_ERROR(insert.Run());
+          }
+          return absl::OkStatus();
+        }));
+    return stored;
+  }
+
+  absl::StatusOr<std::vector<DeliveryRecord>> DueDeliveries(
+      int64_t now, int limit) override {
+    std::vector<DeliveryRecord> due;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          Statement s(db, ("SELECT " + std::string(kDeliveryColumns) +
+                           " FROM webhook_deliveries WHERE state = 'pending' "
+                           "AND next_attempt_at <= ? ORDER BY "
+                           "next_attempt_at, id LIMIT ?")
+                              .c_str());
+          s.Bind(now).Bind(static_cast<int64_t>(limit));
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            due.push_back(ReadDelivery(s));
+          }
+          return absl::OkStatus();
+        }));
+    return due;
+  }
+
+  absl::Status UpdateDelivery(const DeliveryRecord& delivery) override {
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          Statement update(db,
+                           "UPDATE webhook_deliveries SET state = ?, "
+                           "attempts = ?, next_attempt_at = ?, "
+                           "last_status = ?, last_error = ?, "
+                           "delivered_at = ? WHERE id = ?");
+          update.Bind(delivery.state)
+              .Bind(static_cast<int64_t>(delivery.attempts))
+              .Bind(delivery.next_attempt_at)
+              .Bind(static_cast<int64_t>(delivery.last_status))
+              .Bind(delivery.last_error)
+              .Bind(delivery.delivered_at)
+              .Bind(delivery.id);
+          RETURN_IF_ERROR(update.Run());
+          if (sqlite3_changes(db) == 0) {
+            return absl::NotFoundError("webhook delivery " +
+                                       std::to_string(delivery.id) +
+                                       " not found");
+          }
+          return absl::OkStatus();
+        });
+  }
+
+  absl::StatusOr<std::vector<DeliveryRecord>> ListDeliveries(
+      const std::string& app, int limit) override {
+    std::string sql =
+        "SELECT " + std::string(kDeliveryColumns) + " FROM webhook_deliveries";
+    if (!app.empty()) sql += " WHERE app = ?";
+    sql += " ORDER BY id DESC LIMIT ?";
+    std::vector<DeliveryRecord> deliveries;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          Statement s(db, sql.c_str());
+          if (!app.empty()) s.Bind(app);
+          s.Bind(static_cast<int64_t>(limit > 0 ? limit : -1));
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            deliveries.push_back(ReadDelivery(s));
+          }
+          return absl::OkStatus();
+        }));
+    return deliveries;
   }
 
   absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> CountRows()

@@ -130,6 +130,14 @@ void UndoMigration4(RawDatabase& raw) {
 // sets user_version).
 void UndoMigration5(RawDatabase& raw) { raw.Exec("DROP TABLE tokens"); }
 
+// Takes a current database back to format version 5's schema (the caller
+// sets user_version).
+void UndoMigration6(RawDatabase& raw) {
+  for (const char* table : {"audit_log", "approvals", "webhook_deliveries"}) {
+    raw.Exec(std::string("DROP TABLE ") + table);
+  }
+}
+
 class SqliteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { Open(); }
@@ -163,17 +171,21 @@ class SqliteStoreTest : public ::testing::Test {
 
 TEST_F(SqliteStoreTest, OpenCreatesDataDirectoryAndSchemaAtCurrentVersion) {
   EXPECT_TRUE(LocalFilesystem()->Exists(JoinPath(data_dir(), "slipway.db")));
-  EXPECT_EQ(Counts(), (std::map<std::string, int64_t>{{"alias_history", 0},
-                                                      {"aliases", 0},
-                                                      {"app_revisions", 0},
-                                                      {"apps", 0},
-                                                      {"model_versions", 0},
-                                                      {"run_events", 0},
-                                                      {"runs", 0},
-                                                      {"schedule_state", 0},
-                                                      {"step_cache", 0},
-                                                      {"steps", 0},
-                                                      {"tokens", 0}}));
+  EXPECT_EQ(Counts(),
+            (std::map<std::string, int64_t>{{"alias_history", 0},
+                                            {"aliases", 0},
+                                            {"approvals", 0},
+                                            {"audit_log", 0},
+                                            {"app_revisions", 0},
+                                            {"apps", 0},
+                                            {"model_versions", 0},
+                                            {"run_events", 0},
+                                            {"runs", 0},
+                                            {"schedule_state", 0},
+                                            {"step_cache", 0},
+                                            {"steps", 0},
+                                            {"tokens", 0},
+                                            {"webhook_deliveries", 0}}));
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
             std::to_string(SqliteStoreFormatVersion()));
@@ -231,6 +243,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
     // A directory written by the first release: migration 1 only.
     RawDatabase raw(data_dir());
     raw.Exec("DROP TABLE schedule_state");
+    UndoMigration6(raw);
     UndoMigration5(raw);
     UndoMigration4(raw);
     UndoMigration3(raw);
@@ -240,7 +253,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
             std::to_string(SqliteStoreFormatVersion()));
-  EXPECT_EQ(SqliteStoreFormatVersion(), 5);
+  EXPECT_EQ(SqliteStoreFormatVersion(), 6);
   auto app = store_->GetApp("churn");
   ASSERT_TRUE(app.ok()) << app.status();
   EXPECT_EQ(app->current_revision, 2);
@@ -262,6 +275,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
   {
     // A directory written by the cron release: migrations 1 and 2.
     RawDatabase raw(data_dir());
+    UndoMigration6(raw);
     UndoMigration5(raw);
     UndoMigration4(raw);
     UndoMigration3(raw);
@@ -269,7 +283,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "6");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
 
   auto version = store_->GetModelVersion("churn", 1);
@@ -301,13 +315,14 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion3DirectoryKeepingItsData) {
   {
     // A directory written by the pipelines-as-DAGs release: migrations 1-3.
     RawDatabase raw(data_dir());
+    UndoMigration6(raw);
     UndoMigration5(raw);
     UndoMigration4(raw);
     raw.Exec("PRAGMA user_version = 3");
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "6");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
   auto version = store_->GetModelVersion("churn", 1);
   ASSERT_TRUE(version.ok()) << version.status();
@@ -687,8 +702,8 @@ TEST_F(SqliteStoreTest, StepCacheFindsTheLatestRunForAKey) {
   EXPECT_EQ((*found)->created_at, clock_.NowMicros());
   EXPECT_FALSE(
       store_->FindStepCache("churn", "train", "train", key)->has_value());
-  EXPECT_FALSE(store_->FindStepCache("churn", "other", "split", key)
-                   ->has_value());
+  EXPECT_FALSE(
+      store_->FindStepCache("churn", "other", "split", key)->has_value());
   EXPECT_EQ(Counts()["step_cache"], 1);
 
   EXPECT_EQ(
@@ -704,8 +719,8 @@ TEST_F(SqliteStoreTest, RunEventsAreNumberedPerRunInOrder) {
   ASSERT_TRUE(store_->CreateRun(NewRun("run-1", "churn", 1), {}).ok());
   ASSERT_TRUE(store_->CreateRun(NewRun("run-2", "churn", 1), {}).ok());
   RunEventRecord metric{"run-1", "prep", 0, 10, "metric", "auc", "0.91", ""};
-  RunEventRecord alert{"run-1", "prep", 0, 11, "alert", "drift", "null",
-                       "age drifted"};
+  RunEventRecord alert{"run-1", "prep",  0,      11,
+                       "alert", "drift", "null", "age drifted"};
   auto added = store_->AddRunEvents({metric, alert});
   ASSERT_TRUE(added.ok()) << added.status();
   EXPECT_EQ((*added)[0].seq, 1);
@@ -973,10 +988,9 @@ TEST_F(SqliteStoreTest, SetAliasesMovesSeveralAtOnceWithOneHistoryRowEach) {
   }
   ASSERT_TRUE(store_->SetAlias("churn", "champion", 1, "cli").ok());
   clock_.Advance(50);
-  ASSERT_TRUE(store_
-                  ->SetAliases("churn", {{"champion", 3}, {"previous", 1}},
-                               "api")
-                  .ok());
+  ASSERT_TRUE(
+      store_->SetAliases("churn", {{"champion", 3}, {"previous", 1}}, "api")
+          .ok());
   EXPECT_EQ((*store_->GetAlias("churn", "champion"))->version, 3);
   EXPECT_EQ((*store_->GetAlias("churn", "previous"))->version, 1);
 
@@ -1090,12 +1104,13 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion4DirectoryWithNoTokens) {
   {
     // A directory written by the registry release: migrations 1-4.
     RawDatabase raw(data_dir());
+    UndoMigration6(raw);
     UndoMigration5(raw);
     raw.Exec("PRAGMA user_version = 4");
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "5");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "6");
   EXPECT_EQ(store_->GetApp("churn")->current_revision, 2);
   auto tokens = store_->ListTokens();
   ASSERT_TRUE(tokens.ok()) << tokens.status();
@@ -1146,6 +1161,172 @@ TEST_F(SqliteStoreTest, TokensAreStoredListedAndRevokedOnce) {
   EXPECT_EQ((*tokens)[0].revoked_at, 0);
   EXPECT_EQ((*tokens)[1].revoked_at, 777);
   EXPECT_EQ(Counts()["tokens"], 2);
+}
+
+TEST_F(SqliteStoreTest, AuditRecordsAreNumberedAndChained) {
+  AuditEntry entry;
+  entry.actor = "api:alice";
+  entry.action = "alias.move";
+  entry.app = "churn";
+  entry.object = "alias churn/champion";
+  entry.before_json = R"({"version":1})";
+  entry.after_json = R"({"version":2})";
+  auto first = store_->AppendAudit(entry);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->seq, 1);
+  EXPECT_EQ(first->at, clock_.NowMicros());
+  EXPECT_EQ(first->prev_hash, kAuditGenesisHash);
+  EXPECT_EQ(first->hash, AuditRecordHash(*first));
+  clock_.Advance(5);
+  entry.actor = "run run-7";
+  entry.action = "model.register";
+  entry.object = "model churn v3";
+  auto second = store_->AppendAudit(entry);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->seq, 2);
+  EXPECT_EQ(second->prev_hash, first->hash);
+  EXPECT_NE(second->hash, first->hash);
+
+  AuditRecord changed = *second;
+  changed.actor = "api:mallory";
+  EXPECT_NE(AuditRecordHash(changed), second->hash);
+
+  entry.object = "";
+  EXPECT_EQ(store_->AppendAudit(entry).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  Open();
+  auto all = store_->ListAudit({});
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[1].hash, second->hash);
+  EXPECT_EQ((*all)[1].before_json, R"({"version":1})");
+  AuditFilter by_actor;
+  by_actor.actor = "run run-7";
+  EXPECT_EQ(store_->ListAudit(by_actor)->size(), 1u);
+  AuditFilter by_object;
+  by_object.object_prefix = "model churn";
+  ASSERT_EQ(store_->ListAudit(by_object)->size(), 1u);
+  EXPECT_EQ(store_->ListAudit(by_object)->front().seq, 2);
+  AuditFilter after;
+  after.after_seq = 1;
+  after.limit = 5;
+  EXPECT_EQ(store_->ListAudit(after)->front().seq, 2);
+  AuditFilter none;
+  none.action = "token.create";
+  EXPECT_TRUE(store_->ListAudit(none)->empty());
+}
+
+ApprovalRecord Promotion(const std::string& app, int64_t expires_at) {
+  ApprovalRecord a;
+  a.app = app;
+  a.kind = "promote";
+  a.change_json = R"({"moves":[{"alias":"champion","version":2}]})";
+  a.requested_by = "api:olga";
+  a.requested_by_token = "tok-olga";
+  a.request_comment = "better AUC";
+  a.requested_at = 100;
+  a.expires_at = expires_at;
+  return a;
+}
+
+TEST_F(SqliteStoreTest, ApprovalsAreDecidedOnce) {
+  AddChurn();
+  auto first = store_->AddApproval(Promotion("churn", 1000));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->id, 1);
+  EXPECT_EQ(first->state, "pending");
+  auto second = store_->AddApproval(Promotion("churn", 2000));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->id, 2);
+  EXPECT_EQ(store_->AddApproval(Promotion("nope", 1)).status().code(),
+            absl::StatusCode::kNotFound);
+  ApprovalRecord odd = Promotion("churn", 1);
+  odd.kind = "delete";
+  EXPECT_EQ(store_->AddApproval(odd).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  ApprovalRecord decision;
+  decision.id = 1;
+  decision.state = "rejected";
+  decision.decided_by = "api:ada";
+  decision.decided_by_token = "tok-ada";
+  decision.decision_comment = "needs a fairness check";
+  decision.decided_at = 500;
+  auto decided = store_->DecideApproval(decision);
+  ASSERT_TRUE(decided.ok()) << decided.status();
+  EXPECT_EQ(decided->state, "rejected");
+  EXPECT_EQ(decided->request_comment, "better AUC");
+  decision.state = "approved";
+  auto again = store_->DecideApproval(decision);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(again.status().message()),
+              HasSubstr("already rejected by api:ada"));
+  decision.id = 9;
+  EXPECT_EQ(store_->DecideApproval(decision).status().code(),
+            absl::StatusCode::kNotFound);
+  decision.id = 2;
+  decision.state = "maybe";
+  EXPECT_EQ(store_->DecideApproval(decision).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  Open();
+  auto pending = store_->ListApprovals("churn", "pending");
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ(pending->front().id, 2);
+  auto all = store_->ListApprovals("", "");
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ(all->front().id, 2);
+  EXPECT_EQ(store_->GetApproval(1)->decision_comment, "needs a fairness check");
+  EXPECT_EQ(store_->GetApproval(3).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, DeliveriesComeDueAndAreUpdated) {
+  DeliveryRecord d;
+  d.app = "churn";
+  d.audit_seq = 4;
+  d.event = "alias.moved";
+  d.url = "http://127.0.0.1:9/hook";
+  d.payload_json = R"({"event":"alias.moved"})";
+  d.signature = "sha256=00";
+  d.state = "pending";
+  d.next_attempt_at = 100;
+  DeliveryRecord later = d;
+  later.next_attempt_at = 300;
+  auto stored = store_->AddDeliveries({d, later});
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_EQ(stored->size(), 2u);
+  EXPECT_EQ((*stored)[0].id, 1);
+  EXPECT_EQ((*stored)[1].id, 2);
+
+  EXPECT_TRUE(store_->DueDeliveries(99, 10)->empty());
+  auto due = store_->DueDeliveries(200, 10);
+  ASSERT_EQ(due->size(), 1u);
+  DeliveryRecord attempt = due->front();
+  attempt.attempts = 1;
+  attempt.last_status = 503;
+  attempt.last_error = "HTTP 503";
+  attempt.next_attempt_at = 400;
+  ASSERT_TRUE(store_->UpdateDelivery(attempt).ok());
+  EXPECT_EQ(store_->DueDeliveries(350, 10)->size(), 1u);
+  EXPECT_EQ(store_->DueDeliveries(350, 10)->front().id, 2);
+  attempt.state = "delivered";
+  attempt.delivered_at = 410;
+  ASSERT_TRUE(store_->UpdateDelivery(attempt).ok());
+  EXPECT_EQ(store_->DueDeliveries(1000, 10)->size(), 1u);
+  attempt.id = 42;
+  EXPECT_EQ(store_->UpdateDelivery(attempt).code(),
+            absl::StatusCode::kNotFound);
+
+  auto listed = store_->ListDeliveries("churn", 0);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ(listed->back().state, "delivered");
+  EXPECT_EQ(listed->back().attempts, 1);
+  EXPECT_EQ(listed->back().payload_json, R"({"event":"alias.moved"})");
+  EXPECT_EQ(store_->ListDeliveries("other", 0)->size(), 0u);
+  EXPECT_EQ(store_->ListDeliveries("", 1)->size(), 1u);
 }
 
 }  // namespace

@@ -102,8 +102,8 @@ struct StepCacheRecord {
 struct RunEventRecord {
   std::string run_id;
   std::string step;
-  int64_t seq = 0;  // 1, 2, ... per run, assigned by the store
-  int64_t at = 0;   // unix micros
+  int64_t seq = 0;   // 1, 2, ... per run, assigned by the store
+  int64_t at = 0;    // unix micros
   std::string type;  // "metric", "stat", "alert", "invalid", ...
   std::string name;
   std::string value_json;  // the event's value as JSON; "null" when none
@@ -131,7 +131,9 @@ struct ModelVersionRecord {
   // Lineage beyond the run: the SHA-256 of the command or notebook step
   // that produced the model (empty for built-in training); the champion
   // when the version was registered (0: none); {"xgboost": "1.7.4",
-  // "slipway": "0.1.0", "python_packages": {...}} ("{}" when unknown); who
+  // "slipway": "0.1.0", "python": {"version", "executable", "packages":
+  // {"numpy": "1.24.2", ...}}} ("python" only for a model a Python program
+  // produced; "{}" when unknown); who
   // registered it ("run <id>", "import"); every ingested input as
   // [{"name", "fingerprint", "rows"}] ("[]" when unknown).
   std::string code_sha256;
@@ -161,7 +163,7 @@ struct AliasHistoryRecord {
   std::string alias;
   int from_version = 0;  // 0: the alias was not set
   int to_version = 0;
-  int64_t at = 0;  // unix micros
+  int64_t at = 0;     // unix micros
   std::string actor;  // "cli:<token name>", "api:<token name>", "run <id>"
 };
 
@@ -175,6 +177,92 @@ struct TokenRecord {
   int64_t expires_at = 0;     // 0: never
   int64_t revoked_at = 0;     // 0: not revoked
   std::string created_by;     // "server" (the first admin token), "token <id>"
+};
+
+// One change to record in the audit log (Store::AppendAudit).
+struct AuditEntry {
+  // Who made it: "api:<token name>", "cli:<token name>", "run <id>",
+  // "server", "scheduler", "expiry".
+  std::string actor;
+  // What happened: "app.apply", "alias.move", ... (audit/README.md).
+  std::string action;
+  std::string app;     // the app it concerns; "" for server-wide objects
+  std::string object;  // what changed: "model churn v3", "token tok-..."
+  std::string before_json = "null";  // the object before; null: created
+  std::string after_json = "null";   // the object after; null: deleted
+};
+
+// An audit entry as stored: numbered and chained to the one before it.
+struct AuditRecord {
+  int64_t seq = 0;  // 1, 2, ... over the whole log, assigned by the store
+  int64_t at = 0;   // unix micros, set by the store
+  std::string actor;
+  std::string action;
+  std::string app;
+  std::string object;
+  std::string before_json;
+  std::string after_json;
+  std::string prev_hash;  // the previous record's hash; 64 '0' for seq 1
+  std::string hash;       // AuditRecordHash(*this)
+};
+
+// The SHA-256 (64 lowercase hex digits) of every field of `record` but
+// `hash`, each length-prefixed, so no two different records hash alike.
+std::string AuditRecordHash(const AuditRecord& record);
+
+// The prev_hash of the first audit record.
+inline constexpr char kAuditGenesisHash[] =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+// Which audit records Store::ListAudit returns; empty fields match all.
+struct AuditFilter {
+  std::string app;            // exactly
+  std::string actor;          // exactly
+  std::string action;         // exactly
+  std::string object_prefix;  // object starts with it
+  int64_t after_seq = 0;      // only records with a larger seq
+  int limit = 0;              // at most this many (oldest first); 0: all
+};
+
+// A change waiting for an approver (registry/approvals.h).
+// States: "pending", then "approved", "rejected" or "expired".
+struct ApprovalRecord {
+  int64_t id = 0;  // 1, 2, ... over all apps, assigned by the store
+  std::string app;
+  std::string kind;  // "promote" (alias moves) or "apply" (a spec revision)
+  // What approval carries out: promote {"moves": [{"alias", "version"}]};
+  // apply {"spec_yaml", "spec_sha256", "source_dir"}.
+  std::string change_json;
+  std::string state;
+  std::string requested_by;        // actor, as in the audit log
+  std::string requested_by_token;  // token id; "" when a run asked
+  std::string request_comment;
+  int64_t requested_at = 0;
+  int64_t expires_at = 0;  // 0: never
+  std::string decided_by;  // actor; "expiry" when it expired
+  std::string decided_by_token;
+  std::string decision_comment;
+  int64_t decided_at = 0;  // 0: pending
+};
+
+// One POST of a registry event to a webhook (notify/).
+// States: "pending" (to be tried at next_attempt_at), "delivered",
+// "failed" (gave up after the last retry).
+struct DeliveryRecord {
+  int64_t id = 0;  // assigned by the store
+  std::string app;
+  int64_t audit_seq = 0;  // the audit record the event reports
+  std::string event;      // "model.registered", "alias.moved", ...
+  std::string url;
+  std::string payload_json;  // the exact body sent on every attempt
+  std::string signature;     // the signature header's value; "" unsigned
+  std::string state;
+  int attempts = 0;
+  int64_t next_attempt_at = 0;
+  int last_status = 0;  // HTTP status of the last attempt; 0: none
+  std::string last_error;
+  int64_t created_at = 0;
+  int64_t delivered_at = 0;  // 0: not delivered
 };
 
 class Store {
@@ -289,6 +377,44 @@ class Store {
   virtual absl::StatusOr<std::vector<TokenRecord>> ListTokens() = 0;
   virtual absl::StatusOr<TokenRecord> RevokeToken(const std::string& id,
                                                   int64_t revoked_at) = 0;
+
+  // Audit log (audit/audit_log.h keeps its head outside the store).
+  // Appends `entry` as the next record (seq, at, prev_hash and hash set
+  // here, in one transaction with reading the previous record) and returns
+  // it as stored.
+  virtual absl::StatusOr<AuditRecord> AppendAudit(const AuditEntry& entry) = 0;
+  // Matching records, oldest first.
+  virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(
+      const AuditFilter& filter) = 0;
+
+  // Approvals. AddApproval stores `approval` as pending with the next id
+  // and returns it as stored. DecideApproval sets state, decided_by,
+  // decided_by_token, decision_comment and decided_at of a pending
+  // approval and returns it as stored: NotFound for an unknown id,
+  // FailedPrecondition naming its state, decider and time when it is no
+  // longer pending. ListApprovals: newest first; empty `app` or `state`
+  // match all.
+  virtual absl::StatusOr<ApprovalRecord> AddApproval(
+      const ApprovalRecord& approval) = 0;
+  virtual absl::StatusOr<ApprovalRecord> GetApproval(int64_t id) = 0;
+  virtual absl::StatusOr<std::vector<ApprovalRecord>> ListApprovals(
+      const std::string& app, const std::string& state) = 0;
+  virtual absl::StatusOr<ApprovalRecord> DecideApproval(
+      const ApprovalRecord& decision) = 0;
+
+  // Webhook deliveries. AddDeliveries stores new ones (ids and created_at
+  // assigned) and returns them as stored. DueDeliveries: pending ones with
+  // next_attempt_at <= now, oldest first, at most `limit`. UpdateDelivery
+  // replaces state, attempts, next_attempt_at, last_status, last_error and
+  // delivered_at. ListDeliveries: newest first, at most `limit`; empty
+  // `app` lists all.
+  virtual absl::StatusOr<std::vector<DeliveryRecord>> AddDeliveries(
+      const std::vector<DeliveryRecord>& deliveries) = 0;
+  virtual absl::StatusOr<std::vector<DeliveryRecord>> DueDeliveries(
+      int64_t now, int limit) = 0;
+  virtual absl::Status UpdateDelivery(const DeliveryRecord& delivery) = 0;
+  virtual absl::StatusOr<std::vector<DeliveryRecord>> ListDeliveries(
+      const std::string& app, int limit) = 0;
 
   // Rows in each table, for tests and operations ("apps" -> 3, ...).
   virtual absl::StatusOr<std::vector<std::pair<std::string, int64_t>>>
