@@ -222,6 +222,13 @@ absl::StatusOr<std::string> ActorField(const json& body,
   return client + ":" + caller.name;
 }
 
+// Who makes a change with a request that has no body (DELETE, cancel):
+// the CLI says so in a header.
+std::string HeaderActor(const HttpRequest& request, const ApiToken& caller) {
+  return (request.Header("x-slipway-client") == "cli" ? "cli:" : "api:") +
+         caller.name;
+}
+
 // Who asks for or decides a change through the API.
 absl::StatusOr<ApprovalCaller> CallerOf(const json& body,
                                         const ApiToken& caller) {
@@ -451,21 +458,18 @@ void ControlPlane::AddTokenRoutes(Router* router) {
           }
           return JsonResponse(200, {{"tokens", list}});
         }));
-  Guard(
-      router, "DELETE", "/api/v1/tokens/{token}",
-      HandleCaller([this](
-                       const HttpRequest& request, const PathParams& p,
-                       const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
-        // DELETE has no body; the CLI says who it is in a header.
-        const std::string actor =
-            (request.Header("x-slipway-client") == "cli" ? "cli:" : "api:") +
-            caller.name;
-        ASSIGN_OR_RETURN(ApiToken revoked, tokens_->Revoke(p.at("token")));
-        AuditChange({actor, "token.revoke", "", "token " + revoked.id,
-                     TokenAudit(revoked, "active").dump(),
-                     TokenAudit(revoked, "revoked").dump()});
-        return JsonResponse(200, TokenJson(revoked, "revoked"));
-      }));
+  Guard(router, "DELETE", "/api/v1/tokens/{token}",
+        HandleCaller(
+            [this](const HttpRequest& request, const PathParams& p,
+                   const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
+              const std::string actor = HeaderActor(request, caller);
+              ASSIGN_OR_RETURN(ApiToken revoked,
+                               tokens_->Revoke(p.at("token")));
+              AuditChange({actor, "token.revoke", "", "token " + revoked.id,
+                           TokenAudit(revoked, "active").dump(),
+                           TokenAudit(revoked, "revoked").dump()});
+              return JsonResponse(200, TokenJson(revoked, "revoked"));
+            }));
 }
 
 absl::StatusOr<std::vector<std::string>> ControlPlane::CheckChampionFeatures(
@@ -862,13 +866,19 @@ void ControlPlane::AddRoutes(Router* router) {
                       const PathParams& p) -> absl::StatusOr<HttpResponse> {
           return StepLog(p.at("run"), p.at("step"), request);
         }));
-  Guard(router, "POST", "/api/v1/runs/{run}/cancel",
-        Handle([this](const HttpRequest&,
-                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
-          RETURN_IF_ERROR(executor_->Cancel(p.at("run")));
-          ASSIGN_OR_RETURN(RunRecord run, store_->GetRun(p.at("run")));
-          return JsonResponse(202, RunJson(run));
-        }));
+  Guard(
+      router, "POST", "/api/v1/runs/{run}/cancel",
+      HandleCaller([this](
+                       const HttpRequest& request, const PathParams& p,
+                       const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
+        RETURN_IF_ERROR(executor_->Cancel(p.at("run")));
+        ASSIGN_OR_RETURN(RunRecord run, store_->GetRun(p.at("run")));
+        AuditChange(
+            {HeaderActor(request, caller), "run.cancel", run.app,
+             "run " + run.id, json{{"state", run.state}}.dump(),
+             json{{"state", run.state}, {"cancel_requested", true}}.dump()});
+        return JsonResponse(202, RunJson(run));
+      }));
 
   // Models and aliases.
   Guard(router, "GET", "/api/v1/apps/{app}/models",
