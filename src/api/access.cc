@@ -24,6 +24,7 @@ const std::vector<RouteAccess>& ControlPlaneAccess() {
        Role::kViewer},
       {"GET", "/api/v1/apps/{app}/models/{version}/card", Role::kViewer},
       {"GET", "/api/v1/apps/{app}/models/{version}/artifact", Role::kViewer},
+      {"GET", "/api/v1/apps/{app}/models/{version}/baseline", Role::kViewer},
       {"PUT", "/api/v1/apps/{app}/aliases/{alias}", Role::kOperator},
       {"POST", "/api/v1/apps/{app}/aliases", Role::kOperator},
       {"GET", "/api/v1/apps/{app}/aliases/history", Role::kViewer},

@@ -147,7 +147,10 @@ json VersionJson(const ModelVersionRecord& v,
         {"code_sha256", v.code_sha256},
         {"parent_version", v.parent_version},
         {"runtime", StoredJson(v.runtime_json)},
-        {"created_by", v.created_by}}}};
+        {"created_by", v.created_by},
+        {"baseline_sha256", v.baseline_sha256.empty()
+                                ? json(nullptr)
+                                : json(v.baseline_sha256)}}}};
 }
 
 json AliasMoveJson(const AliasHistoryRecord& h) {
@@ -946,6 +949,16 @@ void ControlPlane::AddRoutes(Router* router) {
           response.headers.emplace_back("X-Artifact-Sha256",
                                         record.artifact_sha256);
           return response;
+        }));
+  Guard(router, "GET", "/api/v1/apps/{app}/models/{version}/baseline",
+        Handle([this](const HttpRequest&,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          ASSIGN_OR_RETURN(int version, ParseVersion(p.at("version")));
+          ASSIGN_OR_RETURN(ModelVersionRecord record,
+                           registry_->GetVersion(p.at("app"), version));
+          ASSIGN_OR_RETURN(std::string profile,
+                           registry_->ReadBaseline(record));
+          return HttpResponse::Json(200, std::move(profile));
         }));
   Guard(
       router, "PUT", "/api/v1/apps/{app}/aliases/{alias}",

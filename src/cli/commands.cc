@@ -476,7 +476,10 @@ void PrintModelVersion(json v) {
             << "  code sha256:  " << Or(Text(lineage["code_sha256"]), "-")
             << "\n"
             << "  data sha256:  " << Or(Text(lineage["data_fingerprint"]), "-")
-            << " (" << Text(lineage["row_count"]) << " rows)\n";
+            << " (" << Text(lineage["row_count"]) << " rows)\n"
+            << "  baseline:     "
+            << Or(Text(lineage.value("baseline_sha256", json())), "none")
+            << "\n";
   if (lineage["runtime"].is_object()) {
     for (const auto& [name, version] : lineage["runtime"].items()) {
       if (name == "python" && version.is_object()) {

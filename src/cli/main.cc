@@ -1,6 +1,7 @@
 // slipway: the one binary. `slipway server` runs the daemon; every other
 // command is a client of a running server (--server, SLIPWAY_SERVER), except
-// `slipway demo`, which starts its own.
+// `slipway demo`, which starts its own, and `slipway gen`, which only writes
+// a generated data file.
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -9,6 +10,7 @@
 #include "cli/api_client.h"
 #include "cli/commands.h"
 #include "cli/demo.h"
+#include "cli/gen.h"
 #include "cli/server_command.h"
 
 namespace {
@@ -318,6 +320,37 @@ int main(int argc, char** argv) {
                    "the example app spec (default: "
                    "examples/breast-cancer/slipway.yaml)");
   demo->callback([&] { code = DemoCommand(demo_flags, argv[0]); });
+
+  // gen
+  GenFlags gen_flags;
+  auto* gen = cli.add_subcommand(
+      "gen",
+      "write a deterministic churn-like CSV stream with scheduled covariate "
+      "shift and concept drift (runs locally, no server)");
+  gen->add_option("--rows", gen_flags.rows, "rows to write (default 1000)");
+  gen->add_option("--seed", gen_flags.seed, "stream seed (default 1)");
+  gen->add_option("--start", gen_flags.start,
+                  "first row index; rows are [start, start + rows) "
+                  "(default 0)");
+  gen->add_option("--covariate-shift-at", gen_flags.covariate_shift_at,
+                  "row from which the --shift features are shifted "
+                  "(default -1: never)");
+  gen->add_option("--shift", gen_flags.shift,
+                  "comma-separated features to shift: age, income, tenure, "
+                  "plan, region, support_calls, monthly_spend, f<k> "
+                  "(default income,region)");
+  gen->add_option("--concept-drift-at", gen_flags.concept_drift_at,
+                  "row from which the label's dependence on support_calls "
+                  "and plan flips (default -1: never)");
+  gen->add_option("--missing", gen_flags.missing,
+                  "fraction of numeric cells left empty (default 0.02)");
+  gen->add_flag("--no-label", gen_flags.no_label,
+                "leave out the churned column");
+  gen->add_option("--extra-numeric", gen_flags.extra_numeric,
+                  "extra standard-normal columns f0..f<K-1> (default 0)");
+  gen->add_option("--out", gen_flags.out,
+                  "CSV file to write (default: standard output)");
+  gen->callback([&] { code = GenCommand(gen_flags); });
 
   try {
     cli.parse(argc, argv);

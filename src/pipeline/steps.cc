@@ -15,6 +15,7 @@
 #include "models/transform.h"
 #include "pipeline/data_io.h"
 #include "pipeline/score.h"
+#include "train/baseline.h"
 #include "train/evaluate.h"
 #include "train/split.h"
 #include "train/trainer.h"
@@ -603,6 +604,23 @@ json RegisterDataSources(const StepContext& c, const StepOutput& model) {
   return sources;
 }
 
+// The baseline profile (train/baseline.h) of `rows` for the model in
+// `model`, as JSON text. `request_signature_json` is what callers send
+// (the transform's inputs when the model has one).
+absl::StatusOr<std::string> BaselineJson(
+    const ModelDir& model, const std::string& request_signature_json,
+    const Table& rows) {
+  ASSIGN_OR_RETURN(Signature request, Signature::FromJson(json::parse(
+                                          request_signature_json, nullptr,
+                                          /*allow_exceptions=*/false)));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<Model> loaded,
+      LoadRegisteredModel(model.format, model.model_bytes, std::move(request),
+                          model.transform_json));
+  ASSIGN_OR_RETURN(ProfileSet profile, BaselineProfile(*loaded, rows));
+  return profile.ToJson().dump();
+}
+
 absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
                                         const StepContext& c) {
   const StepOutput* table = FindInput(c, OutputKind::kTable, {"train", "data"});
@@ -654,6 +672,22 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
   if (!python.is_null()) runtime["python"] = std::move(python);
   version.runtime_json = runtime.dump();
   version.data_sources_json = RegisterDataSources(c, *found.first).dump();
+  // The training baseline monitoring compares traffic with: the training
+  // rows as callers send them, and the model's predictions on them. A
+  // model whose rows the step cannot see (or cannot profile) is
+  // registered without one, and the step says why.
+  std::string no_baseline;
+  if (rows == nullptr) {
+    no_baseline = "no training rows among the register step's inputs";
+  } else {
+    absl::StatusOr<std::string> baseline =
+        BaselineJson(model, version.signature_json, *rows);
+    if (baseline.ok()) {
+      version.baseline_json = *std::move(baseline);
+    } else {
+      no_baseline = std::string(baseline.status().message());
+    }
+  }
   // The code hash a command or notebook step recorded for what it ran.
   const StepSpec* producer = SiblingStep(c, found.first->step());
   if (producer != nullptr && (producer->kind() == StepKind::kCommand ||
@@ -670,7 +704,9 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
       "registered " + record.app + " v" + std::to_string(record.version);
   result.outputs = {{"version", record.version},
                     {"artifact_sha256", record.artifact_sha256},
-                    {"model_from", found.first->step()}};
+                    {"model_from", found.first->step()},
+                    {"baseline_sha256", record.baseline_sha256}};
+  if (!no_baseline.empty()) result.outputs["no_baseline"] = no_baseline;
   if (!params.alias.empty()) {
     ASSIGN_OR_RETURN(int64_t approval,
                      c.env->move_alias(record.app, params.alias, record.version,

@@ -89,6 +89,11 @@ absl::StatusOr<ModelVersionRecord> Registry::Register(
   record.runtime_json = version.runtime_json;
   record.created_by = version.created_by;
   record.data_sources_json = version.data_sources_json;
+  if (!version.baseline_json.empty()) {
+    ASSIGN_OR_RETURN(
+        record.baseline_sha256, artifacts_->Put(version.baseline_json),
+        "storing the baseline profile of app '" + version.app + "'");
+  }
   ASSIGN_OR_RETURN(std::optional<int> champion,
                    ResolveAlias(version.app, kChampionAlias));
   record.parent_version = champion.value_or(0);
@@ -108,6 +113,7 @@ absl::StatusOr<ModelVersionRecord> Registry::Register(
                        {"revision", stored.revision},
                        {"parent_version", stored.parent_version},
                        {"data_fingerprint", stored.data_fingerprint},
+                       {"baseline_sha256", stored.baseline_sha256},
                        {"metrics", nlohmann::json::parse(stored.metrics_json,
                                                          nullptr, false)}}
             .dump();
@@ -131,6 +137,18 @@ absl::StatusOr<std::vector<ModelVersionRecord>> Registry::ListVersions(
 absl::StatusOr<std::string> Registry::ReadModelBytes(
     const ModelVersionRecord& version) {
   return artifacts_->Get(version.artifact_sha256);
+}
+
+absl::StatusOr<std::string> Registry::ReadBaseline(
+    const ModelVersionRecord& version) {
+  if (version.baseline_sha256.empty()) {
+    return absl::NotFoundError(
+        "model " + version.app + " v" + std::to_string(version.version) +
+        " has no baseline profile (it was imported, or registered without "
+        "training rows); retrain it with a pipeline whose register step "
+        "sees the training table");
+  }
+  return artifacts_->Get(version.baseline_sha256);
 }
 
 absl::Status Registry::MoveAlias(const std::string& app,

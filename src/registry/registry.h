@@ -59,6 +59,9 @@ struct NewModelVersion {
   std::string runtime_json = "{}";
   std::string created_by;
   std::string data_sources_json = "[]";
+  // The training baseline profile (stats/profile.h ProfileSet JSON), stored
+  // in the artifact store beside the model; empty: none.
+  std::string baseline_json;
 };
 
 class Registry {
@@ -87,6 +90,9 @@ class Registry {
       const std::string& app);
   // The model file of a version, verified against its content address.
   absl::StatusOr<std::string> ReadModelBytes(const ModelVersionRecord& version);
+  // The baseline profile JSON of a version, verified against its content
+  // address; NotFound when the version has none.
+  absl::StatusOr<std::string> ReadBaseline(const ModelVersionRecord& version);
 
   // Points `alias` at `version` of `app`, recording the move in the alias
   // history with `actor` ("cli", "api"; a pipeline's register step when not

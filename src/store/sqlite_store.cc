@@ -218,6 +218,11 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries
   (state, next_attempt_at);
 )sql",
+    // 7: the training baseline profile of a model version (monitoring).
+    R"sql(
+ALTER TABLE model_versions ADD COLUMN baseline_sha256 TEXT NOT NULL
+  DEFAULT '';
+)sql",
 };
 
 constexpr int kFormatVersion =
@@ -246,7 +251,7 @@ constexpr char kModelVersionColumns[] =
     "app, version, artifact_sha256, format, signature_json, params_json, "
     "metrics_json, data_fingerprint, row_count, run_id, revision, "
     "created_at, transform_json, code_sha256, parent_version, runtime_json, "
-    "created_by, data_sources_json";
+    "created_by, data_sources_json, baseline_sha256";
 
 bool IsFinalRunState(std::string_view state) {
   return state == "succeeded" || state == "failed" || state == "cancelled";
@@ -507,6 +512,7 @@ ModelVersionRecord ReadModelVersion(Statement& s) {
   r.runtime_json = s.Text(15);
   r.created_by = s.Text(16);
   r.data_sources_json = s.Text(17);
+  r.baseline_sha256 = s.Text(18);
   return r;
 }
 
@@ -1196,7 +1202,7 @@ class SqliteStore : public Store {
           Statement insert(db, (std::string("INSERT INTO model_versions (") +
                                 kModelVersionColumns +
                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                                "?, ?, ?, ?, ?, ?, ?)")
+                                "?, ?, ?, ?, ?, ?, ?, ?)")
                                    .c_str());
           insert.Bind(stored.app)
               .Bind(stored.version)
@@ -1215,7 +1221,8 @@ class SqliteStore : public Store {
               .Bind(stored.parent_version)
               .Bind(stored.runtime_json)
               .Bind(stored.created_by)
-              .Bind(stored.data_sources_json);
+              .Bind(stored.data_sources_json)
+              .Bind(stored.baseline_sha256);
           return insert.Run();
         }));
     return stored;

@@ -130,6 +130,12 @@ void UndoMigration4(RawDatabase& raw) {
 // sets user_version).
 void UndoMigration5(RawDatabase& raw) { raw.Exec("DROP TABLE tokens"); }
 
+// Takes a current database back to format version 6's schema (the caller
+// sets user_version).
+void UndoMigration7(RawDatabase& raw) {
+  raw.Exec("ALTER TABLE model_versions DROP COLUMN baseline_sha256");
+}
+
 // Takes a current database back to format version 5's schema (the caller
 // sets user_version).
 void UndoMigration6(RawDatabase& raw) {
@@ -243,6 +249,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
     // A directory written by the first release: migration 1 only.
     RawDatabase raw(data_dir());
     raw.Exec("DROP TABLE schedule_state");
+    UndoMigration7(raw);
     UndoMigration6(raw);
     UndoMigration5(raw);
     UndoMigration4(raw);
@@ -253,7 +260,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
             std::to_string(SqliteStoreFormatVersion()));
-  EXPECT_EQ(SqliteStoreFormatVersion(), 6);
+  EXPECT_EQ(SqliteStoreFormatVersion(), 7);
   auto app = store_->GetApp("churn");
   ASSERT_TRUE(app.ok()) << app.status();
   EXPECT_EQ(app->current_revision, 2);
@@ -275,6 +282,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
   {
     // A directory written by the cron release: migrations 1 and 2.
     RawDatabase raw(data_dir());
+    UndoMigration7(raw);
     UndoMigration6(raw);
     UndoMigration5(raw);
     UndoMigration4(raw);
@@ -283,7 +291,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "6");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "7");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
 
   auto version = store_->GetModelVersion("churn", 1);
@@ -315,6 +323,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion3DirectoryKeepingItsData) {
   {
     // A directory written by the pipelines-as-DAGs release: migrations 1-3.
     RawDatabase raw(data_dir());
+    UndoMigration7(raw);
     UndoMigration6(raw);
     UndoMigration5(raw);
     UndoMigration4(raw);
@@ -322,7 +331,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion3DirectoryKeepingItsData) {
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "6");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "7");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
   auto version = store_->GetModelVersion("churn", 1);
   ASSERT_TRUE(version.ok()) << version.status();
@@ -967,6 +976,7 @@ TEST_F(SqliteStoreTest, ModelVersionKeepsItsLineage) {
   ASSERT_TRUE(store_->AddModelVersion(record).ok());
   record.parent_version = 1;
   record.created_by = "import";
+  record.baseline_sha256 = Sha256Hex("baseline profile");
   ASSERT_TRUE(store_->AddModelVersion(record).ok());
 
   for (const ModelVersionRecord& got :
@@ -977,8 +987,10 @@ TEST_F(SqliteStoreTest, ModelVersionKeepsItsLineage) {
     EXPECT_EQ(got.runtime_json, record.runtime_json);
     EXPECT_EQ(got.created_by, "import");
     EXPECT_EQ(got.data_sources_json, record.data_sources_json);
+    EXPECT_EQ(got.baseline_sha256, Sha256Hex("baseline profile"));
   }
   EXPECT_EQ(store_->GetModelVersion("churn", 1)->created_by, "run run-0001");
+  EXPECT_EQ(store_->GetModelVersion("churn", 1)->baseline_sha256, "");
 }
 
 TEST_F(SqliteStoreTest, SetAliasesMovesSeveralAtOnceWithOneHistoryRowEach) {
@@ -1104,13 +1116,14 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion4DirectoryWithNoTokens) {
   {
     // A directory written by the registry release: migrations 1-4.
     RawDatabase raw(data_dir());
+    UndoMigration7(raw);
     UndoMigration6(raw);
     UndoMigration5(raw);
     raw.Exec("PRAGMA user_version = 4");
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "6");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "7");
   EXPECT_EQ(store_->GetApp("churn")->current_revision, 2);
   auto tokens = store_->ListTokens();
   ASSERT_TRUE(tokens.ok()) << tokens.status();

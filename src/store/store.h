@@ -141,6 +141,10 @@ struct ModelVersionRecord {
   std::string runtime_json = "{}";
   std::string created_by;
   std::string data_sources_json = "[]";
+  // The training baseline profile (stats/profile.h ProfileSet JSON) in the
+  // artifact store, which monitoring compares live traffic with; empty
+  // when none was computed (an import, a model without training rows).
+  std::string baseline_sha256;
 };
 
 struct AliasRecord {

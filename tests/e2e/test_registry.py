@@ -165,6 +165,31 @@ class RegistryTest(unittest.TestCase):
             "fingerprint": model["data_fingerprint"], "rows": 800}])
         self.assertEqual(lineage["row_count"], 800)
 
+        # The training baseline monitoring will compare traffic with: every
+        # feature of the signature and the prediction, over the training
+        # rows, stored with the version.
+        self.assertEqual(len(lineage["baseline_sha256"]), 64)
+        status, baseline = s.request(
+            "GET", "/api/v1/apps/%s/models/%d/baseline" % (APP, v1))
+        self.assertEqual(status, 200, baseline)
+        train_rows = baseline["rows"]
+        self.assertGreater(train_rows, 500)
+        self.assertLess(train_rows, 800)
+        self.assertEqual(sorted(f["name"] for f in baseline["features"]),
+                         sorted(f["name"] for f in
+                                model["signature"]["features"]))
+        for feature in baseline["features"]:
+            self.assertEqual(feature["count"] + feature["missing"], train_rows,
+                             feature["name"])
+        plan = next(f for f in baseline["features"] if f["name"] == "plan")
+        self.assertEqual(plan["kind"], "categorical")
+        self.assertEqual(set(plan["counts"]), set(datagen.PLANS))
+        prediction = baseline["prediction"]
+        self.assertEqual(prediction["kind"], "numeric")
+        self.assertEqual(prediction["count"], train_rows)
+        self.assertGreaterEqual(prediction["min"], 0.0)
+        self.assertLessEqual(prediction["max"], 1.0)
+
         out = s.cli("models", "promote", APP, str(v1), check=True).stdout
         self.assertIn("now serving", out)
         v2 = harness.train_version(s, self.spec2, APP)
@@ -177,6 +202,8 @@ class RegistryTest(unittest.TestCase):
         self.assertIn("created by:   run " + model2["run_id"], shown)
         self.assertIn("parent:       v%d" % v1, shown)
         self.assertIn("runtime:      xgboost " + xgb.__version__, shown)
+        self.assertIn("baseline:     " + model2["lineage"]["baseline_sha256"],
+                      shown)
         self.assertIn(model2["data_fingerprint"], shown)
 
         diff = s.cli("models", "diff", APP, str(v1), str(v2),
@@ -308,6 +335,10 @@ class RegistryTest(unittest.TestCase):
                     "xgboost", "--signature", signature_file,
                     check=True).stdout
         self.assertIn("as imported v2", out)
+        status, body = s.request(
+            "GET", "/api/v1/apps/%s/models/2/baseline" % IMPORTED)
+        self.assertEqual(status, 404, body)
+        self.assertIn("has no baseline profile", body["error"])
 
         test_rows = datagen.rows(200, seed=41, missing=0.1)
         records = datagen.records(test_rows)
