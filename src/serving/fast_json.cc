@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
+#include "core/json.h"
 #include "nlohmann/json.hpp"
 #include "simdjson.h"
 
@@ -68,7 +70,8 @@ bool EncodeValue(const Signature& signature, int feature, element value,
 
 // The feature `name` is, trying `guess` first: clients send every record's
 // keys in the same order, so the previous record's feature at this position
-// usually matches without a hash lookup.
+// usually matches without a hash lookup, and the first record's keys
+// usually come in the signature's order (the training table's columns).
 int FeatureOf(const Signature& signature, std::string_view name, int guess) {
   const std::vector<FeatureSpec>& features = signature.features();
   if (guess >= 0 && static_cast<size_t>(guess) < features.size() &&
@@ -90,9 +93,10 @@ bool EncodeRecords(const Signature& signature, element records_value,
   const size_t width = signature.features().size();
   values->assign(count * width, kMissing);
   *num_rows = count;
-  std::vector<size_t> last_seen(width, SIZE_MAX);
-  std::vector<int> order;  // features by key position in the last record
-  order.reserve(width);
+  // On the stack for up to 64 features.
+  absl::InlinedVector<size_t, 64> last_seen(width, SIZE_MAX);
+  // Features by key position in the last record.
+  absl::InlinedVector<int, 64> order;
   size_t i = 0;
   for (element record_value : records) {
     object record;
@@ -101,7 +105,8 @@ bool EncodeRecords(const Signature& signature, element records_value,
     size_t position = 0;
     size_t fields = 0;
     for (auto field : record) {
-      const int guess = position < order.size() ? order[position] : -1;
+      const int guess = position < order.size() ? order[position]
+                                                : static_cast<int>(position);
       const int feature = FeatureOf(signature, field.key, guess);
       if (feature < 0) return false;
       // A repeated key: nlohmann keeps the last value only, so the full
@@ -424,6 +429,18 @@ void AppendJsonDouble(double value, std::string* out) {
   char* end =
       nlohmann::detail::to_chars(buffer, buffer + sizeof(buffer), value);
   out->append(buffer, static_cast<size_t>(end - buffer));
+}
+
+void FastAppendJsonString(std::string_view text, std::string* out) {
+  for (char c : text) {
+    if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+      AppendJsonString(text, out);
+      return;
+    }
+  }
+  out->push_back('"');
+  out->append(text);
+  out->push_back('"');
 }
 
 }  // namespace slipway

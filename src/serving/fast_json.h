@@ -51,6 +51,13 @@ bool FastEncodeInferJson(const Signature& signature, std::string_view body,
 // values, null for NaN and infinities.
 void AppendJsonDouble(double value, std::string* out);
 
+// Appends `text` as a JSON string, byte for byte what AppendJsonString
+// (core/json.h) appends. Text that needs no escaping (printable ASCII other
+// than '"' and '\\', as labels, ids and names are) is copied between quotes
+// without AppendJsonString's round trip through an nlohmann value, which
+// costs several allocations; anything else goes through AppendJsonString.
+void FastAppendJsonString(std::string_view text, std::string* out);
+
 }  // namespace slipway
 
 #endif  // SLIPWAY_SERVING_FAST_JSON_H_

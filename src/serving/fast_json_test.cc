@@ -7,6 +7,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/json.h"
@@ -62,6 +63,22 @@ TEST(AppendJsonStringTest, Escapes) {
   std::string out;
   AppendJsonString("a\"b\\c\n", &out);
   EXPECT_EQ(out, "\"a\\\"b\\\\c\\n\"");
+}
+
+TEST(FastAppendJsonStringTest, WritesWhatAppendJsonStringWrites) {
+  for (std::string_view text :
+       {std::string_view(""), std::string_view("req-0193c1a2b3c4d5e6f7a8"),
+        std::string_view("large"), std::string_view("a b~!"),
+        std::string_view("quote\""), std::string_view("back\\slash"),
+        std::string_view("tab\t"), std::string_view("nul\0x", 5),
+        std::string_view("del\x7f"), std::string_view("caf\xc3\xa9"),
+        std::string_view("bad\xff utf-8")}) {
+    std::string fast = "prefix";
+    FastAppendJsonString(text, &fast);
+    std::string full = "prefix";
+    AppendJsonString(text, &full);
+    EXPECT_EQ(fast, full) << text;
+  }
 }
 
 TEST(FastEncodePredictJsonTest, EncodesRecordsInFeatureOrder) {

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/synchronization/mutex.h"
 #include "core/http_error.h"
 #include "core/logging.h"
@@ -14,45 +15,57 @@
 namespace slipway {
 namespace {
 
-// "/v2/models/x" -> {"v2", "models", "x"}; "/" -> {""}; "/a/" -> {"a", ""}.
-// Keeping the empty trailing segment makes "/a/" and "/a" different paths,
-// so a pattern matches exactly one spelling.
-std::vector<std::string> SplitPath(std::string_view path) {
+// Splits `path` at '/' into `*segments`: "/v2/models/x" -> {"v2", "models",
+// "x"}; "/" -> {""}; "/a/" -> {"a", ""}. Keeping the empty trailing segment
+// makes "/a/" and "/a" different paths, so a pattern matches exactly one
+// spelling. The views point into `path`.
+template <typename Segments>
+void SplitPath(std::string_view path, Segments* segments) {
   if (!path.empty() && path.front() == '/') path.remove_prefix(1);
-  std::vector<std::string> segments;
   while (true) {
     size_t slash = path.find('/');
-    segments.emplace_back(path.substr(0, slash));
+    segments->emplace_back(path.substr(0, slash));
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash + 1);
   }
-  return segments;
 }
 
-bool IsCapture(const std::string& segment) {
+bool IsCapture(std::string_view segment) {
   return segment.size() >= 2 && segment.front() == '{' && segment.back() == '}';
 }
 
-std::string CaptureName(const std::string& segment) {
-  return segment.substr(1, segment.size() - 2);
+std::string CaptureName(std::string_view segment) {
+  return std::string(segment.substr(1, segment.size() - 2));
 }
 
-// True when `path` matches `pattern`; fills `params` with the captures.
+// A path split into segments; eight cover every route without allocating.
+using PathSegments = absl::InlinedVector<std::string_view, 8>;
+
+// True when `path` matches `pattern`.
 bool Matches(const std::vector<std::string>& pattern,
-             const std::vector<std::string>& path, PathParams* params) {
+             const PathSegments& path) {
   if (pattern.size() != path.size()) return false;
-  PathParams captured;
   for (size_t i = 0; i < pattern.size(); ++i) {
     if (IsCapture(pattern[i])) {
       // An empty segment ("/v2/models//infer") names nothing.
       if (path[i].empty()) return false;
-      captured[CaptureName(pattern[i])] = path[i];
     } else if (pattern[i] != path[i]) {
       return false;
     }
   }
-  *params = std::move(captured);
   return true;
+}
+
+// The captures of `path`, which matches `pattern`.
+PathParams Captures(const std::vector<std::string>& pattern,
+                    const PathSegments& path) {
+  PathParams params;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (IsCapture(pattern[i])) {
+      params.emplace(CaptureName(pattern[i]), std::string(path[i]));
+    }
+  }
+  return params;
 }
 
 // True when `a` is more specific than `b`: at the first segment where one
@@ -69,6 +82,19 @@ bool MoreSpecific(const std::vector<std::string>& a,
   return false;
 }
 
+// The Content-Type header without parameters and surrounding blanks, as
+// written (not lowercased); "" when absent.
+std::string_view BareContentType(const HttpRequest& request) {
+  auto it = request.headers.find("content-type");
+  if (it == request.headers.end()) return {};
+  std::string_view value = it->second;
+  value = value.substr(0, value.find(';'));
+  size_t begin = value.find_first_not_of(" \t");
+  if (begin == std::string_view::npos) return {};
+  size_t end = value.find_last_not_of(" \t");
+  return value.substr(begin, end - begin + 1);
+}
+
 std::string ToLower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return std::tolower(c); });
@@ -83,13 +109,18 @@ std::string HttpRequest::Header(const std::string& name) const {
 }
 
 std::string HttpRequest::ContentType() const {
-  std::string value = Header("content-type");
-  size_t semicolon = value.find(';');
-  if (semicolon != std::string::npos) value.resize(semicolon);
-  size_t begin = value.find_first_not_of(" \t");
-  if (begin == std::string::npos) return "";
-  size_t end = value.find_last_not_of(" \t");
-  return ToLower(value.substr(begin, end - begin + 1));
+  return ToLower(std::string(BareContentType(*this)));
+}
+
+bool HttpRequest::ContentTypeIs(std::string_view type) const {
+  std::string_view value = BareContentType(*this);
+  if (value.size() != type.size()) return false;
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(value[i])) != type[i]) {
+      return false;
+    }
+  }
+  return true;
 }
 
 HttpResponse HttpResponse::Json(int status, std::string body) {
@@ -163,7 +194,12 @@ void Router::Add(std::string method, std::string pattern, HttpHandler handler) {
 
 void Router::AddAsync(std::string method, std::string pattern,
                       AsyncHttpHandler handler) {
-  std::vector<std::string> segments = SplitPath(pattern);
+  std::vector<std::string> segments;
+  SplitPath(pattern, &segments);
+  if (routes_by_length_.size() <= segments.size()) {
+    routes_by_length_.resize(segments.size() + 1);
+  }
+  routes_by_length_[segments.size()].push_back(routes_.size());
   routes_.push_back(Route{std::move(method), std::move(pattern),
                           std::move(segments), std::move(handler)});
 }
@@ -201,28 +237,36 @@ HttpResponse Router::Dispatch(const HttpRequest& request) const {
 
 void Router::DispatchAsync(const HttpRequest& request,
                            HttpResponder respond) const {
-  std::vector<std::string> path = SplitPath(request.path);
+  PathSegments path;
+  SplitPath(request.path, &path);
+  static const std::vector<size_t> kNone;
+  const std::vector<size_t>& candidates = path.size() < routes_by_length_.size()
+                                              ? routes_by_length_[path.size()]
+                                              : kNone;
   const Route* best = nullptr;
-  PathParams best_params;
-  std::vector<std::string> allowed;  // methods of routes matching the path
-  for (const Route& route : routes_) {
-    PathParams params;
-    if (!Matches(route.segments, path, &params)) continue;
-    if (std::find(allowed.begin(), allowed.end(), route.method) ==
-        allowed.end()) {
-      allowed.push_back(route.method);
+  for (size_t index : candidates) {
+    const Route& route = routes_[index];
+    if (route.method != request.method || !Matches(route.segments, path)) {
+      continue;
     }
-    if (route.method != request.method) continue;
     if (best == nullptr || MoreSpecific(route.segments, best->segments)) {
       best = &route;
-      best_params = std::move(params);
     }
   }
   if (best != nullptr) {
-    best->handler(request, best_params, std::move(respond));
+    best->handler(request, Captures(best->segments, path), std::move(respond));
     return;
   }
 
+  std::vector<std::string> allowed;  // methods of routes matching the path
+  for (size_t index : candidates) {
+    const Route& route = routes_[index];
+    if (Matches(route.segments, path) &&
+        std::find(allowed.begin(), allowed.end(), route.method) ==
+            allowed.end()) {
+      allowed.push_back(route.method);
+    }
+  }
   if (allowed.empty()) {
     respond(HttpResponse::Error(absl::NotFoundError(
         "no endpoint at " + request.method + " " + request.path +

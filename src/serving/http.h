@@ -42,6 +42,8 @@ struct HttpRequest {
   std::string Header(const std::string& name) const;
   // Content type without parameters, lowercased ("application/json").
   std::string ContentType() const;
+  // ContentType() == type, without copying. `type` must be lowercase.
+  bool ContentTypeIs(std::string_view type) const;
 };
 
 struct HttpResponse {
@@ -122,6 +124,9 @@ class Router {
     AsyncHttpHandler handler;           // synchronous ones are wrapped
   };
   std::vector<Route> routes_;
+  // Indexes into routes_ by the pattern's segment count: a path is matched
+  // only against the patterns as long as it is.
+  std::vector<std::vector<size_t>> routes_by_length_;
 };
 
 }  // namespace slipway

@@ -3,12 +3,13 @@
 // Shape: one io_context run by N threads. The acceptor lives on its own
 // strand; each accepted connection gets a Session on a strand of its own
 // (with one thread, the thread is the strand), so a Session's state is only
-// touched by one thread at a time and needs no lock. A Session reads one request (header, then body, each under its own
-// deadline), hands it to the Router with an HttpResponder, and waits: the
-// responder, called on whatever thread the handler answers from, posts the
-// answer back onto the Session's strand, which writes it and reads the next
-// request. Requests on one connection are therefore answered strictly in
-// order, and a request waiting for an asynchronous answer holds no thread.
+// touched by one thread at a time and needs no lock. A Session reads one
+// request (header, then body, each under its own deadline), hands it to the
+// Router with an HttpResponder, and waits: the responder, called on whatever
+// thread the handler answers from, posts the answer back onto the Session's
+// strand, which writes it and reads the next request. Requests on one
+// connection are therefore answered strictly in order, and a request waiting
+// for an asynchronous answer holds no thread.
 //
 // The Server keeps a table of live Sessions (guarded by mu_) for the
 // connection limit and for Shutdown, which must reach every connection, and
@@ -19,7 +20,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -79,10 +80,8 @@ std::string ToStd(beast::string_view s) {
   return std::string(s.data(), s.size());
 }
 
-std::string ToLower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return std::tolower(c); });
-  return s;
+char AsciiLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
 int HexValue(char c) {
@@ -97,6 +96,14 @@ int HexValue(char c) {
 absl::StatusOr<std::string> PercentDecode(std::string_view in,
                                           bool plus_is_space,
                                           const std::string& what) {
+  bool plain = true;  // nothing to decode, the usual case
+  for (char c : in) {
+    if (c == '%' || (c == '+' && plus_is_space)) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return std::string(in);
   std::string out;
   out.reserve(in.size());
   for (size_t i = 0; i < in.size(); ++i) {
@@ -157,25 +164,70 @@ HttpResponse ErrorResponse(int http_status, const std::string& message) {
                             ErrorBody(absl::UnknownError(message)));
 }
 
-bool HasLineBreak(const std::string& s) {
-  return s.find_first_of("\r\n") != std::string::npos;
+bool HasLineBreak(std::string_view s) {
+  // A plain loop: find_first_of calls memchr once per character.
+  for (char c : s) {
+    if (c == '\r' || c == '\n') return true;
+  }
+  return false;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view lower) {
+  if (a.size() != lower.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (AsciiLower(a[i]) != lower[i]) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // Headers the server owns: framing and identity come from the server, the
 // content type from HttpResponse::content_type.
-bool IsServerOwnedHeader(const std::string& name) {
-  std::string lower = ToLower(name);
-  return lower == "content-length" || lower == "transfer-encoding" ||
-         lower == "connection" || lower == "server" || lower == "content-type";
+bool IsServerOwnedHeader(std::string_view name) {
+  return EqualsIgnoreCase(name, "content-length") ||
+         EqualsIgnoreCase(name, "transfer-encoding") ||
+         EqualsIgnoreCase(name, "connection") ||
+         EqualsIgnoreCase(name, "server") ||
+         EqualsIgnoreCase(name, "content-type");
 }
 
-http::response<http::string_body> ToBeastResponse(HttpResponse response,
-                                                  unsigned version,
-                                                  bool keep_alive) {
-  http::response<http::string_body> out;
-  out.version(version);
-  out.result(static_cast<unsigned>(response.status));
-  out.set(http::field::server, "slipway");
+// Appends "name: value\r\n", the value without leading or trailing spaces
+// and tabs (as Beast's fields store it).
+void AppendField(std::string_view name, std::string_view value,
+                 std::string* head) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+    value.remove_prefix(1);
+  }
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+    value.remove_suffix(1);
+  }
+  head->append(name).append(": ", 2).append(value).append("\r\n", 2);
+}
+
+// Writes the status line and header block of `response` into `*head`
+// (cleared first), the bytes Boost.Beast's serializer writes for the same
+// message: "HTTP/1.1 200 OK", Server, the handler's extra headers in order,
+// Connection when `keep_alive` differs from the version's default, then
+// Content-Type and Content-Length (neither for 204 and 304, which carry no
+// body). Serializing here rather than through a beast::http::response saves
+// a node allocation per header and Beast's buffer-sequence machinery on
+// every answer.
+void WriteHead(const HttpResponse& response, unsigned version, bool keep_alive,
+               std::string* head) {
+  using namespace std::string_view_literals;
+  const unsigned code = static_cast<unsigned>(response.status);
+  char start[] = "HTTP/x.x xxx ";
+  start[5] = static_cast<char>('0' + version / 10);
+  start[7] = static_cast<char>('0' + version % 10);
+  start[9] = static_cast<char>('0' + code / 100);
+  start[10] = static_cast<char>('0' + code / 10 % 10);
+  start[11] = static_cast<char>('0' + code % 10);
+  const beast::string_view reason =
+      http::obsolete_reason(static_cast<http::status>(code));
+  head->assign(start, sizeof(start) - 1)
+      .append(reason.data(), reason.size())
+      .append("\r\nServer: slipway\r\n"sv);
   for (const auto& [name, value] : response.headers) {
     if (name.empty() || IsServerOwnedHeader(name)) continue;
     if (HasLineBreak(name) || HasLineBreak(value)) {
@@ -184,21 +236,29 @@ http::response<http::string_body> ToBeastResponse(HttpResponse response,
                  {{"header", name}, {"reason", "line break in name or value"}});
       continue;
     }
-    out.insert(beast::string_view(name.data(), name.size()),
-               beast::string_view(value.data(), value.size()));
+    AppendField(name, value, head);
   }
-  out.keep_alive(keep_alive);
+  if (version < 11 && keep_alive) {
+    head->append("Connection: keep-alive\r\n"sv);
+  } else if (version >= 11 && !keep_alive) {
+    head->append("Connection: close\r\n"sv);
+  }
   // RFC 9110: 204 and 304 carry no content and no Content-Length.
   if (response.status != 204 && response.status != 304) {
-    const std::string& type = response.content_type.empty()
-                                  ? std::string("application/octet-stream")
-                                  : response.content_type;
-    out.set(http::field::content_type,
-            beast::string_view(type.data(), type.size()));
-    out.body() = std::move(response.body);
-    out.content_length(out.body().size());
+    AppendField("Content-Type",
+                response.content_type.empty()
+                    ? std::string_view("application/octet-stream")
+                    : std::string_view(response.content_type),
+                head);
+    char length[24];
+    const char* end =
+        std::to_chars(length, length + sizeof(length), response.body.size())
+            .ptr;
+    head->append("Content-Length: "sv)
+        .append(length, static_cast<size_t>(end - length))
+        .append("\r\n"sv);
   }
-  return out;
+  head->append("\r\n"sv);
 }
 
 // Parse failures the client caused by sending something that is not HTTP,
@@ -291,14 +351,24 @@ class Server {
 };
 
 // One connection. All members are touched only on the connection's strand
-// (stream_'s executor); the public methods post there.
+// (socket_'s executor); the public methods post there.
+//
+// Timeouts: one deadline per connection, moved with every phase (header,
+// body, idle, write, linger) and checked by one timer. Moving the deadline
+// later, which is what every request does, only stores a time; the timer is
+// re-armed only when the deadline moves earlier than it is set for, or when
+// it fires early and finds the deadline moved on. A deadline that passes
+// closes the socket, which ends the pending operation with an error: the
+// connection closes without an answer. (beast::tcp_stream did the same with
+// a timer wait started and cancelled around every read and write.)
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, Server* server, bool counted)
       : server_(server),
         counted_(counted),
         remote_address_(PeerAddress(socket)),
-        stream_(std::move(socket)) {}
+        socket_(std::move(socket)),
+        timer_(socket_.get_executor()) {}
   ~Session() { server_->Unregister(this, counted_); }
 
   // False for a connection over max_connections, which only gets a 503.
@@ -306,26 +376,26 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Reads and answers requests until the connection ends.
   void Serve() {
-    asio::dispatch(stream_.get_executor(),
+    asio::dispatch(socket_.get_executor(),
                    beast::bind_front_handler(&Session::ReadNextRequest,
                                              shared_from_this()));
   }
   // Answers 503 (over the connection limit) and closes.
   void Reject() {
     asio::dispatch(
-        stream_.get_executor(),
+        socket_.get_executor(),
         beast::bind_front_handler(&Session::SendRejection, shared_from_this()));
   }
   // Closes the connection now if it is between requests; a request in
   // progress finishes and is answered with "Connection: close".
   void OnShutdown() {
     asio::post(
-        stream_.get_executor(),
+        socket_.get_executor(),
         beast::bind_front_handler(&Session::CloseIfIdle, shared_from_this()));
   }
   // Closes the connection whatever it is doing (drain timeout).
   void ForceClose() {
-    asio::post(stream_.get_executor(),
+    asio::post(socket_.get_executor(),
                beast::bind_front_handler(&Session::Close, shared_from_this()));
   }
 
@@ -343,6 +413,41 @@ class Session : public std::enable_shared_from_this<Session> {
     return std::chrono::milliseconds(ms);
   }
 
+  // The connection closes if the current phase has not ended `timeout`
+  // from now.
+  void SetDeadline(std::chrono::steady_clock::duration timeout) {
+    deadline_ = std::chrono::steady_clock::now() + timeout;
+    if (!timer_waiting_ || deadline_ < timer_.expiry()) ArmTimer();
+  }
+
+  // No deadline while a handler works on the request.
+  void ClearDeadline() {
+    deadline_ = std::chrono::steady_clock::time_point::max();
+  }
+
+  void ArmTimer() {
+    timer_waiting_ = true;
+    // Replacing the expiry of a pending wait cancels it (OnTimer sees
+    // operation_aborted and leaves the new wait in charge).
+    timer_.expires_at(deadline_);
+    // A weak reference: a pending wait does not keep a finished connection.
+    timer_.async_wait([weak = weak_from_this()](const beast::error_code& ec) {
+      if (ec == asio::error::operation_aborted) return;
+      if (auto self = weak.lock()) self->OnTimer();
+    });
+  }
+
+  void OnTimer() {
+    timer_waiting_ = false;
+    if (state_ == State::kClosed) return;
+    if (deadline_ == std::chrono::steady_clock::time_point::max()) return;
+    if (std::chrono::steady_clock::now() < deadline_) {
+      ArmTimer();
+      return;
+    }
+    Close();  // the pending read or write ends with an error
+  }
+
   void ReadNextRequest() {
     if (server_->shutting_down()) {
       Close();
@@ -352,17 +457,16 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(server_->options().max_body_bytes);
     parser_->header_limit(kMaxHeaderBytes);
     if (buffer_.size() > 0) {  // a pipelined request is already here
-      stream_.expires_after(Millis(server_->options().header_timeout_ms));
+      SetDeadline(Millis(server_->options().header_timeout_ms));
       ParseBuffered();
       return;
     }
     // Waiting for the first byte is "idle" on a kept-alive connection; on a
     // new one it is part of the time allowed to send the header.
     state_ = State::kIdle;
-    stream_.expires_after(Millis(first_request_
-                                     ? server_->options().header_timeout_ms
-                                     : server_->options().idle_timeout_ms));
-    stream_.async_read_some(
+    SetDeadline(Millis(first_request_ ? server_->options().header_timeout_ms
+                                      : server_->options().idle_timeout_ms));
+    socket_.async_read_some(
         buffer_.prepare(kReadChunk),
         beast::bind_front_handler(&Session::OnFirstBytes, shared_from_this()));
   }
@@ -406,9 +510,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void ReadHeader() {
     state_ = State::kReading;
-    stream_.expires_after(Millis(server_->options().header_timeout_ms));
+    SetDeadline(Millis(server_->options().header_timeout_ms));
     http::async_read_header(
-        stream_, buffer_, *parser_,
+        socket_, buffer_, *parser_,
         beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
   }
 
@@ -428,8 +532,8 @@ class Session : public std::enable_shared_from_this<Session> {
         beast::iequals(header[http::field::expect], "100-continue")) {
       static constexpr std::string_view kContinue =
           "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(Millis(server_->options().body_timeout_ms));
-      asio::async_write(stream_,
+      SetDeadline(Millis(server_->options().body_timeout_ms));
+      asio::async_write(socket_,
                         asio::buffer(kContinue.data(), kContinue.size()),
                         beast::bind_front_handler(&Session::OnContinueSent,
                                                   shared_from_this()));
@@ -447,9 +551,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
-    stream_.expires_after(Millis(server_->options().body_timeout_ms));
+    SetDeadline(Millis(server_->options().body_timeout_ms));
     http::async_read(
-        stream_, buffer_, *parser_,
+        socket_, buffer_, *parser_,
         beast::bind_front_handler(&Session::OnBody, shared_from_this()));
   }
 
@@ -488,7 +592,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void HandleRequest() {
     state_ = State::kHandling;
-    stream_.expires_never();
+    ClearDeadline();
     http::request<http::string_body> message = parser_->release();
     parser_.reset();
 
@@ -496,42 +600,53 @@ class Session : public std::enable_shared_from_this<Session> {
     request.method = ToStd(message.method_string());
     request.remote_address = remote_address_;
     for (const auto& field : message) {
-      std::string name = ToLower(ToStd(field.name_string()));
-      std::string value = ToStd(field.value());
-      auto [it, inserted] = request.headers.emplace(name, value);
-      if (!inserted) it->second += ", " + value;  // RFC 9110 list combining
+      const beast::string_view raw_name = field.name_string();
+      std::string name(raw_name.data(), raw_name.size());
+      // Field names are tokens (ASCII), which the parser has checked.
+      for (char& c : name) c = AsciiLower(c);
+      const beast::string_view value = field.value();
+      auto [it, inserted] = request.headers.try_emplace(
+          std::move(name), value.data(), value.size());
+      if (!inserted) {  // RFC 9110 list combining
+        it->second.append(", ");
+        it->second.append(value.data(), value.size());
+      }
     }
     request.body = std::move(message.body());
 
-    absl::Status target = ParseTarget(ToStd(message.target()), &request);
+    const beast::string_view target_text = message.target();
+    absl::Status target = ParseTarget(
+        std::string_view(target_text.data(), target_text.size()), &request);
     if (!target.ok()) {
       Write(HttpResponse::Error(target), message.version(),
             message.keep_alive() && !server_->shutting_down());
       return;
     }
-    CallHandler(request, Responder(request.method + " " + request.path,
-                                   message.version(), message.keep_alive()));
+    // Read by OnAnswer, on this strand, before the next request replaces
+    // them: a connection has one request in progress at a time.
+    request_line_.assign(request.method);
+    request_line_.push_back(' ');
+    request_line_.append(request.path);
+    version_ = message.version();
+    keep_alive_ = message.keep_alive();
+    CallHandler(request, Responder());
   }
 
   // The responder of the request being handled: whatever thread calls it
   // posts the answer onto this connection's strand.
-  HttpResponder Responder(std::string request_line, unsigned version,
-                          bool keep_alive) {
+  HttpResponder Responder() {
     server_->AnswerPending();
     return HttpResponder(
-        [self = shared_from_this(), request_line, version,
-         keep_alive](HttpResponse response) {
+        [self = shared_from_this()](HttpResponse response) mutable {
           Server* server = self->server_;
-          auto executor = self->stream_.get_executor();
-          asio::post(executor,
-                     [self = std::move(self), response = std::move(response),
-                      request_line, version, keep_alive]() mutable {
-                       self->OnAnswer(std::move(response), request_line,
-                                      version, keep_alive);
-                     });
+          auto executor = self->socket_.get_executor();
+          asio::post(executor, [self = std::move(self),
+                                response = std::move(response)]() mutable {
+            self->OnAnswer(std::move(response));
+          });
           server->AnswerDelivered();
         },
-        request_line);
+        request_line_);
   }
 
   void CallHandler(const HttpRequest& request, HttpResponder respond) {
@@ -559,17 +674,16 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // On the strand: the handler's answer to the request in progress.
-  void OnAnswer(HttpResponse response, const std::string& request_line,
-                unsigned version, bool keep_alive) {
+  void OnAnswer(HttpResponse response) {
     // Closed by the drain timeout while the handler worked: nobody to tell.
     if (state_ == State::kClosed) return;
     if (response.status < 200 || response.status > 599) {
-      response =
-          HandlerFailure(request_line, "handler returned invalid HTTP status " +
-                                           std::to_string(response.status));
+      response = HandlerFailure(request_line_,
+                                "handler returned invalid HTTP status " +
+                                    std::to_string(response.status));
     }
-    Write(std::move(response), version,
-          keep_alive && !server_->shutting_down());
+    Write(std::move(response), version_,
+          keep_alive_ && !server_->shutting_down());
   }
 
   void SendRejection() {
@@ -585,17 +699,23 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Write(HttpResponse response, unsigned version, bool keep_alive) {
     state_ = State::kHandling;
-    response_.emplace(
-        ToBeastResponse(std::move(response), version, keep_alive));
+    WriteHead(response, version, keep_alive, &head_);
+    if (response.status != 204 && response.status != 304) {
+      body_ = std::move(response.body);
+    }
     // A client that does not read its answer cannot hold the connection.
-    stream_.expires_after(Millis(server_->options().body_timeout_ms));
-    http::async_write(stream_, *response_,
+    SetDeadline(Millis(server_->options().body_timeout_ms));
+    // One gather write: head and body leave in the same send.
+    const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head_),
+                                                       asio::buffer(body_)};
+    asio::async_write(socket_, buffers,
                       beast::bind_front_handler(
                           &Session::OnWritten, shared_from_this(), keep_alive));
   }
 
   void OnWritten(bool keep_alive, beast::error_code ec, size_t) {
-    response_.reset();
+    // The head keeps its capacity for the next answer; a body may be large.
+    body_ = std::string();
     if (ec) {
       Close();
       return;
@@ -611,13 +731,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void LingerClose() {
     state_ = State::kClosing;
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream_.expires_after(kLingerTime);
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    SetDeadline(kLingerTime);
     Discard();
   }
 
   void Discard() {
-    stream_.async_read_some(
+    socket_.async_read_some(
         asio::buffer(discard_),
         beast::bind_front_handler(&Session::OnDiscarded, shared_from_this()));
   }
@@ -638,20 +758,31 @@ class Session : public std::enable_shared_from_this<Session> {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    timer_.cancel();
   }
 
   Server* const server_;
   const bool counted_;
   std::string remote_address_;
-  beast::tcp_stream stream_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;  // checks deadline_
+  std::chrono::steady_clock::time_point deadline_ =
+      std::chrono::steady_clock::time_point::max();
+  bool timer_waiting_ = false;  // a wait on timer_ is pending
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::optional<http::response<http::string_body>> response_;  // being written
+  std::string head_;  // status line and headers of the answer being written
+  std::string body_;  // its body
   std::array<char, 4096> discard_;
   State state_ = State::kIdle;
   bool first_request_ = true;
+  // The request in progress: "POST /v1/apps/churn/predict", its HTTP
+  // version, and whether the client asked to keep the connection.
+  std::string request_line_;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
 };
 
 absl::Status Server::Listen() {
@@ -697,8 +828,9 @@ void Server::StartThreads() {
     threads_.emplace_back([this] {
       // Work deferred to the end of an event-loop pass (the batcher's
       // flush) queues behind what the loop already has.
-      IoRound::Scope round(
-          [this](std::function<void()> work) { asio::post(ioc_, std::move(work)); });
+      IoRound::Scope round([this](std::function<void()> work) {
+        asio::post(ioc_, std::move(work));
+      });
       // An exception escaping a completion handler ends run(); log it and
       // keep the thread serving rather than terminate the process.
       while (true) {

@@ -414,6 +414,50 @@ TEST_F(HttpServerTest, Http10IsAnsweredThenClosed) {
   EXPECT_EQ(client.unread(), "");
 }
 
+// The exact bytes of answers: status line, Server first, the handler's
+// headers in order (values without surrounding blanks), Connection only
+// when it differs from the version's default, then Content-Type and
+// Content-Length; none of the last two for 204.
+TEST_F(HttpServerTest, AnswersAreWrittenByteForByte) {
+  router_.Add("GET", "/padded", [](const HttpRequest&, const PathParams&) {
+    HttpResponse response = HttpResponse::Json(201, "{}");
+    response.headers = {{"X-One", "  1\t"}, {"X-Two", "two"}};
+    return response;
+  });
+  router_.Add("GET", "/empty", [](const HttpRequest&, const PathParams&) {
+    return HttpResponse::Text(204, "dropped", "");
+  });
+  router_.Add("GET", "/untyped", [](const HttpRequest&, const PathParams&) {
+    return HttpResponse::Text(200, "raw", "");
+  });
+  Start();
+  auto exchange = [this](const std::string& requests) {
+    Connection client(port());
+    EXPECT_TRUE(client.connected());
+    EXPECT_TRUE(client.Send(requests));
+    EXPECT_TRUE(client.WaitForClose(kIoTimeout));
+    return client.unread();
+  };
+  EXPECT_EQ(exchange("GET /padded HTTP/1.1\r\nHost: t\r\n\r\n"
+                     "GET /empty HTTP/1.1\r\nHost: t\r\n\r\n"
+                     "GET /untyped HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            "HTTP/1.1 201 Created\r\nServer: slipway\r\nX-One: 1\r\n"
+            "X-Two: two\r\nContent-Type: application/json\r\n"
+            "Content-Length: 2\r\n\r\n{}"
+            "HTTP/1.1 204 No Content\r\nServer: slipway\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nServer: slipway\r\nConnection: close\r\n"
+            "Content-Type: application/octet-stream\r\n"
+            "Content-Length: 3\r\n\r\nraw");
+  EXPECT_EQ(exchange("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+                     "GET /nowhere HTTP/1.0\r\n\r\n"),
+            "HTTP/1.0 200 OK\r\nServer: slipway\r\nConnection: keep-alive\r\n"
+            "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+            "HTTP/1.0 404 Not Found\r\nServer: slipway\r\n"
+            "Content-Type: application/json\r\nContent-Length: 101\r\n\r\n"
+            "{\"error\":\"no endpoint at GET /nowhere; check the path against "
+            "the API reference (docs/openapi.yaml)\"}");
+}
+
 TEST_F(HttpServerTest, ExpectContinueGetsInterimResponse) {
   Start();
   Connection client(port());
@@ -526,6 +570,55 @@ TEST_F(HttpServerTest, IdleKeepAliveConnectionIsClosed) {
   ASSERT_TRUE(client.ReadResponse().has_value());
   EXPECT_TRUE(client.WaitForClose(kIoTimeout));
   EXPECT_EQ(client.unread(), "");
+}
+
+TEST_F(HttpServerTest, SlowHeaderOnAKeptAliveConnectionTimesOut) {
+  // The idle deadline after the first answer is far off; the header
+  // deadline that replaces it when bytes arrive is sooner and still holds.
+  HttpServer::Options options;
+  options.header_timeout_ms = 200;
+  Start(options);
+  Connection client(port());
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Send(Get("/hello")));
+  ASSERT_TRUE(client.ReadResponse().has_value());
+  ASSERT_TRUE(client.Send("GET /hello HTTP/1.1\r\nHost: te"));
+  EXPECT_TRUE(client.WaitForClose(kIoTimeout));
+  EXPECT_EQ(client.unread(), "");
+}
+
+TEST_F(HttpServerTest, ActiveConnectionOutlivesItsFirstIdleDeadline) {
+  HttpServer::Options options;
+  options.idle_timeout_ms = 500;
+  Start(options);
+  Connection client(port());
+  ASSERT_TRUE(client.connected());
+  // Together longer than the idle timeout, each pause well within it.
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(client.Send(Get("/hello")));
+    std::optional<Response> response = client.ReadResponse();
+    ASSERT_TRUE(response.has_value()) << "request " << i;
+    EXPECT_EQ(response->body, "hello");
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_TRUE(client.WaitForClose(kIoTimeout));
+}
+
+TEST_F(HttpServerTest, NoTimeoutWhileTheHandlerWorks) {
+  HttpServer::Options options;
+  options.header_timeout_ms = 100;
+  options.body_timeout_ms = 100;
+  options.idle_timeout_ms = 100;
+  Start(options);
+  Connection client(port());
+  ASSERT_TRUE(client.connected());
+  ASSERT_TRUE(client.Send(Get("/async")));
+  async_entered_.WaitForNotification();
+  EXPECT_FALSE(client.WaitForClose(milliseconds(400)));
+  AnswerHeld(HttpResponse::Text(200, "slow"));
+  std::optional<Response> response = client.ReadResponse();
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->body, "slow");
 }
 
 TEST_F(HttpServerTest, HandlerExceptionIs500AndServerKeepsServing) {

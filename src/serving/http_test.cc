@@ -184,6 +184,18 @@ TEST(HttpRequestTest, ContentTypeStripsParametersAndLowercases) {
   EXPECT_EQ(request.ContentType(), "");
 }
 
+TEST(HttpRequestTest, ContentTypeIsComparesWhatContentTypeReturns) {
+  HttpRequest request;
+  request.headers["content-type"] = " Text/CSV ; header=present";
+  EXPECT_TRUE(request.ContentTypeIs("text/csv"));
+  EXPECT_FALSE(request.ContentTypeIs("text/cs"));
+  EXPECT_FALSE(request.ContentTypeIs("application/csv"));
+
+  request.headers.erase("content-type");
+  EXPECT_TRUE(request.ContentTypeIs(""));
+  EXPECT_FALSE(request.ContentTypeIs("text/csv"));
+}
+
 TEST(HttpResponseTest, JsonAndText) {
   HttpResponse json = HttpResponse::Json(201, "{}");
   EXPECT_EQ(json.status, 201);

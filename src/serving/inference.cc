@@ -15,10 +15,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/numbers.h"
 #include "core/http_error.h"
 #include "core/ids.h"
-#include "core/json.h"
 #include "core/status.h"
 #include "data/csv.h"
 #include "models/features.h"
@@ -357,8 +357,8 @@ absl::Status EncodePredictRequest(const Signature& signature,
         "...}]} or {\"columns\": [...], \"data\": [[...]]} as JSON, or CSV "
         "with Content-Type: text/csv");
   }
-  const std::string content_type = request.ContentType();
-  if (content_type == "text/csv" || content_type == "application/csv") {
+  if (request.ContentTypeIs("text/csv") ||
+      request.ContentTypeIs("application/csv")) {
     return EncodeCsv(signature, request.body, rows);
   }
   // Anything else is read as JSON, so `curl -d` (form content type) works.
@@ -1079,23 +1079,31 @@ int PredictedClass(const Signature& signature,
   return best;
 }
 
+// Class k's label as text: its entry in class_labels, or its index when
+// the signature lists none.
 std::string LabelText(const Signature& signature, int k) {
   const std::vector<std::string>& labels = signature.class_labels();
   return static_cast<size_t>(k) < labels.size() ? labels[k] : std::to_string(k);
 }
 
-// A class label as JSON: a number for int64 labels, true/false for bool
-// labels, a string otherwise (or when the text does not parse).
-ordered_json LabelJson(const Signature& signature, int k) {
+// Appends class k's label as JSON: a number for int64 labels, true/false for
+// bool labels, a string otherwise (or when the text does not parse).
+void AppendLabelJson(const Signature& signature, int k, std::string* out) {
   const std::string text = LabelText(signature, k);
   if (signature.label_type() == DataType::kInt64) {
     int64_t number;
-    if (absl::SimpleAtoi(text, &number)) return number;
+    if (absl::SimpleAtoi(text, &number)) {
+      out->append(std::to_string(number));
+      return;
+    }
   } else if (signature.label_type() == DataType::kBool) {
     bool value;
-    if (absl::SimpleAtob(text, &value)) return value;
+    if (absl::SimpleAtob(text, &value)) {
+      out->append(value ? "true" : "false");
+      return;
+    }
   }
-  return text;
+  FastAppendJsonString(text, out);
 }
 
 HttpResponse JsonAnswer(int status, const ordered_json& body) {
@@ -1103,9 +1111,10 @@ HttpResponse JsonAnswer(int status, const ordered_json& body) {
       status, body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-void AddPredictionHeaders(const std::string& request_id, int version,
+void AddPredictionHeaders(std::string request_id, int version,
                           HttpResponse* response) {
-  response->headers.emplace_back("X-Request-Id", request_id);
+  response->headers.reserve(response->headers.size() + 2);
+  response->headers.emplace_back("X-Request-Id", std::move(request_id));
   response->headers.emplace_back("X-Model-Version", std::to_string(version));
 }
 
@@ -1241,9 +1250,11 @@ HttpResponse Refusal(const absl::Status& status) {
 // from the rows' outputs. Whatever happens, `answer` is called once: by the
 // scheduler's callback, or here when the scheduler refused the request
 // (BatchScheduler's ownership rule).
+// `on_outputs` is a callable HttpResponse(const std::vector<float>&), held
+// by value in the callback rather than in a std::function of its own.
+template <typename OnOutputs>
 void Submit(const ServableHandle& handle, EncodedRows rows,
-            const MeteredResponder& answer,
-            std::function<HttpResponse(const std::vector<float>&)> on_outputs) {
+            const MeteredResponder& answer, OnOutputs on_outputs) {
   auto request = std::make_unique<BatchRequest>();
   request->rows = std::move(rows.values);
   request->num_rows = rows.num_rows;
@@ -1262,23 +1273,21 @@ void Submit(const ServableHandle& handle, EncodedRows rows,
   if (!status.ok()) answer(handle.version, Refusal(status));
 }
 
-// The JSON text of each class's label (LabelJson) and of its name as an
-// object key, written once per answer rather than once per row.
+// The JSON text of each class's label (AppendLabelJson) and of its name as
+// an object key, written once per answer rather than once per row. Short
+// labels (a binary model's "0" and "1") fit in the strings and the inline
+// vectors: building these costs no allocation.
 struct ClassTexts {
-  std::vector<std::string> labels;
-  std::vector<std::string> keys;
+  absl::InlinedVector<std::string, 2> labels;
+  absl::InlinedVector<std::string, 2> keys;
 };
 
 ClassTexts MakeClassTexts(const Signature& signature) {
   ClassTexts texts;
   const int classes = ProbabilityColumns(signature);
   for (int k = 0; k < classes; ++k) {
-    texts.labels.push_back(
-        LabelJson(signature, k)
-            .dump(-1, ' ', false, json::error_handler_t::replace));
-    std::string key;
-    AppendJsonString(LabelText(signature, k), &key);
-    texts.keys.push_back(std::move(key));
+    AppendLabelJson(signature, k, &texts.labels.emplace_back());
+    FastAppendJsonString(LabelText(signature, k), &texts.keys.emplace_back());
   }
   return texts;
 }
@@ -1288,18 +1297,21 @@ ClassTexts MakeClassTexts(const Signature& signature) {
 HttpResponse PredictAnswer(const Signature& signature, int version,
                            const std::vector<float>& outputs, size_t num_rows,
                            const EncodeStats& stats, Clock* clock) {
+  const bool classification = signature.is_classification();
+  const int classes = classification ? ProbabilityColumns(signature) : 0;
   std::string body;
+  // The whole answer usually fits (the request id and version take about
+  // 64 bytes), so appending does not reallocate.
+  body.reserve(classification ? 128 + num_rows * (40 + classes * 32)
+                              : 128 + outputs.size() * 24);
   body.append("{\"predictions\":[");
-  if (!signature.is_classification()) {
-    body.reserve(64 + outputs.size() * 24);
+  if (!classification) {
     for (size_t i = 0; i < outputs.size(); ++i) {
       if (i > 0) body.push_back(',');
       AppendJsonDouble(static_cast<double>(outputs[i]), &body);
     }
   } else {
     const ClassTexts texts = MakeClassTexts(signature);
-    const int classes = ProbabilityColumns(signature);
-    body.reserve(64 + num_rows * (40 + classes * 32));
     for (size_t row = 0; row < num_rows; ++row) {
       if (row > 0) body.push_back(',');
       body.append("{\"label\":");
@@ -1316,18 +1328,18 @@ HttpResponse PredictAnswer(const Signature& signature, int version,
       body.append("}}");
     }
   }
-  const std::string request_id = NewId("req", clock->NowMicros());
+  std::string request_id = NewId("req", clock->NowMicros());
   body.append("],\"model_version\":");
   body.append(std::to_string(version));
   body.append(",\"request_id\":");
-  AppendJsonString(request_id, &body);
+  FastAppendJsonString(request_id, &body);
   if (stats.unseen_categories > 0) {
     body.append(",\"unseen_categories\":");
     body.append(std::to_string(stats.unseen_categories));
   }
   body.push_back('}');
   HttpResponse response = HttpResponse::Json(200, std::move(body));
-  AddPredictionHeaders(request_id, version, &response);
+  AddPredictionHeaders(std::move(request_id), version, &response);
   return response;
 }
 
@@ -1358,9 +1370,9 @@ void Predict(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
 void OpenOutputTensor(std::string_view name, std::string_view datatype,
                       int64_t rows, int columns, std::string* body) {
   body->append("{\"name\":");
-  AppendJsonString(name, body);
+  FastAppendJsonString(name, body);
   body->append(",\"datatype\":");
-  AppendJsonString(datatype, body);
+  FastAppendJsonString(datatype, body);
   body->append(",\"shape\":[");
   body->append(std::to_string(rows));
   if (columns > 0) {
@@ -1375,19 +1387,19 @@ HttpResponse InferAnswer(const std::string& app, const Signature& signature,
                          const std::vector<float>& outputs, size_t num_rows,
                          const EncodeStats& stats, Clock* clock) {
   const int64_t n = static_cast<int64_t>(num_rows);
-  const std::string request_id = NewId("req", clock->NowMicros());
+  std::string request_id = NewId("req", clock->NowMicros());
   std::string body;
   body.reserve(256 + outputs.size() * 24 + num_rows * 64);
   body.append("{\"model_name\":");
-  AppendJsonString(app, &body);
+  FastAppendJsonString(app, &body);
   body.append(",\"model_version\":");
-  AppendJsonString(std::to_string(version), &body);
+  FastAppendJsonString(std::to_string(version), &body);
   if (!infer.id.is_null()) {
     body.append(",\"id\":");
     body.append(infer.id.dump(-1, ' ', false, json::error_handler_t::replace));
   }
   body.append(",\"parameters\":{\"request_id\":");
-  AppendJsonString(request_id, &body);
+  FastAppendJsonString(request_id, &body);
   if (stats.unseen_categories > 0) {
     body.append(",\"unseen_categories\":");
     body.append(std::to_string(stats.unseen_categories));
@@ -1426,7 +1438,7 @@ HttpResponse InferAnswer(const std::string& app, const Signature& signature,
   }
   body.append("]}");
   HttpResponse response = HttpResponse::Json(200, std::move(body));
-  AddPredictionHeaders(request_id, version, &response);
+  AddPredictionHeaders(std::move(request_id), version, &response);
   return response;
 }
 
