@@ -266,7 +266,9 @@ constexpr std::string_view kEndpointKeys[] = {"model", "batching", "fields",
 constexpr std::string_view kBatchingKeys[] = {"enabled", "max_batch",
                                               "max_delay_us", "max_queue"};
 constexpr std::string_view kMonitorKeys[] = {"window", "drift", "rules"};
-constexpr std::string_view kDriftKeys[] = {"method", "warn", "alert"};
+constexpr std::string_view kDriftKeys[] = {"method", "threshold", "warn",
+                                           "alert", "features"};
+constexpr std::string_view kDriftRuleKeys[] = {"method", "threshold"};
 constexpr std::string_view kRuleKeys[] = {"name",  "metric", "below",
                                           "above", "for",    "fire"};
 constexpr std::string_view kPolicyKeys[] = {"promote", "rollback", "apply",
@@ -298,7 +300,8 @@ constexpr std::string_view kIntegrations[] = {"rest", "batch"};
 constexpr std::string_view kEngines[] = {"xgboost"};
 constexpr std::string_view kMetrics[] = {"auc",  "logloss", "accuracy",
                                          "rmse", "mae",     "r2"};
-constexpr std::string_view kDriftMethods[] = {"psi", "ks"};
+constexpr std::string_view kDriftMethods[] = {"auto",        "psi",  "ks",
+                                              "wasserstein", "chi2", "js"};
 constexpr std::string_view kApprovals[] = {"required", "none"};
 constexpr std::string_view kEndpointAuth[] = {"none", "token"};
 constexpr std::string_view kDataTypes[] = {"float64", "int64", "bool",
@@ -2383,9 +2386,20 @@ class SpecParser {
     }
     if (const Field* g = map.Find("drift")) {
       ASSIGN_OR_RETURN(Fields drift, Map(*g, "in monitor.drift", kDriftKeys));
-      if (const Field* h = drift.Find("method")) {
-        ASSIGN_OR_RETURN(size_t i, Choice(h->value(), kDriftMethods));
-        monitor.drift.method = std::string(kDriftMethods[i]);
+      ASSIGN_OR_RETURN(monitor.drift.rule, ParseDriftRule(drift));
+      if (const Field* h = drift.Find("features")) {
+        ASSIGN_OR_RETURN(Fields features,
+                         Map(*h, "in monitor.drift.features", {}));
+        for (const Field& feature : features.fields) {
+          ASSIGN_OR_RETURN(
+              Fields rule,
+              Map(feature.value(), "in monitor.drift.features." + feature.key,
+                  kDriftRuleKeys,
+                  "a map such as {method: wasserstein, threshold: 0.2}"));
+          ASSIGN_OR_RETURN(DriftRuleSpec parsed, ParseDriftRule(rule));
+          parsed.location = ToLocation(feature.value().mark);
+          monitor.drift.features.emplace_back(feature.key, std::move(parsed));
+        }
       }
       auto non_negative = [](double x) { return x >= 0; };
       if (const Field* h = drift.Find("warn")) {
@@ -2463,6 +2477,25 @@ class SpecParser {
     if (const Field* g = map.Find("fire")) {
       ASSIGN_OR_RETURN(size_t i, Choice(g->value(), kTriggerEvents));
       rule.fire = static_cast<TriggerEvent>(i);
+    }
+    return rule;
+  }
+
+  // monitor.drift's (or a feature's) method and threshold.
+  absl::StatusOr<DriftRuleSpec> ParseDriftRule(const Fields& map) const {
+    DriftRuleSpec rule;
+    rule.location = ToLocation(map.mark);
+    if (const Field* h = map.Find("method")) {
+      ASSIGN_OR_RETURN(size_t i, Choice(h->value(), kDriftMethods));
+      rule.method = std::string(kDriftMethods[i]);
+    }
+    if (const Field* h = map.Find("threshold")) {
+      const bool pvalue = rule.method == "ks" || rule.method == "chi2";
+      ASSIGN_OR_RETURN(
+          double threshold,
+          Number(h->value(), pvalue ? "a p-value > 0 and < 1" : "a number > 0",
+                 [pvalue](double x) { return x > 0 && (!pvalue || x < 1); }));
+      rule.threshold = threshold;
     }
     return rule;
   }

@@ -369,10 +369,25 @@ struct EndpointSpec {
   bool require_token = false;
 };
 
+// How one feature's drift is decided (docs/monitoring.md): "auto" (KS
+// p-value or chi-square p-value for small baselines, normalized
+// Wasserstein or Jensen-Shannon otherwise), "psi", "ks", "wasserstein",
+// "chi2" or "js"; `threshold` overrides the method's decision level (a
+// p-value for ks and chi2, a distance for wasserstein and js, the PSI
+// level for psi).
+struct DriftRuleSpec {
+  std::string method = "auto";
+  std::optional<double> threshold;
+  SourceLocation location;
+};
+
 struct DriftSpec {
-  std::string method = "psi";  // "psi" or "ks"
-  double warn = 0.1;
-  double alert = 0.25;
+  DriftRuleSpec rule;   // every feature's, unless `features` names it
+  double warn = 0.1;    // PSI level reported as a warning
+  double alert = 0.25;  // PSI level that is drift for method psi
+  // Per-feature overrides by feature name ("prediction" for the model's
+  // output), in file order.
+  std::vector<std::pair<std::string, DriftRuleSpec>> features;
 };
 
 enum class Comparison { kBelow, kAbove };

@@ -178,7 +178,7 @@ TEST(AppSpecTest, ParsesTheFullExample) {
   EXPECT_EQ(spec.endpoint.batching.max_queue, 2048);
 
   EXPECT_EQ(spec.monitor.window_seconds, 300);
-  EXPECT_EQ(spec.monitor.drift.method, "psi");
+  EXPECT_EQ(spec.monitor.drift.rule.method, "psi");
   EXPECT_DOUBLE_EQ(spec.monitor.drift.alert, 0.25);
   ASSERT_EQ(spec.monitor.rules.size(), 2u);
   EXPECT_EQ(spec.monitor.rules[0].name, "churn-auc-low");
@@ -204,6 +204,30 @@ TEST(AppSpecTest, ParsesTheFullExample) {
   EXPECT_EQ(spec.notify[0].webhook, "http://127.0.0.1:9000/hook");
   EXPECT_EQ(spec.notify[0].secret, "env:HOOK_SECRET");
   EXPECT_EQ(spec.notify[0].location.line, 53);
+}
+
+TEST(AppSpecTest, DriftRulesPerFeature) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(
+      "app: churn\n"
+      "monitor:\n"
+      "  drift:\n"
+      "    method: auto\n"
+      "    features:\n"
+      "      income: {method: wasserstein, threshold: 0.2}\n"
+      "      plan: {method: chi2, threshold: 0.01}\n"
+      "      prediction: {method: psi}\n",
+      "slipway.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const DriftSpec& drift = spec->monitor.drift;
+  EXPECT_EQ(drift.rule.method, "auto");
+  ASSERT_EQ(drift.features.size(), 3u);
+  EXPECT_EQ(drift.features[0].first, "income");
+  EXPECT_EQ(drift.features[0].second.method, "wasserstein");
+  EXPECT_DOUBLE_EQ(*drift.features[0].second.threshold, 0.2);
+  EXPECT_EQ(drift.features[1].second.method, "chi2");
+  EXPECT_EQ(drift.features[1].second.location.line, 7);
+  EXPECT_EQ(drift.features[2].first, "prediction");
+  EXPECT_FALSE(drift.features[2].second.threshold.has_value());
 }
 
 // Every YAML example of docs/app-spec.md that is an app is valid, and the
@@ -245,7 +269,9 @@ TEST(AppSpecTest, MinimalSpecTakesDefaults) {
   EXPECT_EQ(spec->endpoint.batching.max_delay_us, 0);
   EXPECT_EQ(spec->endpoint.batching.max_queue, 8192);
   EXPECT_EQ(spec->monitor.window_seconds, 300);
-  EXPECT_EQ(spec->monitor.drift.method, "psi");
+  EXPECT_EQ(spec->monitor.drift.rule.method, "auto");
+  EXPECT_FALSE(spec->monitor.drift.rule.threshold.has_value());
+  EXPECT_TRUE(spec->monitor.drift.features.empty());
   EXPECT_DOUBLE_EQ(spec->monitor.drift.warn, 0.1);
   EXPECT_DOUBLE_EQ(spec->monitor.drift.alert, 0.25);
   EXPECT_FALSE(spec->policy.promote.has_value());
@@ -1132,6 +1158,21 @@ INSTANTIATE_TEST_SUITE_P(
                 "4:38",
                 {"unknown key 'window' in alert rule",
                  "expected one of: name, metric, below, above, for, fire"}},
+        BadSpec{"DriftMethodUnknown",
+                "app: churn\nmonitor: {drift: {method: magic}}\n",
+                "2:27",
+                {"'method' must be one of: auto, psi, ks, wasserstein, chi2, "
+                 "js, got 'magic'"}},
+        BadSpec{"DriftPValueOutOfRange",
+                "app: churn\nmonitor:\n  drift:\n    features:\n"
+                "      age: {method: ks, threshold: 2}\n",
+                "5:36",
+                {"'threshold' must be a p-value > 0 and < 1, got '2'"}},
+        BadSpec{"DriftFeatureNotAMap",
+                "app: churn\nmonitor: {drift: {features: {age: ks}}}\n",
+                "2:35",
+                {"must be a map such as {method: wasserstein, threshold: "
+                 "0.2}"}},
         BadSpec{"MinGainWithoutMetric",
                 "app: churn\npolicy:\n  promote: {min_gain: 0.1}\n",
                 "3:23",
