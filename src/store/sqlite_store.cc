@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <set>
 #include <string_view>
 #include <utility>
@@ -223,6 +225,54 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries
 ALTER TABLE model_versions ADD COLUMN baseline_sha256 TEXT NOT NULL
   DEFAULT '';
 )sql",
+    // 8: monitoring: the prediction log and its feedback, monitoring
+    // windows, alerts and the alert engines' state.
+    R"sql(
+CREATE TABLE predictions (
+  request_id TEXT NOT NULL PRIMARY KEY,
+  app TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  prediction_json TEXT NOT NULL,
+  inputs_json TEXT NOT NULL
+);
+CREATE INDEX predictions_by_app_time ON predictions (app, at);
+CREATE TABLE feedback (
+  request_id TEXT NOT NULL PRIMARY KEY REFERENCES predictions(request_id),
+  app TEXT NOT NULL,
+  label TEXT NOT NULL,
+  kpis_json TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+);
+CREATE INDEX feedback_by_app_time ON feedback (app, received_at);
+CREATE TABLE monitor_windows (
+  app TEXT NOT NULL REFERENCES apps(name),
+  version INTEGER NOT NULL,
+  start_at INTEGER NOT NULL,
+  end_at INTEGER NOT NULL,
+  rows INTEGER NOT NULL,
+  profile_json TEXT NOT NULL,
+  drift_json TEXT NOT NULL,
+  kpis_json TEXT NOT NULL,
+  PRIMARY KEY (app, version, start_at)
+);
+CREATE INDEX monitor_windows_by_time ON monitor_windows (app, start_at);
+CREATE TABLE alerts (
+  app TEXT NOT NULL REFERENCES apps(name),
+  rule TEXT NOT NULL,
+  state TEXT NOT NULL,
+  since INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  value REAL,
+  alert_json TEXT NOT NULL,
+  PRIMARY KEY (app, rule)
+);
+CREATE TABLE alert_engines (
+  app TEXT NOT NULL PRIMARY KEY REFERENCES apps(name),
+  state_json TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+)sql",
 };
 
 constexpr int kFormatVersion =
@@ -231,10 +281,13 @@ constexpr int kFormatVersion =
 // Every table, in the order CountRows reports them. Fixed names from code,
 // never from input.
 constexpr const char* kTables[] = {
-    "apps",           "app_revisions",     "runs",           "steps",
-    "model_versions", "aliases",           "schedule_state", "step_cache",
-    "run_events",     "alias_history",     "tokens",         "audit_log",
-    "approvals",      "webhook_deliveries"};
+    "apps",           "app_revisions",      "runs",
+    "steps",          "model_versions",     "aliases",
+    "schedule_state", "step_cache",         "run_events",
+    "alias_history",  "tokens",             "audit_log",
+    "approvals",      "webhook_deliveries", "predictions",
+    "feedback",       "monitor_windows",    "alerts",
+    "alert_engines"};
 
 // Column lists matching the row readers below.
 constexpr char kRunColumns[] =
@@ -357,6 +410,26 @@ class Statement {
     return *this;
   }
 
+  // NaN is bound as NULL (SQLite stores no NaN); Double reads it back.
+  Statement& BindDouble(double value) {
+    if (!status_.ok()) return *this;
+    if (std::isnan(value)) {
+      Check(sqlite3_bind_null(stmt_, ++bound_));
+    } else {
+      Check(sqlite3_bind_double(stmt_, ++bound_, value));
+    }
+    return *this;
+  }
+
+  // Makes the statement ready to bind and run again, so a batch prepares
+  // its INSERT once.
+  void Reset() {
+    if (!status_.ok()) return;
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    bound_ = 0;
+  }
+
   // True when a row is ready to read, false when the statement is done.
   absl::StatusOr<bool> Step() {
     if (!status_.ok()) return status_;
@@ -375,6 +448,13 @@ class Statement {
   }
 
   int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
+  // NULL reads as NaN.
+  double Double(int column) {
+    if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) {
+      return std::numeric_limits<double>::quiet_NaN();
+    }
+    return sqlite3_column_double(stmt_, column);
+  }
   std::string Text(int column) {
     const unsigned char* text = sqlite3_column_text(stmt_, column);
     if (text == nullptr) return "";
@@ -626,6 +706,54 @@ AliasRecord ReadAlias(Statement& s) {
   r.alias = s.Text(1);
   r.version = static_cast<int>(s.Int(2));
   r.updated_at = s.Int(3);
+  return r;
+}
+
+constexpr char kLabeledColumns[] =
+    "f.request_id, p.version, p.at, p.prediction_json, f.label, f.kpis_json, "
+    "f.received_at";
+
+LabeledRecord ReadLabeled(Statement& s) {
+  LabeledRecord r;
+  r.request_id = s.Text(0);
+  r.version = static_cast<int>(s.Int(1));
+  r.predicted_at = s.Int(2);
+  r.prediction_json = s.Text(3);
+  r.label = s.Text(4);
+  r.kpis_json = s.Text(5);
+  r.received_at = s.Int(6);
+  return r;
+}
+
+constexpr char kMonitorWindowColumns[] =
+    "app, version, start_at, end_at, rows, profile_json, drift_json, "
+    "kpis_json";
+
+MonitorWindowRecord ReadMonitorWindow(Statement& s) {
+  MonitorWindowRecord r;
+  r.app = s.Text(0);
+  r.version = static_cast<int>(s.Int(1));
+  r.start_at = s.Int(2);
+  r.end_at = s.Int(3);
+  r.rows = s.Int(4);
+  r.profile_json = s.Text(5);
+  r.drift_json = s.Text(6);
+  r.kpis_json = s.Text(7);
+  return r;
+}
+
+constexpr char kAlertColumns[] =
+    "app, rule, state, since, updated_at, value, alert_json";
+
+AlertRecord ReadAlert(Statement& s) {
+  AlertRecord r;
+  r.app = s.Text(0);
+  r.rule = s.Text(1);
+  r.state = s.Text(2);
+  r.since = s.Int(3);
+  r.updated_at = s.Int(4);
+  r.value = s.Double(5);
+  r.alert_json = s.Text(6);
   return r;
 }
 
@@ -1817,6 +1945,259 @@ class SqliteStore : public Store {
           return absl::OkStatus();
         }));
     return deliveries;
+  }
+
+  absl::StatusOr<int64_t> AddPredictions(
+      const std::vector<PredictionRecord>& predictions) override {
+    if (predictions.empty()) return 0;
+    int64_t inserted = 0;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          inserted = 0;
+          Statement insert(db,
+                           "INSERT INTO predictions (request_id, app, version, "
+                           "at, prediction_json, inputs_json) VALUES "
+                           "(?, ?, ?, ?, ?, ?) "
+                           "ON CONFLICT (request_id) DO NOTHING");
+          for (const PredictionRecord& p : predictions) {
+            insert.Reset();
+            insert.Bind(p.request_id)
+                .Bind(p.app)
+                .Bind(p.version)
+                .Bind(p.at)
+                .Bind(p.prediction_json)
+                .Bind(p.inputs_json);
+            RETURN_IF_ERROR(insert.Run());
+            inserted += sqlite3_changes(db);
+          }
+          return absl::OkStatus();
+        }));
+    return inserted;
+  }
+
+  absl::StatusOr<std::vector<FeedbackOutcome>> AddFeedback(
+      const std::vector<FeedbackRecord>& feedback) override {
+    std::vector<FeedbackOutcome> outcomes;
+    if (feedback.empty()) return outcomes;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          outcomes.clear();
+          // The prediction's app, and whether it already has feedback.
+          Statement find(db,
+                         "SELECT p.app, f.request_id IS NOT NULL "
+                         "FROM predictions p LEFT JOIN feedback f "
+                         "ON f.request_id = p.request_id "
+                         "WHERE p.request_id = ?");
+          Statement insert(db,
+                           "INSERT INTO feedback (request_id, app, label, "
+                           "kpis_json, received_at) VALUES (?, ?, ?, ?, ?)");
+          for (const FeedbackRecord& f : feedback) {
+            find.Reset();
+            find.Bind(f.request_id);
+            ASSIGN_OR_RETURN(bool found, find.Step());
+            if (!found) {
+              outcomes.push_back(FeedbackOutcome::kUnknownRequest);
+            } else if (find.Text(0) != f.app) {
+              outcomes.push_back(FeedbackOutcome::kWrongApp);
+            } else if (find.Int(1) != 0) {
+              outcomes.push_back(FeedbackOutcome::kDuplicate);
+            } else {
+              insert.Reset();
+              insert.Bind(f.request_id)
+                  .Bind(f.app)
+                  .Bind(f.label)
+                  .Bind(f.kpis_json)
+                  .Bind(f.received_at);
+              RETURN_IF_ERROR(insert.Run());
+              outcomes.push_back(FeedbackOutcome::kAccepted);
+            }
+          }
+          return absl::OkStatus();
+        }));
+    return outcomes;
+  }
+
+  absl::StatusOr<std::vector<LabeledRecord>> ListLabeled(const std::string& app,
+                                                         int64_t from,
+                                                         int64_t to) override {
+    std::vector<LabeledRecord> labeled;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db, ("SELECT " + std::string(kLabeledColumns) +
+                           " FROM feedback f JOIN predictions p "
+                           "ON p.request_id = f.request_id "
+                           "WHERE f.app = ? AND f.received_at >= ? "
+                           "AND f.received_at < ? "
+                           "ORDER BY f.received_at, f.request_id")
+                              .c_str());
+          s.Bind(app).Bind(from).Bind(to);
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            labeled.push_back(ReadLabeled(s));
+          }
+          return absl::OkStatus();
+        }));
+    return labeled;
+  }
+
+  absl::StatusOr<int64_t> DeletePredictionsBefore(const std::string& app,
+                                                  int64_t before) override {
+    int64_t deleted = 0;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          Statement labels(db,
+                           "DELETE FROM feedback WHERE request_id IN "
+                           "(SELECT request_id FROM predictions "
+                           "WHERE app = ? AND at < ?)");
+          labels.Bind(app).Bind(before);
+          RETURN_IF_ERROR(labels.Run());
+          Statement predictions(
+              db, "DELETE FROM predictions WHERE app = ? AND at < ?");
+          predictions.Bind(app).Bind(before);
+          RETURN_IF_ERROR(predictions.Run());
+          deleted = sqlite3_changes(db);
+          return absl::OkStatus();
+        }));
+    return deleted;
+  }
+
+  absl::Status PutMonitorWindow(const MonitorWindowRecord& window) override {
+    if (window.end_at <= window.start_at) {
+      return absl::InvalidArgumentError(
+          "monitoring window of " + ModelName(window.app, window.version) +
+          " ends at " + FormatTimestamp(window.end_at) +
+          ", not after its start " + FormatTimestamp(window.start_at));
+    }
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, window.app));
+          Statement insert(db, ("INSERT OR REPLACE INTO monitor_windows (" +
+                                std::string(kMonitorWindowColumns) +
+                                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+                                   .c_str());
+          insert.Bind(window.app)
+              .Bind(window.version)
+              .Bind(window.start_at)
+              .Bind(window.end_at)
+              .Bind(window.rows)
+              .Bind(window.profile_json)
+              .Bind(window.drift_json)
+              .Bind(window.kpis_json);
+          return insert.Run();
+        });
+  }
+
+  absl::StatusOr<std::vector<MonitorWindowRecord>> ListMonitorWindows(
+      const std::string& app, int64_t from, int64_t to) override {
+    std::vector<MonitorWindowRecord> windows;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db, ("SELECT " + std::string(kMonitorWindowColumns) +
+                           " FROM monitor_windows WHERE app = ? "
+                           "AND start_at < ? AND end_at > ? "
+                           "ORDER BY start_at, version")
+                              .c_str());
+          s.Bind(app).Bind(to).Bind(from);
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            windows.push_back(ReadMonitorWindow(s));
+          }
+          return absl::OkStatus();
+        }));
+    return windows;
+  }
+
+  absl::Status PutAlert(const AlertRecord& alert) override {
+    if (alert.state != "pending" && alert.state != "firing" &&
+        alert.state != "resolved") {
+      return absl::InvalidArgumentError(
+          "alert " + Quote(alert.rule) + " of app " + Quote(alert.app) +
+          ": state " + Quote(alert.state) +
+          " is not one of: pending, firing, resolved");
+    }
+    absl::MutexLock lock(&mu_);
+    return Transact(db_, TransactionMode::kWrite,
+                    [&](sqlite3* db) -> absl::Status {
+                      RETURN_IF_ERROR(RequireApp(db, alert.app));
+                      Statement insert(db, ("INSERT OR REPLACE INTO alerts (" +
+                                            std::string(kAlertColumns) +
+                                            ") VALUES (?, ?, ?, ?, ?, ?, ?)")
+                                               .c_str());
+                      insert.Bind(alert.app)
+                          .Bind(alert.rule)
+                          .Bind(alert.state)
+                          .Bind(alert.since)
+                          .Bind(alert.updated_at)
+                          .BindDouble(alert.value)
+                          .Bind(alert.alert_json);
+                      return insert.Run();
+                    });
+  }
+
+  absl::StatusOr<std::vector<AlertRecord>> ListAlerts(
+      const std::string& app) override {
+    std::string sql = "SELECT " + std::string(kAlertColumns) + " FROM alerts";
+    if (!app.empty()) sql += " WHERE app = ?";
+    sql += " ORDER BY app, rule";
+    std::vector<AlertRecord> alerts;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          if (!app.empty()) RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db, sql.c_str());
+          if (!app.empty()) s.Bind(app);
+          while (true) {
+            ASSIGN_OR_RETURN(bool row, s.Step());
+            if (!row) break;
+            alerts.push_back(ReadAlert(s));
+          }
+          return absl::OkStatus();
+        }));
+    return alerts;
+  }
+
+  absl::StatusOr<std::optional<AlertEngineStateRecord>> GetAlertEngineState(
+      const std::string& app) override {
+    std::optional<AlertEngineStateRecord> state;
+    absl::MutexLock lock(&mu_);
+    RETURN_IF_ERROR(
+        Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, app));
+          Statement s(db,
+                      "SELECT app, state_json, updated_at FROM alert_engines "
+                      "WHERE app = ?");
+          s.Bind(app);
+          ASSIGN_OR_RETURN(bool row, s.Step());
+          if (row) {
+            state = AlertEngineStateRecord{s.Text(0), s.Text(1), s.Int(2)};
+          }
+          return absl::OkStatus();
+        }));
+    return state;
+  }
+
+  absl::Status PutAlertEngineState(
+      const AlertEngineStateRecord& state) override {
+    absl::MutexLock lock(&mu_);
+    return Transact(
+        db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
+          RETURN_IF_ERROR(RequireApp(db, state.app));
+          Statement insert(db,
+                           "INSERT OR REPLACE INTO alert_engines (app, "
+                           "state_json, updated_at) VALUES (?, ?, ?)");
+          insert.Bind(state.app).Bind(state.state_json).Bind(state.updated_at);
+          return insert.Run();
+        });
   }
 
   absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> CountRows()

@@ -1,9 +1,15 @@
 #include "store/sqlite_store.h"
 
+#include <signal.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -144,6 +150,16 @@ void UndoMigration6(RawDatabase& raw) {
   }
 }
 
+// Takes a current database back to format version 7's schema (the caller
+// sets user_version).
+void UndoMigration8(RawDatabase& raw) {
+  // Feedback first: it references predictions.
+  for (const char* table : {"feedback", "predictions", "monitor_windows",
+                            "alerts", "alert_engines"}) {
+    raw.Exec(std::string("DROP TABLE ") + table);
+  }
+}
+
 class SqliteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { Open(); }
@@ -183,8 +199,13 @@ TEST_F(SqliteStoreTest, OpenCreatesDataDirectoryAndSchemaAtCurrentVersion) {
                                             {"approvals", 0},
                                             {"audit_log", 0},
                                             {"app_revisions", 0},
+                                            {"alert_engines", 0},
+                                            {"alerts", 0},
                                             {"apps", 0},
+                                            {"feedback", 0},
                                             {"model_versions", 0},
+                                            {"monitor_windows", 0},
+                                            {"predictions", 0},
                                             {"run_events", 0},
                                             {"runs", 0},
                                             {"schedule_state", 0},
@@ -249,6 +270,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
     // A directory written by the first release: migration 1 only.
     RawDatabase raw(data_dir());
     raw.Exec("DROP TABLE schedule_state");
+    UndoMigration8(raw);
     UndoMigration7(raw);
     UndoMigration6(raw);
     UndoMigration5(raw);
@@ -260,7 +282,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
             std::to_string(SqliteStoreFormatVersion()));
-  EXPECT_EQ(SqliteStoreFormatVersion(), 7);
+  EXPECT_EQ(SqliteStoreFormatVersion(), 8);
   auto app = store_->GetApp("churn");
   ASSERT_TRUE(app.ok()) << app.status();
   EXPECT_EQ(app->current_revision, 2);
@@ -282,6 +304,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
   {
     // A directory written by the cron release: migrations 1 and 2.
     RawDatabase raw(data_dir());
+    UndoMigration8(raw);
     UndoMigration7(raw);
     UndoMigration6(raw);
     UndoMigration5(raw);
@@ -291,7 +314,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "8");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
 
   auto version = store_->GetModelVersion("churn", 1);
@@ -323,6 +346,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion3DirectoryKeepingItsData) {
   {
     // A directory written by the pipelines-as-DAGs release: migrations 1-3.
     RawDatabase raw(data_dir());
+    UndoMigration8(raw);
     UndoMigration7(raw);
     UndoMigration6(raw);
     UndoMigration5(raw);
@@ -331,7 +355,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion3DirectoryKeepingItsData) {
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "8");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
   auto version = store_->GetModelVersion("churn", 1);
   ASSERT_TRUE(version.ok()) << version.status();
@@ -1116,6 +1140,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion4DirectoryWithNoTokens) {
   {
     // A directory written by the registry release: migrations 1-4.
     RawDatabase raw(data_dir());
+    UndoMigration8(raw);
     UndoMigration7(raw);
     UndoMigration6(raw);
     UndoMigration5(raw);
@@ -1123,7 +1148,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion4DirectoryWithNoTokens) {
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "7");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "8");
   EXPECT_EQ(store_->GetApp("churn")->current_revision, 2);
   auto tokens = store_->ListTokens();
   ASSERT_TRUE(tokens.ok()) << tokens.status();
@@ -1340,6 +1365,423 @@ TEST_F(SqliteStoreTest, DeliveriesComeDueAndAreUpdated) {
   EXPECT_EQ(listed->back().payload_json, R"({"event":"alias.moved"})");
   EXPECT_EQ(store_->ListDeliveries("other", 0)->size(), 0u);
   EXPECT_EQ(store_->ListDeliveries("", 1)->size(), 1u);
+}
+
+PredictionRecord Prediction(const std::string& request_id,
+                            const std::string& app, int64_t at) {
+  PredictionRecord p;
+  p.request_id = request_id;
+  p.app = app;
+  p.version = 1;
+  p.at = at;
+  p.prediction_json = "[0.8]";
+  return p;
+}
+
+FeedbackRecord Feedback(const std::string& request_id, const std::string& app,
+                        const std::string& label, int64_t received_at) {
+  FeedbackRecord f;
+  f.request_id = request_id;
+  f.app = app;
+  f.label = label;
+  f.received_at = received_at;
+  return f;
+}
+
+TEST_F(SqliteStoreTest, UpgradesAFormatVersion7DirectoryWithoutMonitoring) {
+  AddChurn();
+  ModelVersionRecord model = Model("churn", "model 1");
+  model.baseline_sha256 = Sha256Hex("baseline");
+  ASSERT_TRUE(store_->AddModelVersion(model).ok());
+  store_.reset();
+  {
+    // A directory written by the monitoring foundations release: 1-7.
+    RawDatabase raw(data_dir());
+    UndoMigration8(raw);
+    raw.Exec("PRAGMA user_version = 7");
+  }
+  Open();
+  RawDatabase raw(data_dir());
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(store_->GetModelVersion("churn", 1)->baseline_sha256,
+            Sha256Hex("baseline"));
+  EXPECT_EQ(store_->AddPredictions({Prediction("r1", "churn", 100)}).value(),
+            1);
+  EXPECT_TRUE(store_->ListAlerts("churn")->empty());
+  EXPECT_EQ(Counts()["predictions"], 1);
+}
+
+TEST_F(SqliteStoreTest, PredictionsKeepTheFirstOfARequestId) {
+  EXPECT_EQ(store_->AddPredictions({}).value(), 0);
+  PredictionRecord first = Prediction("r1", "churn", 100);
+  first.inputs_json = R"({"age":41})";
+  PredictionRecord again = Prediction("r1", "churn", 200);
+  again.prediction_json = "[0.1]";
+  auto inserted =
+      store_->AddPredictions({first, Prediction("r2", "churn", 100), again});
+  ASSERT_TRUE(inserted.ok()) << inserted.status();
+  EXPECT_EQ(*inserted, 2);
+  // A request id is unique over apps: another app's duplicate is skipped.
+  inserted = store_->AddPredictions(
+      {Prediction("r2", "fraud", 300), Prediction("r3", "fraud", 300)});
+  ASSERT_TRUE(inserted.ok()) << inserted.status();
+  EXPECT_EQ(*inserted, 1);
+  EXPECT_EQ(Counts()["predictions"], 3);
+  RawDatabase raw(data_dir());
+  EXPECT_EQ(raw.QueryText("SELECT prediction_json || ' ' || inputs_json || "
+                          "' ' || at FROM predictions WHERE request_id = 'r1'"),
+            R"([0.8] {"age":41} 100)");
+  EXPECT_EQ(raw.QueryText("SELECT app || ' ' || inputs_json || '.' FROM "
+                          "predictions WHERE request_id = 'r2'"),
+            "churn .");
+}
+
+TEST_F(SqliteStoreTest, FeedbackOutcomesAreAcceptedDuplicateUnknownWrongApp) {
+  AddChurn();
+  ASSERT_TRUE(store_
+                  ->AddPredictions({Prediction("r1", "churn", 100),
+                                    Prediction("r2", "churn", 110),
+                                    Prediction("f1", "fraud", 120)})
+                  .ok());
+  FeedbackRecord r1 = Feedback("r1", "churn", "1", 500);
+  r1.kpis_json = R"({"revenue":12.5})";
+  auto outcomes = store_->AddFeedback({r1, Feedback("r1", "churn", "0", 501),
+                                       Feedback("nope", "churn", "1", 502),
+                                       Feedback("f1", "churn", "1", 503),
+                                       Feedback("r2", "churn", "0", 504)});
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  EXPECT_THAT(
+      *outcomes,
+      ElementsAre(FeedbackOutcome::kAccepted, FeedbackOutcome::kDuplicate,
+                  FeedbackOutcome::kUnknownRequest, FeedbackOutcome::kWrongApp,
+                  FeedbackOutcome::kAccepted));
+  // Late duplicates keep the first label.
+  outcomes = store_->AddFeedback({Feedback("r1", "churn", "0", 900)});
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  EXPECT_THAT(*outcomes, ElementsAre(FeedbackOutcome::kDuplicate));
+  EXPECT_TRUE(store_->AddFeedback({})->empty());
+  EXPECT_EQ(Counts()["feedback"], 2);
+
+  auto labeled = store_->ListLabeled("churn", 0, 1000);
+  ASSERT_TRUE(labeled.ok()) << labeled.status();
+  ASSERT_EQ(labeled->size(), 2u);
+  const LabeledRecord& first = (*labeled)[0];
+  EXPECT_EQ(first.request_id, "r1");
+  EXPECT_EQ(first.version, 1);
+  EXPECT_EQ(first.predicted_at, 100);
+  EXPECT_EQ(first.prediction_json, "[0.8]");
+  EXPECT_EQ(first.label, "1");
+  EXPECT_EQ(first.kpis_json, R"({"revenue":12.5})");
+  EXPECT_EQ(first.received_at, 500);
+  EXPECT_EQ((*labeled)[1].request_id, "r2");
+  EXPECT_EQ((*labeled)[1].kpis_json, "{}");
+  EXPECT_STREQ(FeedbackOutcomeName(FeedbackOutcome::kWrongApp), "wrong_app");
+}
+
+// "p7": built by appending, as GCC 12 warns (-Wrestrict) on some
+// `const char* + std::string` chains.
+std::string RequestId(char prefix, int i) {
+  std::string id(1, prefix);
+  id += std::to_string(i);
+  return id;
+}
+
+TEST_F(SqliteStoreTest, AThousandFeedbackItemsWithMixedOutcomesInOneBatch) {
+  AddChurn();
+  std::vector<PredictionRecord> predictions;
+  for (int i = 0; i < 600; ++i) {
+    predictions.push_back(Prediction(RequestId('p', i), "churn", i));
+  }
+  for (int i = 0; i < 100; ++i) {
+    predictions.push_back(Prediction(RequestId('q', i), "fraud", i));
+  }
+  ASSERT_EQ(store_->AddPredictions(predictions).value(), 700);
+  // Labels sent earlier for p0..p49.
+  std::vector<FeedbackRecord> earlier;
+  for (int i = 0; i < 50; ++i) {
+    earlier.push_back(Feedback(RequestId('p', i), "churn", "1", 10));
+  }
+  ASSERT_EQ(store_->AddFeedback(earlier)->size(), 50u);
+
+  std::vector<FeedbackRecord> batch;
+  for (int i = 0; i < 1000; ++i) {
+    std::string id;
+    if (i < 500) {
+      id = RequestId('p', i);  // p0..p49 already labeled
+    } else if (i < 600) {
+      id = RequestId('p', i - 500);  // again in the batch
+    } else if (i < 700) {
+      id = RequestId('q', i - 600);  // fraud's predictions
+    } else if (i < 800) {
+      id = RequestId('x', i);  // never logged
+    } else {
+      id = RequestId('p', 500 + (i - 800) % 100);  // twice each
+    }
+    batch.push_back(Feedback(id, "churn", std::to_string(i % 2), 1000 + i));
+  }
+  std::mt19937 rng(7);
+  std::shuffle(batch.begin(), batch.end(), rng);
+
+  // The expected outcome of each item, in batch order.
+  std::set<std::string> labeled;
+  for (int i = 0; i < 50; ++i) labeled.insert(RequestId('p', i));
+  std::vector<FeedbackOutcome> expected;
+  std::map<FeedbackOutcome, int> tally;
+  for (const FeedbackRecord& f : batch) {
+    FeedbackOutcome outcome;
+    if (f.request_id[0] == 'x') {
+      outcome = FeedbackOutcome::kUnknownRequest;
+    } else if (f.request_id[0] == 'q') {
+      outcome = FeedbackOutcome::kWrongApp;
+    } else if (!labeled.insert(f.request_id).second) {
+      outcome = FeedbackOutcome::kDuplicate;
+    } else {
+      outcome = FeedbackOutcome::kAccepted;
+    }
+    expected.push_back(outcome);
+    ++tally[outcome];
+  }
+  EXPECT_EQ(tally[FeedbackOutcome::kAccepted], 550);
+  EXPECT_EQ(tally[FeedbackOutcome::kDuplicate], 250);
+  EXPECT_EQ(tally[FeedbackOutcome::kWrongApp], 100);
+  EXPECT_EQ(tally[FeedbackOutcome::kUnknownRequest], 100);
+
+  auto outcomes = store_->AddFeedback(batch);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  EXPECT_EQ(*outcomes, expected);
+  EXPECT_EQ(Counts()["feedback"], 600);
+  // The label stored for each prediction is the first one sent.
+  std::map<std::string, std::string> first_label;
+  for (const FeedbackRecord& f : batch)
+    first_label.emplace(f.request_id, f.label);
+  auto stored = store_->ListLabeled("churn", 1000, 2000);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_EQ(stored->size(), 550u);
+  for (const LabeledRecord& r : *stored) {
+    EXPECT_EQ(r.label, first_label[r.request_id]) << r.request_id;
+  }
+}
+
+TEST_F(SqliteStoreTest, AcknowledgedFeedbackSurvivesSigkill) {
+  AddChurn();
+  ASSERT_TRUE(store_->AddPredictions({Prediction("r1", "churn", 100)}).ok());
+  // SQLite connections must not cross fork(): close ours first.
+  store_.reset();
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(pipe_fds[0]);
+    auto store = OpenSqliteStore(data_dir(), &clock_);
+    char acknowledged = 'n';
+    if (store.ok()) {
+      auto outcomes =
+          (*store)->AddFeedback({Feedback("r1", "churn", "1", 500)});
+      if (outcomes.ok() && outcomes->size() == 1 &&
+          (*outcomes)[0] == FeedbackOutcome::kAccepted) {
+        acknowledged = 'y';
+      }
+    }
+    if (write(pipe_fds[1], &acknowledged, 1) != 1) _exit(1);
+    // Killed here, connection open, nothing closed.
+    while (true) pause();
+  }
+  close(pipe_fds[1]);
+  char acknowledged = 0;
+  ASSERT_EQ(read(pipe_fds[0], &acknowledged, 1), 1);
+  close(pipe_fds[0]);
+  ASSERT_EQ(kill(child, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ASSERT_EQ(acknowledged, 'y');
+
+  Open();
+  auto labeled = store_->ListLabeled("churn", 0, 1000);
+  ASSERT_TRUE(labeled.ok()) << labeled.status();
+  ASSERT_EQ(labeled->size(), 1u);
+  EXPECT_EQ(labeled->front().request_id, "r1");
+  EXPECT_EQ(labeled->front().label, "1");
+}
+
+TEST_F(SqliteStoreTest, ListLabeledIsTheFeedbackReceivedInARange) {
+  AddChurn();
+  ASSERT_TRUE(store_->AddAppRevision(Revision("fraud", "app: fraud\n")).ok());
+  PredictionRecord v2 = Prediction("b", "churn", 20);
+  v2.version = 2;
+  ASSERT_TRUE(store_
+                  ->AddPredictions({Prediction("a", "churn", 10), v2,
+                                    Prediction("c", "churn", 30),
+                                    Prediction("d", "fraud", 40)})
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->AddFeedback({Feedback("c", "churn", "0", 300),
+                                 Feedback("a", "churn", "1", 100),
+                                 Feedback("b", "churn", "1", 200),
+                                 Feedback("d", "fraud", "1", 200)})
+                  .ok());
+  auto labeled = store_->ListLabeled("churn", 100, 300);
+  ASSERT_TRUE(labeled.ok()) << labeled.status();
+  ASSERT_EQ(labeled->size(), 2u);
+  EXPECT_EQ((*labeled)[0].request_id, "a");
+  EXPECT_EQ((*labeled)[1].request_id, "b");
+  EXPECT_EQ((*labeled)[1].version, 2);
+  EXPECT_EQ((*labeled)[1].predicted_at, 20);
+  EXPECT_EQ(store_->ListLabeled("churn", 300, 301)->size(), 1u);
+  EXPECT_TRUE(store_->ListLabeled("churn", 301, 1000)->empty());
+  EXPECT_EQ(store_->ListLabeled("fraud", 0, 1000)->size(), 1u);
+  auto unknown = store_->ListLabeled("nope", 0, 1000);
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(unknown.status().message()), HasSubstr("'nope'"));
+}
+
+TEST_F(SqliteStoreTest, DeletePredictionsBeforeTakesTheirFeedbackToo) {
+  AddChurn();
+  ASSERT_TRUE(store_
+                  ->AddPredictions({Prediction("a", "churn", 100),
+                                    Prediction("b", "churn", 200),
+                                    Prediction("c", "churn", 300),
+                                    Prediction("d", "fraud", 100)})
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->AddFeedback({Feedback("a", "churn", "1", 400),
+                                 Feedback("c", "churn", "0", 400),
+                                 Feedback("d", "fraud", "1", 400)})
+                  .ok());
+  auto deleted = store_->DeletePredictionsBefore("churn", 300);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, 2);
+  EXPECT_EQ(Counts()["predictions"], 2);
+  EXPECT_EQ(Counts()["feedback"], 2);
+  auto labeled = store_->ListLabeled("churn", 0, 1000);
+  ASSERT_EQ(labeled->size(), 1u);
+  EXPECT_EQ(labeled->front().request_id, "c");
+  EXPECT_EQ(store_->DeletePredictionsBefore("churn", 300).value(), 0);
+  // Feedback for a deleted prediction is now for an unknown request.
+  EXPECT_THAT(*store_->AddFeedback({Feedback("a", "churn", "1", 500)}),
+              ElementsAre(FeedbackOutcome::kUnknownRequest));
+}
+
+MonitorWindowRecord Window(int version, int64_t start_at, int64_t rows) {
+  MonitorWindowRecord w;
+  w.app = "churn";
+  w.version = version;
+  w.start_at = start_at;
+  w.end_at = start_at + 300;
+  w.rows = rows;
+  w.profile_json = R"({"features":{}})";
+  w.drift_json = R"({"age":{"psi":0.02}})";
+  w.kpis_json = R"({"rows":3})";
+  return w;
+}
+
+TEST_F(SqliteStoreTest, MonitorWindowsAreReplacedAndListedByOverlap) {
+  AddChurn();
+  ASSERT_TRUE(store_->PutMonitorWindow(Window(1, 0, 10)).ok());
+  ASSERT_TRUE(store_->PutMonitorWindow(Window(2, 300, 20)).ok());
+  ASSERT_TRUE(store_->PutMonitorWindow(Window(1, 300, 30)).ok());
+  ASSERT_TRUE(store_->PutMonitorWindow(Window(1, 300, 31)).ok());
+  EXPECT_EQ(Counts()["monitor_windows"], 3);
+
+  auto windows = store_->ListMonitorWindows("churn", 350, 400);
+  ASSERT_TRUE(windows.ok()) << windows.status();
+  ASSERT_EQ(windows->size(), 2u);
+  EXPECT_EQ((*windows)[0].version, 1);
+  EXPECT_EQ((*windows)[0].rows, 31);
+  EXPECT_EQ((*windows)[0].start_at, 300);
+  EXPECT_EQ((*windows)[0].end_at, 600);
+  EXPECT_EQ((*windows)[0].profile_json, R"({"features":{}})");
+  EXPECT_EQ((*windows)[0].drift_json, R"({"age":{"psi":0.02}})");
+  EXPECT_EQ((*windows)[0].kpis_json, R"({"rows":3})");
+  EXPECT_EQ((*windows)[1].version, 2);
+  // [from, to) overlaps a window when it starts before `to` and ends after
+  // `from`.
+  windows = store_->ListMonitorWindows("churn", 0, 300);
+  ASSERT_EQ(windows->size(), 1u);
+  EXPECT_EQ(windows->front().start_at, 0);
+  EXPECT_EQ(store_->ListMonitorWindows("churn", 0, 1000)->size(), 3u);
+  EXPECT_TRUE(store_->ListMonitorWindows("churn", 600, 900)->empty());
+
+  MonitorWindowRecord backwards = Window(1, 900, 1);
+  backwards.end_at = 900;
+  EXPECT_EQ(store_->PutMonitorWindow(backwards).code(),
+            absl::StatusCode::kInvalidArgument);
+  MonitorWindowRecord stranger = Window(1, 900, 1);
+  stranger.app = "nope";
+  EXPECT_EQ(store_->PutMonitorWindow(stranger).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListMonitorWindows("nope", 0, 1).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+AlertRecord Alert(const std::string& app, const std::string& rule,
+                  const std::string& state, double value) {
+  AlertRecord a;
+  a.app = app;
+  a.rule = rule;
+  a.state = state;
+  a.since = 600;
+  a.updated_at = 900;
+  a.value = value;
+  a.alert_json = R"({"rule":")" + rule + R"("})";
+  return a;
+}
+
+TEST_F(SqliteStoreTest, AlertsAreOnePerRuleAndEngineStatesOnePerApp) {
+  AddChurn();
+  ASSERT_TRUE(store_->AddAppRevision(Revision("fraud", "app: fraud\n")).ok());
+  ASSERT_TRUE(
+      store_->PutAlert(Alert("churn", "drift:age", "pending", 0.3)).ok());
+  ASSERT_TRUE(
+      store_->PutAlert(Alert("churn", "drift:age", "firing", 0.4)).ok());
+  ASSERT_TRUE(store_
+                  ->PutAlert(Alert("churn", "accuracy", "resolved",
+                                   std::numeric_limits<double>::quiet_NaN()))
+                  .ok());
+  ASSERT_TRUE(store_->PutAlert(Alert("fraud", "accuracy", "firing", 0.5)).ok());
+  EXPECT_EQ(store_->PutAlert(Alert("churn", "x", "asleep", 1)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->PutAlert(Alert("nope", "x", "firing", 1)).code(),
+            absl::StatusCode::kNotFound);
+
+  Open();
+  auto churn = store_->ListAlerts("churn");
+  ASSERT_TRUE(churn.ok()) << churn.status();
+  ASSERT_EQ(churn->size(), 2u);
+  EXPECT_EQ((*churn)[0].rule, "accuracy");
+  EXPECT_TRUE(std::isnan((*churn)[0].value));
+  EXPECT_EQ((*churn)[1].rule, "drift:age");
+  EXPECT_EQ((*churn)[1].state, "firing");
+  EXPECT_EQ((*churn)[1].value, 0.4);
+  EXPECT_EQ((*churn)[1].since, 600);
+  EXPECT_EQ((*churn)[1].updated_at, 900);
+  EXPECT_EQ((*churn)[1].alert_json, R"({"rule":"drift:age"})");
+  auto all = store_->ListAlerts("");
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ(all->back().app, "fraud");
+  EXPECT_EQ(store_->ListAlerts("nope").status().code(),
+            absl::StatusCode::kNotFound);
+
+  auto none = store_->GetAlertEngineState("churn");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->has_value());
+  ASSERT_TRUE(
+      store_->PutAlertEngineState({"churn", R"({"version":1})", 100}).ok());
+  ASSERT_TRUE(
+      store_->PutAlertEngineState({"churn", R"({"version":1,"rules":[]})", 200})
+          .ok());
+  EXPECT_EQ(store_->PutAlertEngineState({"nope", "{}", 1}).code(),
+            absl::StatusCode::kNotFound);
+  Open();
+  auto state = store_->GetAlertEngineState("churn");
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_TRUE(state->has_value());
+  EXPECT_EQ((*state)->state_json, R"({"version":1,"rules":[]})");
+  EXPECT_EQ((*state)->updated_at, 200);
+  EXPECT_FALSE(store_->GetAlertEngineState("fraud")->has_value());
+  EXPECT_EQ(Counts()["alert_engines"], 1);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Store: Slipway's metadata (apps and their revisions, runs with their steps
 // and events, the step cache, model versions and aliases, schedule state,
-// API tokens), behind an interface so a
+// API tokens, the audit log, approvals, webhook deliveries) and what
+// monitoring keeps (the prediction log and its feedback, monitoring windows,
+// alerts), behind an interface so a
 // PostgreSQL implementation can join the embedded SQLite one.
 //
 // Every method is one transaction: it either happens completely or not at
@@ -269,6 +271,98 @@ struct DeliveryRecord {
   int64_t delivered_at = 0;  // 0: not delivered
 };
 
+// One served prediction (monitor/prediction_log.h writes them in batches).
+struct PredictionRecord {
+  // The request id serving answered with; unique over all apps, so the
+  // feedback for it needs only the id.
+  std::string request_id;
+  std::string app;
+  int version = 0;  // the model version that answered
+  int64_t at = 0;   // unix micros
+  // What the model answered, as JSON: [0.83] (binary), one probability per
+  // class (multiclass), [12.5] (regression).
+  std::string prediction_json;
+  // The request's inputs as JSON when the request was sampled
+  // (monitor/prediction_log.h SampleInputs); "" otherwise.
+  std::string inputs_json;
+};
+
+// Ground truth for one logged prediction (POST /v1/apps/{app}/feedback).
+struct FeedbackRecord {
+  std::string request_id;
+  std::string app;    // the app the feedback was sent to
+  std::string label;  // a class label, or a number as text for regression
+  // Business values sent with the label: {"revenue": 12.5}; "{}" when none.
+  std::string kpis_json = "{}";
+  int64_t received_at = 0;  // unix micros
+};
+
+// What became of one feedback item (Store::AddFeedback).
+enum class FeedbackOutcome {
+  kAccepted,        // stored
+  kDuplicate,       // the prediction already had feedback; the first stays
+  kUnknownRequest,  // no prediction was logged with that request id
+  kWrongApp,        // the request id is another app's prediction
+};
+
+// "accepted", "duplicate", "unknown_request", "wrong_app".
+inline const char* FeedbackOutcomeName(FeedbackOutcome outcome) {
+  switch (outcome) {
+    case FeedbackOutcome::kAccepted:
+      return "accepted";
+    case FeedbackOutcome::kDuplicate:
+      return "duplicate";
+    case FeedbackOutcome::kUnknownRequest:
+      return "unknown_request";
+    case FeedbackOutcome::kWrongApp:
+      return "wrong_app";
+  }
+  return "unknown_request";
+}
+
+// A feedback joined with the prediction it labels (Store::ListLabeled), what
+// the KPIs of a window are computed from.
+struct LabeledRecord {
+  std::string request_id;
+  int version = 0;           // the model version that predicted
+  int64_t predicted_at = 0;  // unix micros
+  std::string prediction_json;
+  std::string label;
+  std::string kpis_json;
+  int64_t received_at = 0;  // when the feedback arrived
+};
+
+// One monitoring window of one model version of an app.
+struct MonitorWindowRecord {
+  std::string app;
+  int version = 0;
+  int64_t start_at = 0;      // unix micros, inclusive
+  int64_t end_at = 0;        // unix micros, exclusive
+  int64_t rows = 0;          // predictions observed in the window
+  std::string profile_json;  // the window's profiles (stats/profile.h)
+  std::string drift_json;    // drift against the baseline; "{}" when none
+  std::string kpis_json;     // monitor/kpis.h ComputeKpis; "{}" when none
+};
+
+// The latest state of one alert rule of an app (monitor/alerts.h).
+struct AlertRecord {
+  std::string app;
+  std::string rule;
+  std::string state;  // "pending", "firing", "resolved"
+  int64_t since = 0;  // unix micros: when the alert entered `state`
+  int64_t updated_at = 0;
+  double value = 0;        // the metric's last value; NaN is kept as NaN
+  std::string alert_json;  // monitor/alerts.h Alert::ToJson
+};
+
+// An app's alert engine state (monitor/alerts.h AlertEngine::SaveState), so
+// a restart continues pending runs of windows instead of starting over.
+struct AlertEngineStateRecord {
+  std::string app;
+  std::string state_json;
+  int64_t updated_at = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -419,6 +513,57 @@ class Store {
   virtual absl::Status UpdateDelivery(const DeliveryRecord& delivery) = 0;
   virtual absl::StatusOr<std::vector<DeliveryRecord>> ListDeliveries(
       const std::string& app, int limit) = 0;
+
+  // Prediction log and feedback. Writes do not look the app up (the server
+  // logs only the apps it serves, and feedback is answered per item).
+  //
+  // AddPredictions stores the predictions in one transaction and returns
+  // how many it inserted: a request id already stored (in any app, or
+  // earlier in the batch) keeps its first prediction and is skipped, not an
+  // error.
+  virtual absl::StatusOr<int64_t> AddPredictions(
+      const std::vector<PredictionRecord>& predictions) = 0;
+  // Stores the feedback in one transaction and returns each item's outcome,
+  // in order: kUnknownRequest when no prediction has the request id,
+  // kWrongApp when it is another app's prediction, kDuplicate when the
+  // prediction already has feedback (stored before, or earlier in the
+  // batch: the first wins), else kAccepted. Only kAccepted items are
+  // stored; the other outcomes are not errors. Durable when it returns OK.
+  virtual absl::StatusOr<std::vector<FeedbackOutcome>> AddFeedback(
+      const std::vector<FeedbackRecord>& feedback) = 0;
+  // The feedback of `app` received in [from, to) (unix micros) joined with
+  // its prediction, oldest first (by received_at, then request id).
+  // NotFound for an unknown app.
+  virtual absl::StatusOr<std::vector<LabeledRecord>> ListLabeled(
+      const std::string& app, int64_t from, int64_t to) = 0;
+  // Retention: deletes the predictions of `app` made before `before` (unix
+  // micros) together with their feedback, and returns how many predictions
+  // it deleted.
+  virtual absl::StatusOr<int64_t> DeletePredictionsBefore(
+      const std::string& app, int64_t before) = 0;
+
+  // Monitoring windows. PutMonitorWindow stores the window, replacing the
+  // one with the same app, version and start_at. ListMonitorWindows: the
+  // windows of `app` (every version) that overlap [from, to), by start_at,
+  // then version. NotFound for an unknown app; InvalidArgument when the
+  // window does not end after it starts.
+  virtual absl::Status PutMonitorWindow(const MonitorWindowRecord& window) = 0;
+  virtual absl::StatusOr<std::vector<MonitorWindowRecord>> ListMonitorWindows(
+      const std::string& app, int64_t from, int64_t to) = 0;
+
+  // Alerts. PutAlert stores the alert, replacing the app's alert of the same
+  // rule (InvalidArgument for a state other than pending, firing,
+  // resolved). ListAlerts: by app, then rule; an empty `app` lists every
+  // app's. NotFound for an unknown app.
+  virtual absl::Status PutAlert(const AlertRecord& alert) = 0;
+  virtual absl::StatusOr<std::vector<AlertRecord>> ListAlerts(
+      const std::string& app) = 0;
+  // The app's saved alert engine state; nullopt when none was saved.
+  // PutAlertEngineState replaces it. NotFound for an unknown app.
+  virtual absl::StatusOr<std::optional<AlertEngineStateRecord>>
+  GetAlertEngineState(const std::string& app) = 0;
+  virtual absl::Status PutAlertEngineState(
+      const AlertEngineStateRecord& state) = 0;
 
   // Rows in each table, for tests and operations ("apps" -> 3, ...).
   virtual absl::StatusOr<std::vector<std::pair<std::string, int64_t>>>
