@@ -2,15 +2,32 @@
 
 #include <random>
 
-#include "absl/strings/str_format.h"
-
 namespace slipway {
+namespace {
 
+// `value`'s lowest `digits` hex digits, lowercase, zero-padded.
+void AppendHex(uint64_t value, int digits, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (int i = digits - 1; i >= 0; --i) {
+    out->push_back(kHex[(value >> (4 * i)) & 0xf]);
+  }
+}
+
+}  // namespace
+
+// Every predict answer carries a new id: formatted by hand, not with
+// StrFormat, which cost about 1% of a single-row request's CPU.
 std::string NewId(std::string_view prefix, int64_t unix_micros) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  uint32_t random = static_cast<uint32_t>(rng());
-  return absl::StrFormat("%s-%012x%08x", std::string(prefix),
-                         static_cast<uint64_t>(unix_micros / 1000), random);
+  const uint32_t random = static_cast<uint32_t>(rng());
+  std::string id;
+  id.reserve(prefix.size() + 21);
+  id.append(prefix);
+  id.push_back('-');
+  // Milliseconds fit 12 hex digits until the year 10889.
+  AppendHex(static_cast<uint64_t>(unix_micros / 1000), 12, &id);
+  AppendHex(random, 8, &id);
+  return id;
 }
 
 bool IsValidName(std::string_view name) {

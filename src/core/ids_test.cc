@@ -13,6 +13,17 @@ TEST(IdsTest, IdsSortByTime) {
   EXPECT_EQ(a.size(), 4u + 20u);
 }
 
+TEST(IdsTest, MillisecondsThenRandomInLowercaseHex) {
+  const std::string id = NewId("req", int64_t{0x123456789abc} * 1000 + 999);
+  ASSERT_EQ(id.size(), 4u + 20u);
+  EXPECT_EQ(id.substr(0, 16), "req-123456789abc");
+  EXPECT_EQ(NewId("", 0).substr(0, 13), "-000000000000");
+  for (char c : id.substr(16)) {
+    EXPECT_TRUE((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) << id;
+  }
+  EXPECT_NE(NewId("req", 0), NewId("req", 0));
+}
+
 TEST(IdsTest, ValidNames) {
   EXPECT_TRUE(IsValidName("churn"));
   EXPECT_TRUE(IsValidName("churn_v2.1-a"));
