@@ -1196,6 +1196,24 @@ absl::StatusOr<int64_t> ApprovalId(const std::string& text) {
   return id;
 }
 
+// An approve or reject request: which approval, who decides, and why.
+struct Decision {
+  int64_t id = 0;
+  ApprovalCaller who;
+  std::string comment;
+};
+
+absl::StatusOr<Decision> ParseDecision(const HttpRequest& request,
+                                       const PathParams& p,
+                                       const ApiToken& caller) {
+  Decision decision;
+  ASSIGN_OR_RETURN(decision.id, ApprovalId(p.at("approval")));
+  ASSIGN_OR_RETURN(json body, ParseBody(request));
+  ASSIGN_OR_RETURN(decision.who, CallerOf(body, caller));
+  ASSIGN_OR_RETURN(decision.comment, CommentField(body));
+  return decision;
+}
+
 std::string QueryText(const HttpRequest& request, const std::string& name) {
   auto it = request.query.find(name);
   return it == request.query.end() ? std::string() : it->second;
@@ -1251,37 +1269,31 @@ void ControlPlane::AddGovernanceRoutes(Router* router) {
         HandleCaller(
             [this](const HttpRequest& request, const PathParams& p,
                    const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
-              ASSIGN_OR_RETURN(int64_t id, ApprovalId(p.at("approval")));
-              ASSIGN_OR_RETURN(json body, ParseBody(request));
-              ASSIGN_OR_RETURN(ApprovalCaller who, CallerOf(body, caller));
-              ASSIGN_OR_RETURN(std::string comment, CommentField(body));
-              ASSIGN_OR_RETURN(ApprovalRecord pending, approvals_->Get(id));
+              ASSIGN_OR_RETURN(Decision d, ParseDecision(request, p, caller));
+              ASSIGN_OR_RETURN(ApprovalRecord pending, approvals_->Get(d.id));
               const bool forbid_self =
                   CurrentPolicy(pending.app).approvals.forbid_self_approval;
               ASSIGN_OR_RETURN(
                   ApprovalRecord approved,
-                  approvals_->Approve(id, who, comment, forbid_self,
-                                      [this, &who](const ApprovalRecord& a) {
-                                        return CarryOut(a, who);
+                  approvals_->Approve(d.id, d.who, d.comment, forbid_self,
+                                      [this, &d](const ApprovalRecord& a) {
+                                        return CarryOut(a, d.who);
                                       }));
               LogInfo("approval.approved", {{"app", approved.app},
-                                            {"approval", std::to_string(id)},
-                                            {"by", who.actor}});
+                                            {"approval", std::to_string(d.id)},
+                                            {"by", d.who.actor}});
               return JsonResponse(200, ApprovalJson(approved));
             }));
   Guard(router, "POST", "/api/v1/approvals/{approval}/reject",
         HandleCaller(
             [this](const HttpRequest& request, const PathParams& p,
                    const ApiToken& caller) -> absl::StatusOr<HttpResponse> {
-              ASSIGN_OR_RETURN(int64_t id, ApprovalId(p.at("approval")));
-              ASSIGN_OR_RETURN(json body, ParseBody(request));
-              ASSIGN_OR_RETURN(ApprovalCaller who, CallerOf(body, caller));
-              ASSIGN_OR_RETURN(std::string comment, CommentField(body));
+              ASSIGN_OR_RETURN(Decision d, ParseDecision(request, p, caller));
               ASSIGN_OR_RETURN(ApprovalRecord rejected,
-                               approvals_->Reject(id, who, comment));
+                               approvals_->Reject(d.id, d.who, d.comment));
               LogInfo("approval.rejected", {{"app", rejected.app},
-                                            {"approval", std::to_string(id)},
-                                            {"by", who.actor}});
+                                            {"approval", std::to_string(d.id)},
+                                            {"by", d.who.actor}});
               return JsonResponse(200, ApprovalJson(rejected));
             }));
   Guard(router, "GET", "/api/v1/audit",

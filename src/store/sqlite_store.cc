@@ -280,14 +280,25 @@ constexpr int kFormatVersion =
 
 // Every table, in the order CountRows reports them. Fixed names from code,
 // never from input.
-constexpr const char* kTables[] = {
-    "apps",           "app_revisions",      "runs",
-    "steps",          "model_versions",     "aliases",
-    "schedule_state", "step_cache",         "run_events",
-    "alias_history",  "tokens",             "audit_log",
-    "approvals",      "webhook_deliveries", "predictions",
-    "feedback",       "monitor_windows",    "alerts",
-    "alert_engines"};
+constexpr const char* kTables[] = {"apps",
+                                   "app_revisions",
+                                   "runs",
+                                   "steps",
+                                   "model_versions",
+                                   "aliases",
+                                   "schedule_state",
+                                   "step_cache",
+                                   "run_events",
+                                   "alias_history",
+                                   "tokens",
+                                   "audit_log",
+                                   "approvals",
+                                   "webhook_deliveries",
+                                   "predictions",
+                                   "feedback",
+                                   "monitor_windows",
+                                   "alerts",
+                                   "alert_engines"};
 
 // Column lists matching the row readers below.
 constexpr char kRunColumns[] =
@@ -473,6 +484,17 @@ class Statement {
   int bound_ = 0;
   absl::Status status_;
 };
+
+// Appends `read` of every row `s` yields to `out`.
+template <typename Record>
+absl::Status ReadAll(Statement& s, Record (*read)(Statement&),
+                     std::vector<Record>* out) {
+  while (true) {
+    ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) return absl::OkStatus();
+    out->push_back(read(s));
+  }
+}
 
 // Runs SQL text that has no parameters (transaction control, pragmas,
 // migrations).
@@ -911,12 +933,7 @@ class SqliteStore : public Store {
           Statement s(db,
                       "SELECT name, created_at, current_revision FROM apps "
                       "ORDER BY name");
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            apps.push_back(ReadApp(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadApp, &apps);
         }));
     return apps;
   }
@@ -953,12 +970,7 @@ class SqliteStore : public Store {
                       "source_dir, created_at FROM app_revisions "
                       "WHERE app = ? ORDER BY revision");
           s.Bind(app);
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            revisions.push_back(ReadRevision(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadRevision, &revisions);
         }));
     return revisions;
   }
@@ -1129,12 +1141,7 @@ class SqliteStore : public Store {
                            " FROM steps WHERE run_id = ? ORDER BY ordinal")
                               .c_str());
           s.Bind(run_id);
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            steps.push_back(ReadStep(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadStep, &steps);
         }));
     return steps;
   }
@@ -1162,12 +1169,7 @@ class SqliteStore : public Store {
           Statement s(db, app.empty() ? all_apps.c_str() : one_app.c_str());
           if (!app.empty()) s.Bind(app);
           s.Bind(limit);
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            runs.push_back(ReadRun(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadRun, &runs);
         }));
     return runs;
   }
@@ -1296,12 +1298,7 @@ class SqliteStore : public Store {
                       "SELECT run_id, step, seq, at, type, name, value_json, "
                       "message FROM run_events WHERE run_id = ? ORDER BY seq");
           s.Bind(run_id);
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            events.push_back(ReadRunEvent(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadRunEvent, &events);
         }));
     return events;
   }
@@ -1387,12 +1384,7 @@ class SqliteStore : public Store {
                        " FROM model_versions WHERE app = ? ORDER BY version")
                           .c_str());
           s.Bind(app);
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            versions.push_back(ReadModelVersion(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadModelVersion, &versions);
         }));
     return versions;
   }
@@ -1517,12 +1509,7 @@ class SqliteStore : public Store {
                       "SELECT app, alias, version, updated_at FROM aliases "
                       "WHERE app = ? ORDER BY alias");
           s.Bind(app);
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            aliases.push_back(ReadAlias(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadAlias, &aliases);
         }));
     return aliases;
   }
@@ -1595,12 +1582,7 @@ class SqliteStore : public Store {
           Statement s(db, ("SELECT " + std::string(kTokenColumns) +
                            " FROM tokens ORDER BY created_at, id")
                               .c_str());
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            tokens.push_back(ReadToken(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadToken, &tokens);
         }));
     return tokens;
   }
@@ -1702,12 +1684,7 @@ class SqliteStore : public Store {
                 .Bind(filter.object_prefix);
           }
           if (filter.limit > 0) s.Bind(static_cast<int64_t>(filter.limit));
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            records.push_back(ReadAudit(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadAudit, &records);
         }));
     return records;
   }
@@ -1781,12 +1758,7 @@ class SqliteStore : public Store {
           Statement s(db, sql.c_str());
           if (!app.empty()) s.Bind(app);
           if (!state.empty()) s.Bind(state);
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            approvals.push_back(ReadApproval(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadApproval, &approvals);
         }));
     return approvals;
   }
@@ -1888,12 +1860,7 @@ class SqliteStore : public Store {
                            "next_attempt_at, id LIMIT ?")
                               .c_str());
           s.Bind(now).Bind(static_cast<int64_t>(limit));
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            due.push_back(ReadDelivery(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadDelivery, &due);
         }));
     return due;
   }
@@ -1937,12 +1904,7 @@ class SqliteStore : public Store {
           Statement s(db, sql.c_str());
           if (!app.empty()) s.Bind(app);
           s.Bind(static_cast<int64_t>(limit > 0 ? limit : -1));
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            deliveries.push_back(ReadDelivery(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadDelivery, &deliveries);
         }));
     return deliveries;
   }
@@ -2035,12 +1997,7 @@ class SqliteStore : public Store {
                            "ORDER BY f.received_at, f.request_id")
                               .c_str());
           s.Bind(app).Bind(from).Bind(to);
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            labeled.push_back(ReadLabeled(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadLabeled, &labeled);
         }));
     return labeled;
   }
@@ -2107,12 +2064,7 @@ class SqliteStore : public Store {
                            "ORDER BY start_at, version")
                               .c_str());
           s.Bind(app).Bind(to).Bind(from);
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            windows.push_back(ReadMonitorWindow(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadMonitorWindow, &windows);
         }));
     return windows;
   }
@@ -2156,12 +2108,7 @@ class SqliteStore : public Store {
           if (!app.empty()) RETURN_IF_ERROR(RequireApp(db, app));
           Statement s(db, sql.c_str());
           if (!app.empty()) s.Bind(app);
-          while (true) {
-            ASSIGN_OR_RETURN(bool row, s.Step());
-            if (!row) break;
-            alerts.push_back(ReadAlert(s));
-          }
-          return absl::OkStatus();
+          return ReadAll(s, ReadAlert, &alerts);
         }));
     return alerts;
   }
