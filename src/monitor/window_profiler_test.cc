@@ -321,8 +321,8 @@ TEST(WindowProfilerTest, MulticlassPredictionIsTheArgMaxLabel) {
   (*profiler)->Observe(rows.data(), 5, predictions.data(), 3, nullptr);
   const ProfileSet window = (*profiler)->Collect();
 
-  CategoricalProfile expected = std::get<CategoricalProfile>(
-      baseline.prediction->profile).EmptyLike();
+  CategoricalProfile expected =
+      std::get<CategoricalProfile>(baseline.prediction->profile).EmptyLike();
   for (std::string_view label : {"a", "b", "c", "a"}) expected.Add(label);
   expected.AddMissing();
   ExpectSameCounts(std::get<CategoricalProfile>(window.prediction->profile),
@@ -363,11 +363,24 @@ TEST(WindowProfilerTest, RefusesABaselineOfAnotherSignature) {
 }
 
 // How many observed batches the collector waits for.
-struct Progress {
-  const int* done;
-  int target;
+// Observers and the collector take turns at checkpoints: the collector
+// closes window c once batch target(c) is done, and observers that reach
+// target(collected + 1) wait for it, so every window gets rows however the
+// threads are scheduled.
+struct Turns {
+  int batches_done = 0;
+  int collected = 0;
+  int collects = 0;
+  int total_batches = 0;
 
-  static bool Reached(Progress* p) { return *p->done >= p->target; }
+  int Target(int c) const { return c * total_batches / (collects + 1); }
+  static bool CollectorMayGo(Turns* t) {
+    return t->batches_done >= t->Target(t->collected + 1);
+  }
+  static bool ObserverMayGo(Turns* t) {
+    return t->collected >= t->collects ||
+           t->batches_done < t->Target(t->collected + 1);
+  }
 };
 
 TEST(WindowProfilerTest, ConcurrentObserveLosesNothing) {
@@ -388,17 +401,19 @@ TEST(WindowProfilerTest, ConcurrentObserveLosesNothing) {
 
   // A collector closes windows while the observers run: every row must land
   // in exactly one window.
+  constexpr int kCollects = 20;
   absl::Mutex mu;
-  int batches_done = 0;
+  Turns turns;
+  turns.collects = kCollects;
+  turns.total_batches = kThreads * kBatchesPerThread;
   std::vector<ProfileSet> windows;
   std::thread collector([&] {
-    constexpr int kCollects = 20;
     for (int c = 1; c <= kCollects; ++c) {
-      const int target = c * kThreads * kBatchesPerThread / (kCollects + 1);
-      Progress progress{&batches_done, target};
-      mu.LockWhen(absl::Condition(&Progress::Reached, &progress));
+      mu.LockWhen(absl::Condition(&Turns::CollectorMayGo, &turns));
       mu.Unlock();
       windows.push_back(profiler.Collect());
+      absl::MutexLock lock(&mu);
+      ++turns.collected;
     }
   });
   std::vector<std::thread> observers;
@@ -411,7 +426,8 @@ TEST(WindowProfilerTest, ConcurrentObserveLosesNothing) {
                          r.predictions.data() + row, 1,
                          r.unseen.data() + row * 3);
         absl::MutexLock lock(&mu);
-        ++batches_done;
+        ++turns.batches_done;
+        mu.Await(absl::Condition(&Turns::ObserverMayGo, &turns));
       }
     });
   }
@@ -425,7 +441,7 @@ TEST(WindowProfilerTest, ConcurrentObserveLosesNothing) {
     nonempty += window.rows > 0;
     ASSERT_TRUE(total.Merge(window).ok());
   }
-  EXPECT_GT(nonempty, 1);
+  EXPECT_GE(nonempty, kCollects);
   ProfileSet expected = baseline.EmptyLike();
   for (const Requests& r : requests) AddRequests(signature, r, &expected);
   ExpectSameWindow(total, expected, /*exact_sketch=*/false);
