@@ -3,7 +3,7 @@ BUILD_DIR := build
 JOBS := $(shell nproc)
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3
 
-.PHONY: all deps configure build test demo bench bench-data bench-train bench-serving bench-scoring clean
+.PHONY: all deps configure build test demo bench bench-data bench-train bench-serving bench-scoring bench-monitoring clean
 
 all: build
 
@@ -26,6 +26,7 @@ bench: build
 	bench/run-all $(BUILD_DIR)
 	bench/serving/run $(BUILD_DIR)
 	bench/scoring/run $(BUILD_DIR)
+	bench/monitoring/run $(BUILD_DIR)
 
 bench-data: build
 	bench/run-all $(BUILD_DIR) data
@@ -38,6 +39,9 @@ bench-serving: build
 
 bench-scoring: build
 	bench/scoring/run $(BUILD_DIR)
+
+bench-monitoring: build
+	bench/monitoring/run $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -1,7 +1,8 @@
 // slipway: the one binary. `slipway server` runs the daemon; every other
 // command is a client of a running server (--server, SLIPWAY_SERVER), except
-// `slipway demo`, which starts its own, and `slipway gen`, which only writes
-// a generated data file.
+// `slipway demo`, which starts its own, `slipway gen`, which only writes
+// a generated data file, and `slipway profile`, which reads local files (and
+// asks a server only for --against's baseline).
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -11,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/demo.h"
 #include "cli/gen.h"
+#include "cli/profile_command.h"
 #include "cli/server_command.h"
 
 namespace {
@@ -351,6 +353,34 @@ int main(int argc, char** argv) {
   gen->add_option("--out", gen_flags.out,
                   "CSV file to write (default: standard output)");
   gen->callback([&] { code = GenCommand(gen_flags); });
+
+  // profile
+  ProfileFlags profile_flags;
+  auto* profile = cli.add_subcommand(
+      "profile",
+      "profile a CSV file in bounded memory, or check it for drift against "
+      "a baseline (runs locally; exit 3 when a feature drifted)");
+  profile->add_option("file", profile_flags.file, "the CSV file to profile")
+      ->required();
+  profile->add_option("--against", profile_flags.against,
+                      "APP:VERSION: compare with the training baseline the "
+                      "server stored with that model version");
+  profile->add_option("--baseline", profile_flags.baseline,
+                      "compare with BASE.csv's profile, or with a profile "
+                      "saved by `slipway profile BASE.csv --json`");
+  profile->add_option("--skip", profile_flags.skip,
+                      "comma-separated columns to leave out (an id)");
+  profile->add_flag("--json", profile_flags.json,
+                    "print the profile, or the drift of every feature, as "
+                    "JSON");
+  profile->callback([&] {
+    profile_flags.json = profile_flags.json || json;
+    if (profile_flags.against.empty()) {
+      code = ProfileCommand(profile_flags, nullptr);
+    } else {
+      code = ProfileCommand(profile_flags, ctx().client);
+    }
+  });
 
   try {
     cli.parse(argc, argv);
