@@ -160,6 +160,27 @@ void UndoMigration8(RawDatabase& raw) {
   }
 }
 
+// Takes a current database back to format version `version`'s schema, undoing
+// the newer migrations newest first, and sets user_version to it.
+void DowngradeTo(RawDatabase& raw, int version) {
+  using Undo = void (*)(RawDatabase&);
+  // Indexed by migration number; migration 2 only added schedule_state.
+  const Undo undo[] = {
+      nullptr,
+      nullptr,
+      [](RawDatabase& r) { r.Exec("DROP TABLE schedule_state"); },
+      UndoMigration3,
+      UndoMigration4,
+      UndoMigration5,
+      UndoMigration6,
+      UndoMigration7,
+      UndoMigration8};
+  for (int migration = 8; migration > version; --migration) {
+    undo[migration](raw);
+  }
+  raw.Exec("PRAGMA user_version = " + std::to_string(version));
+}
+
 class SqliteStoreTest : public ::testing::Test {
  protected:
   void SetUp() override { Open(); }
@@ -269,14 +290,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
   {
     // A directory written by the first release: migration 1 only.
     RawDatabase raw(data_dir());
-    raw.Exec("DROP TABLE schedule_state");
-    UndoMigration8(raw);
-    UndoMigration7(raw);
-    UndoMigration6(raw);
-    UndoMigration5(raw);
-    UndoMigration4(raw);
-    UndoMigration3(raw);
-    raw.Exec("PRAGMA user_version = 1");
+    DowngradeTo(raw, 1);
   }
   Open();
   RawDatabase raw(data_dir());
@@ -304,13 +318,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
   {
     // A directory written by the cron release: migrations 1 and 2.
     RawDatabase raw(data_dir());
-    UndoMigration8(raw);
-    UndoMigration7(raw);
-    UndoMigration6(raw);
-    UndoMigration5(raw);
-    UndoMigration4(raw);
-    UndoMigration3(raw);
-    raw.Exec("PRAGMA user_version = 2");
+    DowngradeTo(raw, 2);
   }
   Open();
   RawDatabase raw(data_dir());
@@ -346,12 +354,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion3DirectoryKeepingItsData) {
   {
     // A directory written by the pipelines-as-DAGs release: migrations 1-3.
     RawDatabase raw(data_dir());
-    UndoMigration8(raw);
-    UndoMigration7(raw);
-    UndoMigration6(raw);
-    UndoMigration5(raw);
-    UndoMigration4(raw);
-    raw.Exec("PRAGMA user_version = 3");
+    DowngradeTo(raw, 3);
   }
   Open();
   RawDatabase raw(data_dir());
@@ -1140,11 +1143,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion4DirectoryWithNoTokens) {
   {
     // A directory written by the registry release: migrations 1-4.
     RawDatabase raw(data_dir());
-    UndoMigration8(raw);
-    UndoMigration7(raw);
-    UndoMigration6(raw);
-    UndoMigration5(raw);
-    raw.Exec("PRAGMA user_version = 4");
+    DowngradeTo(raw, 4);
   }
   Open();
   RawDatabase raw(data_dir());
@@ -1397,8 +1396,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion7DirectoryWithoutMonitoring) {
   {
     // A directory written by the monitoring foundations release: 1-7.
     RawDatabase raw(data_dir());
-    UndoMigration8(raw);
-    raw.Exec("PRAGMA user_version = 7");
+    DowngradeTo(raw, 7);
   }
   Open();
   RawDatabase raw(data_dir());
