@@ -9,6 +9,7 @@
 #include "core/hash.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testing/forwarding_filesystem.h"
 #include "testing/temp_dir.h"
 
 namespace slipway {
@@ -20,40 +21,16 @@ using ::testing::IsEmpty;
 
 // The local filesystem, except that syncing a file fails while
 // `fail_file_sync` is set (a full or failing disk in the middle of a Put).
-class FailingSyncFilesystem : public Filesystem {
+class FailingSyncFilesystem : public ForwardingFilesystem {
  public:
   bool fail_file_sync = false;
 
-  absl::StatusOr<std::unique_ptr<SequentialFile>> OpenSequential(
-      const std::string& path) override {
-    return base_->OpenSequential(path);
-  }
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(
       const std::string& path) override {
-    auto file = base_->OpenWritable(path);
+    auto file = base()->OpenWritable(path);
     if (!file.ok() || !fail_file_sync) return file;
     return std::unique_ptr<WritableFile>(
         std::make_unique<FailingSyncFile>(std::move(*file)));
-  }
-  bool Exists(const std::string& path) override { return base_->Exists(path); }
-  absl::StatusOr<uint64_t> FileSize(const std::string& path) override {
-    return base_->FileSize(path);
-  }
-  absl::Status CreateDirs(const std::string& path) override {
-    return base_->CreateDirs(path);
-  }
-  absl::StatusOr<std::vector<std::string>> ListDir(
-      const std::string& path) override {
-    return base_->ListDir(path);
-  }
-  absl::Status RemoveFile(const std::string& path) override {
-    return base_->RemoveFile(path);
-  }
-  absl::Status Rename(const std::string& from, const std::string& to) override {
-    return base_->Rename(from, to);
-  }
-  absl::Status SyncDir(const std::string& dir) override {
-    return base_->SyncDir(dir);
   }
 
  private:
@@ -72,8 +49,6 @@ class FailingSyncFilesystem : public Filesystem {
    private:
     std::unique_ptr<WritableFile> base_;
   };
-
-  Filesystem* const base_ = LocalFilesystem();
 };
 
 class LocalArtifactStoreTest : public ::testing::Test {

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "store/sqlite_store.h"
 #include "testing/fake_clock.h"
+#include "testing/forwarding_filesystem.h"
 #include "testing/temp_dir.h"
 
 namespace slipway {
@@ -24,48 +25,17 @@ using ::testing::HasSubstr;
 
 // The local filesystem, except that WriteFileAtomic fails while
 // `fail_atomic_writes` is set (a full disk, a read-only data directory).
-class FlakyFilesystem : public Filesystem {
+class FlakyFilesystem : public ForwardingFilesystem {
  public:
-  absl::StatusOr<std::unique_ptr<SequentialFile>> OpenSequential(
-      const std::string& path) override {
-    return base_->OpenSequential(path);
-  }
-  absl::StatusOr<std::unique_ptr<WritableFile>> OpenWritable(
-      const std::string& path) override {
-    return base_->OpenWritable(path);
-  }
   absl::Status WriteFileAtomic(const std::string& path,
                                std::string_view contents) override {
     if (fail_atomic_writes) {
       return absl::ResourceExhaustedError("no space left on device");
     }
-    return base_->WriteFileAtomic(path, contents);
-  }
-  bool Exists(const std::string& path) override { return base_->Exists(path); }
-  absl::StatusOr<uint64_t> FileSize(const std::string& path) override {
-    return base_->FileSize(path);
-  }
-  absl::Status CreateDirs(const std::string& path) override {
-    return base_->CreateDirs(path);
-  }
-  absl::StatusOr<std::vector<std::string>> ListDir(
-      const std::string& path) override {
-    return base_->ListDir(path);
-  }
-  absl::Status RemoveFile(const std::string& path) override {
-    return base_->RemoveFile(path);
-  }
-  absl::Status Rename(const std::string& from, const std::string& to) override {
-    return base_->Rename(from, to);
-  }
-  absl::Status SyncDir(const std::string& dir) override {
-    return base_->SyncDir(dir);
+    return base()->WriteFileAtomic(path, contents);
   }
 
   std::atomic<bool> fail_atomic_writes{false};
-
- private:
-  Filesystem* base_ = LocalFilesystem();
 };
 
 class RecordingObserver : public AuditObserver {
