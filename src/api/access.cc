@@ -30,6 +30,9 @@ const std::vector<RouteAccess>& ControlPlaneAccess() {
       {"GET", "/api/v1/apps/{app}/aliases/history", Role::kViewer},
       {"GET", "/api/v1/serving", Role::kViewer},
       {"GET", "/api/v1/apps/{app}/deliveries", Role::kViewer},
+      // Monitoring.
+      {"GET", "/api/v1/alerts", Role::kViewer},
+      {"GET", "/api/v1/apps/{app}/monitor", Role::kViewer},
       // Approvals and the audit log.
       {"GET", "/api/v1/approvals", Role::kViewer},
       {"GET", "/api/v1/approvals/{approval}", Role::kViewer},

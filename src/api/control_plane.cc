@@ -9,6 +9,7 @@
 
 #include "absl/strings/escaping.h"
 #include "api/access.h"
+#include "api/handlers.h"
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/ids.h"
@@ -28,18 +29,6 @@ namespace slipway {
 namespace {
 
 using nlohmann::json;
-
-// Parses a stored JSON text; an unparsable one is shown as a string rather
-// than failing the whole answer.
-json StoredJson(const std::string& text) {
-  if (text.empty()) return json::object();
-  json parsed = json::parse(text, nullptr, false);
-  return parsed.is_discarded() ? json(text) : parsed;
-}
-
-json Timestamp(int64_t micros) {
-  return micros == 0 ? json(nullptr) : json(FormatTimestamp(micros));
-}
 
 json RevisionJson(const AppRevisionRecord& r, bool with_spec) {
   json j = {{"app", r.app},
@@ -92,23 +81,6 @@ json EventJson(const RunEventRecord& e) {
           {"name", e.name},
           {"value", value.is_discarded() ? json(e.value_json) : value},
           {"message", e.message}};
-}
-
-// Query parameter `name` as a non-negative integer, `fallback` when absent.
-absl::StatusOr<uint64_t> QueryNumber(const HttpRequest& request,
-                                     const std::string& name,
-                                     uint64_t fallback) {
-  auto it = request.query.find(name);
-  if (it == request.query.end()) return fallback;
-  uint64_t value = 0;
-  const std::string& text = it->second;
-  auto [end, ec] =
-      std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
-    return absl::InvalidArgumentError("query parameter '" + name + "' is '" +
-                                      text + "'; give a non-negative integer");
-  }
-  return value;
 }
 
 bool IsFinalState(const std::string& state) {
@@ -289,36 +261,6 @@ absl::StatusOr<std::string> ModelBytesField(const json& body) {
   return bytes;
 }
 
-// Wraps a handler body that returns StatusOr<HttpResponse>.
-template <typename F>
-HttpHandler Handle(F f) {
-  return [f = std::move(f)](const HttpRequest& request,
-                            const PathParams& params) -> HttpResponse {
-    absl::StatusOr<HttpResponse> response = f(request, params);
-    if (!response.ok()) return HttpResponse::Error(response.status());
-    return *std::move(response);
-  };
-}
-
-// The same for a handler that also takes the caller's token.
-template <typename F>
-std::function<HttpResponse(const HttpRequest&, const PathParams&,
-                           const ApiToken&)>
-HandleCaller(F f) {
-  return
-      [f = std::move(f)](const HttpRequest& request, const PathParams& params,
-                         const ApiToken& caller) -> HttpResponse {
-        absl::StatusOr<HttpResponse> response = f(request, params, caller);
-        if (!response.ok()) return HttpResponse::Error(response.status());
-        return *std::move(response);
-      };
-}
-
-HttpResponse JsonResponse(int status, const json& body) {
-  return HttpResponse::Json(
-      status, body.dump(-1, ' ', false, json::error_handler_t::replace));
-}
-
 }  // namespace
 
 namespace {
@@ -346,7 +288,8 @@ json TokenAudit(const ApiToken& t, std::string_view state) {
 ControlPlane::ControlPlane(Store* store, Registry* registry,
                            RunExecutor* executor, ModelManager* models,
                            Filesystem* fs, TokenService* tokens,
-                           AuditLog* audit, Approvals* approvals)
+                           AuditLog* audit, Approvals* approvals,
+                           MonitorService* monitor)
     : store_(store),
       registry_(registry),
       executor_(executor),
@@ -354,7 +297,8 @@ ControlPlane::ControlPlane(Store* store, Registry* registry,
       fs_(fs),
       tokens_(tokens),
       audit_(audit),
-      approvals_(approvals) {}
+      approvals_(approvals),
+      monitor_(monitor) {}
 
 void ControlPlane::Guard(Router* router, const std::string& method,
                          const std::string& pattern, CallerHandler handler) {
@@ -607,7 +551,7 @@ BatchingOptions ControlPlane::ServingBatching(const std::string& app) {
 
 absl::Status ControlPlane::ServeVersion(const std::string& app, int version) {
   Registry* registry = registry_;
-  return models_->Serve(
+  RETURN_IF_ERROR(models_->Serve(
       app, version,
       [registry, app,
        version]() -> absl::StatusOr<std::shared_ptr<const Model>> {
@@ -626,7 +570,9 @@ absl::Status ControlPlane::ServeVersion(const std::string& app, int version) {
             "model " + app + " v" + std::to_string(version));
         return std::shared_ptr<const Model>(std::move(model));
       },
-      ServingBatching(app));
+      ServingBatching(app)));
+  MonitorServedVersion(app, version);
+  return absl::OkStatus();
 }
 
 absl::Status ControlPlane::MoveAlias(const std::string& app,
@@ -1040,6 +986,7 @@ void ControlPlane::AddRoutes(Router* router) {
         }));
   AddTokenRoutes(router);
   AddGovernanceRoutes(router);
+  if (monitor_ != nullptr) AddMonitorRoutes(router);
 }
 
 void ControlPlane::AuditChange(const AuditEntry& entry) {
@@ -1116,6 +1063,7 @@ absl::StatusOr<HttpResponse> ControlPlane::ApplySpec(
     const std::string& source_dir, const ApprovalCaller& caller,
     const std::string& comment, const std::string& action) {
   ASSIGN_OR_RETURN(AppSpec spec, ParseAppSpec(yaml, file));
+  RETURN_IF_ERROR(CheckAlertRules(spec, file));
   ASSIGN_OR_RETURN(std::vector<std::string> warnings,
                    CheckChampionFeatures(spec, source_dir));
   absl::StatusOr<AppRevisionRecord> current =
@@ -1172,6 +1120,7 @@ absl::Status ControlPlane::CarryOut(const ApprovalRecord& approval,
     const std::string file = change.value("file", "slipway.yaml");
     const std::string source_dir = change.value("source_dir", "");
     ASSIGN_OR_RETURN(AppSpec spec, ParseAppSpec(yaml, file));
+    RETURN_IF_ERROR(CheckAlertRules(spec, file));
     RETURN_IF_ERROR(CheckChampionFeatures(spec, source_dir).status());
     return ApplyAndAudit(spec, yaml, source_dir, actor,
                          change.value("action", "app.apply"))
@@ -1212,11 +1161,6 @@ absl::StatusOr<Decision> ParseDecision(const HttpRequest& request,
   ASSIGN_OR_RETURN(decision.who, CallerOf(body, caller));
   ASSIGN_OR_RETURN(decision.comment, CommentField(body));
   return decision;
-}
-
-std::string QueryText(const HttpRequest& request, const std::string& name) {
-  auto it = request.query.find(name);
-  return it == request.query.end() ? std::string() : it->second;
 }
 
 json AuditJson(const AuditRecord& r) { return ToJson(r); }

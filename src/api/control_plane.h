@@ -41,6 +41,8 @@
 #include "core/filesystem.h"
 #include "pipeline/app_spec.h"
 #include "pipeline/run_executor.h"
+#include "monitor/alerts.h"
+#include "monitor/monitor_service.h"
 #include "registry/approvals.h"
 #include "registry/registry.h"
 #include "serving/batcher.h"
@@ -55,9 +57,11 @@ inline constexpr char kServingAlias[] = "champion";
 class ControlPlane {
  public:
   // REQUIRES: every pointer outlives the control plane.
+  // `monitor` may be null: served versions are not monitored and the
+  // monitoring routes are not registered.
   ControlPlane(Store* store, Registry* registry, RunExecutor* executor,
                ModelManager* models, Filesystem* fs, TokenService* tokens,
-               AuditLog* audit, Approvals* approvals);
+               AuditLog* audit, Approvals* approvals, MonitorService* monitor);
 
   void AddRoutes(Router* router);
 
@@ -73,8 +77,18 @@ class ControlPlane {
   absl::Status LoadServedModels();
 
   // Loads `version` of `app` and swaps it in as the served model, batched
-  // as the app's current spec says (endpoint.batching).
+  // as the app's current spec says (endpoint.batching), and has the
+  // monitor follow it (with its training baseline, when it has one).
   absl::Status ServeVersion(const std::string& app, int version);
+
+  // The monitor section of the app's current spec (monitor_routes.cc).
+  absl::StatusOr<MonitorSpec> CurrentMonitorSpec(const std::string& app);
+
+  // An alert fired or resolved: recorded in the audit log by "monitor"
+  // (alert.fire / alert.resolve, which the app's webhooks receive as
+  // alert.firing / alert.resolved), and a firing rule's `fire` event
+  // starts the pipelines whose trigger lists it.
+  void OnAlert(const Alert& alert);
 
   // Points `alias` of `app` at `version`, recorded in the alias history
   // with `actor` ("cli", "api"; "pipeline" for a register step's move). For
@@ -116,6 +130,19 @@ class ControlPlane {
   // The /api/v1/approvals, /api/v1/audit and deliveries routes
   // (governance.cc).
   void AddGovernanceRoutes(Router* router);
+  // POST /v1/apps/{app}/feedback, GET /api/v1/alerts and
+  // GET /api/v1/apps/{app}/monitor (monitor_routes.cc).
+  void AddMonitorRoutes(Router* router);
+
+  // Has the monitor follow `version` of `app`, now served (logged, not
+  // returned, when it cannot: serving goes on unmonitored).
+  void MonitorServedVersion(const std::string& app, int version);
+
+  // Every alert rule of `spec` watches a metric that exists, for the
+  // features of the app's champion, or of the spec's pinned schema; with
+  // neither, drift.<feature> metrics are not checked. InvalidArgument
+  // naming the rule's file position otherwise.
+  absl::Status CheckAlertRules(const AppSpec& spec, const std::string& file);
 
   // The policy of the app's current spec; the defaults (nothing needs
   // approval) for an app without a revision that parses.
@@ -196,6 +223,7 @@ class ControlPlane {
   TokenService* const tokens_;
   AuditLog* const audit_;
   Approvals* const approvals_;
+  MonitorService* const monitor_;
   mutable absl::Mutex auth_mu_;
   // Apps whose current spec says endpoint.auth: token.
   std::set<std::string> token_apps_ ABSL_GUARDED_BY(auth_mu_);

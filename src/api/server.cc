@@ -16,6 +16,7 @@
 #include "core/filesystem.h"
 #include "core/logging.h"
 #include "core/status.h"
+#include "monitor/monitor_service.h"
 #include "data/secrets.h"
 #include "notify/webhooks.h"
 #include "pipeline/app_spec.h"
@@ -27,14 +28,34 @@
 #include "serving/inference.h"
 #include "serving/metrics.h"
 #include "serving/model_manager.h"
+#include "serving/prediction_observer.h"
 #include "store/sqlite_store.h"
 
 namespace slipway {
 namespace {
 
+// Hands each answered prediction to the monitor.
+class MonitorObserver : public PredictionObserver {
+ public:
+  explicit MonitorObserver(MonitorService* monitor) : monitor_(monitor) {}
+
+  void Observe(const ObservedPrediction& p) override {
+    monitor_->Observe(p.app, p.version, p.request_id, p.answered_at_micros,
+                      p.latency_micros, p.rows, p.num_rows, p.outputs,
+                      p.width);
+  }
+
+ private:
+  MonitorService* const monitor_;
+};
+
 class ServerImpl : public Server {
  public:
-  ~ServerImpl() override { StopExpiry(); }
+  ~ServerImpl() override {
+    StopExpiry();
+    // Its thread calls into control_, which goes first.
+    if (monitor_ != nullptr) monitor_->Stop();
+  }
 
   absl::Status Init(const Options& options) {
     Filesystem* fs = LocalFilesystem();
@@ -88,9 +109,20 @@ class ServerImpl : public Server {
 
     metrics_ = std::make_unique<ServingMetrics>();
     models_ = std::make_unique<ModelManager>(clock, metrics_.get());
+    MonitorService::Options monitor_options;
+    monitor_options.store = store_.get();
+    monitor_options.clock = clock;
+    monitor_options.monitor_spec = [this](const std::string& app) {
+      return control_->CurrentMonitorSpec(app);
+    };
+    monitor_options.on_alert = [this](const Alert& alert) {
+      control_->OnAlert(alert);
+    };
+    ASSIGN_OR_RETURN(monitor_, MonitorService::Create(monitor_options));
+    observer_ = std::make_unique<MonitorObserver>(monitor_.get());
     control_ = std::make_unique<ControlPlane>(
         store_.get(), registry_.get(), executor_.get(), models_.get(), fs,
-        tokens_.get(), audit_.get(), approvals_.get());
+        tokens_.get(), audit_.get(), approvals_.get(), monitor_.get());
     RETURN_IF_ERROR(control_->LoadServedModels());
     // After the control plane: a retried run may move the served alias.
     RETURN_IF_ERROR(executor_->Recover());
@@ -104,8 +136,10 @@ class ServerImpl : public Server {
           absl::Status allowed = control_->AuthorizePrediction(app, request);
           if (allowed.ok()) return std::nullopt;
           return AccessRefusal(allowed);
-        });
-    AddMetricsRoute(&router_, metrics_.get(), models_.get());
+        },
+        observer_.get());
+    AddMetricsRoute(&router_, metrics_.get(), models_.get(),
+                    [this] { return monitor_->RenderMetrics(); });
     control_->AddRoutes(&router_);
 
     HttpServer::Options http;
@@ -127,6 +161,7 @@ class ServerImpl : public Server {
     scheduler_ = std::make_unique<Scheduler>(Scheduler::Options{
         store_.get(), registry_.get(), executor_.get(), clock});
     scheduler_->Start();
+    monitor_->Start();
     notifier_->Start();
     expiry_ = std::thread([this] { ExpireApprovals(); });
     LogInfo("server.started", {{"data_dir", options.data_dir},
@@ -143,6 +178,8 @@ class ServerImpl : public Server {
     // No new scheduled runs once the executor starts cancelling.
     scheduler_->Stop();
     executor_->Shutdown();
+    // After the HTTP server: every answered prediction reaches the log.
+    monitor_->Stop();
     StopExpiry();
     notifier_->Stop();
     LogInfo("server.stopped");
@@ -235,6 +272,9 @@ class ServerImpl : public Server {
   std::unique_ptr<RunExecutor> executor_;
   // Outlives models_, whose batchers record into it.
   std::unique_ptr<ServingMetrics> metrics_;
+  // Outlive the router's handlers, which report predictions to them.
+  std::unique_ptr<MonitorService> monitor_;
+  std::unique_ptr<MonitorObserver> observer_;
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<ControlPlane> control_;
   Router router_;

@@ -4,16 +4,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/api_client.h"
 #include "cli/commands.h"
+#include "cli/monitor_commands.h"
 #include "core/filesystem.h"
 #include "core/status.h"
 #include "nlohmann/json.hpp"
@@ -141,6 +144,120 @@ json CellJson(const Column& column, size_t row) {
 
 void PrintStep(const std::string& text) {
   std::cout << "\n==> " << text << std::endl;
+}
+
+// The features the demo's drifted stream shifts: the size measurements, as
+// if a new scanner measured every nucleus a quarter larger.
+constexpr const char* kShiftedFeatures[] = {"mean_radius", "mean_perimeter",
+                                            "mean_area"};
+constexpr double kShiftFactor = 1.25;
+constexpr int kTrafficBatchRows = 50;
+
+// Sends every row of `table` to predict (in requests of kTrafficBatchRows
+// records, size features scaled by `scale`), then each row's true label as
+// feedback. Returns the rows sent.
+absl::StatusOr<int> ReplayTraffic(const ApiClient& client, const AppSpec& spec,
+                                  const Table& table, double scale) {
+  const std::string& app = spec.app;
+  const Column* target = table.FindColumn(spec.schema.target);
+  if (target == nullptr) {
+    return absl::InvalidArgumentError("the demo data has no target column '" +
+                                      spec.schema.target + "'");
+  }
+  json feedback = json::array();
+  for (size_t start = 0; start < table.num_rows();
+       start += kTrafficBatchRows) {
+    const size_t end =
+        std::min(table.num_rows(), start + size_t{kTrafficBatchRows});
+    json records = json::array();
+    for (size_t row = start; row < end; ++row) {
+      json record = json::object();
+      for (const Column& column : table.columns()) {
+        if (column.name() == spec.schema.target ||
+            column.name() == spec.schema.id) {
+          continue;
+        }
+        json cell = CellJson(column, row);
+        for (const char* shifted : kShiftedFeatures) {
+          if (column.name() == shifted && cell.is_number()) {
+            cell = cell.get<double>() * scale;
+          }
+        }
+        record[column.name()] = cell;
+      }
+      records.push_back(std::move(record));
+    }
+    ASSIGN_OR_RETURN(json answer, client.Post("/v1/apps/" + app + "/predict",
+                                              {{"records", records}}));
+    const std::string id = answer["request_id"].get<std::string>();
+    for (size_t row = start; row < end; ++row) {
+      feedback.push_back(
+          {{"request_id", id + "/" + std::to_string(row - start)},
+           {"label", CellJson(*target, row)}});
+    }
+  }
+  RETURN_IF_ERROR(client
+                      .Post("/v1/apps/" + app + "/feedback",
+                            {{"feedback", feedback}})
+                      .status());
+  return static_cast<int>(table.num_rows());
+}
+
+// Waits for the first window that ends after `after` (an RFC 3339 time
+// from the server's answers) and holds rows; returns it.
+absl::StatusOr<json> WaitForWindow(const ApiClient& client,
+                                   const std::string& app,
+                                   const std::string& after) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    ASSIGN_OR_RETURN(json answer,
+                     client.Get("/api/v1/apps/" + app + "/monitor?limit=1"));
+    const json& windows = answer["windows"];
+    if (!windows.empty() && windows.back()["end"].is_string() &&
+        windows.back()["end"].get<std::string>() > after &&
+        windows.back().value("rows", 0) > 0) {
+      return windows.back();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return absl::DeadlineExceededError(
+      "no monitoring window of app '" + app +
+      "' closed within 60 s; see the server log for monitor.* errors");
+}
+
+// Replays the data set as traffic with its labels as feedback, then a
+// drifted copy of it, and shows each window's drift table and the alerts.
+absl::Status ShowMonitoring(const ApiClient& client, const AppSpec& spec,
+                            const Table& table) {
+  const std::string& app = spec.app;
+  std::string shifted;
+  for (const char* f : kShiftedFeatures) {
+    shifted += (shifted.empty() ? "" : ", ") + std::string(f);
+  }
+  PrintStep("monitoring: " + std::to_string(table.num_rows()) +
+            " requests as they came, with their true labels as feedback "
+            "(POST /v1/apps/" + app + "/feedback)");
+  ASSIGN_OR_RETURN(json start,
+                   client.Get("/api/v1/apps/" + app + "/monitor?limit=1"));
+  std::string after = start["windows"].empty()
+                          ? std::string()
+                          : start["windows"].back()["end"].get<std::string>();
+  RETURN_IF_ERROR(ReplayTraffic(client, spec, table, 1.0).status());
+  ASSIGN_OR_RETURN(json window, WaitForWindow(client, app, after));
+  std::cout << FormatMonitorWindow(app, window);
+
+  PrintStep("monitoring: a drifted stream (" + shifted + " x" +
+            std::to_string(kShiftFactor).substr(0, 4) + ", a new scanner)");
+  RETURN_IF_ERROR(ReplayTraffic(client, spec, table, kShiftFactor).status());
+  ASSIGN_OR_RETURN(json drifted,
+                   WaitForWindow(client, app, window["end"].get<std::string>()));
+  std::cout << FormatMonitorWindow(app, drifted);
+
+  PrintStep("slipway alerts list --app " + app);
+  ASSIGN_OR_RETURN(json alerts, client.Get("/api/v1/alerts?app=" + app));
+  std::cout << FormatAlerts(alerts);
+  return absl::OkStatus();
 }
 
 absl::Status RunDemo(const DemoFlags& flags, const std::string& self,
@@ -303,6 +420,8 @@ absl::Status RunDemo(const DemoFlags& flags, const std::string& self,
   }
   std::cout << "  model_version " << answer["model_version"] << ", request_id "
             << answer["request_id"].get<std::string>() << "\n";
+
+  RETURN_IF_ERROR(ShowMonitoring(client, spec, table));
 
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started)

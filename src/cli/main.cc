@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/demo.h"
 #include "cli/gen.h"
+#include "cli/monitor_commands.h"
 #include "cli/profile_command.h"
 #include "cli/server_command.h"
 
@@ -309,6 +310,39 @@ int main(int argc, char** argv) {
                        "check the chain and the head file; names the first "
                        "record that does not match")
       ->callback([&] { code = AuditVerifyCommand(ctx()); });
+
+  // alerts
+  auto* alerts =
+      cli.add_subcommand("alerts", "alerts of the apps' monitoring rules");
+  alerts->require_subcommand(1);
+  AlertsQuery alerts_query;
+  auto* alerts_list = alerts->add_subcommand("list", "list alerts");
+  alerts_list->add_option("--app", alerts_query.app, "only this app's");
+  alerts_list
+      ->add_option("--state", alerts_query.state, "firing, pending or resolved")
+      ->check(CLI::IsMember({"firing", "pending", "resolved"}));
+  alerts_list->add_flag("--json", json, "print the server's JSON answer");
+  alerts_list->callback([&] { code = AlertsListCommand(ctx(), alerts_query); });
+
+  // monitor
+  MonitorQuery monitor_query;
+  auto* monitor = cli.add_subcommand(
+      "monitor",
+      "an app's latest monitoring window: drift of every feature and the "
+      "prediction, KPIs from feedback");
+  monitor->add_option("APP", monitor_query.app)->required();
+  monitor->add_option("--from", monitor_query.from,
+                      "windows from this time: ISO 8601 or unix seconds "
+                      "(default: 24 hours ago)");
+  monitor->add_option("--to", monitor_query.to,
+                      "windows up to this time (default: now)");
+  monitor
+      ->add_option("--windows", monitor_query.windows,
+                   "show the latest N windows, oldest first (default 1; "
+                   "with --json the server's default, 100)")
+      ->check(CLI::Range(1, 100000));
+  monitor->add_flag("--json", json, "print the server's JSON answer");
+  monitor->callback([&] { code = MonitorCommand(ctx(), monitor_query); });
 
   // demo
   DemoFlags demo_flags;

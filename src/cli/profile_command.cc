@@ -1,4 +1,5 @@
 #include "cli/profile_command.h"
+#include "cli/table.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -56,29 +57,6 @@ std::string Percent(int64_t part, int64_t whole) {
 }
 
 // Prints rows as aligned columns under a header.
-void PrintTable(const std::vector<std::string>& header,
-                const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> widths(header.size());
-  for (size_t i = 0; i < header.size(); ++i) widths[i] = header[i].size();
-  for (const auto& row : rows) {
-    for (size_t i = 0; i < row.size(); ++i) {
-      widths[i] = std::max(widths[i], row[i].size());
-    }
-  }
-  auto print_row = [&](const std::vector<std::string>& row) {
-    std::string line;
-    for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) {
-        line += std::string(widths[i] - row[i].size() + 2, ' ');
-      }
-    }
-    std::cout << line << "\n";
-  };
-  print_row(header);
-  for (const auto& row : rows) print_row(row);
-}
-
 // "a, b,c" -> {"a", "b", "c"}; blanks around names and empty names dropped.
 std::vector<std::string> SplitNames(std::string_view list) {
   std::vector<std::string> names;

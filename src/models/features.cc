@@ -46,7 +46,7 @@ void EncodeCategoricalColumn(const Signature& signature, int feature,
       }
       const int32_t code = code_of_entry[column.CodeAt(row)];
       if (code < 0) {
-        cell = kMissing;
+        cell = kUnseenCategory;
         ++stats->unseen_categories;
       } else {
         cell = static_cast<float>(code);
@@ -126,7 +126,7 @@ float EncodeCategory(const Signature& signature, int feature,
   const int32_t code = signature.CategoryCode(feature, value);
   if (code >= 0) return static_cast<float>(code);
   if (stats != nullptr) ++stats->unseen_categories;
-  return kMissing;
+  return kUnseenCategory;
 }
 
 absl::Status EncodeTable(const Signature& signature, const Table& table,

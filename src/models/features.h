@@ -9,7 +9,8 @@
 //   categorical      <- string column, the value's index in the signature's
 //                       categories; a number given for a categorical feature
 //                       is matched by its text form (see *CategoryText);
-//                       an unseen value becomes NaN and is counted;
+//                       an unseen value becomes kUnseenCategory (a NaN
+//                       the model reads as missing) and is counted;
 //   missing cell     -> NaN (the model's "missing" marker).
 //
 // Thread safety: free functions over immutable inputs; EncodeStats is the
@@ -17,6 +18,7 @@
 #ifndef SLIPWAY_MODELS_FEATURES_H_
 #define SLIPWAY_MODELS_FEATURES_H_
 
+#include <bit>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -27,6 +29,18 @@
 #include "models/signature.h"
 
 namespace slipway {
+
+// The cell of a category the signature does not know: a quiet NaN with a
+// payload of its own, so models treat it as missing while monitoring can
+// still count it as unseen (IsUnseenCategory). Copying keeps the payload;
+// arithmetic need not.
+inline constexpr uint32_t kUnseenCategoryBits = 0x7fc0'5eedu;
+inline constexpr float kUnseenCategory =
+    std::bit_cast<float>(kUnseenCategoryBits);
+
+inline bool IsUnseenCategory(float cell) {
+  return std::bit_cast<uint32_t>(cell) == kUnseenCategoryBits;
+}
 
 // What encoding met besides clean values; monitoring reports both.
 struct EncodeStats {

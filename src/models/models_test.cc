@@ -205,8 +205,10 @@ TEST(EncodeTest, EncodesByNameWithUnseenAndMissingAsNaN) {
   EXPECT_EQ(out[2], 1.0f);  // true
   EXPECT_EQ(out[3], 7.0f);
   EXPECT_TRUE(std::isnan(out[4]));  // unseen "platinum"
+  EXPECT_TRUE(IsUnseenCategory(out[4]));
   EXPECT_EQ(out[5], 0.0f);
   EXPECT_TRUE(std::isnan(out[6]));
+  EXPECT_FALSE(IsUnseenCategory(out[6]));  // missing, not unseen
   EXPECT_TRUE(std::isnan(out[7]));
   EXPECT_TRUE(std::isnan(out[8]));
   EXPECT_EQ(stats.unseen_categories, 1);

@@ -12,6 +12,8 @@
 #include <utility>
 #include <variant>
 
+#include "models/features.h"
+
 namespace slipway {
 namespace {
 
@@ -264,7 +266,8 @@ void WindowProfiler::Observe(const float* rows, size_t num_rows,
       if (unseen != nullptr && unseen[row * num_features + f] != 0) {
         ++block[plan.top_k + kUnseen];
       } else if (std::isnan(cell)) {
-        ++block[plan.top_k + kMissing];
+        ++block[plan.top_k +
+                (IsUnseenCategory(cell) ? kUnseen : kMissing)];
       } else if (cell >= 0 &&
                  cell < static_cast<float>(plan.slot_of_code.size()) &&
                  cell == std::floor(cell)) {

@@ -6,10 +6,11 @@
 //
 // Serving calls Observe on every batch it predicts, with the encoded rows
 // the model saw (models/features.h): numbers as floats, categories as their
-// code in the signature, NaN for a missing cell and for a category the
-// signature does not know. Those two NaNs are told apart by the optional
-// `unseen` mask (EncodeCategory counts the second kind): an unseen cell
-// counts in the feature's `unseen` bucket, a missing one in `missing`.
+// code in the signature, NaN for a missing cell and kUnseenCategory (a NaN
+// with its own payload) for a category the signature does not know. An
+// unseen cell counts in the feature's `unseen` bucket, a missing one in
+// `missing`; the optional `unseen` mask marks more cells as unseen, for
+// callers whose unseen cells are plain NaNs.
 //
 // Cost: the state is split over kShards shards, each behind its own mutex;
 // a thread always records into the shard picked for it on its first call

@@ -120,6 +120,8 @@ std::string HmacSha256Hex(std::string_view key, std::string_view data) {
 std::string WebhookEventForAction(std::string_view action) {
   if (action == "model.register") return "model.registered";
   if (action == "alias.move") return "alias.moved";
+  if (action == "alert.fire") return "alert.firing";
+  if (action == "alert.resolve") return "alert.resolved";
   if (action == "approval.request") return "approval.requested";
   if (action == "approval.approve" || action == "approval.reject" ||
       action == "approval.expire") {

@@ -77,7 +77,8 @@ std::string HmacSha256Hex(std::string_view key, std::string_view data);
 // The webhook event an audit action reports: "model.register" ->
 // "model.registered", "alias.move" -> "alias.moved", "approval.request" ->
 // "approval.requested", "approval.approve" / "approval.reject" /
-// "approval.expire" -> "approval.decided"; "" for any other action.
+// "approval.expire" -> "approval.decided", "alert.fire" -> "alert.firing",
+// "alert.resolve" -> "alert.resolved"; "" for any other action.
 std::string WebhookEventForAction(std::string_view action);
 
 struct WebhookOptions {

@@ -265,7 +265,8 @@ constexpr std::string_view kEndpointKeys[] = {"model", "batching", "fields",
                                               "auth"};
 constexpr std::string_view kBatchingKeys[] = {"enabled", "max_batch",
                                               "max_delay_us", "max_queue"};
-constexpr std::string_view kMonitorKeys[] = {"window", "drift", "rules"};
+constexpr std::string_view kMonitorKeys[] = {"window",     "enabled", "log_inputs",
+                                             "retention", "drift",   "rules"};
 constexpr std::string_view kDriftKeys[] = {"method", "threshold", "warn",
                                            "alert", "features"};
 constexpr std::string_view kDriftRuleKeys[] = {"method", "threshold"};
@@ -2383,6 +2384,25 @@ class SpecParser {
         return Expected(v, "a duration such as 30s, 5m or 1h (at least 1s)");
       }
       monitor.window_seconds = *seconds;
+    }
+    if (const Field* g = map.Find("enabled")) {
+      ASSIGN_OR_RETURN(monitor.enabled, Bool(g->value()));
+    }
+    if (const Field* g = map.Find("log_inputs")) {
+      ASSIGN_OR_RETURN(
+          monitor.log_inputs,
+          Number(g->value(), "a fraction of requests from 0 to 1",
+                 [](double x) { return x >= 0 && x <= 1; }));
+    }
+    if (const Field* g = map.Find("retention")) {
+      Value v = g->value();
+      std::optional<int64_t> seconds =
+          v.node.IsScalar() ? ParseDurationSeconds(v.node.Scalar())
+                            : std::nullopt;
+      if (!seconds.has_value()) {
+        return Expected(v, "a duration such as 12h, 30d or 90d");
+      }
+      monitor.retention_seconds = *seconds;
     }
     if (const Field* g = map.Find("drift")) {
       ASSIGN_OR_RETURN(Fields drift, Map(*g, "in monitor.drift", kDriftKeys));

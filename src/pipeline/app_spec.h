@@ -404,6 +404,12 @@ struct AlertRuleSpec {
 
 struct MonitorSpec {
   int64_t window_seconds = 300;
+  // false: serving neither profiles nor logs the app's predictions.
+  bool enabled = true;
+  // Fraction of requests whose inputs the prediction log keeps.
+  double log_inputs = 0;
+  // Predictions (and their feedback) older than this are deleted.
+  int64_t retention_seconds = 30 * 86400;
   DriftSpec drift;
   std::vector<AlertRuleSpec> rules;
 };

@@ -274,6 +274,9 @@ TEST(AppSpecTest, MinimalSpecTakesDefaults) {
   EXPECT_TRUE(spec->monitor.drift.features.empty());
   EXPECT_DOUBLE_EQ(spec->monitor.drift.warn, 0.1);
   EXPECT_DOUBLE_EQ(spec->monitor.drift.alert, 0.25);
+  EXPECT_TRUE(spec->monitor.enabled);
+  EXPECT_DOUBLE_EQ(spec->monitor.log_inputs, 0);
+  EXPECT_EQ(spec->monitor.retention_seconds, 30 * 86400);
   EXPECT_FALSE(spec->policy.promote.has_value());
   EXPECT_FALSE(spec->policy.rollback.has_value());
   EXPECT_TRUE(spec->notify.empty());
@@ -389,6 +392,16 @@ TEST(AppSpecTest, ParsesDurations) {
     ASSERT_TRUE(spec.ok()) << spec.status();
     EXPECT_EQ(spec->monitor.window_seconds, seconds) << text;
   }
+}
+
+TEST(AppSpecTest, ParsesMonitorLogAndRetention) {
+  absl::StatusOr<AppSpec> spec = ParseAppSpec(
+      "app: a\nmonitor: {enabled: false, log_inputs: 0.25, retention: 7d}\n",
+      "s.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->monitor.enabled);
+  EXPECT_DOUBLE_EQ(spec->monitor.log_inputs, 0.25);
+  EXPECT_EQ(spec->monitor.retention_seconds, 7 * 86400);
 }
 
 // The Step-3 keys: connectors, step kinds, common step keys, DAG links.
@@ -1137,6 +1150,15 @@ INSTANTIATE_TEST_SUITE_P(
                 "app: churn\nmonitor: {window: 0s}\n",
                 "2:19",
                 {"at least 1s", "got '0s'"}},
+        BadSpec{"LogInputsAboveOne",
+                "app: churn\nmonitor: {log_inputs: 1.5}\n",
+                "2:23",
+                {"'log_inputs' must be a fraction of requests from 0 to 1",
+                 "got '1.5'"}},
+        BadSpec{"RetentionNotADuration",
+                "app: churn\nmonitor: {retention: forever}\n",
+                "2:22",
+                {"'retention' must be a duration such as 12h, 30d or 90d"}},
         BadSpec{"DriftAlertBelowWarn",
                 "app: churn\nmonitor: {drift: {warn: 0.3, alert: 0.2}}\n",
                 "2:37",

@@ -117,6 +117,8 @@ struct BatchRequest {
   size_t num_rows = 0;
   // Receives the outputs of exactly these rows (num_rows x the signature's
   // output width), or the error of the Predict call they were part of.
+  // Schedulers call it while the request is alive and unchanged, so the
+  // callback may read `rows` through a pointer to its own request.
   Done done;
 };
 

@@ -28,6 +28,7 @@
 #include "serving/batcher.h"
 #include "serving/fast_json.h"
 #include "serving/metrics.h"
+#include "serving/prediction_observer.h"
 
 namespace slipway {
 namespace {
@@ -1111,10 +1112,10 @@ HttpResponse JsonAnswer(int status, const ordered_json& body) {
       status, body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-void AddPredictionHeaders(std::string request_id, int version,
+void AddPredictionHeaders(const std::string& request_id, int version,
                           HttpResponse* response) {
   response->headers.reserve(response->headers.size() + 2);
-  response->headers.emplace_back("X-Request-Id", std::move(request_id));
+  response->headers.emplace_back("X-Request-Id", request_id);
   response->headers.emplace_back("X-Model-Version", std::to_string(version));
 }
 
@@ -1214,6 +1215,12 @@ class MeteredResponder {
     if (metrics_ != nullptr) metrics_->RequestStarted();
   }
 
+  const std::string& app() const { return app_; }
+  // Microseconds since the handler started.
+  int64_t elapsed_micros() const {
+    return clock_->MonotonicMicros() - start_us_;
+  }
+
   // `version` is 0 when no model was chosen (unknown app, no model yet).
   void operator()(int version, HttpResponse response) const {
     if (metrics_ != nullptr) {
@@ -1247,27 +1254,48 @@ HttpResponse Refusal(const absl::Status& status) {
 }
 
 // Hands `rows` to the version's scheduler; `on_outputs` builds the answer
-// from the rows' outputs. Whatever happens, `answer` is called once: by the
-// scheduler's callback, or here when the scheduler refused the request
-// (BatchScheduler's ownership rule).
-// `on_outputs` is a callable HttpResponse(const std::vector<float>&), held
-// by value in the callback rather than in a std::function of its own.
+// from the rows' outputs and the request id. Whatever happens, `answer` is
+// called once: by the scheduler's callback, or here when the scheduler
+// refused the request (BatchScheduler's ownership rule). Once answered, a
+// predicted request is reported to `observer` (may be null).
+// `on_outputs` is a callable HttpResponse(const std::vector<float>&,
+// const std::string& request_id), held by value in the callback rather than
+// in a std::function of its own.
 template <typename OnOutputs>
 void Submit(const ServableHandle& handle, EncodedRows rows,
-            const MeteredResponder& answer, OnOutputs on_outputs) {
+            const MeteredResponder& answer, Clock* clock,
+            PredictionObserver* observer, OnOutputs on_outputs) {
   auto request = std::make_unique<BatchRequest>();
   request->rows = std::move(rows.values);
   request->num_rows = rows.num_rows;
+  // The callback reads the rows through the request that owns it: a
+  // scheduler calls `done` while its request is alive (batcher.h).
+  const BatchRequest* self = request.get();
   // Captures the model through `on_outputs` at most, never the scheduler:
   // the callback runs on the batcher's worker (see batcher.h).
-  request->done = [answer, version = handle.version,
+  request->done = [answer, version = handle.version, clock, observer, self,
                    on_outputs = std::move(on_outputs)](
                       absl::StatusOr<std::vector<float>> outputs) {
     if (!outputs.ok()) {
       answer(version, HttpResponse::Error(outputs.status()));
       return;
     }
-    answer(version, on_outputs(*outputs));
+    const int64_t now = clock->NowMicros();
+    const std::string request_id = NewId("req", now);
+    const int64_t latency = answer.elapsed_micros();
+    answer(version, on_outputs(*outputs, request_id));
+    if (observer == nullptr || self->num_rows == 0) return;
+    ObservedPrediction observed;
+    observed.app = answer.app();
+    observed.version = version;
+    observed.request_id = request_id;
+    observed.answered_at_micros = now;
+    observed.latency_micros = latency;
+    observed.rows = self->rows.data();
+    observed.num_rows = self->num_rows;
+    observed.outputs = outputs->data();
+    observed.width = outputs->size() / self->num_rows;
+    observer->Observe(observed);
   };
   absl::Status status = handle.scheduler->Enqueue(request);
   if (!status.ok()) answer(handle.version, Refusal(status));
@@ -1296,7 +1324,8 @@ ClassTexts MakeClassTexts(const Signature& signature) {
 // dumping the equivalent ordered_json gives, without building that DOM.
 HttpResponse PredictAnswer(const Signature& signature, int version,
                            const std::vector<float>& outputs, size_t num_rows,
-                           const EncodeStats& stats, Clock* clock) {
+                           const EncodeStats& stats,
+                           const std::string& request_id) {
   const bool classification = signature.is_classification();
   const int classes = classification ? ProbabilityColumns(signature) : 0;
   std::string body;
@@ -1328,7 +1357,6 @@ HttpResponse PredictAnswer(const Signature& signature, int version,
       body.append("}}");
     }
   }
-  std::string request_id = NewId("req", clock->NowMicros());
   body.append("],\"model_version\":");
   body.append(std::to_string(version));
   body.append(",\"request_id\":");
@@ -1339,13 +1367,13 @@ HttpResponse PredictAnswer(const Signature& signature, int version,
   }
   body.push_back('}');
   HttpResponse response = HttpResponse::Json(200, std::move(body));
-  AddPredictionHeaders(std::move(request_id), version, &response);
+  AddPredictionHeaders(request_id, version, &response);
   return response;
 }
 
 void Predict(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
-             const HttpRequest& request, const PathParams& params,
-             HttpResponder respond) {
+             PredictionObserver* observer, const HttpRequest& request,
+             const PathParams& params, HttpResponder respond) {
   const std::string& app = params.at("app");
   const MeteredResponder answer(app, "predict", clock, metrics,
                                 std::move(respond));
@@ -1357,11 +1385,12 @@ void Predict(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
   if (!status.ok()) return answer(handle->version, HttpResponse::Error(status));
   const size_t num_rows = rows.num_rows;
   const EncodeStats stats = rows.stats;
-  Submit(*handle, std::move(rows), answer,
-         [model = handle->model, version = handle->version, num_rows, stats,
-          clock](const std::vector<float>& outputs) {
+  Submit(*handle, std::move(rows), answer, clock, observer,
+         [model = handle->model, version = handle->version, num_rows,
+          stats](const std::vector<float>& outputs,
+                 const std::string& request_id) {
            return PredictAnswer(model->signature(), version, outputs, num_rows,
-                                stats, clock);
+                                stats, request_id);
          });
 }
 
@@ -1385,9 +1414,9 @@ void OpenOutputTensor(std::string_view name, std::string_view datatype,
 HttpResponse InferAnswer(const std::string& app, const Signature& signature,
                          int version, const InferRequest& infer,
                          const std::vector<float>& outputs, size_t num_rows,
-                         const EncodeStats& stats, Clock* clock) {
+                         const EncodeStats& stats,
+                         const std::string& request_id) {
   const int64_t n = static_cast<int64_t>(num_rows);
-  std::string request_id = NewId("req", clock->NowMicros());
   std::string body;
   body.reserve(256 + outputs.size() * 24 + num_rows * 64);
   body.append("{\"model_name\":");
@@ -1438,13 +1467,13 @@ HttpResponse InferAnswer(const std::string& app, const Signature& signature,
   }
   body.append("]}");
   HttpResponse response = HttpResponse::Json(200, std::move(body));
-  AddPredictionHeaders(std::move(request_id), version, &response);
+  AddPredictionHeaders(request_id, version, &response);
   return response;
 }
 
 void Infer(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
-           const HttpRequest& request, const PathParams& params,
-           HttpResponder respond) {
+           PredictionObserver* observer, const HttpRequest& request,
+           const PathParams& params, HttpResponder respond) {
   const std::string& app = params.at("app");
   const MeteredResponder answer(app, "infer", clock, metrics,
                                 std::move(respond));
@@ -1457,19 +1486,21 @@ void Infer(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
   if (!status.ok()) return answer(handle->version, HttpResponse::Error(status));
   const size_t num_rows = rows.num_rows;
   const EncodeStats stats = rows.stats;
-  Submit(*handle, std::move(rows), answer,
+  Submit(*handle, std::move(rows), answer, clock, observer,
          [app, model = handle->model, version = handle->version,
-          infer = std::move(infer), num_rows, stats,
-          clock](const std::vector<float>& outputs) {
+          infer = std::move(infer), num_rows,
+          stats](const std::vector<float>& outputs,
+                 const std::string& request_id) {
            return InferAnswer(app, model->signature(), version, infer, outputs,
-                              num_rows, stats, clock);
+                              num_rows, stats, request_id);
          });
 }
 
 }  // namespace
 
 void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
-                        ServingMetrics* metrics, PredictionGuard guard) {
+                        ServingMetrics* metrics, PredictionGuard guard,
+                        PredictionObserver* observer) {
   router->Add("GET", "/healthz", [](const HttpRequest&, const PathParams&) {
     return JsonAnswer(200, {{"status", "ok"}});
   });
@@ -1501,16 +1532,16 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
   });
 
   router->AddAsync("POST", "/v1/apps/{app}/predict",
-                   [models, clock, metrics, guard](const HttpRequest& request,
-                                                   const PathParams& params,
-                                                   HttpResponder respond) {
+                   [models, clock, metrics, guard, observer](
+                       const HttpRequest& request, const PathParams& params,
+                       HttpResponder respond) {
                      if (guard) {
                        if (auto refusal = guard(params.at("app"), request)) {
                          return respond(*std::move(refusal));
                        }
                      }
-                     Predict(*models, clock, metrics, request, params,
-                             std::move(respond));
+                     Predict(*models, clock, metrics, observer, request,
+                             params, std::move(respond));
                    });
 
   auto metadata = [models](const HttpRequest&, const PathParams& params) {
@@ -1527,15 +1558,16 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
   router->Add("GET", "/v2/models/{app}/ready", ready);
   router->Add("GET", "/v2/models/{app}/versions/{version}/ready", ready);
 
-  auto infer = [models, clock, metrics, guard](const HttpRequest& request,
-                                               const PathParams& params,
-                                               HttpResponder respond) {
+  auto infer = [models, clock, metrics, guard, observer](
+                   const HttpRequest& request, const PathParams& params,
+                   HttpResponder respond) {
     if (guard) {
       if (auto refusal = guard(params.at("app"), request)) {
         return respond(*std::move(refusal));
       }
     }
-    Infer(*models, clock, metrics, request, params, std::move(respond));
+    Infer(*models, clock, metrics, observer, request, params,
+          std::move(respond));
   };
   router->AddAsync("POST", "/v2/models/{app}/infer", infer);
   router->AddAsync("POST", "/v2/models/{app}/versions/{version}/infer", infer);

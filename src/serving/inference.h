@@ -55,6 +55,7 @@
 #include "serving/http.h"
 #include "serving/metrics.h"
 #include "serving/model_manager.h"
+#include "serving/prediction_observer.h"
 
 namespace slipway {
 
@@ -68,9 +69,12 @@ using PredictionGuard = std::function<std::optional<HttpResponse>(
     const std::string& app, const HttpRequest&)>;
 
 // `guard` (may be empty: every request goes on) runs before predict and
-// infer handlers parse anything.
+// infer handlers parse anything. `observer` (may be null; borrowed, must
+// outlive the router) is told of every request the model answered
+// (prediction_observer.h).
 void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
-                        ServingMetrics* metrics, PredictionGuard guard = {});
+                        ServingMetrics* metrics, PredictionGuard guard = {},
+                        PredictionObserver* observer = nullptr);
 
 }  // namespace slipway
 

@@ -379,13 +379,14 @@ std::string ServingMetrics::Render(
 }
 
 void AddMetricsRoute(Router* router, const ServingMetrics* metrics,
-                     const ModelManager* models) {
-  router->Add("GET", "/metrics",
-              [metrics, models](const HttpRequest&, const PathParams&) {
-                return HttpResponse::Text(200,
-                                          metrics->Render(models->States()),
-                                          kMetricsContentType);
-              });
+                     const ModelManager* models,
+                     std::function<std::string()> more) {
+  router->Add("GET", "/metrics", [metrics, models, more = std::move(more)](
+                                     const HttpRequest&, const PathParams&) {
+    std::string text = metrics->Render(models->States());
+    if (more) text += more();
+    return HttpResponse::Text(200, std::move(text), kMetricsContentType);
+  });
 }
 
 }  // namespace slipway

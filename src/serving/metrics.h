@@ -184,10 +184,12 @@ class ServingMetrics {
 };
 
 // Registers GET /metrics (Content-Type kMetricsContentType), rendering
-// `metrics` with the states of `models`. Both are borrowed and must outlive
-// the router.
+// `metrics` with the states of `models`, followed by what `more` renders
+// (may be empty; families of its own, e.g. the monitor's gauges). Both are
+// borrowed and must outlive the router.
 void AddMetricsRoute(Router* router, const ServingMetrics* metrics,
-                     const ModelManager* models);
+                     const ModelManager* models,
+                     std::function<std::string()> more = {});
 
 }  // namespace slipway
 

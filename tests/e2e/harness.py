@@ -8,7 +8,10 @@ data directory's admin.token is sent as the bearer token by `request`,
 or `token=None`) and `cli`, and is put in os.environ as SLIPWAY_TOKEN so
 CLI processes a test starts itself use it too."""
 
+import hashlib
+import hmac
 import http.client
+import http.server
 import json
 import os
 import re
@@ -17,6 +20,7 @@ import signal
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -285,7 +289,8 @@ def encode(signature, records):
 
 def wait_until(condition, timeout, what, interval=0.01):
     """Polls `condition()` until it returns a true value (returned) or
-    `timeout` seconds pass (AssertionError naming `what`)."""
+    `timeout` seconds pass (AssertionError naming `what`; a callable `what`
+    is called then, so the message can show the last state)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -293,7 +298,7 @@ def wait_until(condition, timeout, what, interval=0.01):
             return value
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %.1fs waiting for %s" %
-                                 (timeout, what))
+                                 (timeout, what() if callable(what) else what))
         time.sleep(interval)
 
 
@@ -315,6 +320,48 @@ def promote(server, app, version, alias="champion"):
     """PUT the alias; returns (status, body)."""
     return server.request("PUT", "/api/v1/apps/%s/aliases/%s" % (app, alias),
                           {"version": version})
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 port 0 that keeps every request it
+    gets as (headers dict, raw body bytes) and answers 204."""
+
+    def __init__(self):
+        self.requests = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    receiver.requests.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def events(self):
+        with self.lock:
+            return list(self.requests)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def signature(secret, body):
+    """The X-Slipway-Signature a notify webhook with `secret` carries for
+    the raw `body`: HMAC-SHA256 over the exact bytes."""
+    return "sha256=" + hmac.new(secret.encode(), body,
+                                hashlib.sha256).hexdigest()
 
 
 class Workspace:

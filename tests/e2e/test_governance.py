@@ -5,14 +5,10 @@ list/approve/reject`, `apply`, `audit list/verify`, registry events POSTed
 to a webhook with a valid HMAC-SHA256 signature, and tampering with the
 audit table detected and named."""
 
-import hashlib
-import hmac
-import http.server
 import json
 import os
 import sqlite3
 import sys
-import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -22,40 +18,6 @@ APP = "breast-cancer"
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples",
                        "breast-cancer", "slipway.yaml")
 SECRET = "governance-e2e-secret"
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1 port 0 that keeps every request."""
-
-    def __init__(self):
-        self.requests = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver.lock:
-                    receiver.requests.append((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       daemon=True)
-        self.thread.start()
-
-    def events(self):
-        with self.lock:
-            return list(self.requests)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def governed_spec(port, comment=""):
@@ -82,7 +44,7 @@ class GovernanceTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.receiver = Receiver()
+        cls.receiver = harness.Receiver()
         os.environ["HOOK_SECRET"] = SECRET  # the server inherits it
         cls.ws = harness.Workspace()
         cls.server = cls.ws.server()
@@ -203,9 +165,8 @@ class GovernanceTest(unittest.TestCase):
                                for h, _ in self.receiver.events()} and
             self.receiver.events(), 30, "the registry events at the webhook")
         for headers, body in got:
-            expected = "sha256=" + hmac.new(SECRET.encode(), body,
-                                            hashlib.sha256).hexdigest()
-            self.assertEqual(headers["X-Slipway-Signature"], expected)
+            self.assertEqual(headers["X-Slipway-Signature"],
+                             harness.signature(SECRET, body))
             event = json.loads(body)
             self.assertEqual(event["app"], APP)
             self.assertEqual(event["event"], headers["X-Slipway-Event"])
