@@ -73,8 +73,9 @@ def stored(data_dir):
                                                           "slipway.db"),
                          uri=True)
     try:
-        predictions = db.execute("SELECT COUNT(*) FROM predictions WHERE "
-                                 "app = ?", (APP,)).fetchone()[0]
+        predictions = db.execute("SELECT COALESCE(SUM(rows), 0) FROM "
+                                 "prediction_chunks WHERE app = ?",
+                                 (APP,)).fetchone()[0]
         windows, rows = db.execute(
             "SELECT COUNT(*), COALESCE(SUM(rows), 0) FROM monitor_windows "
             "WHERE app = ?", (APP,)).fetchone()
@@ -212,7 +213,7 @@ def log_complete(m):
     ok = logged_ok and dropped == 0 and windows > 0 and off == (0, 0, 0)
     lines = [
         "- Monitoring on: %d predictions stored in the prediction log "
-        "(SQLite `predictions`) for %d answers counted by wrk and the checks "
+        "(the rows of SQLite `prediction_chunks`) for %d answers counted by wrk and the checks "
         "(expected: at least that many, at most %d more — one request per "
         "connection may be answered after wrk stops counting, %d runs × %d "
         "connections): %s" % (

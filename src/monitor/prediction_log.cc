@@ -111,7 +111,6 @@ void PredictionLog::WriterLoop() {
 
     if (inserted.ok()) {
       written_ += *inserted;
-      duplicates_ += size - *inserted;
     } else {
       ++failed_batches_;
       last_failure_ = Annotate(inserted.status(),
@@ -161,11 +160,6 @@ int64_t PredictionLog::dropped() const {
 int64_t PredictionLog::written() const {
   absl::MutexLock lock(&mu_);
   return written_;
-}
-
-int64_t PredictionLog::duplicates() const {
-  absl::MutexLock lock(&mu_);
-  return duplicates_;
 }
 
 int64_t PredictionLog::failed_batches() const {

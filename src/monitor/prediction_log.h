@@ -67,8 +67,8 @@ class PredictionLog {
   bool Log(PredictionRecord record);
 
   // Waits until every record logged before the call has been through the
-  // store. OK when all were stored (a request id already stored counts as
-  // stored); else the error of the last batch that failed while it waited.
+  // store. OK when all were stored; else the error of the last batch that
+  // failed while it waited.
   absl::Status Flush();
 
   // Stores what is queued, then ends the writer thread. Later Log() calls
@@ -81,8 +81,6 @@ class PredictionLog {
   int64_t dropped() const;
   // Records the store inserted.
   int64_t written() const;
-  // Records the store skipped because their request id was already stored.
-  int64_t duplicates() const;
   // AddPredictions calls that failed; their records are lost.
   int64_t failed_batches() const;
 
@@ -119,7 +117,6 @@ class PredictionLog {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t written_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t duplicates_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t failed_batches_ ABSL_GUARDED_BY(mu_) = 0;
   // The last failed batch's error and the number of its last record.
   absl::Status last_failure_ ABSL_GUARDED_BY(mu_);

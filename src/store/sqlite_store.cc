@@ -2,10 +2,16 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <map>
+#include <optional>
 #include <set>
+#include <string>
+#include <vector>
 #include <string_view>
 #include <utility>
 
@@ -273,6 +279,48 @@ CREATE TABLE alert_engines (
   updated_at INTEGER NOT NULL
 );
 )sql",
+    // 9: the prediction log in chunks (one row per app and batch, found by
+    // the time in the request ids), and feedback that keeps the prediction
+    // it labels, so logging a prediction costs no index entry of its own.
+    R"sql(
+CREATE TABLE prediction_chunks (
+  id INTEGER PRIMARY KEY,
+  app TEXT NOT NULL,
+  first_ms INTEGER NOT NULL,
+  last_ms INTEGER NOT NULL,
+  first_at INTEGER NOT NULL,
+  last_at INTEGER NOT NULL,
+  rows INTEGER NOT NULL,
+  records TEXT NOT NULL
+);
+CREATE INDEX prediction_chunks_by_ms ON prediction_chunks (first_ms);
+CREATE INDEX prediction_chunks_by_app_time ON prediction_chunks (app, last_at);
+INSERT INTO prediction_chunks (app, first_ms, last_ms, first_at, last_at,
+                               rows, records)
+  SELECT app, at / 1000 - 30000, at / 1000 + 30000, at, at, 1,
+         request_id || char(9) || version || char(9) || at || char(9) ||
+         prediction_json || char(9) || inputs_json || char(10)
+  FROM predictions ORDER BY at, request_id;
+CREATE TABLE labels (
+  request_id TEXT NOT NULL PRIMARY KEY,
+  app TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  predicted_at INTEGER NOT NULL,
+  prediction_json TEXT NOT NULL,
+  label TEXT NOT NULL,
+  kpis_json TEXT NOT NULL,
+  received_at INTEGER NOT NULL
+);
+INSERT INTO labels
+  SELECT f.request_id, f.app, p.version, p.at, p.prediction_json, f.label,
+         f.kpis_json, f.received_at
+  FROM feedback f JOIN predictions p ON p.request_id = f.request_id;
+DROP TABLE feedback;
+DROP TABLE predictions;
+ALTER TABLE labels RENAME TO feedback;
+CREATE INDEX feedback_by_app_time ON feedback (app, received_at);
+CREATE INDEX feedback_by_app_prediction ON feedback (app, predicted_at);
+)sql",
 };
 
 constexpr int kFormatVersion =
@@ -294,7 +342,7 @@ constexpr const char* kTables[] = {"apps",
                                    "audit_log",
                                    "approvals",
                                    "webhook_deliveries",
-                                   "predictions",
+                                   "prediction_chunks",
                                    "feedback",
                                    "monitor_windows",
                                    "alerts",
@@ -459,6 +507,9 @@ class Statement {
   }
 
   int64_t Int(int column) { return sqlite3_column_int64(stmt_, column); }
+  bool IsNull(int column) {
+    return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+  }
   // NULL reads as NaN.
   double Double(int column) {
     if (sqlite3_column_type(stmt_, column) == SQLITE_NULL) {
@@ -731,9 +782,188 @@ AliasRecord ReadAlias(Statement& s) {
   return r;
 }
 
+// The prediction log is stored in chunks: one row per app and writer batch,
+// whose `records` hold one line per prediction,
+//   request_id \t version \t at \t prediction_json \t inputs_json \n
+// so that logging costs one row per batch rather than a row and an index
+// entry per prediction. A prediction is found by the time its request id
+// carries (core/ids.h NewId: "<prefix>-<12 hex digits of unix
+// milliseconds><8 hex digits>"): its chunk spans at most kChunkSpanMillis
+// of request-id time and starts within that span before it.
+constexpr int64_t kChunkSpanMillis = 60'000;
+
+// The milliseconds a serving request id carries; nullopt for another id.
+std::optional<int64_t> RequestIdMillis(std::string_view id) {
+  const size_t dash = id.rfind('-');
+  if (dash == std::string_view::npos || id.size() - dash - 1 != 20) {
+    return std::nullopt;
+  }
+  int64_t millis = 0;
+  for (size_t i = dash + 1; i < id.size(); ++i) {
+    const char c = id[i];
+    int digit;
+    if (c >= '0' && c <= '9') {
+      digit = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      digit = c - 'a' + 10;
+    } else {
+      return std::nullopt;
+    }
+    if (i < dash + 13) millis = millis * 16 + digit;
+  }
+  return millis;
+}
+
+// A field of a chunk line may hold neither a tab nor a line break.
+absl::Status CheckLoggable(const PredictionRecord& p) {
+  for (const std::string* field :
+       {&p.request_id, &p.prediction_json, &p.inputs_json}) {
+    if (field->find_first_of("\t\n") != std::string::npos) {
+      return absl::InvalidArgumentError(
+          "prediction " + p.request_id +
+          " has a tab or a line break in its request id, prediction or "
+          "inputs; the prediction log stores them as single-line JSON");
+    }
+  }
+  if (p.request_id.empty()) {
+    return absl::InvalidArgumentError("a prediction needs a request id");
+  }
+  return absl::OkStatus();
+}
+
+struct PredictionChunk {
+  std::string app;
+  int64_t first_ms = 0;
+  int64_t last_ms = 0;
+  int64_t first_at = 0;
+  int64_t last_at = 0;
+  int64_t rows = 0;
+  std::string records;
+};
+
+// The chunks of a batch: per app in batch order, a new chunk whenever the
+// request-id time would span more than kChunkSpanMillis. An id without a
+// time (not issued by serving) counts with its prediction's time.
+std::vector<PredictionChunk> MakeChunks(
+    const std::vector<PredictionRecord>& predictions) {
+  std::vector<PredictionChunk> chunks;
+  std::map<std::string, size_t, std::less<>> open;  // app -> its last chunk
+  for (const PredictionRecord& p : predictions) {
+    const int64_t ms = RequestIdMillis(p.request_id).value_or(p.at / 1000);
+    auto it = open.find(p.app);
+    PredictionChunk* chunk =
+        it == open.end() ? nullptr : &chunks[it->second];
+    if (chunk != nullptr &&
+        (std::max(chunk->last_ms, ms) - std::min(chunk->first_ms, ms) >
+         kChunkSpanMillis)) {
+      chunk = nullptr;
+    }
+    if (chunk == nullptr) {
+      open[p.app] = chunks.size();
+      chunk = &chunks.emplace_back();
+      chunk->app = p.app;
+      chunk->first_ms = chunk->last_ms = ms;
+      chunk->first_at = chunk->last_at = p.at;
+    }
+    chunk->first_ms = std::min(chunk->first_ms, ms);
+    chunk->last_ms = std::max(chunk->last_ms, ms);
+    chunk->first_at = std::min(chunk->first_at, p.at);
+    chunk->last_at = std::max(chunk->last_at, p.at);
+    ++chunk->rows;
+    std::string& r = chunk->records;
+    r.append(p.request_id).push_back('\t');
+    r.append(std::to_string(p.version)).push_back('\t');
+    r.append(std::to_string(p.at)).push_back('\t');
+    r.append(p.prediction_json).push_back('\t');
+    r.append(p.inputs_json).push_back('\n');
+  }
+  return chunks;
+}
+
+// A prediction read back from its chunk.
+struct LoggedPrediction {
+  std::string app;
+  int version = 0;
+  int64_t at = 0;
+  std::string prediction_json;
+};
+
+// Finds logged predictions by request id within one transaction, reading
+// each chunk once.
+class ChunkReader {
+ public:
+  explicit ChunkReader(sqlite3* db)
+      : by_time_(db,
+                 "SELECT id, app, records FROM prediction_chunks "
+                 "WHERE first_ms >= ? AND first_ms <= ? AND last_ms >= ? "
+                 "ORDER BY id"),
+        every_(db, "SELECT id, app, records FROM prediction_chunks ORDER BY id") {
+  }
+
+  // The first prediction logged under `request_id`, or nullopt.
+  absl::StatusOr<std::optional<LoggedPrediction>> Find(
+      const std::string& request_id) {
+    std::optional<int64_t> ms = RequestIdMillis(request_id);
+    // An id serving did not issue is looked for in every chunk.
+    Statement& s = ms.has_value() ? by_time_ : every_;
+    s.Reset();
+    if (ms.has_value()) s.Bind(*ms - kChunkSpanMillis).Bind(*ms).Bind(*ms);
+    while (true) {
+      ASSIGN_OR_RETURN(bool row, s.Step());
+      if (!row) return std::optional<LoggedPrediction>();
+      const int64_t id = s.Int(0);
+      auto [it, inserted] = chunks_.try_emplace(id);
+      if (inserted) {
+        it->second.app = s.Text(1);
+        it->second.records.push_back('\n');
+        it->second.records += s.Text(2);
+      }
+      std::optional<LoggedPrediction> found = Scan(it->second, request_id);
+      if (found.has_value()) return found;
+    }
+  }
+
+ private:
+  struct Chunk {
+    std::string app;
+    std::string records;  // with a leading line break
+  };
+
+  static std::optional<LoggedPrediction> Scan(const Chunk& chunk,
+                                              const std::string& request_id) {
+    std::string key(1, '\n');
+    key += request_id;
+    key.push_back('\t');
+    const size_t at = chunk.records.find(key);
+    if (at == std::string::npos) return std::nullopt;
+    const size_t end = chunk.records.find('\n', at + 1);
+    // version, at, prediction_json, inputs_json
+    std::vector<std::string_view> fields;
+    std::string_view line = std::string_view(chunk.records)
+                                .substr(at + key.size(), end - at - key.size());
+    for (size_t tab = line.find('\t'); tab != std::string_view::npos;
+         tab = line.find('\t')) {
+      fields.push_back(line.substr(0, tab));
+      line.remove_prefix(tab + 1);
+    }
+    fields.push_back(line);
+    if (fields.size() != 4) return std::nullopt;
+    LoggedPrediction p;
+    p.app = chunk.app;
+    p.version = std::atoi(std::string(fields[0]).c_str());
+    p.at = std::strtoll(std::string(fields[1]).c_str(), nullptr, 10);
+    p.prediction_json = std::string(fields[2]);
+    return p;
+  }
+
+  Statement by_time_;
+  Statement every_;
+  std::map<int64_t, Chunk> chunks_;
+};
+
 constexpr char kLabeledColumns[] =
-    "f.request_id, p.version, p.at, p.prediction_json, f.label, f.kpis_json, "
-    "f.received_at";
+    "request_id, version, predicted_at, prediction_json, label, kpis_json, "
+    "received_at";
 
 LabeledRecord ReadLabeled(Statement& s) {
   LabeledRecord r;
@@ -1912,30 +2142,31 @@ class SqliteStore : public Store {
   absl::StatusOr<int64_t> AddPredictions(
       const std::vector<PredictionRecord>& predictions) override {
     if (predictions.empty()) return 0;
-    int64_t inserted = 0;
+    for (const PredictionRecord& p : predictions) {
+      RETURN_IF_ERROR(CheckLoggable(p));
+    }
+    std::vector<PredictionChunk> chunks = MakeChunks(predictions);
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(Transact(
         db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
-          inserted = 0;
           Statement insert(db,
-                           "INSERT INTO predictions (request_id, app, version, "
-                           "at, prediction_json, inputs_json) VALUES "
-                           "(?, ?, ?, ?, ?, ?) "
-                           "ON CONFLICT (request_id) DO NOTHING");
-          for (const PredictionRecord& p : predictions) {
+                           "INSERT INTO prediction_chunks (app, first_ms, "
+                           "last_ms, first_at, last_at, rows, records) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)");
+          for (const PredictionChunk& c : chunks) {
             insert.Reset();
-            insert.Bind(p.request_id)
-                .Bind(p.app)
-                .Bind(p.version)
-                .Bind(p.at)
-                .Bind(p.prediction_json)
-                .Bind(p.inputs_json);
+            insert.Bind(c.app)
+                .Bind(c.first_ms)
+                .Bind(c.last_ms)
+                .Bind(c.first_at)
+                .Bind(c.last_at)
+                .Bind(c.rows)
+                .Bind(c.records);
             RETURN_IF_ERROR(insert.Run());
-            inserted += sqlite3_changes(db);
           }
           return absl::OkStatus();
         }));
-    return inserted;
+    return static_cast<int64_t>(predictions.size());
   }
 
   absl::StatusOr<std::vector<FeedbackOutcome>> AddFeedback(
@@ -1946,35 +2177,41 @@ class SqliteStore : public Store {
     RETURN_IF_ERROR(Transact(
         db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
           outcomes.clear();
-          // The prediction's app, and whether it already has feedback.
-          Statement find(db,
-                         "SELECT p.app, f.request_id IS NOT NULL "
-                         "FROM predictions p LEFT JOIN feedback f "
-                         "ON f.request_id = p.request_id "
-                         "WHERE p.request_id = ?");
+          ChunkReader chunks(db);
+          Statement labeled(db, "SELECT 1 FROM feedback WHERE request_id = ?");
           Statement insert(db,
-                           "INSERT INTO feedback (request_id, app, label, "
-                           "kpis_json, received_at) VALUES (?, ?, ?, ?, ?)");
+                           "INSERT INTO feedback (request_id, app, version, "
+                           "predicted_at, prediction_json, label, kpis_json, "
+                           "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
           for (const FeedbackRecord& f : feedback) {
-            find.Reset();
-            find.Bind(f.request_id);
-            ASSIGN_OR_RETURN(bool found, find.Step());
-            if (!found) {
+            ASSIGN_OR_RETURN(std::optional<LoggedPrediction> p,
+                             chunks.Find(f.request_id));
+            if (!p.has_value()) {
               outcomes.push_back(FeedbackOutcome::kUnknownRequest);
-            } else if (find.Text(0) != f.app) {
-              outcomes.push_back(FeedbackOutcome::kWrongApp);
-            } else if (find.Int(1) != 0) {
-              outcomes.push_back(FeedbackOutcome::kDuplicate);
-            } else {
-              insert.Reset();
-              insert.Bind(f.request_id)
-                  .Bind(f.app)
-                  .Bind(f.label)
-                  .Bind(f.kpis_json)
-                  .Bind(f.received_at);
-              RETURN_IF_ERROR(insert.Run());
-              outcomes.push_back(FeedbackOutcome::kAccepted);
+              continue;
             }
+            if (p->app != f.app) {
+              outcomes.push_back(FeedbackOutcome::kWrongApp);
+              continue;
+            }
+            labeled.Reset();
+            labeled.Bind(f.request_id);
+            ASSIGN_OR_RETURN(bool duplicate, labeled.Step());
+            if (duplicate) {
+              outcomes.push_back(FeedbackOutcome::kDuplicate);
+              continue;
+            }
+            insert.Reset();
+            insert.Bind(f.request_id)
+                .Bind(f.app)
+                .Bind(p->version)
+                .Bind(p->at)
+                .Bind(p->prediction_json)
+                .Bind(f.label)
+                .Bind(f.kpis_json)
+                .Bind(f.received_at);
+            RETURN_IF_ERROR(insert.Run());
+            outcomes.push_back(FeedbackOutcome::kAccepted);
           }
           return absl::OkStatus();
         }));
@@ -1990,11 +2227,10 @@ class SqliteStore : public Store {
         Transact(db_, TransactionMode::kRead, [&](sqlite3* db) -> absl::Status {
           RETURN_IF_ERROR(RequireApp(db, app));
           Statement s(db, ("SELECT " + std::string(kLabeledColumns) +
-                           " FROM feedback f JOIN predictions p "
-                           "ON p.request_id = f.request_id "
-                           "WHERE f.app = ? AND f.received_at >= ? "
-                           "AND f.received_at < ? "
-                           "ORDER BY f.received_at, f.request_id")
+                           " FROM feedback "
+                           "WHERE app = ? AND received_at >= ? "
+                           "AND received_at < ? "
+                           "ORDER BY received_at, request_id")
                               .c_str());
           s.Bind(app).Bind(from).Bind(to);
           return ReadAll(s, ReadLabeled, &labeled);
@@ -2008,18 +2244,30 @@ class SqliteStore : public Store {
     absl::MutexLock lock(&mu_);
     RETURN_IF_ERROR(Transact(
         db_, TransactionMode::kWrite, [&](sqlite3* db) -> absl::Status {
-          Statement labels(db,
-                           "DELETE FROM feedback WHERE request_id IN "
-                           "(SELECT request_id FROM predictions "
-                           "WHERE app = ? AND at < ?)");
-          labels.Bind(app).Bind(before);
+          // Whole chunks: a chunk is deleted once its newest prediction is
+          // due, and the feedback of the predictions before the oldest one
+          // kept goes with them.
+          Statement kept(db,
+                         "SELECT min(first_at) FROM prediction_chunks "
+                         "WHERE app = ? AND last_at >= ? AND first_at < ?");
+          kept.Bind(app).Bind(before).Bind(before);
+          ASSIGN_OR_RETURN(bool straddles, kept.Step());
+          const int64_t cutoff =
+              straddles && !kept.IsNull(0) ? kept.Int(0) : before;
+          Statement labels(
+              db, "DELETE FROM feedback WHERE app = ? AND predicted_at < ?");
+          labels.Bind(app).Bind(cutoff);
           RETURN_IF_ERROR(labels.Run());
-          Statement predictions(
-              db, "DELETE FROM predictions WHERE app = ? AND at < ?");
-          predictions.Bind(app).Bind(before);
-          RETURN_IF_ERROR(predictions.Run());
-          deleted = sqlite3_changes(db);
-          return absl::OkStatus();
+          Statement count(db,
+                          "SELECT coalesce(sum(rows), 0) FROM "
+                          "prediction_chunks WHERE app = ? AND last_at < ?");
+          count.Bind(app).Bind(before);
+          ASSIGN_OR_RETURN(bool found, count.Step());
+          deleted = found ? count.Int(0) : 0;
+          Statement chunks(
+              db, "DELETE FROM prediction_chunks WHERE app = ? AND last_at < ?");
+          chunks.Bind(app).Bind(before);
+          return chunks.Run();
         }));
     return deleted;
   }

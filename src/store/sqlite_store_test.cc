@@ -160,6 +160,24 @@ void UndoMigration8(RawDatabase& raw) {
   }
 }
 
+// Takes a current database back to format version 8's schema: the prediction
+// log one row per prediction, and feedback referencing it (both empty).
+void UndoMigration9(RawDatabase& raw) {
+  raw.Exec("DROP TABLE prediction_chunks");
+  raw.Exec("DROP TABLE feedback");
+  raw.Exec(
+      "CREATE TABLE predictions (request_id TEXT NOT NULL PRIMARY KEY, "
+      "app TEXT NOT NULL, version INTEGER NOT NULL, at INTEGER NOT NULL, "
+      "prediction_json TEXT NOT NULL, inputs_json TEXT NOT NULL)");
+  raw.Exec("CREATE INDEX predictions_by_app_time ON predictions (app, at)");
+  raw.Exec(
+      "CREATE TABLE feedback (request_id TEXT NOT NULL PRIMARY KEY "
+      "REFERENCES predictions(request_id), app TEXT NOT NULL, "
+      "label TEXT NOT NULL, kpis_json TEXT NOT NULL, "
+      "received_at INTEGER NOT NULL)");
+  raw.Exec("CREATE INDEX feedback_by_app_time ON feedback (app, received_at)");
+}
+
 // Takes a current database back to format version `version`'s schema, undoing
 // the newer migrations newest first, and sets user_version to it.
 void DowngradeTo(RawDatabase& raw, int version) {
@@ -174,8 +192,9 @@ void DowngradeTo(RawDatabase& raw, int version) {
       UndoMigration5,
       UndoMigration6,
       UndoMigration7,
-      UndoMigration8};
-  for (int migration = 8; migration > version; --migration) {
+      UndoMigration8,
+      UndoMigration9};
+  for (int migration = 9; migration > version; --migration) {
     undo[migration](raw);
   }
   raw.Exec("PRAGMA user_version = " + std::to_string(version));
@@ -226,7 +245,7 @@ TEST_F(SqliteStoreTest, OpenCreatesDataDirectoryAndSchemaAtCurrentVersion) {
                                             {"feedback", 0},
                                             {"model_versions", 0},
                                             {"monitor_windows", 0},
-                                            {"predictions", 0},
+                                            {"prediction_chunks", 0},
                                             {"run_events", 0},
                                             {"runs", 0},
                                             {"schedule_state", 0},
@@ -296,7 +315,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion1DirectoryKeepingItsData) {
   RawDatabase raw(data_dir());
   EXPECT_EQ(raw.QueryText("PRAGMA user_version"),
             std::to_string(SqliteStoreFormatVersion()));
-  EXPECT_EQ(SqliteStoreFormatVersion(), 8);
+  EXPECT_EQ(SqliteStoreFormatVersion(), 9);
   auto app = store_->GetApp("churn");
   ASSERT_TRUE(app.ok()) << app.status();
   EXPECT_EQ(app->current_revision, 2);
@@ -322,7 +341,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion2DirectoryKeepingItsData) {
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "9");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
 
   auto version = store_->GetModelVersion("churn", 1);
@@ -358,7 +377,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion3DirectoryKeepingItsData) {
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "9");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
   auto version = store_->GetModelVersion("churn", 1);
   ASSERT_TRUE(version.ok()) << version.status();
@@ -1147,7 +1166,7 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion4DirectoryWithNoTokens) {
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "9");
   EXPECT_EQ(store_->GetApp("churn")->current_revision, 2);
   auto tokens = store_->ListTokens();
   ASSERT_TRUE(tokens.ok()) << tokens.status();
@@ -1400,39 +1419,133 @@ TEST_F(SqliteStoreTest, UpgradesAFormatVersion7DirectoryWithoutMonitoring) {
   }
   Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "9");
   EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
   EXPECT_EQ(store_->GetModelVersion("churn", 1)->baseline_sha256,
             Sha256Hex("baseline"));
   EXPECT_EQ(store_->AddPredictions({Prediction("r1", "churn", 100)}).value(),
             1);
   EXPECT_TRUE(store_->ListAlerts("churn")->empty());
-  EXPECT_EQ(Counts()["predictions"], 1);
+  EXPECT_EQ(Counts()["prediction_chunks"], 1);
 }
 
-TEST_F(SqliteStoreTest, PredictionsKeepTheFirstOfARequestId) {
-  EXPECT_EQ(store_->AddPredictions({}).value(), 0);
-  PredictionRecord first = Prediction("r1", "churn", 100);
-  first.inputs_json = R"({"age":41})";
-  PredictionRecord again = Prediction("r1", "churn", 200);
-  again.prediction_json = "[0.1]";
-  auto inserted =
-      store_->AddPredictions({first, Prediction("r2", "churn", 100), again});
-  ASSERT_TRUE(inserted.ok()) << inserted.status();
-  EXPECT_EQ(*inserted, 2);
-  // A request id is unique over apps: another app's duplicate is skipped.
-  inserted = store_->AddPredictions(
-      {Prediction("r2", "fraud", 300), Prediction("r3", "fraud", 300)});
-  ASSERT_TRUE(inserted.ok()) << inserted.status();
-  EXPECT_EQ(*inserted, 1);
-  EXPECT_EQ(Counts()["predictions"], 3);
+// A request id as serving issues them: the millisecond in 12 hex digits,
+// then 8 more (core/ids.h).
+std::string ServingId(int64_t millis, uint32_t random) {
+  char id[32];
+  std::snprintf(id, sizeof(id), "req-%012llx%08x",
+                static_cast<unsigned long long>(millis), random);
+  return id;
+}
+
+TEST_F(SqliteStoreTest, UpgradesAFormatVersion8DirectoryKeepingItsPredictionLog) {
+  AddChurn();
+  store_.reset();
+  const std::string labeled = ServingId(1'700'000'000'000, 1);
+  const std::string unlabeled = ServingId(1'700'000'000'500, 2);
+  {
+    // The prediction log one row per prediction, as format 8 kept it.
+    RawDatabase raw(data_dir());
+    DowngradeTo(raw, 8);
+    raw.Exec("INSERT INTO predictions VALUES ('" + labeled +
+             "', 'churn', 1, 1700000000000000, '[0.8]', '{\"age\":41}')");
+    raw.Exec("INSERT INTO predictions VALUES ('" + unlabeled +
+             "', 'churn', 1, 1700000000500000, '[0.3]', '')");
+    raw.Exec("INSERT INTO feedback VALUES ('" + labeled +
+             "', 'churn', '1', '{\"revenue\":2}', 1700000001000000)");
+  }
+  Open();
   RawDatabase raw(data_dir());
-  EXPECT_EQ(raw.QueryText("SELECT prediction_json || ' ' || inputs_json || "
-                          "' ' || at FROM predictions WHERE request_id = 'r1'"),
-            R"([0.8] {"age":41} 100)");
-  EXPECT_EQ(raw.QueryText("SELECT app || ' ' || inputs_json || '.' FROM "
-                          "predictions WHERE request_id = 'r2'"),
-            "churn .");
+  EXPECT_EQ(raw.QueryText("PRAGMA user_version"), "9");
+  EXPECT_EQ(raw.QueryText("PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(raw.QueryText("SELECT sum(rows) FROM prediction_chunks"), "2");
+  auto listed = store_->ListLabeled("churn", 0, 2'000'000'000'000'000);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].request_id, labeled);
+  EXPECT_EQ((*listed)[0].prediction_json, "[0.8]");
+  EXPECT_EQ((*listed)[0].predicted_at, 1'700'000'000'000'000);
+  EXPECT_EQ((*listed)[0].kpis_json, R"({"revenue":2})");
+  // The migrated predictions are found by their ids.
+  auto outcomes = store_->AddFeedback(
+      {Feedback(unlabeled, "churn", "0", 1'700'000'002'000'000),
+       Feedback(labeled, "churn", "0", 1'700'000'002'000'000)});
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  EXPECT_THAT(*outcomes, ElementsAre(FeedbackOutcome::kAccepted,
+                                     FeedbackOutcome::kDuplicate));
+}
+
+TEST_F(SqliteStoreTest, PredictionsAreStoredInChunksPerAppAndMinute) {
+  EXPECT_EQ(store_->AddPredictions({}).value(), 0);
+  const int64_t t0 = 1'700'000'000'000;  // ms
+  PredictionRecord first = Prediction(ServingId(t0, 1), "churn", t0 * 1000);
+  first.inputs_json = R"({"age":41})";
+  std::vector<PredictionRecord> batch = {
+      first, Prediction(ServingId(t0 + 5, 2), "fraud", t0 * 1000 + 5000),
+      Prediction(ServingId(t0 + 10, 3), "churn", t0 * 1000 + 10000),
+      // More than a minute after the chunk's first id: a chunk of its own.
+      Prediction(ServingId(t0 + 60'001, 4), "churn", t0 * 1000 + 60'001'000)};
+  auto stored = store_->AddPredictions(batch);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(*stored, 4);
+  EXPECT_EQ(Counts()["prediction_chunks"], 3);
+  RawDatabase raw(data_dir());
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(app || ':' || rows || ':' || "
+                          "(last_ms - first_ms), ' ') FROM (SELECT * FROM "
+                          "prediction_chunks ORDER BY id)"),
+            "churn:2:10 fraud:1:0 churn:1:0");
+  EXPECT_EQ(raw.QueryText("SELECT records FROM prediction_chunks WHERE id = 1"),
+            first.request_id + "\t1\t1700000000000000\t[0.8]\t{\"age\":41}\n" +
+                batch[2].request_id + "\t1\t1700000000010000\t[0.8]\t\n");
+
+  // A field that would break a chunk's line is refused, nothing stored.
+  PredictionRecord tab = Prediction("req\t1", "churn", t0 * 1000);
+  auto refused = store_->AddPredictions({Prediction("ok", "churn", 1), tab});
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("tab or a line break"));
+  EXPECT_EQ(Counts()["prediction_chunks"], 3);
+}
+
+TEST_F(SqliteStoreTest, FeedbackFindsServingIdsByTheirTime) {
+  AddChurn();
+  // 2,000 predictions over ten minutes, in batches as the log writes them.
+  const int64_t t0 = 1'700'000'000'000;
+  std::vector<std::string> ids;
+  for (int batch = 0; batch < 4; ++batch) {
+    std::vector<PredictionRecord> predictions;
+    for (int i = 0; i < 500; ++i) {
+      const int64_t ms = t0 + (batch * 500 + i) * 300;
+      ids.push_back(ServingId(ms, static_cast<uint32_t>(i)));
+      PredictionRecord p = Prediction(ids.back(), "churn", ms * 1000);
+      p.prediction_json = std::to_string(batch * 500 + i);
+      p.prediction_json.insert(0, 1, '[');
+      p.prediction_json.push_back(']');
+      predictions.push_back(p);
+    }
+    ASSERT_EQ(store_->AddPredictions(predictions).value(), 500);
+  }
+  std::vector<FeedbackRecord> feedback;
+  for (size_t i = 0; i < ids.size(); i += 7) {
+    feedback.push_back(Feedback(ids[i], "churn", "1", 5));
+  }
+  // Same millisecond, another random part: never logged.
+  feedback.push_back(Feedback(ServingId(t0 + 300, 999), "churn", "1", 5));
+  auto outcomes = store_->AddFeedback(feedback);
+  ASSERT_TRUE(outcomes.ok()) << outcomes.status();
+  for (size_t k = 0; k + 1 < feedback.size(); ++k) {
+    EXPECT_EQ((*outcomes)[k], FeedbackOutcome::kAccepted) << k;
+  }
+  EXPECT_EQ(outcomes->back(), FeedbackOutcome::kUnknownRequest);
+  auto labeled = store_->ListLabeled("churn", 0, 10);
+  ASSERT_TRUE(labeled.ok()) << labeled.status();
+  ASSERT_EQ(labeled->size(), feedback.size() - 1);
+  for (const LabeledRecord& r : *labeled) {
+    const size_t i = static_cast<size_t>(
+        std::find(ids.begin(), ids.end(), r.request_id) - ids.begin());
+    ASSERT_LT(i, ids.size());
+    EXPECT_EQ(r.prediction_json, "[" + std::to_string(i) + "]");
+    EXPECT_EQ(r.predicted_at, (t0 + static_cast<int64_t>(i) * 300) * 1000);
+  }
 }
 
 TEST_F(SqliteStoreTest, FeedbackOutcomesAreAcceptedDuplicateUnknownWrongApp) {
@@ -1637,11 +1750,15 @@ TEST_F(SqliteStoreTest, ListLabeledIsTheFeedbackReceivedInARange) {
 
 TEST_F(SqliteStoreTest, DeletePredictionsBeforeTakesTheirFeedbackToo) {
   AddChurn();
+  // Three writer batches: a chunk each.
   ASSERT_TRUE(store_
                   ->AddPredictions({Prediction("a", "churn", 100),
                                     Prediction("b", "churn", 200),
-                                    Prediction("c", "churn", 300),
                                     Prediction("d", "fraud", 100)})
+                  .ok());
+  ASSERT_TRUE(store_
+                  ->AddPredictions({Prediction("c", "churn", 250),
+                                    Prediction("e", "churn", 350)})
                   .ok());
   ASSERT_TRUE(store_
                   ->AddFeedback({Feedback("a", "churn", "1", 400),
@@ -1650,8 +1767,9 @@ TEST_F(SqliteStoreTest, DeletePredictionsBeforeTakesTheirFeedbackToo) {
                   .ok());
   auto deleted = store_->DeletePredictionsBefore("churn", 300);
   ASSERT_TRUE(deleted.ok()) << deleted.status();
+  // a and b; c's chunk straddles 300 and stays whole, with c's feedback.
   EXPECT_EQ(*deleted, 2);
-  EXPECT_EQ(Counts()["predictions"], 2);
+  EXPECT_EQ(Counts()["prediction_chunks"], 2);
   EXPECT_EQ(Counts()["feedback"], 2);
   auto labeled = store_->ListLabeled("churn", 0, 1000);
   ASSERT_EQ(labeled->size(), 1u);
@@ -1660,6 +1778,8 @@ TEST_F(SqliteStoreTest, DeletePredictionsBeforeTakesTheirFeedbackToo) {
   // Feedback for a deleted prediction is now for an unknown request.
   EXPECT_THAT(*store_->AddFeedback({Feedback("a", "churn", "1", 500)}),
               ElementsAre(FeedbackOutcome::kUnknownRequest));
+  EXPECT_EQ(store_->DeletePredictionsBefore("churn", 351).value(), 2);
+  EXPECT_EQ(Counts()["feedback"], 1);  // fraud's
 }
 
 MonitorWindowRecord Window(int version, int64_t start_at, int64_t rows) {

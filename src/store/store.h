@@ -517,13 +517,16 @@ class Store {
   // Prediction log and feedback. Writes do not look the app up (the server
   // logs only the apps it serves, and feedback is answered per item).
   //
-  // AddPredictions stores the predictions in one transaction and returns
-  // how many it inserted: a request id already stored (in any app, or
-  // earlier in the batch) keeps its first prediction and is skipped, not an
-  // error.
+  // AddPredictions stores the predictions in one transaction, as chunks of
+  // the prediction log (one per app and minute of request-id time), and
+  // returns how many it stored: all of them. Request ids are unique by
+  // construction (core/ids.h); when one repeats, feedback labels the first.
+  // InvalidArgument (nothing stored) for an empty request id, or a tab or
+  // line break in a request id, prediction or inputs.
   virtual absl::StatusOr<int64_t> AddPredictions(
       const std::vector<PredictionRecord>& predictions) = 0;
-  // Stores the feedback in one transaction and returns each item's outcome,
+  // Stores the feedback in one transaction, each item with the prediction
+  // it labels (version, time, prediction), and returns each item's outcome,
   // in order: kUnknownRequest when no prediction has the request id,
   // kWrongApp when it is another app's prediction, kDuplicate when the
   // prediction already has feedback (stored before, or earlier in the
@@ -536,9 +539,10 @@ class Store {
   // NotFound for an unknown app.
   virtual absl::StatusOr<std::vector<LabeledRecord>> ListLabeled(
       const std::string& app, int64_t from, int64_t to) = 0;
-  // Retention: deletes the predictions of `app` made before `before` (unix
-  // micros) together with their feedback, and returns how many predictions
-  // it deleted.
+  // Retention: deletes the feedback of `app` on predictions made before
+  // `before` (unix micros), and the log chunks whose every prediction was
+  // made before it; returns how many predictions it deleted. A chunk that
+  // straddles `before` stays until its newest prediction is due.
   virtual absl::StatusOr<int64_t> DeletePredictionsBefore(
       const std::string& app, int64_t before) = 0;
 
