@@ -458,6 +458,7 @@ void MonitorService::Observe(std::string_view app, int version,
       1, std::memory_order_relaxed);
 
   const bool sampled =
+      app_state.log_inputs > 0 &&
       SampleInputs(std::hash<std::string_view>()(request_id),
                    app_state.log_inputs);
   for (size_t row = 0; row < num_rows; ++row) {

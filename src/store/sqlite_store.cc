@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -871,9 +872,13 @@ std::vector<PredictionChunk> MakeChunks(
     chunk->last_at = std::max(chunk->last_at, p.at);
     ++chunk->rows;
     std::string& r = chunk->records;
+    char number[24];
     r.append(p.request_id).push_back('\t');
-    r.append(std::to_string(p.version)).push_back('\t');
-    r.append(std::to_string(p.at)).push_back('\t');
+    r.append(number, std::to_chars(number, number + sizeof(number), p.version)
+                         .ptr)
+        .push_back('\t');
+    r.append(number, std::to_chars(number, number + sizeof(number), p.at).ptr)
+        .push_back('\t');
     r.append(p.prediction_json).push_back('\t');
     r.append(p.inputs_json).push_back('\n');
   }
