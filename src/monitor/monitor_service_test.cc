@@ -375,46 +375,42 @@ TEST(DriftPolicyForTest, MapsMethodsAndThresholds) {
                    DriftThresholds().max_wasserstein);
   EXPECT_TRUE(policy.features.empty());
 
-  spec.rule.method = "psi";
-  spec.rule.threshold = 0.3;
-  policy = DriftPolicyFor(spec);
-  EXPECT_EQ(policy.defaults.method, DriftMethod::kPsi);
-  EXPECT_DOUBLE_EQ(policy.defaults.psi_alert, 0.3);
-  EXPECT_DOUBLE_EQ(policy.defaults.psi_warn, 0.05);
-
-  spec.rule.method = "ks";
-  spec.rule.threshold = 0.01;
-  policy = DriftPolicyFor(spec);
-  EXPECT_EQ(policy.defaults.method, DriftMethod::kKs);
-  EXPECT_DOUBLE_EQ(policy.defaults.max_pvalue, 0.01);
-  EXPECT_DOUBLE_EQ(policy.defaults.psi_alert, 0.4);
-
-  spec.rule.method = "chi2";
-  spec.rule.threshold = 0.001;
-  policy = DriftPolicyFor(spec);
-  EXPECT_EQ(policy.defaults.method, DriftMethod::kChiSquare);
-  EXPECT_DOUBLE_EQ(policy.defaults.max_pvalue, 0.001);
-
-  spec.rule.method = "wasserstein";
-  spec.rule.threshold = 0.2;
-  policy = DriftPolicyFor(spec);
-  EXPECT_EQ(policy.defaults.method, DriftMethod::kWasserstein);
-  EXPECT_DOUBLE_EQ(policy.defaults.max_wasserstein, 0.2);
-  EXPECT_DOUBLE_EQ(policy.defaults.max_pvalue, DriftThresholds().max_pvalue);
-
-  spec.rule.method = "js";
-  spec.rule.threshold = 0.25;
-  policy = DriftPolicyFor(spec);
-  EXPECT_EQ(policy.defaults.method, DriftMethod::kJensenShannon);
-  EXPECT_DOUBLE_EQ(policy.defaults.max_js, 0.25);
-
-  // auto: the threshold is the distance level of both distances.
-  spec.rule.method = "auto";
-  spec.rule.threshold = 0.15;
-  policy = DriftPolicyFor(spec);
-  EXPECT_EQ(policy.defaults.method, DriftMethod::kAuto);
-  EXPECT_DOUBLE_EQ(policy.defaults.max_wasserstein, 0.15);
-  EXPECT_DOUBLE_EQ(policy.defaults.max_js, 0.15);
+  // Each method's threshold sets its own level and leaves the others.
+  struct Case {
+    const char* method;
+    double threshold;
+    DriftMethod expected;
+    std::vector<double DriftThresholds::*> levels;  // set to the threshold
+  };
+  const DriftThresholds defaults;
+  for (const Case& c : std::vector<Case>{
+           {"psi", 0.3, DriftMethod::kPsi, {&DriftThresholds::psi_alert}},
+           {"ks", 0.01, DriftMethod::kKs, {&DriftThresholds::max_pvalue}},
+           {"chi2", 0.001, DriftMethod::kChiSquare,
+            {&DriftThresholds::max_pvalue}},
+           {"wasserstein", 0.2, DriftMethod::kWasserstein,
+            {&DriftThresholds::max_wasserstein}},
+           {"js", 0.25, DriftMethod::kJensenShannon,
+            {&DriftThresholds::max_js}},
+           // auto: the distance level of both distances.
+           {"auto", 0.15, DriftMethod::kAuto,
+            {&DriftThresholds::max_wasserstein, &DriftThresholds::max_js}}}) {
+    spec.rule.method = c.method;
+    spec.rule.threshold = c.threshold;
+    policy = DriftPolicyFor(spec);
+    EXPECT_EQ(policy.defaults.method, c.expected) << c.method;
+    for (double DriftThresholds::*level :
+         {&DriftThresholds::psi_alert, &DriftThresholds::max_pvalue,
+          &DriftThresholds::max_wasserstein, &DriftThresholds::max_js}) {
+      const bool set = std::find(c.levels.begin(), c.levels.end(), level) !=
+                       c.levels.end();
+      const double untouched =
+          level == &DriftThresholds::psi_alert ? 0.4 : defaults.*level;
+      EXPECT_DOUBLE_EQ(policy.defaults.*level, set ? c.threshold : untouched)
+          << c.method;
+    }
+    EXPECT_DOUBLE_EQ(policy.defaults.psi_warn, 0.05) << c.method;
+  }
 
   // Per-feature overrides, with the spec's warn and alert levels.
   DriftRuleSpec income;

@@ -652,6 +652,18 @@ class SpecParser {
         FormatLocation(file_name_, ToLocation(mark)) + ": " + message);
   }
 
+  // A duration (ParseDurationSeconds) in seconds; `expected` describes a
+  // valid one in the error.
+  absl::StatusOr<int64_t> Duration(const Field& f,
+                                   std::string_view expected) const {
+    Value v = f.value();
+    std::optional<int64_t> seconds =
+        v.node.IsScalar() ? ParseDurationSeconds(v.node.Scalar())
+                          : std::nullopt;
+    if (!seconds.has_value()) return Expected(v, expected);
+    return *seconds;
+  }
+
   absl::Status Expected(const Value& v, std::string_view expected) const {
     return Error(v.mark, v.label + " must be " + std::string(expected) +
                              ", got " + Describe(v.node));
@@ -2376,14 +2388,9 @@ class SpecParser {
     ASSIGN_OR_RETURN(Fields map, Map(f, "in monitor", kMonitorKeys));
     MonitorSpec monitor;
     if (const Field* g = map.Find("window")) {
-      Value v = g->value();
-      std::optional<int64_t> seconds =
-          v.node.IsScalar() ? ParseDurationSeconds(v.node.Scalar())
-                            : std::nullopt;
-      if (!seconds.has_value()) {
-        return Expected(v, "a duration such as 30s, 5m or 1h (at least 1s)");
-      }
-      monitor.window_seconds = *seconds;
+      ASSIGN_OR_RETURN(
+          monitor.window_seconds,
+          Duration(*g, "a duration such as 30s, 5m or 1h (at least 1s)"));
     }
     if (const Field* g = map.Find("enabled")) {
       ASSIGN_OR_RETURN(monitor.enabled, Bool(g->value()));
@@ -2395,14 +2402,8 @@ class SpecParser {
                  [](double x) { return x >= 0 && x <= 1; }));
     }
     if (const Field* g = map.Find("retention")) {
-      Value v = g->value();
-      std::optional<int64_t> seconds =
-          v.node.IsScalar() ? ParseDurationSeconds(v.node.Scalar())
-                            : std::nullopt;
-      if (!seconds.has_value()) {
-        return Expected(v, "a duration such as 12h, 30d or 90d");
-      }
-      monitor.retention_seconds = *seconds;
+      ASSIGN_OR_RETURN(monitor.retention_seconds,
+                       Duration(*g, "a duration such as 12h, 30d or 90d"));
     }
     if (const Field* g = map.Find("drift")) {
       ASSIGN_OR_RETURN(Fields drift, Map(*g, "in monitor.drift", kDriftKeys));
@@ -2567,14 +2568,8 @@ class SpecParser {
       ASSIGN_OR_RETURN(Fields approvals,
                        Map(*g, "in policy.approvals", kApprovalsKeys));
       if (const Field* h = approvals.Find("expire_after")) {
-        Value v = h->value();
-        std::optional<int64_t> seconds =
-            v.node.IsScalar() ? ParseDurationSeconds(v.node.Scalar())
-                              : std::nullopt;
-        if (!seconds.has_value()) {
-          return Expected(v, "a duration such as 30m, 72h or 7d");
-        }
-        policy.approvals.expire_after_seconds = *seconds;
+        ASSIGN_OR_RETURN(policy.approvals.expire_after_seconds,
+                         Duration(*h, "a duration such as 30m, 72h or 7d"));
       }
       if (const Field* h = approvals.Find("self_approval")) {
         ASSIGN_OR_RETURN(size_t a, Choice(h->value(), kSelfApproval));
