@@ -30,6 +30,27 @@ std::string NewId(std::string_view prefix, int64_t unix_micros) {
   return id;
 }
 
+std::optional<int64_t> IdMillis(std::string_view id) {
+  const size_t dash = id.rfind('-');
+  if (dash == std::string_view::npos || id.size() - dash - 1 != 20) {
+    return std::nullopt;
+  }
+  int64_t millis = 0;
+  for (size_t i = dash + 1; i < id.size(); ++i) {
+    const char c = id[i];
+    int digit;
+    if (c >= '0' && c <= '9') {
+      digit = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      digit = c - 'a' + 10;
+    } else {
+      return std::nullopt;
+    }
+    if (i < dash + 13) millis = millis * 16 + digit;
+  }
+  return millis;
+}
+
 bool IsValidName(std::string_view name) {
   if (name.empty() || name.size() > 63) return false;
   auto alnum = [](char c) {

@@ -4,6 +4,7 @@
 #define SLIPWAY_CORE_IDS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -12,6 +13,10 @@ namespace slipway {
 // "<prefix>-<12 hex digits of unix millis><8 random hex digits>", for
 // example "run-018c1a2b3c4d9f00e1a2". Ids from one process sort by time.
 std::string NewId(std::string_view prefix, int64_t unix_micros);
+
+// The unix milliseconds NewId wrote into `id`; nullopt for an id NewId did
+// not make (no "-" followed by exactly 20 lowercase hex digits at its end).
+std::optional<int64_t> IdMillis(std::string_view id);
 
 // True when `name` is a valid object name (app, alias, pipeline, step,
 // feature): 1 to 63 characters of [A-Za-z0-9_.-], starting with a letter or

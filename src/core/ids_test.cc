@@ -34,5 +34,17 @@ TEST(IdsTest, ValidNames) {
   EXPECT_FALSE(IsValidName(std::string(64, 'a')));
 }
 
+TEST(IdsTest, IdMillisReadsTheTimeNewIdWrote) {
+  const int64_t micros = 1'764'248'317'123'456;
+  EXPECT_EQ(IdMillis(NewId("req", micros)), micros / 1000);
+  EXPECT_EQ(IdMillis(NewId("run-x", 0)), 0);
+  for (const char* other : {"r1", "req-", "req-018bcfe568000000000",
+                            "req-018bcfe56800000000001",
+                            "req-018BCFE5680000000001",
+                            "req-018bcfe5680000000001/3"}) {
+    EXPECT_FALSE(IdMillis(other).has_value()) << other;
+  }
+}
+
 }  // namespace
 }  // namespace slipway

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/time/time.h"
+#include "core/ids.h"
 #include "core/logging.h"
 #include "core/status.h"
 #include "models/features.h"
@@ -485,6 +486,7 @@ absl::Status MonitorService::FlushLog() { return log_->Flush(); }
 absl::StatusOr<json> MonitorService::AddFeedback(const std::string& app,
                                                  const json& body) {
   Signature signature;
+  int64_t window_micros = 0;
   {
     absl::ReaderMutexLock lock(&mu_);
     auto found = apps_.find(app);
@@ -499,6 +501,7 @@ absl::StatusOr<json> MonitorService::AddFeedback(const std::string& app,
           "served model");
     }
     signature = it->second->signature;
+    window_micros = state->window_micros;
   }
   std::vector<json> items;
   if (body.is_array()) {
@@ -542,9 +545,18 @@ absl::StatusOr<json> MonitorService::AddFeedback(const std::string& app,
                                            {"unknown_request", 0},
                                            {"wrong_app", 0}};
   json answer_items = json::array();
+  // Accepted labels of predictions made in an earlier window than this one.
+  int64_t late = 0;
   for (size_t i = 0; i < outcomes.size(); ++i) {
     const std::string name = FeedbackOutcomeName(outcomes[i]);
     ++counts[name];
+    const std::string& id = records[i].request_id;
+    std::optional<int64_t> ms = IdMillis(std::string_view(id).substr(
+        0, id.find('/')));  // row i of a request is logged as "<id>/<i>"
+    if (outcomes[i] == FeedbackOutcome::kAccepted && ms.has_value() &&
+        *ms * 1000 / window_micros < now / window_micros) {
+      ++late;
+    }
     answer_items.push_back(
         {{"request_id", records[i].request_id}, {"outcome", name}});
   }
@@ -553,6 +565,7 @@ absl::StatusOr<json> MonitorService::AddFeedback(const std::string& app,
     for (const auto& [name, count] : counts) {
       feedback_counts_[{app, name}] += count;
     }
+    feedback_late_[app] += late;
   }
   // A single item sent alone whose id is unknown (nothing was stored) is
   // an error of its own.
@@ -573,6 +586,7 @@ absl::StatusOr<json> MonitorService::AddFeedback(const std::string& app,
   }
   json answer = {{"app", app}};
   for (const auto& [name, count] : counts) answer[name] = count;
+  answer["late"] = late;
   answer["items"] = std::move(answer_items);
   return answer;
 }
@@ -875,6 +889,8 @@ std::string MonitorService::RenderMetrics() const {
                 "1 while the alert rule fires, 0 otherwise.");
   Family feedback("slipway_feedback_total", "counter",
                   "Feedback items received, by outcome.");
+  Family late("slipway_feedback_late_total", "counter",
+              "Accepted feedback on predictions of an earlier window.");
   {
     absl::ReaderMutexLock lock(&mu_);
     for (const auto& [app, state] : apps_) {
@@ -922,10 +938,13 @@ std::string MonitorService::RenderMetrics() const {
       feedback.Add({{"app", key.first}, {"outcome", key.second}},
                    static_cast<double>(count));
     }
+    for (const auto& [app, count] : feedback_late_) {
+      late.Add({{"app", app}}, static_cast<double>(count));
+    }
   }
   std::string text;
   for (const Family* f : {&score, &psi, &detected, &rows, &kpi, &firing,
-                          &feedback}) {
+                          &feedback, &late}) {
     f->AppendTo(&text);
   }
   text += "# HELP slipway_prediction_log_dropped_total Predictions the log "

@@ -125,7 +125,10 @@ class MonitorService {
   // POST /v1/apps/{app}/feedback: `body` is one item {"request_id",
   // "label", "kpis": {name: number}}, {"feedback": [items]} or [items].
   // Returns {"app", "accepted", "duplicate", "unknown_request",
-  // "wrong_app", "items": [{"request_id", "outcome"}]}.
+  // "wrong_app", "late", "items": [{"request_id", "outcome"}]}, where
+  // "late" counts the accepted items whose prediction was made in an
+  // earlier window than the one the feedback arrived in (it counts in this
+  // window's KPIs).
   // InvalidArgument naming the item and field for a malformed item or a
   // label the app's model cannot have (nothing is stored); NotFound when a
   // single item's request id was never logged for the app (nothing is
@@ -185,6 +188,8 @@ class MonitorService {
   mutable absl::Mutex counters_mu_;
   std::map<std::pair<std::string, std::string>, int64_t> feedback_counts_
       ABSL_GUARDED_BY(counters_mu_);
+  // Accepted feedback on predictions of an earlier window, by app.
+  std::map<std::string, int64_t> feedback_late_ ABSL_GUARDED_BY(counters_mu_);
 
   absl::Mutex loop_mu_;
   absl::CondVar loop_cv_;

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/filesystem.h"
 #include "core/hash.h"
+#include "core/ids.h"
 #include "data/drift_stream.h"
 #include "data/table.h"
 #include "gmock/gmock.h"
@@ -522,6 +523,36 @@ TEST_F(MonitorServiceTest, WindowWithPredictionProfileComparesThePrediction) {
   EXPECT_TRUE(TakeAlerts().empty());
 }
 
+// The issue's false-alarm acceptance through the server's path (profiler,
+// stored windows, alert engine): 5 seeds x 10 undrifted windows of 500
+// rows against the 5,000-row baseline raise no drift alert.
+TEST_F(MonitorServiceTest, UndriftedTrafficRaisesNoDriftAlert) {
+  std::unique_ptr<MonitorService> service = NewService();
+  Track(*service, FeatureBaseline());
+  int windows = 0;
+  for (uint64_t seed = 11; seed <= 15; ++seed) {
+    for (int w = 0; w < 10; ++w) {
+      DriftStreamOptions options = Rows(100'000 + w * 500, 500);
+      options.seed = seed;
+      ObserveTable(*service, Generate(options),
+                   "req-" + std::to_string(seed) + "-" + std::to_string(w));
+      CloseWindow(*service);
+      ++windows;
+    }
+  }
+  EXPECT_EQ(Windows().size(), static_cast<size_t>(windows));
+  for (const MonitorWindowRecord& window : Windows()) {
+    EXPECT_EQ(window.rows, 500);
+    for (const auto& [name, drift] :
+         json::parse(window.drift_json)["features"].items()) {
+      EXPECT_FALSE(drift["insufficient"].get<bool>()) << name;
+    }
+  }
+  std::vector<Alert> fired = TakeAlerts();
+  EXPECT_TRUE(fired.empty()) << fired.front().ToJson().dump();
+  EXPECT_TRUE(StoredAlerts().empty());
+}
+
 TEST_F(MonitorServiceTest, DriftFiresPerFeatureResolvesAndDeduplicates) {
   std::unique_ptr<MonitorService> service = NewService();
   Track(*service, FeatureBaseline());
@@ -733,7 +764,7 @@ TEST_F(FeedbackTest, SingleItemAcceptedThenDuplicate) {
       Feedback(kApp, {{"request_id", "req-0"}, {"label", 1}});
   ASSERT_TRUE(answer.ok()) << answer.status();
   EXPECT_EQ(*answer, json::parse(R"({"app": "churn", "accepted": 1,
-      "duplicate": 0, "unknown_request": 0, "wrong_app": 0,
+      "duplicate": 0, "unknown_request": 0, "wrong_app": 0, "late": 0,
       "items": [{"request_id": "req-0", "outcome": "accepted"}]})"));
   EXPECT_EQ(CountRows("feedback"), 1);
 
@@ -769,6 +800,28 @@ TEST_F(FeedbackTest, BatchCountsEachOutcome) {
                                         {"label", 1}}}));
   ASSERT_TRUE(answer.ok()) << answer.status();
   EXPECT_EQ((*answer)["unknown_request"], 1);
+}
+
+// Feedback on a prediction of an earlier window is accepted and counted
+// late; the window's time comes from the request id (core/ids.h).
+TEST_F(FeedbackTest, FeedbackOnAnEarlierWindowsPredictionIsLate) {
+  const std::vector<float> row(FeatureNames().size(), 1.0f);
+  const float p = 0.9f;
+  const int64_t now = clock_.NowMicros();
+  const std::string earlier = NewId("req", now - kWindow);
+  const std::string current = NewId("req", now);
+  service_->Observe(kApp, 1, earlier, now - kWindow, 100, row.data(), 1, &p,
+                    1);
+  service_->Observe(kApp, 1, current, now, 100, row.data(), 2, &p, 1);
+  absl::StatusOr<json> answer =
+      Feedback(kApp, {{"feedback",
+                       {{{"request_id", earlier}, {"label", 1}},
+                        {{"request_id", current + "/1"}, {"label", 0}}}}});
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ((*answer)["accepted"], 2);
+  EXPECT_EQ((*answer)["late"], 1);
+  EXPECT_THAT(service_->RenderMetrics(),
+              HasSubstr("slipway_feedback_late_total{app=\"churn\"} 1\n"));
 }
 
 TEST_F(FeedbackTest, SingleUnknownOrOtherAppsRequestIsNotFound) {

@@ -793,26 +793,10 @@ AliasRecord ReadAlias(Statement& s) {
 // of request-id time and starts within that span before it.
 constexpr int64_t kChunkSpanMillis = 60'000;
 
-// The milliseconds a serving request id carries; nullopt for another id.
-std::optional<int64_t> RequestIdMillis(std::string_view id) {
-  const size_t dash = id.rfind('-');
-  if (dash == std::string_view::npos || id.size() - dash - 1 != 20) {
-    return std::nullopt;
-  }
-  int64_t millis = 0;
-  for (size_t i = dash + 1; i < id.size(); ++i) {
-    const char c = id[i];
-    int digit;
-    if (c >= '0' && c <= '9') {
-      digit = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      digit = c - 'a' + 10;
-    } else {
-      return std::nullopt;
-    }
-    if (i < dash + 13) millis = millis * 16 + digit;
-  }
-  return millis;
+// The time a logged request id carries: NewId's, also for row i of a
+// request of several rows, logged as "<request id>/<i>".
+std::optional<int64_t> LoggedIdMillis(std::string_view request_id) {
+  return IdMillis(request_id.substr(0, request_id.find('/')));
 }
 
 // A field of a chunk line may hold neither a tab nor a line break.
@@ -850,7 +834,7 @@ std::vector<PredictionChunk> MakeChunks(
   std::vector<PredictionChunk> chunks;
   std::map<std::string, size_t, std::less<>> open;  // app -> its last chunk
   for (const PredictionRecord& p : predictions) {
-    const int64_t ms = RequestIdMillis(p.request_id).value_or(p.at / 1000);
+    const int64_t ms = LoggedIdMillis(p.request_id).value_or(p.at / 1000);
     auto it = open.find(p.app);
     PredictionChunk* chunk =
         it == open.end() ? nullptr : &chunks[it->second];
@@ -908,7 +892,7 @@ class ChunkReader {
   // The first prediction logged under `request_id`, or nullopt.
   absl::StatusOr<std::optional<LoggedPrediction>> Find(
       const std::string& request_id) {
-    std::optional<int64_t> ms = RequestIdMillis(request_id);
+    std::optional<int64_t> ms = LoggedIdMillis(request_id);
     // An id serving did not issue is looked for in every chunk.
     Statement& s = ms.has_value() ? by_time_ : every_;
     s.Reset();

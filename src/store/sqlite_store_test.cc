@@ -1516,6 +1516,11 @@ TEST_F(SqliteStoreTest, FeedbackFindsServingIdsByTheirTime) {
     for (int i = 0; i < 500; ++i) {
       const int64_t ms = t0 + (batch * 500 + i) * 300;
       ids.push_back(ServingId(ms, static_cast<uint32_t>(i)));
+      // Rows of a request of several rows: "<request id>/<row>".
+      if (i % 3 == 0) {
+        ids.back().push_back('/');
+        ids.back() += std::to_string(i % 4);
+      }
       PredictionRecord p = Prediction(ids.back(), "churn", ms * 1000);
       p.prediction_json = std::to_string(batch * 500 + i);
       p.prediction_json.insert(0, 1, '[');
