@@ -1,5 +1,4 @@
 #include "cli/commands.h"
-#include "cli/table.h"
 
 #include <chrono>
 #include <cstdio>
@@ -9,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/escaping.h"
+#include "cli/table.h"
 #include "core/filesystem.h"
 #include "core/status.h"
 #include "data/secrets.h"

@@ -1,5 +1,4 @@
 #include "cli/monitor_commands.h"
-#include "cli/table.h"
 
 #include <algorithm>
 #include <array>
@@ -10,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/table.h"
 #include "data/secrets.h"
 
 namespace slipway {

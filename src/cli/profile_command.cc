@@ -1,5 +1,4 @@
 #include "cli/profile_command.h"
-#include "cli/table.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -11,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "cli/table.h"
 #include "core/filesystem.h"
 #include "core/status.h"
 #include "stats/drift.h"
