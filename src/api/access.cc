@@ -40,6 +40,7 @@ const std::vector<RouteAccess>& ControlPlaneAccess() {
       {"POST", "/api/v1/approvals/{approval}/reject", Role::kApprover},
       {"GET", "/api/v1/audit", Role::kViewer},
       {"GET", "/api/v1/audit/verify", Role::kViewer},
+      {"GET", "/api/v1/apps/{app}/history", Role::kViewer},
       // Tokens.
       {"POST", "/api/v1/tokens", Role::kAdmin},
       {"GET", "/api/v1/tokens", Role::kAdmin},

@@ -10,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "api/access.h"
 #include "api/handlers.h"
+#include "audit/timeline.h"
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/ids.h"
@@ -1257,6 +1258,25 @@ void ControlPlane::AddGovernanceRoutes(Router* router) {
           json list = json::array();
           for (const AuditRecord& r : records) list.push_back(AuditJson(r));
           return JsonResponse(200, {{"records", list}});
+        }));
+  Guard(router, "GET", "/api/v1/apps/{app}/history",
+        Handle([this](const HttpRequest& request,
+                      const PathParams& p) -> absl::StatusOr<HttpResponse> {
+          const std::string& app = p.at("app");
+          RETURN_IF_ERROR(store_->GetApp(app).status());
+          AuditFilter filter;
+          filter.app = app;
+          ASSIGN_OR_RETURN(uint64_t after, QueryNumber(request, "after", 0));
+          ASSIGN_OR_RETURN(uint64_t limit, QueryNumber(request, "limit", 1000));
+          filter.after_seq = static_cast<int64_t>(after);
+          filter.limit = static_cast<int>(std::min<uint64_t>(limit, 100000));
+          ASSIGN_OR_RETURN(std::vector<AuditRecord> records,
+                           audit_->List(filter));
+          json events = json::array();
+          for (const AuditRecord& r : records) {
+            events.push_back(ToTimelineEntry(r).ToJson());
+          }
+          return JsonResponse(200, {{"app", app}, {"events", events}});
         }));
   Guard(router, "GET", "/api/v1/audit/verify",
         Handle([this](const HttpRequest&,

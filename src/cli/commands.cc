@@ -935,6 +935,30 @@ int AuditListCommand(const CliContext& ctx, const AuditQuery& query) {
   return 0;
 }
 
+int HistoryCommand(const CliContext& ctx, const std::string& app, int limit) {
+  absl::StatusOr<json> answer = ctx.client->Get(
+      "/api/v1/apps/" + PercentEncode(app) + "/history?limit=100000");
+  if (!answer.ok()) return Fail(answer.status());
+  json& events = (*answer)["events"];
+  if (limit > 0 && events.size() > static_cast<size_t>(limit)) {
+    events.erase(events.begin(), events.end() - limit);
+  }
+  if (ctx.json) {
+    std::cout << answer->dump(2) << "\n";
+    return 0;
+  }
+  if (events.empty()) {
+    std::cout << "no events for app '" << app << "' yet\n";
+    return 0;
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const json& e : events) {
+    rows.push_back({Text(e["at"]), Text(e["action"]), Text(e["summary"])});
+  }
+  PrintTable({"AT", "EVENT", "WHAT HAPPENED"}, rows);
+  return 0;
+}
+
 int AuditVerifyCommand(const CliContext& ctx) {
   absl::StatusOr<json> answer = ctx.client->Get("/api/v1/audit/verify");
   if (!answer.ok()) return Fail(answer.status());

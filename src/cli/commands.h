@@ -96,6 +96,9 @@ int AuditListCommand(const CliContext& ctx, const AuditQuery& query);
 // Exit code 0 when the chain and the head file agree, 1 (naming the first
 // record that does not match) otherwise.
 int AuditVerifyCommand(const CliContext& ctx);
+// `slipway history APP`: the app's timeline (GET /api/v1/apps/{app}/history),
+// oldest first, the latest `limit` events (0: all the server gives).
+int HistoryCommand(const CliContext& ctx, const std::string& app, int limit);
 
 }  // namespace slipway
 

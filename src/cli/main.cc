@@ -311,6 +311,18 @@ int main(int argc, char** argv) {
                        "record that does not match")
       ->callback([&] { code = AuditVerifyCommand(ctx()); });
 
+  // history
+  std::string history_app;
+  int history_limit = 0;
+  auto* app_history = cli.add_subcommand(
+      "history",
+      "the app's story: specs, runs and what started them, versions and "
+      "their metrics, promotions, approvals, alerts");
+  app_history->add_option("APP", history_app, "app")->required();
+  app_history->add_option("--limit", history_limit, "the latest this many");
+  app_history->callback(
+      [&] { code = HistoryCommand(ctx(), history_app, history_limit); });
+
   // alerts
   auto* alerts =
       cli.add_subcommand("alerts", "alerts of the apps' monitoring rules");

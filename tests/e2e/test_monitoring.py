@@ -442,6 +442,27 @@ class MonitoringTest(unittest.TestCase):
         listed = s.cli("runs", "list", APP, check=True).stdout
         self.assertIn(run["id"], listed)
 
+        # The app's history tells it in order: the alert, then the run it
+        # started, then the run's end.
+        status, history = s.request("GET", "/api/v1/apps/%s/history" % APP)
+        self.assertEqual(status, 200, history)
+        story = [e["summary"] for e in history["events"]]
+        fired = [i for i, e in enumerate(story)
+                 if e.startswith("alert accuracy-low firing: kpi.accuracy = ")
+                 and e.endswith("(below %g), fires kpi_decay" % ACCURACY_FLOOR)]
+        started = [i for i, e in enumerate(story) if e == (
+            "on-decay run %s started by event kpi_decay by monitor (alert "
+            "accuracy-low)" % run["id"])]
+        finished = [i for i, e in enumerate(story)
+                    if e == "on-decay run %s succeeded" % run["id"]]
+        self.assertEqual((len(fired), len(started), len(finished)), (1, 1, 1),
+                         "\n".join(story))
+        self.assertLess(fired[0], started[0], "\n".join(story))
+        self.assertLess(started[0], finished[0], "\n".join(story))
+        printed = s.cli("history", APP, check=True).stdout
+        self.assertIn("alert accuracy-low firing", printed)
+        self.assertIn("registered by run", printed)
+
     def test_4_normal_traffic_resolves_every_alert(self):
         expected = {"drift:income", "drift:region", "accuracy-low"}
 

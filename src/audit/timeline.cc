@@ -1,0 +1,163 @@
+#include "audit/timeline.h"
+
+#include <cstdio>
+#include <string_view>
+
+#include "core/clock.h"
+
+namespace slipway {
+namespace {
+
+using nlohmann::json;
+
+json Parsed(const std::string& text) {
+  json parsed = json::parse(text, nullptr, false);
+  return parsed.is_discarded() ? json() : parsed;
+}
+
+std::string Number(const json& value) {
+  if (value.is_number_integer()) return value.dump();
+  if (!value.is_number()) return value.is_string() ? value.get<std::string>()
+                                                   : value.dump();
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.4g", value.get<double>());
+  return buffer;
+}
+
+std::string Text(const json& object, const char* key) {
+  if (!object.is_object() || !object.contains(key)) return "";
+  const json& value = object[key];
+  return value.is_string() ? value.get<std::string>() : Number(value);
+}
+
+// "run run-0a1b" -> "run-0a1b"; "model churn v3" -> "v3": the object's last
+// word.
+std::string LastWord(const std::string& object) {
+  const size_t space = object.rfind(' ');
+  return space == std::string::npos ? object : object.substr(space + 1);
+}
+
+std::string RunSummary(const std::string& verb, const AuditRecord& r,
+                       const json& after) {
+  std::string s = Text(after, "pipeline");
+  if (s.empty()) s = "pipeline";
+  s += " run " + LastWord(r.object) + " " + verb;
+  return s;
+}
+
+std::string RegisterSummary(const AuditRecord& r, const json& after) {
+  std::string s = LastWord(r.object) + " registered by " + r.actor;
+  const json metrics =
+      after.is_object() ? after.value("metrics", json::object()) : json();
+  std::string listed;
+  if (metrics.is_object()) {
+    for (const auto& [name, value] : metrics.items()) {
+      if (name == "rows") continue;
+      listed += (listed.empty() ? "" : " ") + name + "=" + Number(value);
+    }
+  }
+  if (!listed.empty()) {
+    s += ": " + listed;
+    if (metrics.contains("rows")) {
+      s += " on " + Number(metrics["rows"]) + " test rows";
+    }
+  }
+  return s;
+}
+
+std::string AliasSummary(const AuditRecord& r, const json& before,
+                         const json& after) {
+  std::string s;
+  if (after.is_object()) {
+    for (const auto& [alias, version] : after.items()) {
+      if (!s.empty()) s += ", ";
+      s += alias + " -> v" + Number(version);
+      if (before.is_object() && before.contains(alias) &&
+          before[alias].is_number_integer() && before[alias] != 0) {
+        s += " (was v" + Number(before[alias]) + ")";
+      }
+    }
+  }
+  if (s.empty()) s = r.object + " moved";
+  return s + " by " + r.actor;
+}
+
+std::string AlertSummary(const AuditRecord& r, const json& after,
+                         bool firing) {
+  std::string rule = Text(after, "rule");
+  if (rule.empty()) rule = LastWord(r.object);
+  std::string s = "alert " + rule + (firing ? " firing" : " resolved");
+  const std::string metric = Text(after, "metric");
+  if (!metric.empty()) {
+    s += ": " + metric + " = " + Text(after, "value");
+    const std::string threshold = Text(after, "threshold");
+    if (!threshold.empty()) {
+      s += " (" + Text(after, "comparison") + " " + threshold + ")";
+    }
+  }
+  const std::string fire = Text(after, "fire");
+  if (firing && !fire.empty() && fire != "null") s += ", fires " + fire;
+  return s;
+}
+
+std::string ApprovalSummary(const AuditRecord& r, const json& after,
+                            std::string_view verb) {
+  std::string s = "approval " + LastWord(r.object);
+  const std::string kind = Text(after, "kind");
+  if (!kind.empty()) s += " (" + kind + ")";
+  s += " " + std::string(verb);
+  if (verb != "expired") s += " by " + r.actor;
+  const std::string comment = Text(after, "decision_comment");
+  if (!comment.empty()) s += ": " + comment;
+  return s;
+}
+
+std::string Summary(const AuditRecord& r) {
+  const json before = Parsed(r.before_json);
+  const json after = Parsed(r.after_json);
+  const std::string& a = r.action;
+  if (a == "app.apply" || a == "app.rollback") {
+    return "spec revision " + Text(after, "revision") +
+           (a == "app.apply" ? " applied by " : " restored by ") + r.actor;
+  }
+  if (a == "run.start") {
+    return RunSummary("started by " + r.actor, r, after);
+  }
+  if (a == "run.finish") {
+    std::string s = RunSummary(Text(after, "state"), r, after);
+    const std::string reason = Text(after, "reason");
+    if (!reason.empty()) s += ": " + reason;
+    return s;
+  }
+  if (a == "run.cancel") return RunSummary("cancelled by " + r.actor, r, after);
+  if (a == "model.register") return RegisterSummary(r, after);
+  if (a == "alias.move") return AliasSummary(r, before, after);
+  if (a == "alert.fire") return AlertSummary(r, after, true);
+  if (a == "alert.resolve") return AlertSummary(r, after, false);
+  if (a == "approval.request") return ApprovalSummary(r, after, "requested");
+  if (a == "approval.approve") return ApprovalSummary(r, after, "approved");
+  if (a == "approval.reject") return ApprovalSummary(r, after, "rejected");
+  if (a == "approval.expire") return ApprovalSummary(r, after, "expired");
+  return a + " " + r.object + " by " + r.actor;
+}
+
+}  // namespace
+
+json TimelineEntry::ToJson() const {
+  return {{"seq", seq},         {"at", FormatTimestamp(at)},
+          {"actor", actor},     {"action", action},
+          {"object", object},   {"summary", summary}};
+}
+
+TimelineEntry ToTimelineEntry(const AuditRecord& record) {
+  TimelineEntry entry;
+  entry.seq = record.seq;
+  entry.at = record.at;
+  entry.actor = record.actor;
+  entry.action = record.action;
+  entry.object = record.object;
+  entry.summary = Summary(record);
+  return entry;
+}
+
+}  // namespace slipway
