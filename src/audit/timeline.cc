@@ -65,6 +65,26 @@ std::string RegisterSummary(const AuditRecord& r, const json& after) {
   return s;
 }
 
+std::string EvaluationSummary(const AuditRecord& r, const json& after) {
+  const std::string challenger = "v" + Text(after, "challenger");
+  const std::string champion = "champion v" + Text(after, "champion");
+  const std::string decision = Text(after, "decision");
+  std::string s;
+  if (decision == "promote") {
+    s = challenger + " beats " + champion;
+  } else if (decision == "inconclusive") {
+    s = challenger + " not promoted (inconclusive), " + champion + " kept";
+  } else {
+    s = challenger + " discarded, " + champion + " kept";
+  }
+  const std::string reason = Text(after, "reason");
+  if (!reason.empty()) s += ": " + reason;
+  if (Text(after, "challenger").empty()) {
+    return LastWord(r.object) + " evaluated by " + r.actor;
+  }
+  return s;
+}
+
 std::string AliasSummary(const AuditRecord& r, const json& before,
                          const json& after) {
   std::string s;
@@ -105,7 +125,8 @@ std::string ApprovalSummary(const AuditRecord& r, const json& after,
   std::string s = "approval " + LastWord(r.object);
   const std::string kind = Text(after, "kind");
   if (!kind.empty()) s += " (" + kind + ")";
-  s += " " + std::string(verb);
+  s.push_back(' ');
+  s.append(verb);
   if (verb != "expired") s += " by " + r.actor;
   const std::string comment = Text(after, "decision_comment");
   if (!comment.empty()) s += ": " + comment;
@@ -131,6 +152,7 @@ std::string Summary(const AuditRecord& r) {
   }
   if (a == "run.cancel") return RunSummary("cancelled by " + r.actor, r, after);
   if (a == "model.register") return RegisterSummary(r, after);
+  if (a == "model.evaluate") return EvaluationSummary(r, after);
   if (a == "alias.move") return AliasSummary(r, before, after);
   if (a == "alert.fire") return AlertSummary(r, after, true);
   if (a == "alert.resolve") return AlertSummary(r, after, false);

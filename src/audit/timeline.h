@@ -1,6 +1,6 @@
 // The story of an app, told from its audit records: one entry per event
-// (a spec applied, a run started or finished, a version registered, an
-// alias moved, an approval asked for or decided, an alert fired or
+// (a spec applied, a run started or finished, a version registered or
+// evaluated against the champion, an alias moved, an approval asked for or decided, an alert fired or
 // resolved), each with a one-line summary that carries the numbers behind
 // it ("v3 registered by run run-...: auc=0.8396 accuracy=0.7633 on 600 test
 // rows"; "alert accuracy-low firing: kpi.accuracy = 0.48 (below 0.65),

@@ -46,6 +46,14 @@ TEST(TimelineTest, EachEventCarriesItsNumbers) {
                                     "rows": 600}})"),
             "v3 registered by run run-01: accuracy=0.7633 auc=0.8396 on 600 "
             "test rows");
+  EXPECT_EQ(Summary("model.evaluate", "run run-02", "model churn v4",
+                    R"j({"champion": 3, "challenger": 4, "decision": "promote",
+                        "reason": "auc gain 0.021 (95% CI 0.008 to 0.034)"})j"),
+            "v4 beats champion v3: auc gain 0.021 (95% CI 0.008 to 0.034)");
+  EXPECT_EQ(Summary("model.evaluate", "run run-03", "model churn v5",
+                    R"({"champion": 4, "challenger": 5,
+                        "decision": "keep_champion", "reason": "worse"})"),
+            "v5 discarded, champion v4 kept: worse");
   EXPECT_EQ(Summary("alias.move", "cli:ada (approval 2)", "alias churn/champion",
                     R"({"champion": 3})", R"({"champion": 2})"),
             "champion -> v3 (was v2) by cli:ada (approval 2)");

@@ -277,7 +277,8 @@ constexpr std::string_view kPolicyKeys[] = {"promote", "rollback", "apply",
 constexpr std::string_view kApplyKeys[] = {"approval"};
 constexpr std::string_view kApprovalsKeys[] = {"expire_after", "self_approval"};
 constexpr std::string_view kSelfApproval[] = {"forbidden", "allowed"};
-constexpr std::string_view kPromoteKeys[] = {"metric", "min_gain", "approval"};
+constexpr std::string_view kPromoteKeys[] = {"metric", "min_gain", "confidence",
+                                             "approval"};
 constexpr std::string_view kRollbackKeys[] = {"kpi_drop"};
 constexpr std::string_view kNotifierKeys[] = {"webhook", "secret"};
 
@@ -1026,6 +1027,7 @@ class SpecParser {
     }
     if (const Field* f = top.Find("policy")) {
       ASSIGN_OR_RETURN(spec.policy, ParsePolicy(*f));
+      RETURN_IF_ERROR(CheckPromoteMetricComputed(spec));
     }
     if (const Field* f = top.Find("notify")) {
       ASSIGN_OR_RETURN(std::vector<Value> items, List(f->value()));
@@ -1035,6 +1037,52 @@ class SpecParser {
       }
     }
     return spec;
+  }
+
+  // policy.promote.metric must be one a train pipeline computes: an
+  // evaluate step that lists it or computes its task's standard metrics,
+  // or a command or notebook step, whose metrics the spec cannot know.
+  absl::Status CheckPromoteMetricComputed(const AppSpec& spec) const {
+    if (!spec.policy.promote.has_value() ||
+        spec.policy.promote->metric.empty()) {
+      return absl::OkStatus();
+    }
+    const std::string& metric = spec.policy.promote->metric;
+    std::vector<std::string> listed;
+    for (const PipelineSpec& pipeline : spec.pipelines) {
+      if (pipeline.kind != PipelineKind::kTrain) continue;
+      for (const StepSpec& step : pipeline.steps) {
+        if (step.kind() == StepKind::kCommand ||
+            step.kind() == StepKind::kNotebook) {
+          return absl::OkStatus();
+        }
+        if (step.kind() != StepKind::kEvaluate) continue;
+        const auto& metrics = std::get<EvaluateStepSpec>(step.params).metrics;
+        if (metrics.empty() ||
+            std::find(metrics.begin(), metrics.end(), metric) !=
+                metrics.end()) {
+          return absl::OkStatus();
+        }
+        listed.insert(listed.end(), metrics.begin(), metrics.end());
+      }
+    }
+    std::string message = "policy.promote.metric '" + metric +
+                          "' is computed by no evaluate step of a train "
+                          "pipeline";
+    if (!listed.empty()) {
+      std::sort(listed.begin(), listed.end());
+      listed.erase(std::unique(listed.begin(), listed.end()), listed.end());
+      std::string names;
+      for (const std::string& m : listed) {
+        names += (names.empty() ? "" : ", ") + m;
+      }
+      message += " (they compute " + names + ")";
+    }
+    message += "; add it to an evaluate step's metrics, or promote on one "
+               "they compute";
+    return absl::InvalidArgumentError(
+        FormatLocation(file_name_, spec.policy.promote->location) + ": " +
+        message);
   }
 
   // A train pipeline whose built-in steps learn or score against the
@@ -2531,6 +2579,17 @@ class SpecParser {
       if (const Field* metric = promote.Find("metric")) {
         ASSIGN_OR_RETURN(size_t i, Choice(metric->value(), kMetrics));
         p.metric = std::string(kMetrics[i]);
+        p.location = ToLocation(metric->value().mark);
+      }
+      if (const Field* h = promote.Find("confidence")) {
+        if (p.metric.empty()) {
+          return Error(h->value().mark,
+                       "confidence in policy.promote needs a metric to "
+                       "compare (add metric: auc, or drop confidence)");
+        }
+        ASSIGN_OR_RETURN(p.confidence,
+                         Number(h->value(), "a number > 0 and < 1",
+                                [](double x) { return x > 0 && x < 1; }));
       }
       if (const Field* h = promote.Find("min_gain")) {
         if (p.metric.empty()) {

@@ -416,10 +416,15 @@ struct MonitorSpec {
 
 struct PromotePolicySpec {
   // An evaluation metric name; empty: promotions are by hand (the policy
-  // only says whether they need approval).
+  // only says whether they need approval). With one, a register step
+  // compares the version it registers with the champion on its run's test
+  // rows and promotes it when the gain's confidence interval lies above
+  // min_gain (stats/bootstrap.h).
   std::string metric;
   double min_gain = 0;
+  double confidence = 0.95;  // of the gain's two-sided interval
   bool requires_approval = false;
+  SourceLocation location;  // of `metric`
 };
 
 // policy.apply: whether a new revision of the app's spec needs approval

@@ -194,6 +194,7 @@ TEST(AppSpecTest, ParsesTheFullExample) {
   EXPECT_EQ(spec.policy.promote->metric, "auc");
   EXPECT_DOUBLE_EQ(spec.policy.promote->min_gain, 0.005);
   EXPECT_TRUE(spec.policy.promote->requires_approval);
+  EXPECT_DOUBLE_EQ(spec.policy.promote->confidence, 0.95);
   ASSERT_TRUE(spec.policy.rollback.has_value());
   EXPECT_DOUBLE_EQ(spec.policy.rollback->kpi_drop, 0.05);
   EXPECT_TRUE(spec.policy.apply.requires_approval);
@@ -1150,6 +1151,21 @@ INSTANTIATE_TEST_SUITE_P(
                 "app: churn\nmonitor: {window: 0s}\n",
                 "2:19",
                 {"at least 1s", "got '0s'"}},
+        BadSpec{"PromoteMetricNotComputed",
+                "app: churn\ndata: {d: {path: x.csv}}\nschema: {target: y}\n"
+                "pipelines:\n  train:\n    steps:\n"
+                "      - ingest: {source: d}\n"
+                "      - split: {test_fraction: 0.2}\n"
+                "      - train: {engine: xgboost}\n"
+                "      - evaluate: {metrics: [auc, logloss]}\n"
+                "policy:\n  promote: {metric: accuracy}\n",
+                "12:21",
+                {"policy.promote.metric 'accuracy' is computed by no evaluate "
+                 "step of a train pipeline (they compute auc, logloss)"}},
+        BadSpec{"PromoteConfidenceOne",
+                "app: churn\npolicy:\n  promote: {metric: auc, confidence: 1}\n",
+                "3:38",
+                {"'confidence' must be a number > 0 and < 1"}},
         BadSpec{"LogInputsAboveOne",
                 "app: churn\nmonitor: {log_inputs: 1.5}\n",
                 "2:23",

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <set>
 #include <unordered_set>
 #include <utility>
@@ -15,6 +16,7 @@
 #include "models/transform.h"
 #include "pipeline/data_io.h"
 #include "pipeline/score.h"
+#include "stats/bootstrap.h"
 #include "train/baseline.h"
 #include "train/evaluate.h"
 #include "train/split.h"
@@ -621,6 +623,98 @@ absl::StatusOr<std::string> BaselineJson(
   return profile.ToJson().dump();
 }
 
+// Loads a registered version (its stored signature is the request
+// signature; models/model.h LoadRegisteredModel).
+absl::StatusOr<std::unique_ptr<Model>> LoadVersion(
+    const StepContext& c, const ModelVersionRecord& version) {
+  ASSIGN_OR_RETURN(std::string bytes, c.env->registry->ReadModelBytes(version));
+  json signature_json =
+      json::parse(version.signature_json, nullptr, /*allow_exceptions=*/false);
+  ASSIGN_OR_RETURN(
+      Signature request, Signature::FromJson(signature_json),
+      "model " + version.app + " v" + std::to_string(version.version));
+  return LoadRegisteredModel(version.format, bytes, std::move(request),
+                             version.transform_json);
+}
+
+// policy.promote with a metric: compares the version just registered with
+// the champion on the run's test rows (stats/bootstrap.h), records the
+// evaluation in the audit log and, when the policy says so, promotes it
+// (or files the approval request the policy requires). Adds what happened
+// to `result`. A comparison that cannot be made keeps the champion and
+// says why; the registration stands either way.
+absl::Status EvaluateAgainstChampion(const StepContext& c,
+                                     const PromotePolicySpec& policy,
+                                     const ModelVersionRecord& challenger,
+                                     StepResult* result) {
+  const std::string& app = challenger.app;
+  ASSIGN_OR_RETURN(std::optional<int> champion_version,
+                   c.env->registry->ResolveAlias(app, "champion"));
+  if (!champion_version.has_value() ||
+      *champion_version == challenger.version) {
+    return absl::OkStatus();
+  }
+  const std::string actor = "run " + c.env->run_id;
+  json evaluation = {{"champion", *champion_version},
+                     {"challenger", challenger.version},
+                     {"metric", policy.metric},
+                     {"min_gain", policy.min_gain}};
+  PromotionVerdict verdict;
+  absl::StatusOr<PairedComparison> comparison = [&]()
+      -> absl::StatusOr<PairedComparison> {
+    const StepOutput* holdout = FindInput(c, OutputKind::kTable, {"test"});
+    if (holdout == nullptr) {
+      return absl::FailedPreconditionError(
+          "no test rows among the register step's inputs (add a split step "
+          "before it)");
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<const Table> rows,
+                     holdout->LoadTable(Fs(c)));
+    ASSIGN_OR_RETURN(ModelVersionRecord champion_record,
+                     c.env->registry->GetVersion(app, *champion_version));
+    ASSIGN_OR_RETURN(std::unique_ptr<Model> champion,
+                     LoadVersion(c, champion_record));
+    ASSIGN_OR_RETURN(std::unique_ptr<Model> candidate,
+                     LoadVersion(c, challenger));
+    BootstrapOptions options;
+    options.confidence = policy.confidence;
+    return CompareOnHoldout(*champion, *candidate, *rows, policy.metric,
+                            options);
+  }();
+  if (comparison.ok()) {
+    verdict = DecidePromotion(*comparison, policy.min_gain);
+    evaluation["comparison"] = ToJson(*comparison);
+  } else {
+    verdict.decision = PromotionDecision::kKeepChampion;
+    verdict.reason = "not compared with the champion: " +
+                     std::string(comparison.status().message());
+  }
+  evaluation["decision"] = std::string(PromotionDecisionName(verdict.decision));
+  evaluation["reason"] = verdict.reason;
+  RETURN_IF_ERROR(c.env->registry->RecordEvaluation(app, challenger.version,
+                                                    evaluation, actor));
+  const std::string champion_name = "v" + std::to_string(*champion_version);
+  if (verdict.decision == PromotionDecision::kPromote) {
+    ASSIGN_OR_RETURN(int64_t approval,
+                     c.env->move_alias(app, "champion", challenger.version,
+                                       actor),
+                     "promoting the challenger to champion");
+    if (approval == 0) {
+      result->message += "; promoted to champion over " + champion_name;
+      evaluation["promoted"] = true;
+    } else {
+      result->message += "; its promotion over " + champion_name +
+                         " awaits approval " + std::to_string(approval);
+      evaluation["approval"] = approval;
+    }
+  } else {
+    result->message += "; champion " + champion_name + " kept";
+  }
+  result->message += " (" + verdict.reason + ")";
+  result->outputs["evaluation"] = std::move(evaluation);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
                                         const StepContext& c) {
   const StepOutput* table = FindInput(c, OutputKind::kTable, {"train", "data"});
@@ -707,7 +801,17 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
                     {"model_from", found.first->step()},
                     {"baseline_sha256", record.baseline_sha256}};
   if (!no_baseline.empty()) result.outputs["no_baseline"] = no_baseline;
-  if (!params.alias.empty()) {
+  // With a promotion metric the comparison, not the step, decides whether
+  // a version that is not the first becomes champion.
+  const std::optional<PromotePolicySpec>& promote = c.env->spec->policy.promote;
+  const bool compared = promote.has_value() && !promote->metric.empty();
+  if (compared) {
+    RETURN_IF_ERROR(EvaluateAgainstChampion(c, *promote, record, &result));
+  }
+  const bool champion_decided =
+      compared && result.outputs.contains("evaluation");
+  if (!params.alias.empty() &&
+      !(params.alias == "champion" && champion_decided)) {
     ASSIGN_OR_RETURN(int64_t approval,
                      c.env->move_alias(record.app, params.alias, record.version,
                                        "run " + c.env->run_id),
@@ -755,20 +859,6 @@ absl::StatusOr<ModelVersionRecord> ResolveScoreModel(const StepContext& c,
         app + " VERSION --alias " + model + ") or name a version number");
   }
   return c.env->registry->GetVersion(app, *version);
-}
-
-// Loads a registered version (its stored signature is the request
-// signature; models/model.h LoadRegisteredModel).
-absl::StatusOr<std::unique_ptr<Model>> LoadVersion(
-    const StepContext& c, const ModelVersionRecord& version) {
-  ASSIGN_OR_RETURN(std::string bytes, c.env->registry->ReadModelBytes(version));
-  json signature_json =
-      json::parse(version.signature_json, nullptr, /*allow_exceptions=*/false);
-  ASSIGN_OR_RETURN(
-      Signature request, Signature::FromJson(signature_json),
-      "model " + version.app + " v" + std::to_string(version.version));
-  return LoadRegisteredModel(version.format, bytes, std::move(request),
-                             version.transform_json);
 }
 
 absl::StatusOr<StepResult> ScoreStep(const ScoreStepSpec& params,

@@ -225,4 +225,16 @@ absl::StatusOr<std::vector<AliasRecord>> Registry::ListAliases(
   return store_->ListAliases(app);
 }
 
+absl::Status Registry::RecordEvaluation(const std::string& app, int version,
+                                        const nlohmann::json& evaluation,
+                                        const std::string& actor) {
+  AuditEntry entry;
+  entry.actor = actor;
+  entry.action = "model.evaluate";
+  entry.app = app;
+  entry.object = "model " + app + " v" + std::to_string(version);
+  entry.after_json = evaluation.dump();
+  return audit_->Record(entry).status();
+}
+
 }  // namespace slipway

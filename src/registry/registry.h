@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "artifacts/artifact_store.h"
 #include "audit/audit_log.h"
+#include "nlohmann/json.hpp"
 #include "store/store.h"
 
 namespace slipway {
@@ -115,6 +116,15 @@ class Registry {
   // or one that recorded none. NotFound for an unknown run or step.
   absl::StatusOr<std::string> StepCodeSha256(const std::string& run_id,
                                              const std::string& step);
+  // Records in the audit log, by `actor`, that `version` of `app` was
+  // evaluated against the champion: `evaluation` holds the comparison, the
+  // decision and its reason (action "model.evaluate", object "model APP
+  // vN"). The decision's consequence (an alias move, an approval request)
+  // is recorded by what carries it out.
+  absl::Status RecordEvaluation(const std::string& app, int version,
+                                const nlohmann::json& evaluation,
+                                const std::string& actor);
+
   // The version `alias` points at, or nullopt when it is not set.
   absl::StatusOr<std::optional<int>> ResolveAlias(const std::string& app,
                                                   const std::string& alias);

@@ -74,7 +74,51 @@ absl::Status AddMetric(json* metrics, const char* name,
   return absl::OkStatus();
 }
 
+// The model's predictions on every row of `table`.
+absl::StatusOr<std::vector<float>> PredictAll(const Model& model,
+                                              const Table& table,
+                                              const std::string& role) {
+  std::vector<float> rows;
+  RETURN_IF_ERROR(EncodeTable(model.signature(), table, &rows, nullptr),
+                  "encoding the holdout rows for the " + role);
+  std::vector<float> predictions;
+  RETURN_IF_ERROR(model.Predict(rows.data(), table.num_rows(), &predictions),
+                  "predicting the holdout rows with the " + role);
+  return predictions;
+}
+
 }  // namespace
+
+absl::StatusOr<PairedComparison> CompareOnHoldout(
+    const Model& champion, const Model& challenger, const Table& holdout,
+    std::string_view metric, const BootstrapOptions& options) {
+  const Signature& signature = champion.signature();
+  if (signature.task() != challenger.signature().task()) {
+    return absl::InvalidArgumentError(
+        "the challenger and the champion solve different tasks; a paired "
+        "comparison needs two models of one task");
+  }
+  if (signature.task() == Task::kMulticlassClassification) {
+    return absl::InvalidArgumentError(
+        "a multiclass model cannot be compared pairwise yet; the paired "
+        "comparison takes binary classification and regression models");
+  }
+  if (holdout.num_rows() == 0) {
+    return absl::InvalidArgumentError("the holdout has no rows to compare on");
+  }
+  ASSIGN_OR_RETURN(const Column* target,
+                   FindTarget(holdout, signature.target(), "holdout"));
+  RETURN_IF_ERROR(CheckTargetComplete(*target, "holdout"));
+  ASSIGN_OR_RETURN(std::vector<double> labels, LabelValues(signature, *target));
+  ASSIGN_OR_RETURN(std::vector<float> a,
+                   PredictAll(champion, holdout, "champion"));
+  ASSIGN_OR_RETURN(std::vector<float> b,
+                   PredictAll(challenger, holdout, "challenger"));
+  const std::vector<double> champion_scores(a.begin(), a.end());
+  const std::vector<double> challenger_scores(b.begin(), b.end());
+  return ComparePaired(metric, labels, champion_scores, challenger_scores,
+                       options);
+}
 
 absl::StatusOr<json> Evaluate(const Model& model, const Table& test) {
   const Signature& signature = model.signature();

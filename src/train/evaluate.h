@@ -16,6 +16,7 @@
 #include "data/table.h"
 #include "models/model.h"
 #include "nlohmann/json.hpp"
+#include "stats/bootstrap.h"
 
 namespace slipway {
 
@@ -23,6 +24,17 @@ namespace slipway {
 // missing target values, or a label that is not one of the model's classes
 // (naming the row).
 absl::StatusOr<nlohmann::json> Evaluate(const Model& model, const Table& test);
+
+// Compares two models of one task on the labelled rows of `holdout` with a
+// paired bootstrap of `metric` (stats/bootstrap.h): each model predicts
+// every row (a model encodes the rows with its own signature, so the two
+// may use different features), and the labels come from the champion's
+// target. InvalidArgument as Evaluate, for a multiclass model (the paired
+// comparison takes binary classification and regression), for models of
+// different tasks, and as ComparePaired.
+absl::StatusOr<PairedComparison> CompareOnHoldout(
+    const Model& champion, const Model& challenger, const Table& holdout,
+    std::string_view metric, const BootstrapOptions& options);
 
 }  // namespace slipway
 
