@@ -1166,6 +1166,17 @@ absl::StatusOr<Decision> ParseDecision(const HttpRequest& request,
 
 json AuditJson(const AuditRecord& r) { return ToJson(r); }
 
+// The page of audit records a request asks for: after sequence number
+// `after` (default 0), at most `limit` (default 1,000, at most 100,000).
+absl::StatusOr<AuditFilter> PageOfAudit(const HttpRequest& request) {
+  ASSIGN_OR_RETURN(uint64_t after, QueryNumber(request, "after", 0));
+  ASSIGN_OR_RETURN(uint64_t limit, QueryNumber(request, "limit", 1000));
+  AuditFilter filter;
+  filter.after_seq = static_cast<int64_t>(after);
+  filter.limit = static_cast<int>(std::min<uint64_t>(limit, 100000));
+  return filter;
+}
+
 json DeliveryJson(const DeliveryRecord& d) {
   return {{"id", d.id},
           {"app", d.app},
@@ -1244,15 +1255,11 @@ void ControlPlane::AddGovernanceRoutes(Router* router) {
   Guard(router, "GET", "/api/v1/audit",
         Handle([this](const HttpRequest& request,
                       const PathParams&) -> absl::StatusOr<HttpResponse> {
-          AuditFilter filter;
+          ASSIGN_OR_RETURN(AuditFilter filter, PageOfAudit(request));
           filter.app = QueryText(request, "app");
           filter.actor = QueryText(request, "actor");
           filter.action = QueryText(request, "action");
           filter.object_prefix = QueryText(request, "object");
-          ASSIGN_OR_RETURN(uint64_t after, QueryNumber(request, "after", 0));
-          ASSIGN_OR_RETURN(uint64_t limit, QueryNumber(request, "limit", 1000));
-          filter.after_seq = static_cast<int64_t>(after);
-          filter.limit = static_cast<int>(std::min<uint64_t>(limit, 100000));
           ASSIGN_OR_RETURN(std::vector<AuditRecord> records,
                            audit_->List(filter));
           json list = json::array();
@@ -1264,12 +1271,8 @@ void ControlPlane::AddGovernanceRoutes(Router* router) {
                       const PathParams& p) -> absl::StatusOr<HttpResponse> {
           const std::string& app = p.at("app");
           RETURN_IF_ERROR(store_->GetApp(app).status());
-          AuditFilter filter;
+          ASSIGN_OR_RETURN(AuditFilter filter, PageOfAudit(request));
           filter.app = app;
-          ASSIGN_OR_RETURN(uint64_t after, QueryNumber(request, "after", 0));
-          ASSIGN_OR_RETURN(uint64_t limit, QueryNumber(request, "limit", 1000));
-          filter.after_seq = static_cast<int64_t>(after);
-          filter.limit = static_cast<int>(std::min<uint64_t>(limit, 100000));
           ASSIGN_OR_RETURN(std::vector<AuditRecord> records,
                            audit_->List(filter));
           json events = json::array();

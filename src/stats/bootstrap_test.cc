@@ -3,20 +3,19 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <iostream>
 #include <limits>
 #include <random>
-#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "core/process.h"
+#include "absl/status/statusor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "stats/metrics.h"
-#include "testing/temp_dir.h"
+#include "testing/python_reference.h"
 
 namespace slipway {
 namespace {
@@ -92,32 +91,13 @@ with open(sys.argv[2], "w") as f:
 // order. Fails the test (and returns nothing) when Python does not answer.
 std::vector<std::vector<double>> PythonReference(
     const nlohmann::json& requests) {
-  TempDir dir;
-  const std::string script = dir.path() + "/reference.py";
-  const std::string input = dir.path() + "/requests.json";
-  const std::string output = dir.path() + "/answers.json";
-  const std::string log = dir.path() + "/python.log";
-  std::ofstream(script) << kReferenceScript;
-  std::ofstream(input) << requests.dump();
-  ProcessSpec spec;
-  spec.argv = {"/usr/bin/python3", script, input, output};
-  spec.env = {{"PATH", "/usr/bin:/bin"}, {"OMP_NUM_THREADS", "1"}};
-  spec.log_path = log;
-  spec.timeout_ms = 240000;
-  absl::StatusOr<ProcessResult> result =
-      LocalProcessLauncher()->Run(spec, nullptr);
-  std::stringstream log_text;
-  log_text << std::ifstream(log).rdbuf();
-  if (!result.ok() || !result->ok()) {
-    ADD_FAILURE() << "python3 reference script failed: "
-                  << (result.ok() ? result->Describe()
-                                  : result.status().ToString())
-                  << "\n"
-                  << log_text.str();
+  absl::StatusOr<std::vector<std::vector<double>>> answers =
+      RunPythonReference(kReferenceScript, requests, 240000);
+  if (!answers.ok()) {
+    ADD_FAILURE() << answers.status().message();
     return {};
   }
-  nlohmann::json answers = nlohmann::json::parse(std::ifstream(output));
-  return answers.get<std::vector<std::vector<double>>>();
+  return *std::move(answers);
 }
 
 // Labelled rows scored by two models.
