@@ -3,10 +3,11 @@
 registers with the champion on its run's test rows (a paired bootstrap of
 the AUC gain) and promotes it only when the whole interval is above
 min_gain. A model trained on more data is promoted; one trained on far
-fewer rows (its run holding most rows out) is discarded with its numbers; one trained on shuffled labels is
-not promoted; every decision is in the audit log and in `slipway
-history`. A policy metric no evaluate step computes is
-refused at apply."""
+fewer rows (its run holding most rows out) is discarded with its numbers;
+one trained on shuffled labels is not promoted; every decision is in the
+audit log and in `slipway history`. With `approval: required` the
+promotion the evaluation decides waits for an approver. A policy metric no
+evaluate step computes is refused at apply."""
 
 import csv
 import os
@@ -18,9 +19,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 
 APP = "churn"
+GATED = "churn-gated"  # the same app with policy.promote.approval: required
 SEED = 9
 
-SPEC = """app: churn
+SPEC = """app: {app}
 data:
   train: {{path: {data}}}
 schema: {{target: churned, id: customer_id}}
@@ -33,7 +35,7 @@ pipelines:
       - evaluate: {{metrics: [{metrics}]}}
       - register: {{alias: champion}}
 policy:
-  promote: {{metric: auc, min_gain: 0}}
+  promote: {{metric: auc, min_gain: 0{approval}}}
 """
 
 
@@ -70,25 +72,26 @@ class PromotionTest(unittest.TestCase):
                 row["churned"] = label
                 writer.writerow(row)
 
-    def train(self, test_fraction=0.3):
+    def train(self, test_fraction=0.3, app=APP):
         """Applies the spec with `test_fraction`, runs the train pipeline
         and returns its register step."""
         s = self.server
         self.ws.write("app/slipway.yaml", SPEC.format(
-            data=self.data, metrics="auc, logloss, accuracy",
-            test_fraction=test_fraction))
+            app=app, data=self.data, metrics="auc, logloss, accuracy",
+            test_fraction=test_fraction,
+            approval=", approval: required" if app == GATED else ""))
         s.cli("apply", self.spec, check=True)
-        status, run = s.request("POST", "/api/v1/apps/%s/runs" % APP,
+        status, run = s.request("POST", "/api/v1/apps/%s/runs" % app,
                                 {"pipeline": "train"})
         self.assertEqual(status, 201, run)
         run = s.wait_for_run(run["id"])
         self.assertEqual(run["state"], "succeeded", run)
         return [st for st in run["steps"] if st["kind"] == "register"][0]
 
-    def champion(self):
-        status, app = self.server.request("GET", "/api/v1/apps/%s" % APP)
-        self.assertEqual(status, 200, app)
-        return [a["version"] for a in app["aliases"]
+    def champion(self, app=APP):
+        status, answer = self.server.request("GET", "/api/v1/apps/%s" % app)
+        self.assertEqual(status, 200, answer)
+        return [a["version"] for a in answer["aliases"]
                 if a["alias"] == "champion"][0]
 
     def evaluations(self):
@@ -156,10 +159,46 @@ class PromotionTest(unittest.TestCase):
         self.assertLess(story.index("v2 beats champion v1"),
                         story.index("champion -> v2 (was v1)"))
 
+    def test_3_with_approval_required_the_promotion_waits_for_it(self):
+        s = self.server
+        # The first version's move to champion waits too; approve it.
+        self.generate(150, 0)
+        first = self.train(app=GATED)
+        approval = first["outputs"]["approval"]
+        s.cli("approvals", "approve", str(approval), check=True)
+        self.assertEqual(self.champion(GATED), 1)
+
+        # A better challenger: the evaluation promotes, which files a
+        # request; the champion stays until an approver approves.
+        self.generate(6000, 10000)
+        second = self.train(app=GATED)
+        evaluation = second["outputs"]["evaluation"]
+        self.assertEqual(evaluation["decision"], "promote", evaluation)
+        self.assertIn("awaits approval", second["message"])
+        self.assertEqual(self.champion(GATED), 1)
+        status, pending = s.request(
+            "GET", "/api/v1/approvals?app=%s&state=pending" % GATED)
+        self.assertEqual(status, 200, pending)
+        self.assertEqual(len(pending["approvals"]), 1, pending)
+        request = pending["approvals"][0]
+        self.assertEqual(request["kind"], "promote", request)
+        s.cli("approvals", "approve", str(request["id"]), "--comment",
+              "the evaluation holds", check=True)
+        self.assertEqual(self.champion(GATED), 2)
+        story = s.cli("history", GATED, check=True).stdout
+        order = [story.index(text) for text in (
+            "v2 beats champion v1",
+            "approval %d (promote) requested" % request["id"],
+            # Approving carries the move out, then records the approval.
+            "champion -> v2 (was v1)",
+            "approval %d (promote) approved" % request["id"])]
+        self.assertEqual(order, sorted(order), story)
+
     def test_2_a_policy_metric_no_step_computes_is_refused(self):
         before = self.ws.store_row_counts()
         spec = self.ws.write("bad/slipway.yaml", SPEC.format(
-            data=self.data, metrics="logloss, accuracy", test_fraction=0.3))
+            app=APP, data=self.data, metrics="logloss, accuracy",
+            test_fraction=0.3, approval=""))
         applied = self.server.cli("apply", spec)
         self.assertEqual(applied.returncode, 1, applied.stdout)
         self.assertIn("policy.promote.metric 'auc' is computed by no "
