@@ -612,7 +612,12 @@ absl::Status MonitorService::Tick() {
 }
 
 absl::Status MonitorService::TickApp(const std::string& app, int64_t now) {
-  // The spec's settings as of this window.
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    const AppState& state = *apps_.at(app);
+    if (now < state.window_start + state.window_micros) return absl::OkStatus();
+  }
+  // The spec's settings as the window closes; they apply from the next one.
   absl::StatusOr<MonitorSpec> spec = options_.monitor_spec(app);
   int64_t start = 0;
   int64_t end = 0;

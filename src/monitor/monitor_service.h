@@ -11,7 +11,9 @@
 // - AddFeedback takes ground truth by request id, checks every label
 //   against the app's model before anything is stored, and stores the batch
 //   in one transaction (durable when it returns).
-// - Tick closes each app's window once `monitor.window` has passed: per
+// - Tick closes each app's window once `monitor.window` has passed, and
+//   reads the app's monitor settings then (a change applies from the next
+//   window; between window ends a Tick reads nothing): per
 //   version that saw rows or feedback, the window profile is compared with
 //   the version's training baseline (stats/drift.h, with the spec's drift
 //   policy), the KPIs are computed from the feedback received in the window

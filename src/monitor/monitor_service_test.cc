@@ -697,7 +697,7 @@ TEST_F(MonitorServiceTest, PredictionLogStoresRowsUnderTheirRequestIds) {
   // log_inputs 0 keeps no inputs.
   spec.log_inputs = 0;
   SetSpec(spec);
-  ASSERT_TRUE(service->Tick().ok());  // picks up the spec
+  CloseWindow(*service);  // the next window takes the spec's settings
   service->Observe(kApp, 1, "req-bare", at, 300, rows.data(), 1,
                    outputs.data(), 1);
   ASSERT_TRUE(service->FlushLog().ok());
