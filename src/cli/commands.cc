@@ -19,18 +19,12 @@ namespace {
 
 using nlohmann::json;
 
-int Fail(const absl::Status& status) {
-  std::cerr << "error: " << status.message() << "\n";
-  return 1;
-}
-
 std::string Text(const json& value) {
   if (value.is_null()) return "-";
   if (value.is_string()) return value.get<std::string>();
   return value.dump();
 }
 
-// Prints rows as aligned columns under a header.
 std::string FormatMetrics(const json& metrics) {
   std::string out;
   if (!metrics.is_object()) return out;
@@ -71,6 +65,11 @@ bool PrintIfPending(const json& answer) {
 }
 
 }  // namespace
+
+int Fail(const absl::Status& status) {
+  std::cerr << "error: " << status.message() << "\n";
+  return 1;
+}
 
 int ApplyCommand(const CliContext& ctx, const std::string& file) {
   absl::StatusOr<std::string> yaml = LocalFilesystem()->ReadFile(file);

@@ -19,6 +19,11 @@ struct CliContext {
   bool json = false;  // print raw JSON answers
 };
 
+// Prints "error: <the status's message>" on standard error and returns
+// exit code 1, what every command returns when the server refuses or
+// cannot be reached.
+int Fail(const absl::Status& status);
+
 int ApplyCommand(const CliContext& ctx, const std::string& file);
 int AppsListCommand(const CliContext& ctx);
 int AppsShowCommand(const CliContext& ctx, const std::string& app);

@@ -22,11 +22,6 @@ using nlohmann::json;
 constexpr std::array<std::string_view, 8> kQualityKpis = {
     "accuracy", "precision", "recall", "f1", "auc", "logloss", "rmse", "mae"};
 
-int Fail(const absl::Status& status) {
-  std::cerr << "error: " << status.message() << "\n";
-  return 1;
-}
-
 // `object[key]`, or null when `object` is not an object or lacks the key.
 const json& Field(const json& object, std::string_view key) {
   static const json kNull;

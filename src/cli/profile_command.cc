@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "cli/commands.h"
 #include "cli/table.h"
 #include "core/filesystem.h"
 #include "core/status.h"
@@ -22,15 +23,10 @@ namespace {
 
 using nlohmann::json;
 
+// Exit codes; 1, an error, is Fail's (cli/commands.h).
 constexpr int kNoDrift = 0;
-constexpr int kError = 1;
 constexpr int kBadFlags = 2;
 constexpr int kDrift = 3;
-
-int Fail(const absl::Status& status) {
-  std::cerr << "error: " << status.message() << "\n";
-  return kError;
-}
 
 int BadFlag(std::string_view message) {
   std::cerr << "error: " << message << "\n";

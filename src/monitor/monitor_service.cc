@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "core/ids.h"
 #include "core/logging.h"
+#include "core/prometheus_text.h"
 #include "core/status.h"
 #include "models/features.h"
 #include "monitor/kpis.h"
@@ -108,15 +109,15 @@ absl::StatusOr<FeedbackRecord> ParseFeedbackItem(const json& item, size_t index,
   const std::string where = "feedback item " + std::to_string(index);
   if (!item.is_object()) {
     return absl::InvalidArgumentError(
-        where + " must be an object such as {\"request_id\": \"req-...\", "
-                "\"label\": 1}, got " +
+        where +
+        " must be an object such as {\"request_id\": \"req-...\", "
+        "\"label\": 1}, got " +
         Shown(item));
   }
   FeedbackRecord record;
   record.app = app;
   auto id = item.find("request_id");
-  if (id == item.end() || !id->is_string() ||
-      id->get<std::string>().empty()) {
+  if (id == item.end() || !id->is_string() || id->get<std::string>().empty()) {
     return absl::InvalidArgumentError(
         where +
         ": field 'request_id' (the request_id of a predict or infer "
@@ -125,8 +126,7 @@ absl::StatusOr<FeedbackRecord> ParseFeedbackItem(const json& item, size_t index,
   record.request_id = id->get<std::string>();
   auto label = item.find("label");
   if (label == item.end() || label->is_null()) {
-    return absl::InvalidArgumentError(where + " (request " +
-                                      record.request_id +
+    return absl::InvalidArgumentError(where + " (request " + record.request_id +
                                       "): field 'label' is required");
   }
   if (signature.is_classification()) {
@@ -181,50 +181,26 @@ absl::StatusOr<FeedbackRecord> ParseFeedbackItem(const json& item, size_t index,
   return record;
 }
 
-std::string EscapeLabel(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    if (c == '\\' || c == '"') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (c == '\n') {
-      out.append("\\n");
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
-std::string FormatValue(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  char buffer[32];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  return std::string(buffer, end);
-}
-
 // Prometheus text of one family: HELP, TYPE, then its samples.
 class Family {
  public:
   Family(std::string name, std::string type, std::string help)
-      : name_(std::move(name)), type_(std::move(type)), help_(std::move(help)) {}
+      : name_(std::move(name)),
+        type_(std::move(type)),
+        help_(std::move(help)) {}
 
   void Add(const std::vector<std::pair<std::string, std::string>>& labels,
            double value) {
-    std::string line = name_ + "{";
-    for (size_t i = 0; i < labels.size(); ++i) {
-      if (i > 0) line += ",";
-      line += labels[i].first + "=\"" + EscapeLabel(labels[i].second) + "\"";
+    std::string text;
+    for (const auto& [name, label_value] : labels) {
+      if (!text.empty()) text += ',';
+      text += PrometheusLabel(name, label_value);
     }
-    line += "} " + FormatValue(value) + "\n";
-    samples_ += line;
+    AppendPrometheusSample(&samples_, name_, text, PrometheusNumber(value));
   }
 
   void AppendTo(std::string* out) const {
-    *out += "# HELP " + name_ + " " + help_ + "\n";
-    *out += "# TYPE " + name_ + " " + type_ + "\n";
+    *out += PrometheusFamilyHeader(name_, help_, type_);
     *out += samples_;
   }
 
@@ -296,8 +272,8 @@ std::optional<double> BucketQuantile(const std::vector<int64_t>& bounds,
     if (i == bounds.size()) return static_cast<double>(bounds.back());
     const double lower = i == 0 ? 0 : static_cast<double>(bounds[i - 1]);
     const double upper = static_cast<double>(bounds[i]);
-    const double within = (rank - static_cast<double>(below)) /
-                          static_cast<double>(counts[i]);
+    const double within =
+        (rank - static_cast<double>(below)) / static_cast<double>(counts[i]);
     return lower + (upper - lower) * std::clamp(within, 0.0, 1.0);
   }
   return static_cast<double>(bounds.back());
@@ -361,10 +337,9 @@ absl::Status MonitorService::Track(const std::string& app, int version,
   state->version = version;
   state->signature = signature;
   if (baseline.has_value()) {
-    ASSIGN_OR_RETURN(state->profiler,
-                     WindowProfiler::Create(*baseline, signature),
-                     "baseline of model " + app + " v" +
-                         std::to_string(version));
+    ASSIGN_OR_RETURN(
+        state->profiler, WindowProfiler::Create(*baseline, signature),
+        "baseline of model " + app + " v" + std::to_string(version));
   }
   state->baseline = std::move(baseline);
   const int64_t now = options_.clock->NowMicros();
@@ -434,10 +409,9 @@ absl::Status MonitorService::RefreshEngine(const std::string& app,
 
 void MonitorService::Observe(std::string_view app, int version,
                              std::string_view request_id,
-                             int64_t answered_at_micros,
-                             int64_t latency_micros, const float* rows,
-                             size_t num_rows, const float* outputs,
-                             size_t width) {
+                             int64_t answered_at_micros, int64_t latency_micros,
+                             const float* rows, size_t num_rows,
+                             const float* outputs, size_t width) {
   absl::ReaderMutexLock lock(&mu_);
   auto found = apps_.find(app);
   if (found == apps_.end() || !found->second->enabled) return;
@@ -458,10 +432,9 @@ void MonitorService::Observe(std::string_view app, int version,
   state.latency[bound - kLatencyBoundsMicros.begin()].fetch_add(
       1, std::memory_order_relaxed);
 
-  const bool sampled =
-      app_state.log_inputs > 0 &&
-      SampleInputs(std::hash<std::string_view>()(request_id),
-                   app_state.log_inputs);
+  const bool sampled = app_state.log_inputs > 0 &&
+                       SampleInputs(std::hash<std::string_view>()(request_id),
+                                    app_state.log_inputs);
   for (size_t row = 0; row < num_rows; ++row) {
     PredictionRecord record;
     record.request_id = std::string(request_id);
@@ -490,7 +463,8 @@ absl::StatusOr<json> MonitorService::AddFeedback(const std::string& app,
   {
     absl::ReaderMutexLock lock(&mu_);
     auto found = apps_.find(app);
-    const AppState* state = found == apps_.end() ? nullptr : found->second.get();
+    const AppState* state =
+        found == apps_.end() ? nullptr : found->second.get();
     auto it = state == nullptr ? decltype(state->versions)::const_iterator()
                                : state->versions.find(state->serving_version);
     if (state == nullptr || it == state->versions.end()) {
@@ -732,12 +706,12 @@ absl::Status MonitorService::TickApp(const std::string& app, int64_t now) {
   }
   for (const Alert& alert : transitions) {
     RETURN_IF_ERROR(put(alert));
-    LogInfo(alert.state == AlertState::kFiring ? "alert.firing"
-                                               : "alert.resolved",
-            {{"app", app},
-             {"rule", alert.rule},
-             {"metric", alert.metric},
-             {"value", FormatValue(alert.value)}});
+    LogInfo(
+        alert.state == AlertState::kFiring ? "alert.firing" : "alert.resolved",
+        {{"app", app},
+         {"rule", alert.rule},
+         {"metric", alert.metric},
+         {"value", PrometheusNumber(alert.value)}});
     if (options_.on_alert) options_.on_alert(alert);
   }
   if (!engine_state.is_null()) {
@@ -806,8 +780,7 @@ absl::Status MonitorService::CloseVersionWindow(
     json prediction = json::parse(r.prediction_json, nullptr, false);
     if (prediction.is_array()) {
       for (const json& x : prediction) {
-        p.prediction.push_back(x.is_number() ? x.get<float>()
-                                             : std::nanf(""));
+        p.prediction.push_back(x.is_number() ? x.get<float>() : std::nanf(""));
       }
     }
     p.label = r.label;
@@ -831,9 +804,8 @@ absl::Status MonitorService::CloseVersionWindow(
   record.end_at = end;
   record.rows = rows;
   record.profile_json = window.has_value() ? window->ToJson().dump() : "{}";
-  std::optional<double> p50 =
-      BucketQuantile({kLatencyBoundsMicros.begin(), kLatencyBoundsMicros.end()},
-                     latency, 0.5);
+  std::optional<double> p50 = BucketQuantile(
+      {kLatencyBoundsMicros.begin(), kLatencyBoundsMicros.end()}, latency, 0.5);
   std::optional<double> p99 =
       BucketQuantile({kLatencyBoundsMicros.begin(), kLatencyBoundsMicros.end()},
                      latency, 0.99);
@@ -922,10 +894,9 @@ std::string MonitorService::RenderMetrics() const {
           for (const auto& [name, agg] : window.kpis["kpis"].items()) {
             for (const char* part : {"sum", "mean"}) {
               if (agg.contains(part) && agg[part].is_number()) {
-                kpi.Add({{"app", app},
-                         {"version", v},
-                         {"kpi", name + "." + part}},
-                        agg[part].get<double>());
+                kpi.Add(
+                    {{"app", app}, {"version", v}, {"kpi", name + "." + part}},
+                    agg[part].get<double>());
               }
             }
           }
@@ -948,15 +919,22 @@ std::string MonitorService::RenderMetrics() const {
     }
   }
   std::string text;
-  for (const Family* f : {&score, &psi, &detected, &rows, &kpi, &firing,
-                          &feedback, &late}) {
+  for (const Family* f :
+       {&score, &psi, &detected, &rows, &kpi, &firing, &feedback, &late}) {
     f->AppendTo(&text);
   }
-  text += "# HELP slipway_prediction_log_dropped_total Predictions the log "
-          "dropped because its queue was full.\n"
-          "# TYPE slipway_prediction_log_dropped_total counter\n"
-          "slipway_prediction_log_dropped_total " +
-          std::to_string(log_->dropped()) + "\n";
+  text += PrometheusFamilyHeader(
+      "slipway_prediction_log_queued",
+      "Predictions logged and not yet stored (the log stores within a "
+      "second).",
+      "gauge");
+  AppendPrometheusSample(&text, "slipway_prediction_log_queued", "",
+                         std::to_string(log_->queued()));
+  text += PrometheusFamilyHeader(
+      "slipway_prediction_log_dropped_total",
+      "Predictions the log dropped because its queue was full.", "counter");
+  AppendPrometheusSample(&text, "slipway_prediction_log_dropped_total", "",
+                         std::to_string(log_->dropped()));
   return text;
 }
 

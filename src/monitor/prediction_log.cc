@@ -162,6 +162,11 @@ int64_t PredictionLog::written() const {
   return written_;
 }
 
+int64_t PredictionLog::queued() const {
+  absl::MutexLock lock(&mu_);
+  return pending_;
+}
+
 int64_t PredictionLog::failed_batches() const {
   absl::MutexLock lock(&mu_);
   return failed_batches_;

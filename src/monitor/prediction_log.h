@@ -81,6 +81,8 @@ class PredictionLog {
   int64_t dropped() const;
   // Records the store inserted.
   int64_t written() const;
+  // Records logged and not yet through the store.
+  int64_t queued() const;
   // AddPredictions calls that failed; their records are lost.
   int64_t failed_batches() const;
 

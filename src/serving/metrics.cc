@@ -1,11 +1,11 @@
 #include "serving/metrics.h"
 
 #include <algorithm>
-#include <charconv>
 #include <map>
 #include <tuple>
 #include <utility>
 
+#include "core/prometheus_text.h"
 #include "serving/inference.h"
 
 namespace slipway {
@@ -17,75 +17,6 @@ constexpr VersionStateKind kAllStates[] = {
     VersionStateKind::kLoading, VersionStateKind::kReady,
     VersionStateKind::kDraining, VersionStateKind::kUnloaded,
     VersionStateKind::kFailed};
-
-// Shortest text that reads back as `value`, laid out the way the Go client
-// (strconv 'g', -1) writes it, so `le` values match what Prometheus users
-// type in queries: "5e-05", "0.0001", "0.0025", "1", "1e+06".
-std::string FormatDouble(double value) {
-  char buffer[64];
-  std::to_chars_result scientific_end = std::to_chars(
-      buffer, buffer + sizeof(buffer), value, std::chars_format::scientific);
-  std::string scientific(buffer, scientific_end.ptr);
-  // "d.ddde-05": the exponent follows the 'e', with a sign.
-  size_t e = scientific.find('e');
-  int exponent = std::stoi(scientific.substr(e + 1));
-  if (exponent < -4 || exponent >= 6) return scientific;
-  std::to_chars_result fixed_end = std::to_chars(
-      buffer, buffer + sizeof(buffer), value, std::chars_format::fixed);
-  return std::string(buffer, fixed_end.ptr);
-}
-
-// A label value inside double quotes: backslash, double quote and newline
-// are the characters the text format escapes.
-std::string EscapeLabelValue(std::string_view value) {
-  std::string escaped;
-  escaped.reserve(value.size());
-  for (char c : value) {
-    switch (c) {
-      case '\\':
-        escaped += "\\\\";
-        break;
-      case '"':
-        escaped += "\\\"";
-        break;
-      case '\n':
-        escaped += "\\n";
-        break;
-      default:
-        escaped += c;
-    }
-  }
-  return escaped;
-}
-
-// `name="value"` with the value escaped.
-std::string Label(std::string_view name, std::string_view value) {
-  std::string label(name);
-  label += "=\"";
-  label += EscapeLabelValue(value);
-  label += '"';
-  return label;
-}
-
-std::string FamilyHeader(const std::string& name, std::string_view help,
-                         std::string_view type) {
-  std::string header = "# HELP " + name + " ";
-  header += help;
-  header += "\n# TYPE " + name + " ";
-  header += type;
-  header += '\n';
-  return header;
-}
-
-// One sample line; `labels` is the comma-separated label list, maybe empty.
-void AppendSample(std::string* out, const std::string& name,
-                  const std::string& labels, const std::string& value) {
-  *out += name;
-  if (!labels.empty()) *out += "{" + labels + "}";
-  *out += ' ';
-  *out += value;
-  *out += '\n';
-}
 
 // Index of the bucket `value` falls in: the first bound >= value (a bucket's
 // bound is inclusive, `le`), or bounds.size() for +Inf.
@@ -214,15 +145,17 @@ void AppendHistogram(std::string* out, const std::string& name,
   for (size_t i = 0; i < histogram.buckets.size(); ++i) {
     cumulative += histogram.buckets[i];
     std::string bound = i < le.size() ? le[i] : "+Inf";
-    AppendSample(out, name + "_bucket", prefix + Label("le", bound),
-                 std::to_string(cumulative));
+    AppendPrometheusSample(out, name + "_bucket",
+                           prefix + PrometheusLabel("le", bound),
+                           std::to_string(cumulative));
   }
   std::string sum =
       sum_divisor == 1
           ? std::to_string(histogram.sum)
-          : FormatDouble(static_cast<double>(histogram.sum) / sum_divisor);
-  AppendSample(out, name + "_sum", labels, sum);
-  AppendSample(out, name + "_count", labels, std::to_string(histogram.count));
+          : PrometheusNumber(static_cast<double>(histogram.sum) / sum_divisor);
+  AppendPrometheusSample(out, name + "_sum", labels, sum);
+  AppendPrometheusSample(out, name + "_count", labels,
+                         std::to_string(histogram.count));
 }
 
 template <size_t N>
@@ -230,7 +163,7 @@ std::vector<std::string> FormatBounds(const std::array<int64_t, N>& bounds,
                                       double divisor) {
   std::vector<std::string> le;
   for (int64_t bound : bounds) {
-    le.push_back(FormatDouble(static_cast<double>(bound) / divisor));
+    le.push_back(PrometheusNumber(static_cast<double>(bound) / divisor));
   }
   return le;
 }
@@ -263,7 +196,7 @@ std::string ServingMetrics::Render(
   auto family = [&families](const std::string& name, std::string_view help,
                             std::string_view type) {
     std::string* text = &families[name];
-    *text = FamilyHeader(name, help, type);
+    *text = PrometheusFamilyHeader(name, help, type);
     return text;
   };
 
@@ -278,13 +211,14 @@ std::string ServingMetrics::Render(
                "counter");
     for (const auto& [key, count] : requests) {
       const auto& [app, version, endpoint, status] = key;
-      std::string labels = Label("app", app) + "," +
-                           Label("version", std::to_string(version)) + "," +
-                           Label("endpoint", endpoint) + "," +
-                           Label("status", std::to_string(status));
-      AppendSample(total_text, total, labels, std::to_string(count));
+      std::string labels = PrometheusLabel("app", app) + "," +
+                           PrometheusLabel("version", std::to_string(version)) +
+                           "," + PrometheusLabel("endpoint", endpoint) + "," +
+                           PrometheusLabel("status", std::to_string(status));
+      AppendPrometheusSample(total_text, total, labels, std::to_string(count));
       if (status >= 400) {
-        AppendSample(failures_text, failures, labels, std::to_string(count));
+        AppendPrometheusSample(failures_text, failures, labels,
+                               std::to_string(count));
       }
     }
   }
@@ -298,10 +232,10 @@ std::string ServingMetrics::Render(
         name, "Latency of data-plane HTTP requests, from parse to response.",
         "histogram");
     for (const auto& [key, histogram] : durations) {
-      AppendHistogram(
-          text, name,
-          Label("app", key.first) + "," + Label("endpoint", key.second),
-          latency_le, histogram, kMicrosPerSecond);
+      AppendHistogram(text, name,
+                      PrometheusLabel("app", key.first) + "," +
+                          PrometheusLabel("endpoint", key.second),
+                      latency_le, histogram, kMicrosPerSecond);
     }
   }
   {
@@ -322,7 +256,7 @@ std::string ServingMetrics::Render(
         batch_requests, "Requests merged into one batch sent to the backend.",
         "histogram");
     for (const auto& [app, cell] : batches) {
-      const std::string labels = Label("app", app);
+      const std::string labels = PrometheusLabel("app", app);
       if (cell.queue_wait.count > 0) {
         AppendHistogram(queue_text, queue, labels, latency_le, cell.queue_wait,
                         kMicrosPerSecond);
@@ -337,7 +271,7 @@ std::string ServingMetrics::Render(
     }
   }
 
-  AppendSample(
+  AppendPrometheusSample(
       family("slipway_requests_in_flight",
              "Requests currently inside a data-plane handler.", "gauge"),
       "slipway_requests_in_flight", "",
@@ -357,21 +291,23 @@ std::string ServingMetrics::Render(
         "its other states.",
         "gauge");
     for (const auto& [key, state] : current) {
-      const std::string prefix = Label("app", key.first) + "," +
-                                 Label("version", std::to_string(key.second)) +
-                                 ",";
+      const std::string prefix =
+          PrometheusLabel("app", key.first) + "," +
+          PrometheusLabel("version", std::to_string(key.second)) + ",";
       for (VersionStateKind kind : kAllStates) {
-        AppendSample(text, name,
-                     prefix + Label("state", VersionStateName(kind)),
-                     kind == state ? "1" : "0");
+        AppendPrometheusSample(
+            text, name,
+            prefix + PrometheusLabel("state", VersionStateName(kind)),
+            kind == state ? "1" : "0");
       }
     }
   }
 
-  AppendSample(
+  AppendPrometheusSample(
       family("slipway_build_info",
              "Always 1; the version label is the Slipway version.", "gauge"),
-      "slipway_build_info", Label("version", kInferenceServerVersion), "1");
+      "slipway_build_info", PrometheusLabel("version", kInferenceServerVersion),
+      "1");
 
   std::string out;
   for (const auto& [name, text] : families) out += text;
@@ -381,12 +317,14 @@ std::string ServingMetrics::Render(
 void AddMetricsRoute(Router* router, const ServingMetrics* metrics,
                      const ModelManager* models,
                      std::function<std::string()> more) {
-  router->Add("GET", "/metrics", [metrics, models, more = std::move(more)](
-                                     const HttpRequest&, const PathParams&) {
-    std::string text = metrics->Render(models->States());
-    if (more) text += more();
-    return HttpResponse::Text(200, std::move(text), kMetricsContentType);
-  });
+  router->Add("GET", "/metrics",
+              [metrics, models, more = std::move(more)](const HttpRequest&,
+                                                        const PathParams&) {
+                std::string text = metrics->Render(models->States());
+                if (more) text += more();
+                return HttpResponse::Text(200, std::move(text),
+                                          kMetricsContentType);
+              });
 }
 
 }  // namespace slipway

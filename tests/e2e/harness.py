@@ -391,6 +391,16 @@ class Workspace:
         return path
 
     def store_row_counts(self):
+        """Rows per table, once every running server's prediction log has
+        stored what it holds (it stores asynchronously, within a second), so
+        that two counts differ only by what happened between them."""
+        for server in self.servers:
+            if server.proc is None:
+                continue
+            wait_until(
+                lambda: metric_values(server.metrics(),
+                                      "slipway_prediction_log_queued")[0][1]
+                == 0, 30, "the prediction log to store what it holds")
         db = sqlite3.connect("file:%s?mode=ro" %
                              os.path.join(self.data_dir, "slipway.db"),
                              uri=True)
