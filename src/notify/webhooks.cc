@@ -187,8 +187,10 @@ void WebhookNotifier::OnAudit(const AuditRecord& record) {
               {"error", std::string(stored.status().message())}});
     return;
   }
+  // The new deliveries are due now: a wake-up, not a due time, so that
+  // next_due_ keeps tracking the earliest scheduled retry (lowering it to
+  // now here let the worker drop a retry DeliverDue had just scheduled).
   absl::MutexLock lock(&mu_);
-  next_due_ = std::min(next_due_, now);
   wake_requested_ = true;
   wake_.Signal();
 }
