@@ -45,6 +45,9 @@ const std::vector<RouteAccess>& ControlPlaneAccess() {
       {"POST", "/api/v1/tokens", Role::kAdmin},
       {"GET", "/api/v1/tokens", Role::kAdmin},
       {"DELETE", "/api/v1/tokens/{token}", Role::kAdmin},
+      // Servers started with --test-clock only.
+      {"GET", "/api/v1/admin/clock", Role::kAdmin},
+      {"POST", "/api/v1/admin/clock", Role::kAdmin},
   };
   return *table;
 }

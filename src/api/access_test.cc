@@ -103,6 +103,8 @@ class AccessTest : public ::testing::Test {
     options.port = 0;
     options.threads = 2;
     options.max_parallel_steps = 1;
+    // Registers the routes that exist only in --test-clock mode too.
+    options.test_clock_start_micros = 1'900'000'000'000'000;
     absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);

@@ -16,6 +16,7 @@
 #include "core/ids.h"
 #include "core/logging.h"
 #include "core/status.h"
+#include "core/test_clock.h"
 #include "data/csv.h"
 #include "models/import.h"
 #include "models/model.h"
@@ -290,7 +291,7 @@ ControlPlane::ControlPlane(Store* store, Registry* registry,
                            RunExecutor* executor, ModelManager* models,
                            Filesystem* fs, TokenService* tokens,
                            AuditLog* audit, Approvals* approvals,
-                           MonitorService* monitor)
+                           MonitorService* monitor, Clock* clock)
     : store_(store),
       registry_(registry),
       executor_(executor),
@@ -299,7 +300,8 @@ ControlPlane::ControlPlane(Store* store, Registry* registry,
       tokens_(tokens),
       audit_(audit),
       approvals_(approvals),
-      monitor_(monitor) {}
+      monitor_(monitor),
+      clock_(clock) {}
 
 void ControlPlane::Guard(Router* router, const std::string& method,
                          const std::string& pattern, CallerHandler handler) {
@@ -550,30 +552,111 @@ BatchingOptions ControlPlane::ServingBatching(const std::string& app) {
   return options;
 }
 
-absl::Status ControlPlane::ServeVersion(const std::string& app, int version) {
+ModelManager::Loader ControlPlane::VersionLoader(const std::string& app,
+                                                int version) {
   Registry* registry = registry_;
-  RETURN_IF_ERROR(models_->Serve(
-      app, version,
-      [registry, app,
-       version]() -> absl::StatusOr<std::shared_ptr<const Model>> {
-        ASSIGN_OR_RETURN(ModelVersionRecord record,
-                         registry->GetVersion(app, version));
-        ASSIGN_OR_RETURN(std::string bytes, registry->ReadModelBytes(record));
-        json signature_json =
-            json::parse(record.signature_json, nullptr, false);
-        ASSIGN_OR_RETURN(Signature signature,
-                         Signature::FromJson(signature_json),
-                         "model " + app + " v" + std::to_string(version));
-        ASSIGN_OR_RETURN(
-            std::unique_ptr<Model> model,
-            LoadRegisteredModel(record.format, bytes, std::move(signature),
-                                record.transform_json),
-            "model " + app + " v" + std::to_string(version));
-        return std::shared_ptr<const Model>(std::move(model));
-      },
-      ServingBatching(app)));
-  MonitorServedVersion(app, version);
+  return [registry, app,
+          version]() -> absl::StatusOr<std::shared_ptr<const Model>> {
+    ASSIGN_OR_RETURN(ModelVersionRecord record,
+                     registry->GetVersion(app, version));
+    ASSIGN_OR_RETURN(std::string bytes, registry->ReadModelBytes(record));
+    json signature_json = json::parse(record.signature_json, nullptr, false);
+    ASSIGN_OR_RETURN(Signature signature, Signature::FromJson(signature_json),
+                     "model " + app + " v" + std::to_string(version));
+    ASSIGN_OR_RETURN(
+        std::unique_ptr<Model> model,
+        LoadRegisteredModel(record.format, bytes, std::move(signature),
+                            record.transform_json),
+        "model " + app + " v" + std::to_string(version));
+    return std::shared_ptr<const Model>(std::move(model));
+  };
+}
+
+absl::Status ControlPlane::ServeVersion(const std::string& app, int version) {
+  RETURN_IF_ERROR(models_->Serve(app, version, VersionLoader(app, version),
+                                 ServingBatching(app)));
+  MonitorServedVersion(app, version, MonitorService::TrackedAs::kServing);
   return absl::OkStatus();
+}
+
+absl::Status ControlPlane::SyncTraffic(const std::string& app,
+                                       const std::string& actor) {
+  ASSIGN_OR_RETURN(AppRevisionRecord current, registry_->CurrentRevision(app));
+  ASSIGN_OR_RETURN(AppSpec spec, ParseAppSpec(current.spec_yaml, "slipway.yaml"));
+  ASSIGN_OR_RETURN(std::optional<int> champion,
+                   registry_->ResolveAlias(app, kServingAlias));
+  // The version an alias gives a role beside the champion; 0: none.
+  auto beside = [&](const std::string& alias) -> absl::StatusOr<int> {
+    if (!champion.has_value()) return 0;
+    ASSIGN_OR_RETURN(std::optional<int> v, registry_->ResolveAlias(app, alias));
+    return v.has_value() && *v != *champion ? *v : 0;
+  };
+  const ModelManager::Traffic before = models_->GetTraffic(app);
+  const BatchingOptions batching = ServingBatching(app);
+  const std::string model = "model " + app + " v";
+  auto audit = [&](const std::string& action, int version, json after) {
+    if (actor.empty()) return;
+    after["champion"] = champion.value_or(0);
+    AuditChange({actor, action, app, model + std::to_string(version), "null",
+                 after.dump()});
+  };
+  // A version that no longer serves beside the champion: unless it is the
+  // champion now, the monitor forgets it once idle.
+  auto untrack = [&](int version) {
+    if (monitor_ != nullptr && version != 0 && version != champion.value_or(0)) {
+      monitor_->Untrack(app, version);
+    }
+  };
+
+  int canary = 0;
+  int percent = 0;
+  if (spec.endpoint.canary.has_value()) {
+    ASSIGN_OR_RETURN(canary, beside(spec.endpoint.canary->model));
+    percent = static_cast<int>(spec.endpoint.canary->percent);
+  }
+  const int old_canary = before.canary_version;
+  if (canary == 0 && old_canary != 0) {
+    models_->EndCanary(app);
+    untrack(old_canary);
+    audit("canary.end", old_canary,
+          {{"alias", spec.endpoint.canary ? spec.endpoint.canary->model : ""},
+           {"promoted", old_canary == champion.value_or(0)}});
+  } else if (canary != 0 && (canary != old_canary ||
+                             percent != before.canary_percent)) {
+    RETURN_IF_ERROR(models_->ServeCanary(app, canary, percent,
+                                         VersionLoader(app, canary), batching));
+    MonitorServedVersion(app, canary, MonitorService::TrackedAs::kBeside);
+    if (old_canary != canary) untrack(old_canary);
+    audit("canary.start", canary,
+          {{"alias", spec.endpoint.canary->model}, {"percent", percent}});
+  }
+
+  int shadow = 0;
+  if (spec.endpoint.shadow.has_value()) {
+    ASSIGN_OR_RETURN(shadow, beside(spec.endpoint.shadow->model));
+  }
+  if (shadow == 0 && before.shadow_version != 0) {
+    models_->EndShadow(app);
+    untrack(before.shadow_version);
+    audit("shadow.end", before.shadow_version,
+          {{"alias", spec.endpoint.shadow ? spec.endpoint.shadow->model : ""}});
+  } else if (shadow != 0 && shadow != before.shadow_version) {
+    RETURN_IF_ERROR(models_->ServeShadow(app, shadow,
+                                         VersionLoader(app, shadow), batching));
+    MonitorServedVersion(app, shadow, MonitorService::TrackedAs::kBeside);
+    untrack(before.shadow_version);
+    audit("shadow.start", shadow, {{"alias", spec.endpoint.shadow->model}});
+  }
+  return absl::OkStatus();
+}
+
+void ControlPlane::SyncTrafficLogged(const std::string& app,
+                                     const std::string& actor) {
+  absl::Status s = SyncTraffic(app, actor);
+  if (!s.ok()) {
+    LogError("traffic.sync_failed",
+             {{"app", app}, {"error", std::string(s.message())}});
+  }
 }
 
 absl::Status ControlPlane::MoveAlias(const std::string& app,
@@ -600,6 +683,8 @@ absl::Status ControlPlane::MoveAliases(const std::string& app,
                             {"version", std::to_string(move.version)},
                             {"actor", actor}});
   }
+  // A moved alias may start, move or end the canary or the shadow.
+  SyncTrafficLogged(app, actor);
   return absl::OkStatus();
 }
 
@@ -688,7 +773,11 @@ absl::Status ControlPlane::LoadServedModels() {
       LogError("model.load_failed", {{"app", app.name},
                                      {"version", std::to_string(*version)},
                                      {"error", std::string(s.message())}});
+      continue;
     }
+    // Restores a canary or shadow that was serving (no audit: nothing
+    // changed).
+    SyncTrafficLogged(app.name, "");
   }
   return absl::OkStatus();
 }
@@ -979,6 +1068,7 @@ void ControlPlane::AddRoutes(Router* router) {
           for (const VersionState& s : models_->States()) {
             list.push_back({{"app", s.app},
                             {"version", s.version},
+                            {"role", s.role},
                             {"state", std::string(VersionStateName(s.state))},
                             {"reason", s.reason},
                             {"since", Timestamp(s.since_micros)}});
@@ -988,6 +1078,40 @@ void ControlPlane::AddRoutes(Router* router) {
   AddTokenRoutes(router);
   AddGovernanceRoutes(router);
   if (monitor_ != nullptr) AddMonitorRoutes(router);
+}
+
+void ControlPlane::AddTestClockRoutes(Router* router, TestClock* clock) {
+  auto now = [clock] {
+    const int64_t micros = clock->NowMicros();
+    return JsonResponse(200, {{"now", Timestamp(micros)}, {"now_micros", micros}});
+  };
+  Guard(router, "GET", "/api/v1/admin/clock",
+        Handle([now](const HttpRequest&, const PathParams&)
+                   -> absl::StatusOr<HttpResponse> { return now(); }));
+  Guard(router, "POST", "/api/v1/admin/clock",
+        Handle([clock, now](const HttpRequest& request, const PathParams&)
+                   -> absl::StatusOr<HttpResponse> {
+          json body = json::parse(request.body, nullptr, false);
+          const json* seconds =
+              body.is_object() && body.contains("advance_seconds")
+                  ? &body["advance_seconds"]
+                  : nullptr;
+          if (seconds == nullptr || !seconds->is_number() ||
+              seconds->get<double>() <= 0 ||
+              seconds->get<double>() > 366.0 * 86400) {
+            return absl::InvalidArgumentError(
+                "the body must be {\"advance_seconds\": N} with N a number of "
+                "seconds in (0, 31622400], for example {\"advance_seconds\": "
+                "3600}");
+          }
+          const int64_t micros =
+              static_cast<int64_t>(seconds->get<double>() * 1e6);
+          clock->Advance(micros);
+          LogInfo("test_clock.advanced",
+                  {{"seconds", std::to_string(micros / 1e6)},
+                   {"now", FormatTimestamp(clock->NowMicros())}});
+          return now();
+        }));
 }
 
 void ControlPlane::AuditChange(const AuditEntry& entry) {
@@ -1055,6 +1179,8 @@ absl::StatusOr<ApplyOutcome> ControlPlane::ApplyAndAudit(
                   {"source_dir", outcome.revision.source_dir}};
     AuditChange({actor, action, spec.app, "app " + spec.app, before.dump(),
                  after.dump()});
+    // endpoint.canary or endpoint.shadow may have changed.
+    SyncTrafficLogged(spec.app, actor);
   }
   return outcome;
 }

@@ -38,7 +38,9 @@
 #include "absl/synchronization/mutex.h"
 #include "audit/audit_log.h"
 #include "auth/tokens.h"
+#include "core/clock.h"
 #include "core/filesystem.h"
+#include "core/test_clock.h"
 #include "pipeline/app_spec.h"
 #include "pipeline/run_executor.h"
 #include "monitor/alerts.h"
@@ -61,9 +63,15 @@ class ControlPlane {
   // monitoring routes are not registered.
   ControlPlane(Store* store, Registry* registry, RunExecutor* executor,
                ModelManager* models, Filesystem* fs, TokenService* tokens,
-               AuditLog* audit, Approvals* approvals, MonitorService* monitor);
+               AuditLog* audit, Approvals* approvals, MonitorService* monitor,
+               Clock* clock);
 
   void AddRoutes(Router* router);
+
+  // GET and POST /api/v1/admin/clock (admin): the time of `clock`, and
+  // {"advance_seconds": N} moving it forward. Registered only by a server
+  // started with --test-clock.
+  void AddTestClockRoutes(Router* router, TestClock* clock);
 
   // OK when a predict or infer request for `app` may go on: always, unless
   // the app's current spec says `endpoint.auth: token`; then the request
@@ -81,6 +89,15 @@ class ControlPlane {
   // monitor follow it (with its training baseline, when it has one).
   absl::Status ServeVersion(const std::string& app, int version);
 
+  // Makes the model manager's canary and shadow of `app` what its current
+  // spec's endpoint.canary / endpoint.shadow and their aliases say: a
+  // canary or shadow serves while its alias points at another version than
+  // the champion (loaded, routed, followed by the monitor beside the
+  // champion), and stops otherwise. Each start and end is audited
+  // ("canary.start", "canary.end", "shadow.start", "shadow.end") by
+  // `actor`; an empty actor audits nothing (a restart restoring them).
+  absl::Status SyncTraffic(const std::string& app, const std::string& actor);
+
   // The monitor section of the app's current spec (monitor_routes.cc).
   absl::StatusOr<MonitorSpec> CurrentMonitorSpec(const std::string& app);
 
@@ -89,6 +106,9 @@ class ControlPlane {
   // alert.firing / alert.resolved), and a firing rule's `fire` event
   // starts the pipelines whose trigger lists it.
   void OnAlert(const Alert& alert);
+  // An alert raised by a decision rather than a monitor rule (a rollback):
+  // stored with the app's alerts, then as OnAlert.
+  void RaiseAlert(const Alert& alert);
 
   // Points `alias` of `app` at `version`, recorded in the alias history
   // with `actor` ("cli", "api"; "pipeline" for a register step's move). For
@@ -134,9 +154,18 @@ class ControlPlane {
   // GET /api/v1/apps/{app}/monitor (monitor_routes.cc).
   void AddMonitorRoutes(Router* router);
 
-  // Has the monitor follow `version` of `app`, now served (logged, not
-  // returned, when it cannot: serving goes on unmonitored).
-  void MonitorServedVersion(const std::string& app, int version);
+  // Has the monitor follow `version` of `app`, now served (`as` says
+  // whether as the serving version or beside it); logged, not returned,
+  // when it cannot: serving goes on unmonitored.
+  void MonitorServedVersion(const std::string& app, int version,
+                            MonitorService::TrackedAs as);
+
+  // Loads `version` of `app` from the registry.
+  ModelManager::Loader VersionLoader(const std::string& app, int version);
+
+  // SyncTraffic, logging a failure: the alias move or apply that called it
+  // stands, and the next one tries again.
+  void SyncTrafficLogged(const std::string& app, const std::string& actor);
 
   // Every alert rule of `spec` watches a metric that exists, for the
   // features of the app's champion, or of the spec's pinned schema; with
@@ -224,6 +253,7 @@ class ControlPlane {
   AuditLog* const audit_;
   Approvals* const approvals_;
   MonitorService* const monitor_;
+  Clock* const clock_;
   mutable absl::Mutex auth_mu_;
   // Apps whose current spec says endpoint.auth: token.
   std::set<std::string> token_apps_ ABSL_GUARDED_BY(auth_mu_);

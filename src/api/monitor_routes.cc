@@ -79,7 +79,8 @@ absl::StatusOr<MonitorSpec> ControlPlane::CurrentMonitorSpec(
   return spec.monitor;
 }
 
-void ControlPlane::MonitorServedVersion(const std::string& app, int version) {
+void ControlPlane::MonitorServedVersion(const std::string& app, int version,
+                                        MonitorService::TrackedAs as) {
   if (monitor_ == nullptr) return;
   absl::Status status = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(ModelVersionRecord record,
@@ -98,7 +99,7 @@ void ControlPlane::MonitorServedVersion(const std::string& app, int version) {
     }
     absl::StatusOr<MonitorSpec> spec = CurrentMonitorSpec(app);
     return monitor_->Track(app, version, signature, std::move(baseline),
-                           spec.ok() ? *spec : MonitorSpec());
+                           spec.ok() ? *spec : MonitorSpec(), as);
   }();
   if (!status.ok()) {
     LogError("monitor.track_failed",
@@ -106,6 +107,24 @@ void ControlPlane::MonitorServedVersion(const std::string& app, int version) {
               {"version", std::to_string(version)},
               {"error", std::string(status.message())}});
   }
+}
+
+void ControlPlane::RaiseAlert(const Alert& alert) {
+  AlertRecord record;
+  record.app = alert.app;
+  record.rule = alert.rule;
+  record.state = std::string(AlertStateName(alert.state));
+  record.since = alert.since_micros;
+  record.updated_at = alert.since_micros;
+  record.value = alert.value;
+  record.alert_json = alert.ToJson().dump();
+  absl::Status s = store_->PutAlert(record);
+  if (!s.ok()) {
+    LogError("alert.store_failed", {{"app", alert.app},
+                                    {"rule", alert.rule},
+                                    {"error", std::string(s.message())}});
+  }
+  OnAlert(alert);
 }
 
 void ControlPlane::OnAlert(const Alert& alert) {
@@ -209,7 +228,7 @@ void ControlPlane::AddMonitorRoutes(Router* router) {
         Handle([this](const HttpRequest& request,
                       const PathParams& p) -> absl::StatusOr<HttpResponse> {
           const std::string& app = p.at("app");
-          const int64_t now = absl::ToUnixMicros(absl::Now());
+          const int64_t now = clock_->NowMicros();
           ASSIGN_OR_RETURN(int64_t to, QueryTime(request, "to", now + 1));
           ASSIGN_OR_RETURN(int64_t from,
                            QueryTime(request, "from", to - 86400LL * 1'000'000));

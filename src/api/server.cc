@@ -12,10 +12,12 @@
 #include "artifacts/local_artifact_store.h"
 #include "audit/audit_log.h"
 #include "auth/tokens.h"
+#include "control/optimizer.h"
 #include "core/clock.h"
 #include "core/filesystem.h"
 #include "core/logging.h"
 #include "core/status.h"
+#include "core/test_clock.h"
 #include "monitor/monitor_service.h"
 #include "data/secrets.h"
 #include "notify/webhooks.h"
@@ -39,8 +41,19 @@ class MonitorObserver : public PredictionObserver {
  public:
   explicit MonitorObserver(MonitorService* monitor) : monitor_(monitor) {}
 
+  // A shadow's prediction is profiled in the shadow version's windows and
+  // logged as "<request id>~shadow", so feedback on the request labels the
+  // answer the client got.
   void Observe(const ObservedPrediction& p) override {
-    monitor_->Observe(p.app, p.version, p.request_id, p.answered_at_micros,
+    if (!p.shadow) {
+      monitor_->Observe(p.app, p.version, p.request_id, p.answered_at_micros,
+                        p.latency_micros, p.rows, p.num_rows, p.outputs,
+                        p.width);
+      return;
+    }
+    std::string id(p.request_id);
+    id += "~shadow";
+    monitor_->Observe(p.app, p.version, id, p.answered_at_micros,
                       p.latency_micros, p.rows, p.num_rows, p.outputs,
                       p.width);
   }
@@ -60,6 +73,13 @@ class ServerImpl : public Server {
   absl::Status Init(const Options& options) {
     Filesystem* fs = LocalFilesystem();
     Clock* clock = RealClock();
+    if (options.test_clock_start_micros != 0) {
+      test_clock_ = std::make_unique<TestClock>(
+          RealClock(), options.test_clock_start_micros);
+      clock = test_clock_.get();
+      LogInfo("server.test_clock",
+              {{"start", FormatTimestamp(options.test_clock_start_micros)}});
+    }
     RETURN_IF_ERROR(fs->CreateDirs(options.data_dir));
     ASSIGN_OR_RETURN(store_, OpenSqliteStore(options.data_dir, clock));
     ASSIGN_OR_RETURN(
@@ -118,11 +138,36 @@ class ServerImpl : public Server {
     monitor_options.on_alert = [this](const Alert& alert) {
       control_->OnAlert(alert);
     };
+    monitor_options.on_window_closed = [this](const std::string& app) {
+      JudgeLiveTraffic(app);
+    };
     ASSIGN_OR_RETURN(monitor_, MonitorService::Create(monitor_options));
     observer_ = std::make_unique<MonitorObserver>(monitor_.get());
     control_ = std::make_unique<ControlPlane>(
         store_.get(), registry_.get(), executor_.get(), models_.get(), fs,
-        tokens_.get(), audit_.get(), approvals_.get(), monitor_.get());
+        tokens_.get(), audit_.get(), approvals_.get(), monitor_.get(), clock);
+    ContinuousOptimizer::Options optimizer_options;
+    optimizer_options.store = store_.get();
+    optimizer_options.registry = registry_.get();
+    optimizer_options.approvals = approvals_.get();
+    optimizer_options.audit = audit_.get();
+    optimizer_options.clock = clock;
+    optimizer_options.promote =
+        [this](const std::string& app, const std::vector<AliasMove>& moves,
+               const std::string& actor, const std::string& comment) {
+          return control_->PromoteOrRequest(app, moves,
+                                            ApprovalCaller{actor, "", ""},
+                                            comment);
+        };
+    optimizer_options.move_now = [this](const std::string& app,
+                                        const std::vector<AliasMove>& moves,
+                                        const std::string& actor) {
+      return control_->MoveAliases(app, moves, actor);
+    };
+    optimizer_options.alert = [this](const Alert& alert) {
+      control_->RaiseAlert(alert);
+    };
+    optimizer_ = std::make_unique<ContinuousOptimizer>(optimizer_options);
     RETURN_IF_ERROR(control_->LoadServedModels());
     // After the control plane: a retried run may move the served alias.
     RETURN_IF_ERROR(executor_->Recover());
@@ -141,6 +186,9 @@ class ServerImpl : public Server {
     AddMetricsRoute(&router_, metrics_.get(), models_.get(),
                     [this] { return monitor_->RenderMetrics(); });
     control_->AddRoutes(&router_);
+    if (test_clock_ != nullptr) {
+      control_->AddTestClockRoutes(&router_, test_clock_.get());
+    }
 
     HttpServer::Options http;
     http.host = options.host;
@@ -211,6 +259,22 @@ class ServerImpl : public Server {
     return hooks;
   }
 
+  // A monitoring window of `app` closed: the canary and the last promotion
+  // are judged on the feedback so far (control/optimizer.h).
+  void JudgeLiveTraffic(const std::string& app) {
+    absl::Status s = [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(AppRevisionRecord current,
+                       registry_->CurrentRevision(app));
+      ASSIGN_OR_RETURN(AppSpec spec,
+                       ParseAppSpec(current.spec_yaml, "slipway.yaml"));
+      return optimizer_->Check(spec);
+    }();
+    if (!s.ok()) {
+      LogError("optimizer.check_failed",
+               {{"app", app}, {"error", std::string(s.message())}});
+    }
+  }
+
   // The first admin token was written at start-up: on the record.
   absl::Status AuditFirstAdminToken() {
     for (const ApiToken& t : tokens_->List()) {
@@ -256,6 +320,8 @@ class ServerImpl : public Server {
     if (expiry_.joinable()) expiry_.join();
   }
 
+  // Everything below may read it; null unless --test-clock.
+  std::unique_ptr<TestClock> test_clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<HttpPoster> poster_;
@@ -277,6 +343,8 @@ class ServerImpl : public Server {
   std::unique_ptr<MonitorObserver> observer_;
   std::unique_ptr<ModelManager> models_;
   std::unique_ptr<ControlPlane> control_;
+  // Called by the monitor's thread, stopped before it goes.
+  std::unique_ptr<ContinuousOptimizer> optimizer_;
   Router router_;
   std::unique_ptr<HttpServer> http_;
   // Declared after executor_ so that it is destroyed (stopped) first.

@@ -17,6 +17,7 @@
 #define SLIPWAY_API_SERVER_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,10 @@ class Server {
     // Pipelines (pipeline/run_executor.h).
     int max_parallel_steps = 0;  // steps of one run at once; 0: one per core
     std::string python = "/usr/bin/python3";  // of command and notebook steps
+    // Non-zero: run on a core/test_clock.h TestClock that starts at this
+    // wall-clock time (unix micros) and serve GET/POST /api/v1/admin/clock,
+    // which moves it forward. For scenario tests only.
+    int64_t test_clock_start_micros = 0;
   };
 
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Options& options);

@@ -133,6 +133,52 @@ std::string ApprovalSummary(const AuditRecord& r, const json& after,
   return s;
 }
 
+// canary.start/end/decide, shadow.start/end (control plane and
+// control/optimizer.h).
+std::string TrafficSummary(const AuditRecord& r, const json& after) {
+  const std::string& a = r.action;
+  const std::string version = LastWord(r.object);
+  const std::string champion = "champion v" + Text(after, "champion");
+  const std::string alias = Text(after, "alias");
+  const std::string named = alias.empty() ? version : version + " (" + alias + ")";
+  if (a == "canary.start") {
+    return "canary " + named + " takes " + Text(after, "percent") +
+           "% of traffic beside " + champion + ", by " + r.actor;
+  }
+  if (a == "shadow.start") {
+    return "shadow " + named + " gets a copy of the traffic of " + champion +
+           ", by " + r.actor;
+  }
+  if (a == "canary.end" || a == "shadow.end") {
+    std::string s = (a == "canary.end" ? "canary " : "shadow ") + version +
+                    " ended";
+    if (after.is_object() && after.value("promoted", false)) {
+      s += ", promoted";
+    }
+    return s + ", by " + r.actor;
+  }
+  // canary.decide
+  std::string s = "canary " + version + " vs champion v" +
+                  Text(after, "champion") + ": " + Text(after, "decision");
+  const std::string reason = Text(after, "reason");
+  if (!reason.empty()) s += " (" + reason + ")";
+  return s;
+}
+
+// model.rollback and rollback.check (control/optimizer.h).
+std::string RollbackSummary(const AuditRecord& r, const json& after) {
+  const std::string champion = "v" + Text(after, "champion");
+  const std::string previous = "v" + Text(after, "previous");
+  std::string s =
+      r.action == "model.rollback"
+          ? "champion " + champion + " rolled back to " + previous
+          : "promotion of " + champion + " over " + previous + " " +
+                Text(after, "decision");
+  const std::string reason = Text(after, "reason");
+  if (!reason.empty()) s += ": " + reason;
+  return s;
+}
+
 std::string Summary(const AuditRecord& r) {
   const json before = Parsed(r.before_json);
   const json after = Parsed(r.after_json);
@@ -156,6 +202,13 @@ std::string Summary(const AuditRecord& r) {
   if (a == "alias.move") return AliasSummary(r, before, after);
   if (a == "alert.fire") return AlertSummary(r, after, true);
   if (a == "alert.resolve") return AlertSummary(r, after, false);
+  if (a == "canary.start" || a == "canary.end" || a == "canary.decide" ||
+      a == "shadow.start" || a == "shadow.end") {
+    return TrafficSummary(r, after);
+  }
+  if (a == "model.rollback" || a == "rollback.check") {
+    return RollbackSummary(r, after);
+  }
   if (a == "approval.request") return ApprovalSummary(r, after, "requested");
   if (a == "approval.approve") return ApprovalSummary(r, after, "approved");
   if (a == "approval.reject") return ApprovalSummary(r, after, "rejected");

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "api/server.h"
 #include "core/logging.h"
 
@@ -66,6 +67,17 @@ int ServerCommand(const ServerFlags& flags) {
   } else if (const char* python = std::getenv("SLIPWAY_PYTHON");
              python != nullptr && *python != '\0') {
     options.python = python;
+  }
+  if (!flags.test_clock.empty()) {
+    absl::Time start;
+    std::string error;
+    if (!absl::ParseTime(absl::RFC3339_full, flags.test_clock, &start,
+                         &error)) {
+      std::cerr << "error: --test-clock '" << flags.test_clock
+                << "': give an RFC 3339 time such as 2030-01-01T00:00:00Z\n";
+      return 2;
+    }
+    options.test_clock_start_micros = absl::ToUnixMicros(start);
   }
   absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
   if (!server.ok()) {

@@ -22,6 +22,8 @@ struct ServerFlags {
   int max_parallel_steps = 0;  // 0: one per core
   // SLIPWAY_PYTHON when set, else /usr/bin/python3 (DESIGN.md).
   std::string python;
+  // RFC 3339 start of the test clock (--test-clock); empty: the real clock.
+  std::string test_clock;
 };
 
 int ServerCommand(const ServerFlags& flags);

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <functional>
+#include <set>
 #include <utility>
 
 #include "absl/time/time.h"
@@ -298,6 +299,9 @@ struct MonitorService::Latest {
 struct MonitorService::AppState {
   std::map<int, std::shared_ptr<VersionState>> versions;
   int serving_version = 0;
+  // Versions served beside it (a canary, a shadow): followed even through
+  // windows without traffic.
+  std::set<int> beside;
   bool enabled = true;
   double log_inputs = 0;
   int64_t window_micros = 300LL * 1'000'000;
@@ -332,7 +336,7 @@ MonitorService::~MonitorService() { Stop(); }
 absl::Status MonitorService::Track(const std::string& app, int version,
                                    const Signature& signature,
                                    std::optional<ProfileSet> baseline,
-                                   const MonitorSpec& spec) {
+                                   const MonitorSpec& spec, TrackedAs as) {
   auto state = std::make_shared<VersionState>();
   state->version = version;
   state->signature = signature;
@@ -359,8 +363,19 @@ absl::Status MonitorService::Track(const std::string& app, int version,
   if (it == app_state.versions.end()) {
     app_state.versions.emplace(version, std::move(state));
   }
+  if (as == TrackedAs::kBeside) {
+    app_state.beside.insert(version);
+    return absl::OkStatus();
+  }
+  app_state.beside.erase(version);
   app_state.serving_version = version;
   return RefreshEngine(app, app_state, spec);
+}
+
+void MonitorService::Untrack(const std::string& app, int version) {
+  absl::MutexLock lock(&mu_);
+  auto it = apps_.find(app);
+  if (it != apps_.end()) it->second->beside.erase(version);
 }
 
 absl::Status MonitorService::RefreshEngine(const std::string& app,
@@ -596,6 +611,7 @@ absl::Status MonitorService::TickApp(const std::string& app, int64_t now) {
   int64_t start = 0;
   int64_t end = 0;
   int serving_version = 0;
+  std::set<int> beside;
   std::vector<std::shared_ptr<VersionState>> versions;
   {
     absl::MutexLock lock(&mu_);
@@ -613,6 +629,7 @@ absl::Status MonitorService::TickApp(const std::string& app, int64_t now) {
     if (spec.ok()) state.window_micros = spec->window_seconds * 1'000'000;
     state.window_start = std::max(end, now - now % state.window_micros);
     serving_version = state.serving_version;
+    beside = state.beside;
     for (const auto& [version, v] : state.versions) versions.push_back(v);
   }
   if (!spec.ok()) {
@@ -637,7 +654,9 @@ absl::Status MonitorService::TickApp(const std::string& app, int64_t now) {
         app, *v, start, end, own, policy,
         v->version == serving_version ? &metrics : nullptr, &window));
     if (window.rows == 0 && own.empty()) {
-      if (v->version != serving_version) idle.push_back(v->version);
+      if (v->version != serving_version && beside.count(v->version) == 0) {
+        idle.push_back(v->version);
+      }
       continue;
     }
     latest[v->version] = std::move(window);
@@ -718,6 +737,8 @@ absl::Status MonitorService::TickApp(const std::string& app, int64_t now) {
     RETURN_IF_ERROR(options_.store->PutAlertEngineState(
         AlertEngineStateRecord{app, engine_state.dump(), stamp}));
   }
+
+  if (options_.on_window_closed) options_.on_window_closed(app);
 
   int64_t retention = 0;
   bool due = false;

@@ -92,6 +92,9 @@ class MonitorService {
         monitor_spec;
     // Told of every firing and resolved transition, after it is stored.
     std::function<void(const Alert& alert)> on_alert;
+    // Told when a window of `app` has closed, after its windows and alert
+    // transitions are stored (on the monitor's thread).
+    std::function<void(const std::string& app)> on_window_closed;
     // The prediction log's settings (its clock defaults to `clock`).
     PredictionLog::Options log;
   };
@@ -113,10 +116,20 @@ class MonitorService {
   // it has a training baseline) and logged from now on, with the settings
   // of `spec`. The version it replaces keeps its window until the window
   // closes. InvalidArgument when the baseline does not match the signature.
+  //
+  // TrackedAs::kBeside: `version` serves beside the app's serving version
+  // (a canary or a shadow): followed and windowed like it, kept through
+  // windows without traffic, but the alerts keep following the serving
+  // version. Serving it later (kServing) makes it the serving version.
+  enum class TrackedAs { kServing, kBeside };
   absl::Status Track(const std::string& app, int version,
                      const Signature& signature,
                      std::optional<ProfileSet> baseline,
-                     const MonitorSpec& spec);
+                     const MonitorSpec& spec,
+                     TrackedAs as = TrackedAs::kServing);
+  // `version` no longer serves beside the serving version: it is forgotten
+  // once a window closes without its traffic or feedback.
+  void Untrack(const std::string& app, int version);
 
   // One answered request (see the file comment). Never blocks on I/O.
   void Observe(std::string_view app, int version, std::string_view request_id,

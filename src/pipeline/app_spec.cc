@@ -233,7 +233,7 @@ constexpr std::string_view kSchemaKeys[] = {"target", "id", "features",
 constexpr std::string_view kPipelineKeys[] = {"kind", "trigger", "concurrency",
                                               "retry_interrupted", "steps"};
 constexpr std::string_view kTriggerKeys[] = {"schedule", "on"};
-constexpr std::string_view kIngestKeys[] = {"source", "name"};
+constexpr std::string_view kIngestKeys[] = {"source", "name", "last_rows"};
 constexpr std::string_view kValidateKeys[] = {"max_null_fraction", "min_rows",
                                               "ranges", "allowed", "name"};
 constexpr std::string_view kSplitKeys[] = {"test_fraction", "seed", "stratify",
@@ -261,8 +261,10 @@ constexpr std::string_view kNotebookKeys[] = {"path", "params", "kernel",
 constexpr std::string_view kStepCommonKeys[] = {
     "name",          "inputs",  "outputs", "after", "retries",
     "retry_backoff", "timeout", "memory",  "cache"};
-constexpr std::string_view kEndpointKeys[] = {"model", "batching", "fields",
-                                              "auth"};
+constexpr std::string_view kEndpointKeys[] = {"model",  "batching", "fields",
+                                              "auth",   "canary",   "shadow"};
+constexpr std::string_view kCanaryKeys[] = {"model", "percent", "min_rows"};
+constexpr std::string_view kShadowKeys[] = {"model"};
 constexpr std::string_view kBatchingKeys[] = {"enabled", "max_batch",
                                               "max_delay_us", "max_queue"};
 constexpr std::string_view kMonitorKeys[] = {"window",     "enabled", "log_inputs",
@@ -279,7 +281,8 @@ constexpr std::string_view kApprovalsKeys[] = {"expire_after", "self_approval"};
 constexpr std::string_view kSelfApproval[] = {"forbidden", "allowed"};
 constexpr std::string_view kPromoteKeys[] = {"metric", "min_gain", "confidence",
                                              "approval"};
-constexpr std::string_view kRollbackKeys[] = {"kpi_drop"};
+constexpr std::string_view kRollbackKeys[] = {"kpi_drop", "metric", "windows",
+                                             "min_rows"};
 constexpr std::string_view kNotifierKeys[] = {"webhook", "secret"};
 
 constexpr std::string_view kConnectors[] = {"csv", "jsonl", "sqlite",
@@ -1665,6 +1668,11 @@ class SpecParser {
     ASSIGN_OR_RETURN(const DataSourceSpec* entry,
                      DataEntry(source->value(), spec, "ingest step reads"));
     ingest.source = entry->name;
+    if (const Field* g = map.Find("last_rows")) {
+      ASSIGN_OR_RETURN(ingest.last_rows,
+                       Integer(g->value(), 1, int64_t{1} << 40,
+                               "a whole number of rows >= 1"));
+    }
     return ingest;
   }
 
@@ -2396,6 +2404,55 @@ class SpecParser {
       ASSIGN_OR_RETURN(size_t a, Choice(g->value(), kEndpointAuth));
       endpoint.require_token = kEndpointAuth[a] == "token";
     }
+    if (const Field* g = map.Find("canary")) {
+      ASSIGN_OR_RETURN(Fields canary, Map(*g, "in endpoint.canary", kCanaryKeys));
+      CanarySpec c;
+      c.location = ToLocation(g->value().mark);
+      ASSIGN_OR_RETURN(const Field* model, Require(canary, "model"));
+      ASSIGN_OR_RETURN(c.model, Name(model->value()));
+      if (c.model == endpoint.model) {
+        return Error(model->value().mark,
+                     "endpoint.canary names '" + c.model +
+                         "', the alias the endpoint serves; a canary sends "
+                         "traffic to another alias (for example model: "
+                         "challenger)");
+      }
+      if (const Field* h = canary.Find("percent")) {
+        ASSIGN_OR_RETURN(c.percent,
+                         Integer(h->value(), 1, 99,
+                                 "a whole percentage of requests from 1 to "
+                                 "99"));
+      }
+      if (const Field* h = canary.Find("min_rows")) {
+        ASSIGN_OR_RETURN(c.min_rows,
+                         Integer(h->value(), 10, 100000000,
+                                 "a whole number of labelled predictions "
+                                 "from 10 to 100000000"));
+      }
+      endpoint.canary = std::move(c);
+    }
+    if (const Field* g = map.Find("shadow")) {
+      ASSIGN_OR_RETURN(Fields shadow, Map(*g, "in endpoint.shadow", kShadowKeys));
+      ShadowSpec sh;
+      sh.location = ToLocation(g->value().mark);
+      ASSIGN_OR_RETURN(const Field* model, Require(shadow, "model"));
+      ASSIGN_OR_RETURN(sh.model, Name(model->value()));
+      if (sh.model == endpoint.model) {
+        return Error(model->value().mark,
+                     "endpoint.shadow names '" + sh.model +
+                         "', the alias the endpoint serves; a shadow copies "
+                         "traffic to another alias (for example model: "
+                         "challenger)");
+      }
+      if (endpoint.canary.has_value() && endpoint.canary->model == sh.model) {
+        return Error(model->value().mark,
+                     "endpoint.shadow names '" + sh.model +
+                         "', which endpoint.canary already sends live "
+                         "traffic to; shadow another alias or remove one "
+                         "of the two");
+      }
+      endpoint.shadow = std::move(sh);
+    }
     if (const Field* g = map.Find("batching")) {
       ASSIGN_OR_RETURN(Fields batching,
                        Map(*g, "in endpoint.batching", kBatchingKeys));
@@ -2610,10 +2667,33 @@ class SpecParser {
       ASSIGN_OR_RETURN(Fields rollback,
                        Map(*g, "in policy.rollback", kRollbackKeys));
       RollbackPolicySpec r;
+      r.location = ToLocation(g->value().mark);
       ASSIGN_OR_RETURN(const Field* drop, Require(rollback, "kpi_drop"));
       ASSIGN_OR_RETURN(r.kpi_drop,
                        Number(drop->value(), "a number > 0 and <= 1",
                               [](double x) { return x > 0 && x <= 1; }));
+      if (const Field* h = rollback.Find("metric")) {
+        ASSIGN_OR_RETURN(size_t i, Choice(h->value(), kMetrics));
+        r.metric = std::string(kMetrics[i]);
+      } else if (policy.promote.has_value() && !policy.promote->metric.empty()) {
+        r.metric = policy.promote->metric;
+      } else {
+        return Error(g->value().mark,
+                     "policy.rollback needs a KPI to compare: add metric "
+                     "(auc, logloss, accuracy, rmse, mae or r2) here or in "
+                     "policy.promote");
+      }
+      if (const Field* h = rollback.Find("windows")) {
+        ASSIGN_OR_RETURN(r.windows,
+                         Integer(h->value(), 1, 1000,
+                                 "a whole number of windows from 1 to 1000"));
+      }
+      if (const Field* h = rollback.Find("min_rows")) {
+        ASSIGN_OR_RETURN(r.min_rows,
+                         Integer(h->value(), 10, 100000000,
+                                 "a whole number of labelled predictions "
+                                 "from 10 to 100000000"));
+      }
       policy.rollback = r;
     }
     if (const Field* g = map.Find("apply")) {

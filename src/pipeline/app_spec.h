@@ -116,6 +116,9 @@ struct SchemaSpec {
 // Step parameters, one struct per built-in step kind, defaults filled.
 struct IngestStepSpec {
   std::string source;  // names an entry of AppSpec::data
+  // > 0: only the source's last `last_rows` rows (its most recent, for a
+  // source that appends), the window a retraining learns from; 0: all.
+  int64_t last_rows = 0;
 };
 
 struct ValueRange {
@@ -359,8 +362,28 @@ struct BatchingSpec {
   int64_t max_queue = 8192;  // queued rows before requests are refused
 };
 
+// endpoint.canary: a share of live traffic goes to another alias's version
+// while that alias points elsewhere than the served one.
+struct CanarySpec {
+  std::string model;  // the alias, e.g. "challenger"; never endpoint.model
+  int64_t percent = 10;  // of requests, 1..99; sticky per X-Routing-Key
+  // Labelled predictions each side needs before the canary is judged on
+  // policy.promote (metric, min_gain, confidence) from feedback.
+  int64_t min_rows = 100;
+  SourceLocation location;  // of the canary map
+};
+
+// endpoint.shadow: another alias's version gets a copy of every request
+// off the response path; its answers are logged and compared, never sent.
+struct ShadowSpec {
+  std::string model;  // the alias; never endpoint.model nor the canary's
+  SourceLocation location;
+};
+
 struct EndpointSpec {
   std::string model = "champion";  // the alias served
+  std::optional<CanarySpec> canary;
+  std::optional<ShadowSpec> shadow;
   BatchingSpec batching;
   // The fields callers send, for the feature gap check; empty: not declared.
   std::vector<std::string> fields;
@@ -439,8 +462,18 @@ struct ApprovalsPolicySpec {
   bool forbid_self_approval = true;          // the requester may not approve it
 };
 
+// policy.rollback: after a promotion, the new champion's KPI from feedback
+// is compared with the previous champion's; a drop of more than kpi_drop
+// (with the promotion policy's confidence) moves the alias back.
 struct RollbackPolicySpec {
-  double kpi_drop = 0;
+  double kpi_drop = 0;  // in the metric's units, > 0
+  // The KPI compared ("auc", "accuracy", ...); empty: policy.promote's.
+  std::string metric;
+  // Monitoring windows after a promotion during which it is watched.
+  int64_t windows = 3;
+  // Labelled predictions of the new champion needed before it is judged.
+  int64_t min_rows = 100;
+  SourceLocation location;  // of the rollback map
 };
 
 struct PolicySpec {

@@ -1232,6 +1232,37 @@ INSTANTIATE_TEST_SUITE_P(
             "app: churn\npolicy:\n  promote: {metric: auc, approval: yes}\n",
             "3:36",
             {"'approval' must be one of: required, none, got 'yes'"}},
+        BadSpec{"CanaryPercentOutOfRange",
+                "app: churn\nendpoint:\n  canary: {model: challenger, percent: "
+                "150}\n",
+                "3:40",
+                {"'percent' must be a whole percentage of requests from 1 to "
+                 "99, got '150'"}},
+        BadSpec{"CanaryNamesTheServedAlias",
+                "app: churn\nendpoint:\n  canary: {model: champion}\n",
+                "3:19",
+                {"endpoint.canary names 'champion', the alias the endpoint "
+                 "serves"}},
+        BadSpec{"ShadowNamesTheServedAlias",
+                "app: churn\nendpoint:\n  model: live\n  shadow: {model: live}\n",
+                "4:19",
+                {"endpoint.shadow names 'live', the alias the endpoint serves"}},
+        BadSpec{"ShadowNamesTheCanary",
+                "app: churn\nendpoint:\n  canary: {model: challenger}\n"
+                "  shadow: {model: challenger}\n",
+                "4:19",
+                {"endpoint.shadow names 'challenger', which endpoint.canary "
+                 "already sends live traffic to"}},
+        BadSpec{"RollbackWithoutAMetric",
+                "app: churn\npolicy: {rollback: {kpi_drop: 0.05}}\n",
+                "2:20",
+                {"policy.rollback needs a KPI to compare"}},
+        BadSpec{"IngestLastRowsZero",
+                "app: churn\ndata: {d: {path: x.csv}}\npipelines:\n  p:\n"
+                "    kind: check\n    steps:\n"
+                "      - ingest: {source: d, last_rows: 0}\n",
+                "7:40",
+                {"'last_rows' must be a whole number of rows >= 1, got '0'"}},
         BadSpec{"KpiDropOutOfRange",
                 "app: churn\npolicy: {rollback: {kpi_drop: 5}}\n",
                 "2:31",

@@ -16,7 +16,11 @@ using nlohmann::json;
 // Bumped when what a step writes for the same key changes.
 constexpr int kCacheKeyVersion = 1;
 
-json ParamsOf(const IngestStepSpec& p) { return {{"source", p.source}}; }
+json ParamsOf(const IngestStepSpec& p) {
+  json params = {{"source", p.source}};
+  if (p.last_rows > 0) params["last_rows"] = p.last_rows;
+  return params;
+}
 
 json ParamsOf(const ValidateStepSpec& p) {
   json ranges = json::array();

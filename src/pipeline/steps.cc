@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/hash.h"
 #include "core/status.h"
 #include "models/import.h"
 #include "models/model.h"
@@ -130,12 +131,27 @@ absl::StatusOr<StepResult> Ingest(const IngestStepSpec& params,
     from = reader->Describe();
     table = Share(all.has_value() ? std::move(*all) : Table());
   }
+  const int64_t read = static_cast<int64_t>(table->num_rows());
+  if (params.last_rows > 0 && read > params.last_rows) {
+    std::vector<size_t> last(static_cast<size_t>(params.last_rows));
+    for (size_t i = 0; i < last.size(); ++i) {
+      last[i] = static_cast<size_t>(read - params.last_rows) + i;
+    }
+    table = Share(table->Take(last));
+    // The window is part of what the run learnt from.
+    fingerprint = Sha256Hex(fingerprint + " last_rows " +
+                            std::to_string(params.last_rows));
+  }
   const int64_t rows = static_cast<int64_t>(table->num_rows());
   Progress(c, {{"rows", rows}});
   StepResult result;
   result.message = std::to_string(rows) + " rows, " +
                    std::to_string(table->num_columns()) + " columns from " +
                    from;
+  if (rows < read) {
+    result.message += " (the last " + std::to_string(rows) + " of " +
+                      std::to_string(read) + ")";
+  }
   json columns = json::array();
   for (const Column& column : table->columns()) {
     columns.push_back({{"name", column.name()},
@@ -146,6 +162,7 @@ absl::StatusOr<StepResult> Ingest(const IngestStepSpec& params,
       {"source", source->name},
       {source->connector == Connector::kCsv ? "path" : "from", from},
       {"rows", rows},
+      {"rows_read", read},
       {"sha256", fingerprint},
       {"columns", columns}};
   ASSIGN_OR_RETURN(
@@ -660,8 +677,8 @@ absl::Status EvaluateAgainstChampion(const StepContext& c,
                      {"metric", policy.metric},
                      {"min_gain", policy.min_gain}};
   PromotionVerdict verdict;
-  absl::StatusOr<PairedComparison> comparison = [&]()
-      -> absl::StatusOr<PairedComparison> {
+  absl::StatusOr<MetricComparison> comparison = [&]()
+      -> absl::StatusOr<MetricComparison> {
     const StepOutput* holdout = FindInput(c, OutputKind::kTable, {"test"});
     if (holdout == nullptr) {
       return absl::FailedPreconditionError(
@@ -694,19 +711,32 @@ absl::Status EvaluateAgainstChampion(const StepContext& c,
   RETURN_IF_ERROR(c.env->registry->RecordEvaluation(app, challenger.version,
                                                     evaluation, actor));
   const std::string champion_name = "v" + std::to_string(*champion_version);
+  // With endpoint.canary, a version that passes goes to live traffic as the
+  // canary first; the canary's own judgement promotes it.
+  const std::optional<CanarySpec>& canary = c.env->spec->endpoint.canary;
+  const std::string target = canary.has_value() ? canary->model : "champion";
   if (verdict.decision == PromotionDecision::kPromote) {
     ASSIGN_OR_RETURN(int64_t approval,
-                     c.env->move_alias(app, "champion", challenger.version,
-                                       actor),
-                     "promoting the challenger to champion");
+                     c.env->move_alias(app, target, challenger.version, actor),
+                     "moving alias '" + target + "' to the challenger");
+    const std::string what =
+        canary.has_value()
+            ? "sent to " + std::to_string(canary->percent) +
+                  "% of traffic as the canary (" + target + ") beside " +
+                  champion_name
+            : "promoted to champion over " + champion_name;
     if (approval == 0) {
-      result->message += "; promoted to champion over " + champion_name;
+      result->message += "; " + what;
       evaluation["promoted"] = true;
     } else {
-      result->message += "; its promotion over " + champion_name +
+      result->message += "; its " +
+                         std::string(canary.has_value()
+                                         ? "canary beside " + champion_name
+                                         : "promotion over " + champion_name) +
                          " awaits approval " + std::to_string(approval);
       evaluation["approval"] = approval;
     }
+    evaluation["alias"] = target;
   } else {
     result->message += "; champion " + champion_name + " kept";
   }
@@ -808,10 +838,14 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
   if (compared) {
     RETURN_IF_ERROR(EvaluateAgainstChampion(c, *promote, record, &result));
   }
+  // When the comparison decided, it alone moves the aliases it governs:
+  // champion, and the canary's alias.
   const bool champion_decided =
       compared && result.outputs.contains("evaluation");
-  if (!params.alias.empty() &&
-      !(params.alias == "champion" && champion_decided)) {
+  const std::optional<CanarySpec>& canary = c.env->spec->endpoint.canary;
+  const bool governed = params.alias == "champion" ||
+                        (canary.has_value() && params.alias == canary->model);
+  if (!params.alias.empty() && !(governed && champion_decided)) {
     ASSIGN_OR_RETURN(int64_t approval,
                      c.env->move_alias(record.app, params.alias, record.version,
                                        "run " + c.env->run_id),

@@ -27,6 +27,7 @@
 #include "nlohmann/json.hpp"
 #include "serving/batcher.h"
 #include "serving/fast_json.h"
+#include "serving/io_round.h"
 #include "serving/metrics.h"
 #include "serving/prediction_observer.h"
 
@@ -1253,27 +1254,175 @@ HttpResponse Refusal(const absl::Status& status) {
   return response;
 }
 
+// --- Shadow traffic ---
+
+// The routing key of a request (header X-Routing-Key), "" without one.
+std::string_view RoutingKey(const HttpRequest& request) {
+  auto it = request.headers.find("x-routing-key");
+  if (it == request.headers.end()) return {};
+  return it->second;
+}
+
+// What the app's shadow needs of one request, copied while the handler runs:
+// the HttpRequest is gone by the time the primary has answered. Owns the
+// shadow's scheduler, so it must never be owned by that scheduler's `done`
+// callbacks (batcher.h).
+struct ShadowCopy {
+  std::string app;
+  ServableHandle shadow;
+  bool infer = false;   // which encoder reads `request`
+  HttpRequest request;  // the body and the headers the encoders read
+  Clock* clock = nullptr;
+  ServingMetrics* metrics = nullptr;       // may be null
+  PredictionObserver* observer = nullptr;  // may be null
+};
+
+// The answer a shadow's prediction is compared with, and where its outcome
+// goes; what the shadow's batch callback holds.
+struct ShadowedAnswer {
+  std::string app;
+  int shadow_version = 0;
+  int primary_version = 0;
+  std::vector<float> primary_outputs;
+  size_t primary_width = 0;
+  std::string request_id;
+  Clock* clock = nullptr;
+  ServingMetrics* metrics = nullptr;
+  PredictionObserver* observer = nullptr;
+};
+
+void CountShadow(const ShadowedAnswer& answer, ShadowOutcome outcome) {
+  if (answer.metrics != nullptr) {
+    answer.metrics->RecordShadowPrediction(answer.app, answer.shadow_version,
+                                           outcome);
+  }
+}
+
+// The copy of `request` for the app's shadow when it has one other than
+// the `answering` version; null (and nothing copied) otherwise.
+std::shared_ptr<const ShadowCopy> CopyForShadow(
+    const ModelManager& models, const std::string& app, int answering,
+    bool infer, const HttpRequest& request, Clock* clock,
+    ServingMetrics* metrics, PredictionObserver* observer) {
+  std::optional<ServableHandle> shadow = models.Shadow(app);
+  if (!shadow.has_value() || shadow->version == answering) return nullptr;
+  auto copy = std::make_shared<ShadowCopy>();
+  copy->app = app;
+  copy->shadow = *std::move(shadow);
+  copy->infer = infer;
+  copy->request.body = request.body;
+  for (const char* name : {"content-type", "inference-header-content-length"}) {
+    auto it = request.headers.find(name);
+    if (it != request.headers.end()) copy->request.headers.insert(*it);
+  }
+  copy->clock = clock;
+  copy->metrics = metrics;
+  copy->observer = observer;
+  return copy;
+}
+
+// Encodes the copy for the shadow's signature and queues it on the shadow's
+// scheduler; its outputs go to the observer. Errors and refusals are only
+// counted: the client has its answer already.
+void RunShadow(const ShadowCopy& copy,
+               std::shared_ptr<const ShadowedAnswer> answered) {
+  const Signature& signature = copy.shadow.model->signature();
+  EncodedRows rows;
+  absl::Status status;
+  if (copy.infer) {
+    InferRequest unused;
+    status = EncodeInferRequest(signature, copy.request, &unused, &rows);
+  } else {
+    status = EncodePredictRequest(signature, copy.request, &rows);
+  }
+  if (!status.ok()) return CountShadow(*answered, ShadowOutcome::kError);
+  auto request = std::make_unique<BatchRequest>();
+  request->rows = std::move(rows.values);
+  request->num_rows = rows.num_rows;
+  const BatchRequest* self = request.get();
+  const int64_t enqueued_us = copy.clock->MonotonicMicros();
+  request->done = [answered, self,
+                   enqueued_us](absl::StatusOr<std::vector<float>> outputs) {
+    if (!outputs.ok()) return CountShadow(*answered, ShadowOutcome::kError);
+    CountShadow(*answered, ShadowOutcome::kOk);
+    if (answered->observer == nullptr || self->num_rows == 0) return;
+    ObservedPrediction observed;
+    observed.app = answered->app;
+    observed.version = answered->shadow_version;
+    observed.request_id = answered->request_id;
+    observed.answered_at_micros = answered->clock->NowMicros();
+    observed.latency_micros = answered->clock->MonotonicMicros() - enqueued_us;
+    observed.rows = self->rows.data();
+    observed.num_rows = self->num_rows;
+    observed.outputs = outputs->data();
+    observed.width = outputs->size() / self->num_rows;
+    observed.shadow = true;
+    observed.primary_version = answered->primary_version;
+    observed.primary_outputs = answered->primary_outputs.data();
+    observed.primary_width = answered->primary_width;
+    answered->observer->Observe(observed);
+  };
+  status = copy.shadow.scheduler->Enqueue(request);
+  if (!status.ok()) {
+    const bool refused =
+        status.code() == absl::StatusCode::kResourceExhausted ||
+        status.code() == absl::StatusCode::kUnavailable;
+    CountShadow(*answered,
+                refused ? ShadowOutcome::kDropped : ShadowOutcome::kError);
+  }
+}
+
+// Sends the copy to the shadow once the primary answered `request_id` with
+// `outputs`. On an HTTP I/O thread it waits for the end of the event-loop
+// pass, so the answer already handed over is written first even when the
+// shadow predicts on this thread (batching off).
+void ForwardToShadow(std::shared_ptr<const ShadowCopy> copy,
+                     int primary_version, std::vector<float> outputs,
+                     size_t num_rows, std::string request_id) {
+  auto answered = std::make_shared<ShadowedAnswer>();
+  answered->app = copy->app;
+  answered->shadow_version = copy->shadow.version;
+  answered->primary_version = primary_version;
+  answered->primary_width = num_rows == 0 ? 0 : outputs.size() / num_rows;
+  answered->primary_outputs = std::move(outputs);
+  answered->request_id = std::move(request_id);
+  answered->clock = copy->clock;
+  answered->metrics = copy->metrics;
+  answered->observer = copy->observer;
+  if (IoRound::Active()) {
+    IoRound::Defer([copy = std::move(copy), answered = std::move(answered)] {
+      RunShadow(*copy, answered);
+    });
+    return;
+  }
+  RunShadow(*copy, std::move(answered));
+}
+
 // Hands `rows` to the version's scheduler; `on_outputs` builds the answer
 // from the rows' outputs and the request id. Whatever happens, `answer` is
 // called once: by the scheduler's callback, or here when the scheduler
 // refused the request (BatchScheduler's ownership rule). Once answered, a
-// predicted request is reported to `observer` (may be null).
+// predicted request is reported to `observer` (may be null), then sent to
+// `shadow` when there is one (null: none).
 // `on_outputs` is a callable HttpResponse(const std::vector<float>&,
 // const std::string& request_id), held by value in the callback rather than
 // in a std::function of its own.
 template <typename OnOutputs>
 void Submit(const ServableHandle& handle, EncodedRows rows,
             const MeteredResponder& answer, Clock* clock,
-            PredictionObserver* observer, OnOutputs on_outputs) {
+            PredictionObserver* observer,
+            std::shared_ptr<const ShadowCopy> shadow, OnOutputs on_outputs) {
   auto request = std::make_unique<BatchRequest>();
   request->rows = std::move(rows.values);
   request->num_rows = rows.num_rows;
   // The callback reads the rows through the request that owns it: a
   // scheduler calls `done` while its request is alive (batcher.h).
   const BatchRequest* self = request.get();
-  // Captures the model through `on_outputs` at most, never the scheduler:
-  // the callback runs on the batcher's worker (see batcher.h).
+  // Captures the model through `on_outputs` at most, never this version's
+  // scheduler: the callback runs on the batcher's worker (see batcher.h).
+  // `shadow` holds the shadow's scheduler, another version's.
   request->done = [answer, version = handle.version, clock, observer, self,
+                   shadow = std::move(shadow),
                    on_outputs = std::move(on_outputs)](
                       absl::StatusOr<std::vector<float>> outputs) {
     if (!outputs.ok()) {
@@ -1281,21 +1430,26 @@ void Submit(const ServableHandle& handle, EncodedRows rows,
       return;
     }
     const int64_t now = clock->NowMicros();
-    const std::string request_id = NewId("req", now);
+    std::string request_id = NewId("req", now);
     const int64_t latency = answer.elapsed_micros();
     answer(version, on_outputs(*outputs, request_id));
-    if (observer == nullptr || self->num_rows == 0) return;
-    ObservedPrediction observed;
-    observed.app = answer.app();
-    observed.version = version;
-    observed.request_id = request_id;
-    observed.answered_at_micros = now;
-    observed.latency_micros = latency;
-    observed.rows = self->rows.data();
-    observed.num_rows = self->num_rows;
-    observed.outputs = outputs->data();
-    observed.width = outputs->size() / self->num_rows;
-    observer->Observe(observed);
+    if (observer != nullptr && self->num_rows > 0) {
+      ObservedPrediction observed;
+      observed.app = answer.app();
+      observed.version = version;
+      observed.request_id = request_id;
+      observed.answered_at_micros = now;
+      observed.latency_micros = latency;
+      observed.rows = self->rows.data();
+      observed.num_rows = self->num_rows;
+      observed.outputs = outputs->data();
+      observed.width = outputs->size() / self->num_rows;
+      observer->Observe(observed);
+    }
+    if (shadow != nullptr) {
+      ForwardToShadow(shadow, version, *std::move(outputs), self->num_rows,
+                      std::move(request_id));
+    }
   };
   absl::Status status = handle.scheduler->Enqueue(request);
   if (!status.ok()) answer(handle.version, Refusal(status));
@@ -1377,7 +1531,8 @@ void Predict(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
   const std::string& app = params.at("app");
   const MeteredResponder answer(app, "predict", clock, metrics,
                                 std::move(respond));
-  absl::StatusOr<ServableHandle> handle = models.Get(app);
+  absl::StatusOr<ServableHandle> handle =
+      models.Route(app, RoutingKey(request));
   if (!handle.ok()) return answer(0, HttpResponse::Error(handle.status()));
   EncodedRows rows;
   absl::Status status =
@@ -1386,6 +1541,8 @@ void Predict(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
   const size_t num_rows = rows.num_rows;
   const EncodeStats stats = rows.stats;
   Submit(*handle, std::move(rows), answer, clock, observer,
+         CopyForShadow(models, app, handle->version, /*infer=*/false, request,
+                       clock, metrics, observer),
          [model = handle->model, version = handle->version, num_rows,
           stats](const std::vector<float>& outputs,
                  const std::string& request_id) {
@@ -1477,7 +1634,11 @@ void Infer(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
   const std::string& app = params.at("app");
   const MeteredResponder answer(app, "infer", clock, metrics,
                                 std::move(respond));
-  absl::StatusOr<ServableHandle> handle = LookUp(models, params);
+  // Without a version in the path the app routes the request (canary,
+  // shadow); with one, that version answers alone.
+  const bool routed = params.find("version") == params.end();
+  absl::StatusOr<ServableHandle> handle =
+      routed ? models.Route(app, RoutingKey(request)) : LookUp(models, params);
   if (!handle.ok()) return answer(0, HttpResponse::Error(handle.status()));
   InferRequest infer;
   EncodedRows rows;
@@ -1487,6 +1648,9 @@ void Infer(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
   const size_t num_rows = rows.num_rows;
   const EncodeStats stats = rows.stats;
   Submit(*handle, std::move(rows), answer, clock, observer,
+         routed ? CopyForShadow(models, app, handle->version, /*infer=*/true,
+                                request, clock, metrics, observer)
+                : nullptr,
          [app, model = handle->model, version = handle->version,
           infer = std::move(infer), num_rows,
           stats](const std::vector<float>& outputs,

@@ -11,7 +11,19 @@
 //        Content-Type text/csv (header row; extra columns are ignored)
 //   GET  /v2/models/{app}[/versions/{version}][/ready]
 //   POST /v2/models/{app}[/versions/{version}]/infer
-// {app} without a version is served by the app's serving (champion) version.
+// {app} without a version is routed by ModelManager::Route: the app's
+// canary answers its percent of the requests, the serving (champion)
+// version the rest; the header X-Routing-Key keeps one key on one version
+// (without it requests are spread evenly). When the app has a shadow other
+// than the version that answered, a copy of the request (body and the
+// headers the encoders read) goes to the shadow once the answer has been
+// handed to the HTTP layer: it is encoded again for the shadow's signature
+// and queued on the shadow's scheduler, its outputs go to the observer
+// (ObservedPrediction::shadow) and never to the client, and its outcome is
+// counted (ServingMetrics::RecordShadowPrediction: ok, error, or dropped
+// when the shadow's queue is full). On an HTTP I/O thread the copy waits
+// for the end of the event-loop pass, so the answer is written first.
+// {app}/versions/{version} is answered by that version alone, unshadowed.
 // Infer also takes Triton's binary tensor data extension: with the header
 // Inference-Header-Content-Length: N the body's first N bytes are the JSON
 // request and the rest the binary data of the inputs whose parameters carry
@@ -36,7 +48,8 @@
 // A full queue is answered 503 with `Retry-After: 1` and the error naming
 // the app and the limit. Each such request is recorded in `metrics`
 // (RequestStarted / RequestFinished, and RecordRequest with endpoint
-// "predict" or "infer", the version, the HTTP status and the latency).
+// "predict" or "infer", the version that answered, canary or serving, the
+// HTTP status and the latency).
 //
 // Ownership: `models`, `clock` and `metrics` are borrowed and must outlive
 // the router; `metrics` may be null (nothing recorded).

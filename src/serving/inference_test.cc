@@ -5,13 +5,17 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "models/model.h"
@@ -64,14 +68,17 @@ Table TrainingTable() {
   return table;
 }
 
-// A model trained on TrainingTable() predicting `target`.
+// A model trained on TrainingTable() predicting `target`, without the
+// features in `drop`.
 std::shared_ptr<const Model> TrainModel(const Table& table,
-                                        const std::string& target) {
+                                        const std::string& target,
+                                        std::vector<std::string> drop = {}) {
   TrainOptions options;
   options.rounds = 8;
   options.max_depth = 3;
   options.threads = 1;
   options.seed = 1;
+  options.exclude = std::move(drop);
   for (const char* other : {"churned", "active", "size", "spend"}) {
     if (other != target) options.exclude.push_back(other);
   }
@@ -111,13 +118,12 @@ class InferenceTest : public ::testing::Test {
   void Serve(const std::string& app, int version,
              std::shared_ptr<const Model> model) {
     models_.AddApp(app);
-    ASSERT_TRUE(
-        models_
-            .Serve(app, version,
-                   [model]() -> absl::StatusOr<std::shared_ptr<const Model>> {
-                     return model;
-                   })
-            .ok());
+    ASSERT_TRUE(models_.Serve(app, version, LoaderOf(model)).ok());
+  }
+  static ModelManager::Loader LoaderOf(std::shared_ptr<const Model> model) {
+    return [model]() -> absl::StatusOr<std::shared_ptr<const Model>> {
+      return model;
+    };
   }
 
   HttpResponse Call(const std::string& method, const std::string& path,
@@ -132,6 +138,19 @@ class InferenceTest : public ::testing::Test {
   }
   HttpResponse Post(const std::string& path, const json& body) {
     return Call("POST", path, body.dump());
+  }
+  // A POST with the header X-Routing-Key: `key`, through `router` (the
+  // fixture's by default).
+  HttpResponse PostKeyed(const std::string& path, const json& body,
+                         const std::string& key,
+                         const Router* router = nullptr) {
+    HttpRequest request;
+    request.method = "POST";
+    request.path = path;
+    request.body = body.dump();
+    request.headers["content-type"] = "application/json";
+    request.headers["x-routing-key"] = key;
+    return (router == nullptr ? router_ : *router).Dispatch(request);
   }
   // Triton's binary data extension: the JSON header, then `data`, with the
   // header Inference-Header-Content-Length (the JSON's length unless
@@ -1061,6 +1080,354 @@ TEST_F(InferenceTest, VersionPathReachesOnlyLoadedVersions) {
   EXPECT_EQ(current.status, 200);
   EXPECT_EQ(Parse(current)["model_version"], "4");
   EXPECT_EQ(Parse(Call("GET", "/v2/models/churn"))["versions"], json({"4"}));
+}
+
+// --- Canary and shadow traffic ---
+
+// Every prediction observed, copied out of the call.
+class RecordingObserver : public PredictionObserver {
+ public:
+  // Every model these tests observe has the four features of
+  // TrainingTable().
+  static constexpr size_t kFeatures = 4;
+
+  struct Seen {
+    std::string app;
+    int version = 0;
+    std::string request_id;
+    std::vector<float> rows;
+    std::vector<float> outputs;
+    size_t width = 0;
+    bool shadow = false;
+    int primary_version = 0;
+    std::vector<float> primary_outputs;
+    size_t primary_width = 0;
+  };
+
+  void Observe(const ObservedPrediction& p) override {
+    Seen seen;
+    seen.app = p.app;
+    seen.version = p.version;
+    seen.request_id = p.request_id;
+    seen.rows.assign(p.rows, p.rows + p.num_rows * kFeatures);
+    seen.outputs.assign(p.outputs, p.outputs + p.num_rows * p.width);
+    seen.width = p.width;
+    seen.shadow = p.shadow;
+    seen.primary_version = p.primary_version;
+    if (p.primary_outputs != nullptr) {
+      seen.primary_outputs.assign(
+          p.primary_outputs, p.primary_outputs + p.num_rows * p.primary_width);
+    }
+    seen.primary_width = p.primary_width;
+    absl::MutexLock lock(&mu_);
+    seen_.push_back(std::move(seen));
+  }
+
+  // What was observed once there are `count` predictions; fails the test
+  // when they do not come within 10 seconds.
+  std::vector<Seen> WaitFor(size_t count) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [this, count]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return seen_.size() >= count;
+    };
+    EXPECT_TRUE(
+        mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10)))
+        << "observed " << seen_.size() << " predictions, expected " << count;
+    return seen_;
+  }
+  std::vector<Seen> Snapshot() {
+    absl::MutexLock lock(&mu_);
+    return seen_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
+};
+
+// A model with a given signature whose predictions fail.
+class FailingModel : public Model {
+ public:
+  explicit FailingModel(const Signature& signature) : Model(signature) {}
+  std::string_view format() const override { return "fake"; }
+  absl::Status Predict(const float*, size_t,
+                       std::vector<float>*) const override {
+    return absl::InternalError("the backend crashed");
+  }
+};
+
+// A model whose first prediction waits until the test releases it.
+class BlockingModel : public Model {
+ public:
+  explicit BlockingModel(const Signature& signature) : Model(signature) {}
+  std::string_view format() const override { return "fake"; }
+  absl::Status Predict(const float*, size_t num_rows,
+                       std::vector<float>* out) const override {
+    if (!started.HasBeenNotified()) {
+      started.Notify();
+      release.WaitForNotification();
+    }
+    out->assign(num_rows, 0.25f);
+    return absl::OkStatus();
+  }
+  mutable absl::Notification started;
+  mutable absl::Notification release;
+};
+
+json ThreeRecords() {
+  return {
+      {"records",
+       {{{"age", 62}, {"city", "paris"}, {"member", true}, {"visits", 5}},
+        {{"age", 23.5}, {"city", "lima"}, {"member", false}, {"visits", 0}},
+        {{"age", 40}, {"city", "tokyo"}, {"member", true}, {"visits", 8}}}}};
+}
+
+// The sample of series `series` in a Prometheus exposition, "" without one.
+std::string Sample(const std::string& text, const std::string& series) {
+  size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return "";
+  at += series.size() + 2;
+  return text.substr(at, text.find('\n', at) - at);
+}
+
+std::string ShadowSeries(const std::string& app, int version,
+                         const std::string& outcome) {
+  return "slipway_shadow_predictions_total{app=\"" + app + "\",version=\"" +
+         std::to_string(version) + "\",outcome=\"" + outcome + "\"}";
+}
+
+TEST_F(InferenceTest, CanaryAnswersItsShareStickyPerRoutingKey) {
+  Serve("split", 1, *churn_);
+  ASSERT_TRUE(models_.ServeCanary("split", 2, 50, LoaderOf(*active_)).ok());
+  std::map<int, int> answers;  // version -> requests
+  for (int i = 0; i < 40; ++i) {
+    const std::string key = "user-" + std::to_string(i);
+    HttpResponse predict =
+        PostKeyed("/v1/apps/split/predict", ThreeRecords(), key);
+    ASSERT_EQ(predict.status, 200) << predict.body;
+    const int version = Parse(predict)["model_version"];
+    EXPECT_EQ(Header(predict, "X-Model-Version"), std::to_string(version));
+    ++answers[version];
+    // The version's own model answered ("1" or "true": the last key is
+    // class 1's).
+    const Model& model = version == 2 ? **active_ : **churn_;
+    EXPECT_EQ(
+        Parse(predict)["predictions"][0]["probabilities"].back().get<double>(),
+        static_cast<double>(
+            Direct(model, {62, CityCode(model, "paris"), 1, 5})[0]));
+    // The same key, again and through infer: the same version.
+    EXPECT_EQ(Parse(PostKeyed("/v1/apps/split/predict", ThreeRecords(),
+                              key))["model_version"],
+              version);
+    HttpResponse infer =
+        PostKeyed("/v2/models/split/infer", InferBody(StandardInputs()), key);
+    ASSERT_EQ(infer.status, 200) << infer.body;
+    EXPECT_EQ(Parse(infer)["model_version"], std::to_string(version));
+    EXPECT_EQ(Header(infer, "X-Model-Version"), std::to_string(version));
+  }
+  EXPECT_GT(answers[1], 5);
+  EXPECT_GT(answers[2], 5);
+  EXPECT_EQ(answers[1] + answers[2], 40);
+
+  // Keyless requests alternate at 50%.
+  std::set<int> keyless;
+  for (int i = 0; i < 4; ++i) {
+    keyless.insert(
+        Parse(Post("/v1/apps/split/predict", ThreeRecords()))["model_version"]
+            .get<int>());
+  }
+  EXPECT_EQ(keyless, std::set<int>({1, 2}));
+  // A version in the path answers alone.
+  HttpResponse pinned = PostKeyed("/v2/models/split/versions/2/infer",
+                                  InferBody(StandardInputs()), "user-0");
+  EXPECT_EQ(Parse(pinned)["model_version"], "2");
+
+  // Requests are counted under the version that answered.
+  const std::string text = metrics_.Render(models_.States());
+  auto requests = [&text](int version) {
+    return Sample(text, "slipway_requests_total{app=\"split\",version=\"" +
+                            std::to_string(version) +
+                            "\",endpoint=\"predict\",status=\"200\"}");
+  };
+  EXPECT_EQ(requests(1), std::to_string(2 * answers[1] + 2));
+  EXPECT_EQ(requests(2), std::to_string(2 * answers[2] + 2));
+  EXPECT_EQ(Sample(text,
+                   "slipway_model_version_role{app=\"split\",version="
+                   "\"2\",role=\"canary\"}"),
+            "1");
+}
+
+TEST_F(InferenceTest, ShadowPredictsEachRequestAfterTheAnswer) {
+  RecordingObserver observer;
+  Router router;
+  AddInferenceRoutes(&router, &models_, &clock_, &metrics_, {}, &observer);
+  Serve("shadowed", 1, *churn_);
+  ASSERT_TRUE(models_.ServeShadow("shadowed", 7, LoaderOf(*active_)).ok());
+
+  HttpRequest request;
+  request.method = "POST";
+  request.path = "/v1/apps/shadowed/predict";
+  request.body = ThreeRecords().dump();
+  request.headers["content-type"] = "application/json";
+  HttpResponse shadowed = router.Dispatch(request);
+  ASSERT_EQ(shadowed.status, 200) << shadowed.body;
+  json body = Parse(shadowed);
+  EXPECT_EQ(body["model_version"], 1);
+
+  std::vector<RecordingObserver::Seen> seen = observer.WaitFor(2);
+  ASSERT_EQ(seen.size(), 2u);
+  const RecordingObserver::Seen& primary = seen[0];
+  const RecordingObserver::Seen& shadow = seen[1];
+  EXPECT_FALSE(primary.shadow);
+  EXPECT_EQ(primary.version, 1);
+  EXPECT_EQ(primary.request_id, body["request_id"]);
+  EXPECT_TRUE(shadow.shadow);
+  EXPECT_EQ(shadow.app, "shadowed");
+  EXPECT_EQ(shadow.version, 7);
+  EXPECT_EQ(shadow.request_id, primary.request_id);
+  EXPECT_EQ(shadow.primary_version, 1);
+  EXPECT_EQ(shadow.primary_outputs, primary.outputs);
+  EXPECT_EQ(shadow.primary_width, primary.width);
+  EXPECT_EQ(shadow.outputs, Direct(**active_, shadow.rows));
+  EXPECT_NE(shadow.outputs, primary.outputs);
+  // The client got the serving version's answer only.
+  std::vector<float> churn = Direct(**churn_, primary.rows);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(body["predictions"][i]["probabilities"]["1"].get<double>(),
+              static_cast<double>(churn[i]));
+  }
+
+  // Infer is shadowed too.
+  HttpRequest infer_request = request;
+  infer_request.path = "/v2/models/shadowed/infer";
+  infer_request.body = InferBody(StandardInputs()).dump();
+  HttpResponse infer = router.Dispatch(infer_request);
+  ASSERT_EQ(infer.status, 200) << infer.body;
+  EXPECT_EQ(Parse(infer)["model_version"], "1");
+  seen = observer.WaitFor(4);
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_TRUE(seen[3].shadow);
+  EXPECT_EQ(seen[3].request_id, Parse(infer)["parameters"]["request_id"]);
+  EXPECT_EQ(seen[3].primary_outputs, seen[2].outputs);
+  EXPECT_EQ(Sample(metrics_.Render(models_.States()),
+                   ShadowSeries("shadowed", 7, "ok")),
+            "2");
+
+  // Without the shadow the answer is the same, byte for byte, up to the
+  // request id.
+  models_.EndShadow("shadowed");
+  HttpResponse alone = router.Dispatch(request);
+  auto without_id = [](const HttpResponse& response) {
+    std::string text = response.body;
+    const std::string id = json::parse(text)["request_id"];
+    text.replace(text.find(id), id.size(), "ID");
+    return text;
+  };
+  EXPECT_EQ(without_id(alone), without_id(shadowed));
+  EXPECT_EQ(alone.headers.size(), shadowed.headers.size());
+  EXPECT_EQ(Header(alone, "X-Model-Version"),
+            Header(shadowed, "X-Model-Version"));
+  EXPECT_EQ(observer.WaitFor(5).size(), 5u);
+}
+
+TEST_F(InferenceTest, ShadowErrorsAreCountedAndNeverReachTheClient) {
+  RecordingObserver observer;
+  Router router;
+  AddInferenceRoutes(&router, &models_, &clock_, &metrics_, {}, &observer);
+  // Batching off: the shadow runs before Dispatch returns.
+  BatchingOptions direct;
+  direct.enabled = false;
+  models_.AddApp("strict");
+  ASSERT_TRUE(models_.Serve("strict", 1, LoaderOf(*churn_), direct).ok());
+  HttpRequest request;
+  request.method = "POST";
+  request.path = "/v1/apps/strict/predict";
+  request.body = ThreeRecords().dump();
+  request.headers["content-type"] = "application/json";
+  HttpResponse alone = router.Dispatch(request);
+  ASSERT_EQ(alone.status, 200);
+  const json expected = Parse(alone)["predictions"];
+
+  // A shadow that lacks the request's feature 'visits'.
+  std::shared_ptr<const Model> no_visits =
+      TrainModel(TrainingTable(), "churned", {"visits"});
+  ASSERT_EQ(no_visits->signature().FeatureIndex("visits"), -1);
+  ASSERT_TRUE(
+      models_.ServeShadow("strict", 2, LoaderOf(no_visits), direct).ok());
+  HttpResponse response = router.Dispatch(request);
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(Parse(response)["predictions"], expected);
+  EXPECT_EQ(Parse(response)["model_version"], 1);
+  std::string text = metrics_.Render(models_.States());
+  EXPECT_EQ(Sample(text, ShadowSeries("strict", 2, "error")), "1");
+  EXPECT_EQ(Sample(text, ShadowSeries("strict", 2, "ok")), "0");
+  EXPECT_EQ(Sample(text, ShadowSeries("strict", 2, "dropped")), "0");
+
+  // A shadow whose backend fails.
+  ASSERT_TRUE(models_
+                  .ServeShadow("strict", 3,
+                               LoaderOf(std::make_shared<FailingModel>(
+                                   (*churn_)->signature())),
+                               direct)
+                  .ok());
+  response = router.Dispatch(request);
+  ASSERT_EQ(response.status, 200) << response.body;
+  EXPECT_EQ(Parse(response)["predictions"], expected);
+  text = metrics_.Render(models_.States());
+  EXPECT_EQ(Sample(text, ShadowSeries("strict", 3, "error")), "1");
+  // Only the answers were observed.
+  std::vector<RecordingObserver::Seen> seen = observer.Snapshot();
+  ASSERT_EQ(seen.size(), 3u);
+  for (const RecordingObserver::Seen& each : seen) {
+    EXPECT_FALSE(each.shadow);
+  }
+}
+
+TEST_F(InferenceTest, ShadowWithAFullQueueDropsCopiesNotAnswers) {
+  RecordingObserver observer;
+  Router router;
+  AddInferenceRoutes(&router, &models_, &clock_, &metrics_, {}, &observer);
+  BatchingOptions direct;
+  direct.enabled = false;
+  models_.AddApp("busy");
+  ASSERT_TRUE(models_.Serve("busy", 1, LoaderOf(*churn_), direct).ok());
+  // The shadow's batcher holds 2 rows; its first batch blocks the worker.
+  auto blocking = std::make_shared<BlockingModel>((*churn_)->signature());
+  BatchingOptions small;
+  small.max_batch = 2;
+  small.max_queue = 2;
+  ASSERT_TRUE(models_.ServeShadow("busy", 2, LoaderOf(blocking), small).ok());
+  HttpRequest request;
+  request.method = "POST";
+  request.path = "/v1/apps/busy/predict";
+  request.body = json({{"records",
+                        {{{"age", 30},
+                          {"city", "lima"},
+                          {"member", false},
+                          {"visits", 1}}}}})
+                     .dump();
+  request.headers["content-type"] = "application/json";
+  EXPECT_EQ(router.Dispatch(request).status, 200);
+  blocking->started.WaitForNotification();
+  // Two more copies fill the queue; the next two are dropped.
+  for (int i = 0; i < 4; ++i) {
+    HttpResponse response = router.Dispatch(request);
+    EXPECT_EQ(response.status, 200) << response.body;
+    EXPECT_EQ(Parse(response)["model_version"], 1);
+  }
+  std::string text = metrics_.Render(models_.States());
+  EXPECT_EQ(Sample(text, ShadowSeries("busy", 2, "dropped")), "2");
+  blocking->release.Notify();
+  // The five answers and the three copies the shadow took.
+  std::vector<RecordingObserver::Seen> seen = observer.WaitFor(5 + 3);
+  int shadows = 0;
+  for (const RecordingObserver::Seen& each : seen) {
+    shadows += each.shadow;
+    if (each.shadow) {
+      EXPECT_EQ(each.outputs, std::vector<float>{0.25f});
+    }
+  }
+  EXPECT_EQ(shadows, 3);
 }
 
 }  // namespace

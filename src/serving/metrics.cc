@@ -26,7 +26,26 @@ size_t BucketIndex(const std::array<int64_t, N>& bounds, int64_t value) {
       std::lower_bound(bounds.begin(), bounds.end(), value) - bounds.begin());
 }
 
+// In the order of their names, as the series come out.
+constexpr ShadowOutcome kAllShadowOutcomes[] = {
+    ShadowOutcome::kDropped, ShadowOutcome::kError, ShadowOutcome::kOk};
+
+// The roles a version may hold, as VersionState::role names them, sorted.
+constexpr std::string_view kAllRoles[] = {"canary", "serving", "shadow"};
+
 }  // namespace
+
+std::string_view ShadowOutcomeName(ShadowOutcome outcome) {
+  switch (outcome) {
+    case ShadowOutcome::kOk:
+      return "ok";
+    case ShadowOutcome::kError:
+      return "error";
+    case ShadowOutcome::kDropped:
+      return "dropped";
+  }
+  return "unknown";
+}
 
 size_t ServingMetrics::RequestKeyHash::operator()(
     const RequestKeyView& key) const {
@@ -112,6 +131,17 @@ void ServingMetrics::RecordQueueWait(const std::string& app, int /*version*/,
   cell.queue_wait.sum += queue_us;
 }
 
+void ServingMetrics::RecordShadowPrediction(const std::string& app, int version,
+                                            ShadowOutcome outcome) {
+  Shard& shard = ThreadShard();
+  absl::MutexLock lock(&shard.mu);
+  auto it = shard.shadows.find(std::string_view(app));
+  if (it == shard.shadows.end()) {
+    it = shard.shadows.emplace(app, ShadowCounts{}).first;
+  }
+  ++it->second[version][static_cast<size_t>(outcome)];
+}
+
 void ServingMetrics::RequestStarted() {
   in_flight_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -176,8 +206,15 @@ std::string ServingMetrics::Render(
   std::map<std::tuple<std::string, int, std::string, int>, int64_t> requests;
   std::map<std::pair<std::string, std::string>, LatencyHistogram> durations;
   std::map<std::string, BatchCell> batches;
+  std::map<std::pair<std::string, int>, std::array<int64_t, 3>> shadows;
   for (const Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
+    for (const auto& [app, versions] : shard.shadows) {
+      for (const auto& [version, counts] : versions) {
+        std::array<int64_t, 3>& merged = shadows[{app, version}];
+        for (size_t i = 0; i < counts.size(); ++i) merged[i] += counts[i];
+      }
+    }
     for (const auto& [key, cell] : shard.requests) {
       requests[{key.app, key.version, key.endpoint, key.status}] += cell.count;
       MergeHistogram(cell.latency, &durations[{key.app, key.endpoint}]);
@@ -299,6 +336,50 @@ std::string ServingMetrics::Render(
             text, name,
             prefix + PrometheusLabel("state", VersionStateName(kind)),
             kind == state ? "1" : "0");
+      }
+    }
+  }
+
+  {
+    // The last entry of a version is its current role, as for states.
+    std::map<std::pair<std::string, int>, std::string_view> current;
+    for (const VersionState& state : model_states) {
+      current[{state.app, state.version}] = state.role;
+    }
+    const std::string name = "slipway_model_version_role";
+    std::string* text = family(
+        name,
+        "1 for the traffic role (serving, canary, shadow) a model version "
+        "holds, 0 for the others.",
+        "gauge");
+    for (const auto& [key, role] : current) {
+      const std::string prefix =
+          PrometheusLabel("app", key.first) + "," +
+          PrometheusLabel("version", std::to_string(key.second)) + ",";
+      for (std::string_view each : kAllRoles) {
+        AppendPrometheusSample(text, name,
+                               prefix + PrometheusLabel("role", each),
+                               each == role ? "1" : "0");
+      }
+    }
+  }
+
+  {
+    const std::string name = "slipway_shadow_predictions_total";
+    std::string* text = family(
+        name,
+        "Copies of answered requests sent to the app's shadow version, by "
+        "outcome.",
+        "counter");
+    for (const auto& [key, counts] : shadows) {
+      const std::string prefix =
+          PrometheusLabel("app", key.first) + "," +
+          PrometheusLabel("version", std::to_string(key.second)) + ",";
+      for (ShadowOutcome outcome : kAllShadowOutcomes) {
+        AppendPrometheusSample(
+            text, name,
+            prefix + PrometheusLabel("outcome", ShadowOutcomeName(outcome)),
+            std::to_string(counts[static_cast<size_t>(outcome)]));
       }
     }
   }

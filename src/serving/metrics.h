@@ -17,6 +17,14 @@
 //   slipway_model_version_state{app,version,state}               gauge
 //       (one series per state of each listed version: 1 for its current
 //        state, 0 for the others, so a transition never leaves a stale 1)
+//   slipway_model_version_role{app,version,role}                 gauge
+//       (the same for the roles serving, canary and shadow; all 0 for a
+//        version that holds none)
+//   slipway_shadow_predictions_total{app,version,outcome}        counter
+//       (copies of answered requests sent to the app's shadow `version`:
+//        outcome "ok", "error" (the copy did not encode for the shadow's
+//        signature, or its prediction failed) or "dropped" (the shadow's
+//        queue refused it); all three series once any was counted)
 //   slipway_build_info{version}                                  gauge 1
 //
 // Hot path: the Record* calls are made by every handler thread on every
@@ -39,6 +47,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -54,6 +63,12 @@ namespace slipway {
 // The Content-Type of GET /metrics.
 inline constexpr char kMetricsContentType[] =
     "text/plain; version=0.0.4; charset=utf-8";
+
+// What became of a request's copy sent to the app's shadow.
+enum class ShadowOutcome { kOk, kError, kDropped };
+
+// "ok", "error", "dropped".
+std::string_view ShadowOutcomeName(ShadowOutcome outcome);
 
 class ServingMetrics {
  public:
@@ -87,14 +102,20 @@ class ServingMetrics {
   // One request's queue wait (enqueue -> batch start) in microseconds.
   void RecordQueueWait(const std::string& app, int version, int64_t queue_us);
 
+  // One request copy for the shadow `version` of `app` and what became of
+  // it.
+  void RecordShadowPrediction(const std::string& app, int version,
+                              ShadowOutcome outcome);
+
   // Requests currently inside a data-plane handler (incremented at entry,
   // decremented when the response is produced).
   void RequestStarted();
   void RequestFinished();
 
-  // The whole exposition text; `model_states` lists loaded versions and
-  // their states (from ModelManager::States()). When a version appears more
-  // than once (reloaded after an unload), its last entry is its state.
+  // The whole exposition text; `model_states` lists loaded versions, their
+  // states and roles (from ModelManager::States()). When a version appears
+  // more than once (reloaded after an unload), its last entry is its state
+  // and role.
   std::string Render(const std::vector<VersionState>& model_states) const;
 
  private:
@@ -162,6 +183,8 @@ class ServingMetrics {
     SizeHistogram rows;
     SizeHistogram requests;
   };
+  // Per app: per shadow version, the count of each ShadowOutcome.
+  using ShadowCounts = std::map<int, std::array<int64_t, 3>>;
 
   // One lock stripe; aligned so neighbouring stripes never share a cache
   // line.
@@ -171,6 +194,8 @@ class ServingMetrics {
         requests ABSL_GUARDED_BY(mu);
     std::unordered_map<std::string, BatchCell, StringHash, std::equal_to<>>
         batches ABSL_GUARDED_BY(mu);
+    std::unordered_map<std::string, ShadowCounts, StringHash, std::equal_to<>>
+        shadows ABSL_GUARDED_BY(mu);
   };
 
   // The calling thread's stripe.

@@ -27,7 +27,7 @@
 namespace slipway {
 namespace {
 
-using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -254,24 +254,25 @@ TEST_F(ServingMetricsTest, FamiliesAreSortedWithOneHelpAndTypeEach) {
       helps.push_back(line.substr(7, line.find(' ', 7) - 7));
     }
   }
-  EXPECT_THAT(types, ElementsAre("slipway_backend_duration_seconds histogram",
-                                 "slipway_batch_requests histogram",
-                                 "slipway_batch_rows histogram",
-                                 "slipway_build_info gauge",
-                                 "slipway_model_version_state gauge",
-                                 "slipway_queue_wait_seconds histogram",
-                                 "slipway_request_duration_seconds histogram",
-                                 "slipway_request_failures_total counter",
-                                 "slipway_requests_in_flight gauge",
-                                 "slipway_requests_total counter"));
-  EXPECT_THAT(
-      helps,
-      ElementsAre("slipway_backend_duration_seconds", "slipway_batch_requests",
-                  "slipway_batch_rows", "slipway_build_info",
-                  "slipway_model_version_state", "slipway_queue_wait_seconds",
-                  "slipway_request_duration_seconds",
-                  "slipway_request_failures_total",
-                  "slipway_requests_in_flight", "slipway_requests_total"));
+  const std::vector<std::string> families = {
+      "slipway_backend_duration_seconds histogram",
+      "slipway_batch_requests histogram",
+      "slipway_batch_rows histogram",
+      "slipway_build_info gauge",
+      "slipway_model_version_role gauge",
+      "slipway_model_version_state gauge",
+      "slipway_queue_wait_seconds histogram",
+      "slipway_request_duration_seconds histogram",
+      "slipway_request_failures_total counter",
+      "slipway_requests_in_flight gauge",
+      "slipway_requests_total counter",
+      "slipway_shadow_predictions_total counter"};
+  EXPECT_THAT(types, ElementsAreArray(families));
+  std::vector<std::string> names;
+  for (const std::string& family : families) {
+    names.push_back(family.substr(0, family.find(' ')));
+  }
+  EXPECT_THAT(helps, ElementsAreArray(names));
 }
 
 TEST_F(ServingMetricsTest, InFlightAndBuildInfo) {
@@ -287,13 +288,13 @@ TEST_F(ServingMetricsTest, InFlightAndBuildInfo) {
 
 TEST_F(ServingMetricsTest, ModelStateGaugesMarkEachVersionsCurrentState) {
   std::vector<VersionState> states = {
-      {"churn", 1, VersionStateKind::kUnloaded, "", 1},
-      {"churn", 2, VersionStateKind::kDraining, "", 2},
-      {"churn", 3, VersionStateKind::kReady, "", 3},
-      {"churn", 4, VersionStateKind::kFailed, "bad file", 4},
-      {"fraud", 7, VersionStateKind::kLoading, "", 5},
+      {"churn", 1, VersionStateKind::kUnloaded, "", 1, ""},
+      {"churn", 2, VersionStateKind::kDraining, "", 2, ""},
+      {"churn", 3, VersionStateKind::kReady, "", 3, ""},
+      {"churn", 4, VersionStateKind::kFailed, "bad file", 4, ""},
+      {"fraud", 7, VersionStateKind::kLoading, "", 5, ""},
       // Version 1 loaded again after its unload: the later entry wins.
-      {"churn", 1, VersionStateKind::kLoading, "", 6},
+      {"churn", 1, VersionStateKind::kLoading, "", 6, ""},
   };
   std::string text = metrics_.Render(states);
   auto state = [&text](const std::string& app, int version,
@@ -317,6 +318,80 @@ TEST_F(ServingMetricsTest, ModelStateGaugesMarkEachVersionsCurrentState) {
     if (line.rfind("slipway_model_version_state{", 0) == 0) ++series;
   }
   EXPECT_EQ(series, 5 * 5);  // five versions, five states each
+}
+
+TEST_F(ServingMetricsTest, RoleGaugesMarkEachVersionsCurrentRole) {
+  std::vector<VersionState> states = {
+      {"churn", 1, VersionStateKind::kReady, "", 1, "serving"},
+      {"churn", 2, VersionStateKind::kReady, "", 2, "canary"},
+      {"churn", 3, VersionStateKind::kDraining, "", 3, ""},
+      {"churn", 4, VersionStateKind::kReady, "", 4, "shadow"},
+      // Version 3 loaded again as the shadow: the later entry wins.
+      {"churn", 3, VersionStateKind::kReady, "", 5, "shadow"},
+  };
+  std::string text = metrics_.Render(states);
+  auto role = [&text](int version, const std::string& name) {
+    return Sample(text, Series("slipway_model_version_role",
+                               {{"app", "churn"},
+                                {"version", std::to_string(version)},
+                                {"role", name}}));
+  };
+  EXPECT_EQ(role(1, "serving"), "1");
+  EXPECT_EQ(role(1, "canary"), "0");
+  EXPECT_EQ(role(1, "shadow"), "0");
+  EXPECT_EQ(role(2, "canary"), "1");
+  EXPECT_EQ(role(2, "serving"), "0");
+  EXPECT_EQ(role(3, "shadow"), "1");
+  EXPECT_EQ(role(4, "shadow"), "1");
+  std::vector<std::string> series;
+  for (const std::string& line : Lines(text)) {
+    if (line.rfind("slipway_model_version_role{", 0) == 0) {
+      series.push_back(line);
+    }
+  }
+  ASSERT_EQ(series.size(), 4u * 3u);  // four versions, three roles each
+  // Sorted by label values within a version.
+  EXPECT_EQ(series[0],
+            "slipway_model_version_role{app=\"churn\",version=\"1\",role="
+            "\"canary\"} 0");
+  EXPECT_EQ(series[1],
+            "slipway_model_version_role{app=\"churn\",version=\"1\",role="
+            "\"serving\"} 1");
+
+  // A draining version holds no role.
+  text =
+      metrics_.Render({{"churn", 3, VersionStateKind::kDraining, "", 3, ""}});
+  EXPECT_EQ(
+      Sample(text,
+             Series("slipway_model_version_role",
+                    {{"app", "churn"}, {"version", "3"}, {"role", "serving"}})),
+      "0");
+}
+
+TEST_F(ServingMetricsTest, CountsShadowPredictionsByOutcome) {
+  metrics_.RecordShadowPrediction("churn", 4, ShadowOutcome::kOk);
+  metrics_.RecordShadowPrediction("churn", 4, ShadowOutcome::kOk);
+  metrics_.RecordShadowPrediction("churn", 4, ShadowOutcome::kDropped);
+  metrics_.RecordShadowPrediction("churn", 5, ShadowOutcome::kError);
+  std::thread other([this] {
+    metrics_.RecordShadowPrediction("churn", 4, ShadowOutcome::kOk);
+  });
+  other.join();
+  std::string text = metrics_.Render({});
+  auto shadow = [&text](int version, const std::string& outcome) {
+    return Sample(text, Series("slipway_shadow_predictions_total",
+                               {{"app", "churn"},
+                                {"version", std::to_string(version)},
+                                {"outcome", outcome}}));
+  };
+  EXPECT_EQ(shadow(4, "ok"), "3");
+  EXPECT_EQ(shadow(4, "dropped"), "1");
+  EXPECT_EQ(shadow(4, "error"), "0");
+  EXPECT_EQ(shadow(5, "error"), "1");
+  EXPECT_EQ(shadow(5, "ok"), "0");
+  EXPECT_THAT(text, HasSubstr("# TYPE slipway_shadow_predictions_total "
+                              "counter\n"));
+  EXPECT_EQ(ShadowOutcomeName(ShadowOutcome::kDropped), "dropped");
 }
 
 TEST(MetricsRouteTest, ServesTheExpositionWithItsContentType) {
@@ -410,10 +485,12 @@ TEST(ServingMetricsPromtoolTest, PromtoolCheckMetricsReportsNothing) {
   metrics.RecordRequest("we\"ird\\app\nname", 1, "infer", 500, 2'000'000);
   metrics.RecordBatch("churn", 3, 12, 3, 900);
   metrics.RecordQueueWait("churn", 3, 150);
+  metrics.RecordShadowPrediction("churn", 5, ShadowOutcome::kOk);
   std::vector<VersionState> states = {
-      {"churn", 2, VersionStateKind::kDraining, "", 1},
-      {"churn", 3, VersionStateKind::kReady, "", 2},
-      {"churn", 4, VersionStateKind::kFailed, "bad", 3}};
+      {"churn", 2, VersionStateKind::kDraining, "", 1, ""},
+      {"churn", 3, VersionStateKind::kReady, "", 2, "serving"},
+      {"churn", 4, VersionStateKind::kFailed, "bad", 3, ""},
+      {"churn", 5, VersionStateKind::kReady, "", 4, "shadow"}};
 
   TempDir dir;
   const std::string path = JoinPath(dir.path(), "metrics.txt");

@@ -26,7 +26,7 @@ constexpr EvaluationMetric kMetrics[] = {
 constexpr int kMinResamples = 100;
 constexpr double kProbabilityClip = 1e-15;  // as LogLoss in stats/metrics.h
 
-// Row counts of one resample, indexed by slot (see RowSlots below).
+// Row counts of one resample, indexed by slot (see the metrics below).
 using Counts = std::vector<uint32_t>;
 
 // The metric of both models on the rows weighted by a resample's counts.
@@ -63,53 +63,57 @@ void DrawResample(uint64_t seed, uint64_t resample, Counts& counts) {
   }
 }
 
+// The seed of the challenger's draws in an independent comparison. The
+// champion's draws read the SplitMix64 sequence at seed + t * gamma for
+// t = 1 .. resamples * rows; hashing the seed starts the challenger's at an
+// unrelated point of that 2^64-long cycle, so the two streams share a draw
+// with probability about resamples * (rows of both) / 2^64. The hash is a
+// bijection: distinct seeds keep distinct challenger streams.
+constexpr uint64_t kChallengerStream = 0x6a09e667f3bcc909ULL;
+
+uint64_t ChallengerSeed(uint64_t seed) {
+  return SplitMix64(seed ^ kChallengerStream);
+}
+
 // ---------------------------------------------------------------------------
-// Metrics on weighted rows. Each kernel keeps what it needs per row in the
+// Metrics on weighted rows. Each metric keeps what it needs per row in the
 // order it reads fastest, and assigns each row a slot; a resample's counts
 // are indexed by slot. Slots are a permutation of rows, so drawing slots
-// uniformly is drawing rows uniformly.
+// uniformly is drawing rows uniformly. A one-model metric's Evaluate gives
+// its value on the weighted rows, empty where it is undefined; a paired
+// kernel's gives both models' values on the same weighted rows.
 
 // The mean of a per-row value (logloss, accuracy, mae), or the root of the
 // mean of a per-row squared error (rmse). Slot = row.
-class MeanKernel {
+class MeanMetric {
  public:
-  MeanKernel(std::vector<double> champion, std::vector<double> challenger,
-             bool root)
-      : champion_(std::move(champion)),
-        challenger_(std::move(challenger)),
-        root_(root) {}
+  MeanMetric(std::vector<double> values, bool root)
+      : values_(std::move(values)), root_(root) {}
 
-  std::optional<ModelPair> Evaluate(const Counts& counts) const {
-    double a = 0;
-    double b = 0;
+  std::optional<double> Evaluate(const Counts& counts) const {
+    double sum = 0;
     for (size_t i = 0; i < counts.size(); ++i) {
-      const double w = counts[i];
-      a += w * champion_[i];
-      b += w * challenger_[i];
+      sum += static_cast<double>(counts[i]) * values_[i];
     }
-    const double n = static_cast<double>(counts.size());
-    if (root_) return ModelPair{std::sqrt(a / n), std::sqrt(b / n)};
-    return ModelPair{a / n, b / n};
+    const double mean = sum / static_cast<double>(counts.size());
+    return root_ ? std::sqrt(mean) : mean;
   }
 
  private:
-  std::vector<double> champion_;
-  std::vector<double> challenger_;
+  std::vector<double> values_;
   bool root_;
 };
 
 // 1 - SSE / SST with the weighted mean of the labels; labels constant over
 // the drawn rows give 1 for a perfect fit and 0 otherwise, as R2 in
 // stats/metrics.h. Slot = row.
-class R2Kernel {
+class R2Metric {
  public:
-  R2Kernel(std::vector<double> labels, std::vector<double> champion_sq,
-           std::vector<double> challenger_sq)
-      : labels_(std::move(labels)),
-        champion_sq_(std::move(champion_sq)),
-        challenger_sq_(std::move(challenger_sq)) {}
+  R2Metric(std::span<const double> labels, std::vector<double> squared_errors)
+      : labels_(labels.begin(), labels.end()),
+        squared_errors_(std::move(squared_errors)) {}
 
-  std::optional<ModelPair> Evaluate(const Counts& counts) const {
+  std::optional<double> Evaluate(const Counts& counts) const {
     double sum = 0;
     double lowest = std::numeric_limits<double>::infinity();
     double highest = -lowest;
@@ -121,25 +125,40 @@ class R2Kernel {
     }
     const double mean = sum / static_cast<double>(counts.size());
     double total = 0;
-    double sse_a = 0;
-    double sse_b = 0;
+    double sse = 0;
     for (size_t i = 0; i < counts.size(); ++i) {
       const double w = counts[i];
       const double d = labels_[i] - mean;
       total += w * d * d;
-      sse_a += w * champion_sq_[i];
-      sse_b += w * challenger_sq_[i];
+      sse += w * squared_errors_[i];
     }
-    if (lowest == highest) {
-      return ModelPair{sse_a == 0 ? 1.0 : 0.0, sse_b == 0 ? 1.0 : 0.0};
-    }
-    return ModelPair{1 - sse_a / total, 1 - sse_b / total};
+    if (lowest == highest) return sse == 0 ? 1.0 : 0.0;
+    return 1 - sse / total;
   }
 
  private:
   std::vector<double> labels_;
-  std::vector<double> champion_sq_;
-  std::vector<double> challenger_sq_;
+  std::vector<double> squared_errors_;
+};
+
+// Both models' metric on the same weighted rows, for metrics whose slot is
+// the row (MeanMetric, R2Metric).
+template <typename Metric>
+class PairedKernel {
+ public:
+  PairedKernel(Metric champion, Metric challenger)
+      : champion_(std::move(champion)), challenger_(std::move(challenger)) {}
+
+  std::optional<ModelPair> Evaluate(const Counts& counts) const {
+    const std::optional<double> a = champion_.Evaluate(counts);
+    const std::optional<double> b = challenger_.Evaluate(counts);
+    if (!a.has_value() || !b.has_value()) return std::nullopt;
+    return ModelPair{*a, *b};
+  }
+
+ private:
+  Metric champion_;
+  Metric challenger_;
 };
 
 // One model's rows in ascending score order, for a weighted Mann-Whitney
@@ -238,10 +257,54 @@ class AucKernel {
   RankedRows challenger_;
 };
 
+// One model's AUC on its own rows. Slots are its ascending score order, so
+// a pass reads the counts in sequence.
+class AucMetric {
+ public:
+  AucMetric(std::span<const double> labels, std::span<const double> scores) {
+    std::vector<uint32_t> identity(labels.size());
+    std::iota(identity.begin(), identity.end(), 0u);
+    ranked_ = Rank(labels, scores, identity);
+    ranked_.slot.clear();
+  }
+
+  std::optional<double> Evaluate(const Counts& counts) const {
+    return WeightedAuc(ranked_, [&](size_t k) { return counts[k]; });
+  }
+
+ private:
+  RankedRows ranked_;
+};
+
 // ---------------------------------------------------------------------------
 // Validation.
 
 std::string FormatValue(double v) { return absl::StrFormat("%.17g", v); }
+
+absl::Status CheckOptions(const BootstrapOptions& options) {
+  if (!(options.confidence > 0 && options.confidence < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("confidence is %s; it must be in (0, 1), e.g. 0.95",
+                        FormatValue(options.confidence)));
+  }
+  if (options.resamples < kMinResamples) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "resamples is %d; a bootstrap interval needs at least %d (2000 is "
+        "the default)",
+        options.resamples, kMinResamples));
+  }
+  return absl::OkStatus();
+}
+
+// Counts and slots are 32-bit.
+absl::Status CheckRowCount(size_t rows) {
+  if (rows > std::numeric_limits<uint32_t>::max()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d rows; a comparison takes at most %d", rows,
+                        std::numeric_limits<uint32_t>::max()));
+  }
+  return absl::OkStatus();
+}
 
 absl::Status CheckLabels(EvaluationMetric metric,
                          std::span<const double> labels) {
@@ -262,25 +325,105 @@ absl::Status CheckLabels(EvaluationMetric metric,
   return absl::OkStatus();
 }
 
-absl::Status CheckScores(EvaluationMetric metric, std::string_view model,
+// `what` names the scores in the message: "champion score at row 3 ...".
+absl::Status CheckScores(EvaluationMetric metric, std::string_view what,
                          std::span<const double> scores) {
   const bool probability = metric == EvaluationMetric::kLogLoss ||
                            metric == EvaluationMetric::kAccuracy;
   for (size_t i = 0; i < scores.size(); ++i) {
     if (!std::isfinite(scores[i])) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s score at row %d is %s; scores must be finite numbers", model, i,
-          FormatValue(scores[i])));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s at row %d is %s; scores must be finite numbers",
+                          what, i, FormatValue(scores[i])));
     }
     if (probability && (scores[i] < 0 || scores[i] > 1)) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "%s score at row %d is %s; %s takes the probability of class 1, "
+          "%s at row %d is %s; %s takes the probability of class 1, "
           "in [0, 1]",
-          model, i, FormatValue(scores[i]), EvaluationMetricName(metric)));
+          what, i, FormatValue(scores[i]), EvaluationMetricName(metric)));
     }
   }
   return absl::OkStatus();
 }
+
+// For auc. REQUIRES: the labels are 0 or 1.
+absl::Status CheckBothClasses(std::span<const double> labels) {
+  const size_t positives = std::count(labels.begin(), labels.end(), 1.0);
+  if (positives == 0 || positives == labels.size()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "every one of the %d labels is %d; auc needs rows of both classes",
+        labels.size(), positives == 0 ? 0 : 1));
+  }
+  return absl::OkStatus();
+}
+
+// One model's own labelled rows, for an independent comparison.
+absl::Status CheckSide(EvaluationMetric metric, std::span<const double> labels,
+                       std::span<const double> scores) {
+  if (labels.size() != scores.size()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%d labels and %d scores; the model must score every labelled row",
+        labels.size(), scores.size()));
+  }
+  if (labels.empty()) {
+    return absl::InvalidArgumentError(
+        "no rows: comparing two models needs labelled rows scored by each");
+  }
+  RETURN_IF_ERROR(CheckRowCount(labels.size()));
+  RETURN_IF_ERROR(CheckLabels(metric, labels));
+  RETURN_IF_ERROR(CheckScores(metric, "score", scores));
+  if (metric == EvaluationMetric::kAuc) {
+    RETURN_IF_ERROR(CheckBothClasses(labels));
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Per-row values of one model's scores.
+
+// The loss (logloss), correctness (accuracy), squared error (rmse) or
+// absolute error (mae) of each row, whose mean (or its root, for rmse) is
+// the metric.
+std::vector<double> PerRowValues(EvaluationMetric metric,
+                                 std::span<const double> labels,
+                                 std::span<const double> scores) {
+  std::vector<double> values(labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const double y = labels[i];
+    const double s = scores[i];
+    switch (metric) {
+      case EvaluationMetric::kLogLoss: {
+        const double p = y == 1.0 ? s : 1 - s;
+        values[i] =
+            -std::log(std::clamp(p, kProbabilityClip, 1 - kProbabilityClip));
+        break;
+      }
+      case EvaluationMetric::kAccuracy:
+        values[i] = (s > 0.5) == (y == 1.0) ? 1.0 : 0.0;
+        break;
+      case EvaluationMetric::kRmse:
+        values[i] = (y - s) * (y - s);
+        break;
+      default:  // mae
+        values[i] = std::abs(y - s);
+        break;
+    }
+  }
+  return values;
+}
+
+std::vector<double> SquaredErrors(std::span<const double> labels,
+                                  std::span<const double> scores) {
+  std::vector<double> values(labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const double e = labels[i] - scores[i];
+    values[i] = e * e;
+  }
+  return values;
+}
+
+// ---------------------------------------------------------------------------
+// The interval.
 
 // numpy.percentile(sorted, 100 * q) with its default linear interpolation.
 // REQUIRES: `sorted` is ascending and not empty; 0 <= q <= 1.
@@ -292,36 +435,35 @@ double Percentile(const std::vector<double>& sorted, double q) {
   return sorted[below] + fraction * (sorted[below + 1] - sorted[below]);
 }
 
-template <typename Kernel>
-absl::StatusOr<PairedComparison> Resample(EvaluationMetric metric,
-                                          const Kernel& kernel, size_t rows,
-                                          const BootstrapOptions& options) {
-  PairedComparison result;
+// Fills `result`'s metric, point estimates, interval, probability_better
+// and resamples from both models' metric on all their rows (`point`) and on
+// resample r = 0 .. options.resamples - 1 (`evaluate(r)`, empty where AUC is
+// undefined). `rows` names the rows for the error of too few usable
+// resamples.
+template <typename EvaluateResample>
+absl::Status Summarize(EvaluationMetric metric, const ModelPair& point,
+                       EvaluateResample evaluate, std::string_view rows,
+                       const BootstrapOptions& options,
+                       MetricComparison& result) {
   result.metric = std::string(EvaluationMetricName(metric));
-  result.rows = static_cast<int64_t>(rows);
   result.confidence = options.confidence;
   const double sign = HigherIsBetter(metric) ? 1.0 : -1.0;
-
-  Counts counts(rows, 1u);
-  const std::optional<ModelPair> point = kernel.Evaluate(counts);
-  // The callers checked that the full rows define the metric.
-  result.champion = point->champion;
-  result.challenger = point->challenger;
-  result.difference = point->challenger - point->champion;
+  result.champion = point.champion;
+  result.challenger = point.challenger;
+  result.difference = point.challenger - point.champion;
   result.gain = sign * result.difference;
 
   std::vector<double> gains;
   gains.reserve(options.resamples);
   for (int r = 0; r < options.resamples; ++r) {
-    DrawResample(options.seed, static_cast<uint64_t>(r), counts);
-    const std::optional<ModelPair> pair = kernel.Evaluate(counts);
+    const std::optional<ModelPair> pair = evaluate(static_cast<uint64_t>(r));
     if (!pair.has_value()) continue;
     gains.push_back(sign * (pair->challenger - pair->champion));
   }
   if (gains.size() < static_cast<size_t>(kMinResamples)) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "only %d of %d resamples of the %d rows hold both classes; an %s "
-        "interval needs at least %d: add labelled rows of the rarer class",
+        "only %d of %d resamples of %s hold both classes; an %s interval "
+        "needs at least %d: add labelled rows of the rarer class",
         gains.size(), options.resamples, rows, result.metric, kMinResamples));
   }
   std::sort(gains.begin(), gains.end());
@@ -333,6 +475,65 @@ absl::StatusOr<PairedComparison> Resample(EvaluationMetric metric,
   result.probability_better =
       static_cast<double>(better) / static_cast<double>(gains.size());
   result.resamples = static_cast<int>(gains.size());
+  return absl::OkStatus();
+}
+
+// Every resample draws the same rows for both models.
+template <typename Kernel>
+absl::StatusOr<MetricComparison> ResamplePaired(
+    EvaluationMetric metric, const Kernel& kernel, size_t rows,
+    const BootstrapOptions& options) {
+  MetricComparison result;
+  result.paired = true;
+  result.rows = static_cast<int64_t>(rows);
+  result.champion_rows = result.rows;
+  result.challenger_rows = result.rows;
+  Counts counts(rows, 1u);
+  // The callers checked that the full rows define the metric.
+  const ModelPair point = *kernel.Evaluate(counts);
+  auto evaluate = [&](uint64_t r) {
+    DrawResample(options.seed, r, counts);
+    return kernel.Evaluate(counts);
+  };
+  RETURN_IF_ERROR(Summarize(metric, point, evaluate,
+                            absl::StrFormat("the %d rows", rows), options,
+                            result));
+  return result;
+}
+
+// Every resample draws each model's rows from its own stream.
+template <typename Metric>
+absl::StatusOr<MetricComparison> ResampleIndependent(
+    EvaluationMetric metric, const Metric& champion, size_t champion_rows,
+    const Metric& challenger, size_t challenger_rows,
+    const BootstrapOptions& options) {
+  MetricComparison result;
+  result.paired = false;
+  result.champion_rows = static_cast<int64_t>(champion_rows);
+  result.challenger_rows = static_cast<int64_t>(challenger_rows);
+  result.rows = result.champion_rows + result.challenger_rows;
+  Counts champion_counts(champion_rows, 1u);
+  Counts challenger_counts(challenger_rows, 1u);
+  // The callers checked that each side's rows define the metric.
+  const ModelPair point{*champion.Evaluate(champion_counts),
+                        *challenger.Evaluate(challenger_counts)};
+  const uint64_t challenger_seed = ChallengerSeed(options.seed);
+  // Each draw depends on (seed, r) alone, so skipping the challenger's draw
+  // when the champion's side is undefined changes no other resample.
+  auto evaluate = [&](uint64_t r) -> std::optional<ModelPair> {
+    DrawResample(options.seed, r, champion_counts);
+    const std::optional<double> a = champion.Evaluate(champion_counts);
+    if (!a.has_value()) return std::nullopt;
+    DrawResample(challenger_seed, r, challenger_counts);
+    const std::optional<double> b = challenger.Evaluate(challenger_counts);
+    if (!b.has_value()) return std::nullopt;
+    return ModelPair{*a, *b};
+  };
+  RETURN_IF_ERROR(Summarize(
+      metric, point, evaluate,
+      absl::StrFormat("the %d champion rows and the %d challenger rows",
+                      champion_rows, challenger_rows),
+      options, result));
   return result;
 }
 
@@ -409,10 +610,13 @@ bool IsClassificationMetric(EvaluationMetric metric) {
          metric == EvaluationMetric::kAccuracy;
 }
 
-nlohmann::json ToJson(const PairedComparison& comparison) {
+nlohmann::json ToJson(const MetricComparison& comparison) {
   return nlohmann::json{
       {"metric", comparison.metric},
+      {"paired", comparison.paired},
       {"rows", comparison.rows},
+      {"champion_rows", comparison.champion_rows},
+      {"challenger_rows", comparison.challenger_rows},
       {"champion", comparison.champion},
       {"challenger", comparison.challenger},
       {"difference", comparison.difference},
@@ -425,24 +629,14 @@ nlohmann::json ToJson(const PairedComparison& comparison) {
   };
 }
 
-absl::StatusOr<PairedComparison> ComparePaired(
+absl::StatusOr<MetricComparison> ComparePaired(
     std::string_view metric_name, std::span<const double> labels,
     std::span<const double> champion_scores,
     std::span<const double> challenger_scores,
     const BootstrapOptions& options) {
   ASSIGN_OR_RETURN(const EvaluationMetric metric,
                    ParseEvaluationMetric(metric_name));
-  if (!(options.confidence > 0 && options.confidence < 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("confidence is %s; it must be in (0, 1), e.g. 0.95",
-                        FormatValue(options.confidence)));
-  }
-  if (options.resamples < kMinResamples) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "resamples is %d; a bootstrap interval needs at least %d (2000 is "
-        "the default)",
-        options.resamples, kMinResamples));
-  }
+  RETURN_IF_ERROR(CheckOptions(options));
   if (labels.size() != champion_scores.size() ||
       labels.size() != challenger_scores.size()) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -454,81 +648,87 @@ absl::StatusOr<PairedComparison> ComparePaired(
     return absl::InvalidArgumentError(
         "no rows: comparing two models needs labelled rows scored by both");
   }
-  if (labels.size() > std::numeric_limits<uint32_t>::max()) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%d rows; a comparison takes at most %d", labels.size(),
-                        std::numeric_limits<uint32_t>::max()));
-  }
+  RETURN_IF_ERROR(CheckRowCount(labels.size()));
   RETURN_IF_ERROR(CheckLabels(metric, labels));
-  RETURN_IF_ERROR(CheckScores(metric, "champion", champion_scores));
-  RETURN_IF_ERROR(CheckScores(metric, "challenger", challenger_scores));
+  RETURN_IF_ERROR(CheckScores(metric, "champion score", champion_scores));
+  RETURN_IF_ERROR(CheckScores(metric, "challenger score", challenger_scores));
 
   const size_t n = labels.size();
   switch (metric) {
-    case EvaluationMetric::kAuc: {
-      const size_t positives = std::count(labels.begin(), labels.end(), 1.0);
-      if (positives == 0 || positives == n) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "every one of the %d labels is %d; auc needs rows of both "
-            "classes",
-            n, positives == 0 ? 0 : 1));
-      }
-      return Resample(metric,
-                      AucKernel(labels, champion_scores, challenger_scores), n,
-                      options);
-    }
+    case EvaluationMetric::kAuc:
+      RETURN_IF_ERROR(CheckBothClasses(labels));
+      return ResamplePaired(
+          metric, AucKernel(labels, champion_scores, challenger_scores), n,
+          options);
     case EvaluationMetric::kLogLoss:
     case EvaluationMetric::kAccuracy:
     case EvaluationMetric::kRmse:
     case EvaluationMetric::kMae: {
-      // Per-row loss, correctness or (squared) error of each model.
-      auto per_row = [&](std::span<const double> scores) {
-        std::vector<double> values(n);
-        for (size_t i = 0; i < n; ++i) {
-          const double y = labels[i];
-          const double s = scores[i];
-          switch (metric) {
-            case EvaluationMetric::kLogLoss: {
-              const double p = y == 1.0 ? s : 1 - s;
-              values[i] = -std::log(
-                  std::clamp(p, kProbabilityClip, 1 - kProbabilityClip));
-              break;
-            }
-            case EvaluationMetric::kAccuracy:
-              values[i] = (s > 0.5) == (y == 1.0) ? 1.0 : 0.0;
-              break;
-            case EvaluationMetric::kRmse:
-              values[i] = (y - s) * (y - s);
-              break;
-            default:  // mae
-              values[i] = std::abs(y - s);
-              break;
-          }
-        }
-        return values;
-      };
-      return Resample(
+      const bool root = metric == EvaluationMetric::kRmse;
+      return ResamplePaired(
           metric,
-          MeanKernel(per_row(champion_scores), per_row(challenger_scores),
-                     metric == EvaluationMetric::kRmse),
+          PairedKernel<MeanMetric>(
+              MeanMetric(PerRowValues(metric, labels, champion_scores), root),
+              MeanMetric(PerRowValues(metric, labels, challenger_scores),
+                         root)),
           n, options);
     }
-    case EvaluationMetric::kR2: {
-      auto squared_errors = [&](std::span<const double> scores) {
-        std::vector<double> values(n);
-        for (size_t i = 0; i < n; ++i) {
-          const double e = labels[i] - scores[i];
-          values[i] = e * e;
-        }
-        return values;
-      };
-      return Resample(
+    case EvaluationMetric::kR2:
+      return ResamplePaired(
           metric,
-          R2Kernel(std::vector<double>(labels.begin(), labels.end()),
-                   squared_errors(champion_scores),
-                   squared_errors(challenger_scores)),
+          PairedKernel<R2Metric>(
+              R2Metric(labels, SquaredErrors(labels, champion_scores)),
+              R2Metric(labels, SquaredErrors(labels, challenger_scores))),
           n, options);
+  }
+  return absl::InternalError("unhandled metric");
+}
+
+absl::StatusOr<MetricComparison> CompareIndependent(
+    std::string_view metric_name, std::span<const double> champion_labels,
+    std::span<const double> champion_scores,
+    std::span<const double> challenger_labels,
+    std::span<const double> challenger_scores,
+    const BootstrapOptions& options) {
+  ASSIGN_OR_RETURN(const EvaluationMetric metric,
+                   ParseEvaluationMetric(metric_name));
+  RETURN_IF_ERROR(CheckOptions(options));
+  RETURN_IF_ERROR(CheckSide(metric, champion_labels, champion_scores),
+                  "champion rows");
+  RETURN_IF_ERROR(CheckSide(metric, challenger_labels, challenger_scores),
+                  "challenger rows");
+
+  const size_t champion_rows = champion_labels.size();
+  const size_t challenger_rows = challenger_labels.size();
+  switch (metric) {
+    case EvaluationMetric::kAuc:
+      return ResampleIndependent(
+          metric, AucMetric(champion_labels, champion_scores), champion_rows,
+          AucMetric(challenger_labels, challenger_scores), challenger_rows,
+          options);
+    case EvaluationMetric::kLogLoss:
+    case EvaluationMetric::kAccuracy:
+    case EvaluationMetric::kRmse:
+    case EvaluationMetric::kMae: {
+      const bool root = metric == EvaluationMetric::kRmse;
+      return ResampleIndependent(
+          metric,
+          MeanMetric(PerRowValues(metric, champion_labels, champion_scores),
+                     root),
+          champion_rows,
+          MeanMetric(PerRowValues(metric, challenger_labels, challenger_scores),
+                     root),
+          challenger_rows, options);
     }
+    case EvaluationMetric::kR2:
+      return ResampleIndependent(
+          metric,
+          R2Metric(champion_labels,
+                   SquaredErrors(champion_labels, champion_scores)),
+          champion_rows,
+          R2Metric(challenger_labels,
+                   SquaredErrors(challenger_labels, challenger_scores)),
+          challenger_rows, options);
   }
   return absl::InternalError("unhandled metric");
 }
@@ -545,7 +745,7 @@ std::string_view PromotionDecisionName(PromotionDecision decision) {
   return "unknown";
 }
 
-PromotionVerdict DecidePromotion(const PairedComparison& comparison,
+PromotionVerdict DecidePromotion(const MetricComparison& comparison,
                                  double min_gain) {
   PromotionVerdict verdict;
   std::string_view comparison_text;
@@ -562,14 +762,20 @@ PromotionVerdict DecidePromotion(const PairedComparison& comparison,
   const int decimals = Decimals(comparison.upper - comparison.lower);
   const int value_decimals =
       std::max(decimals, Decimals(std::abs(comparison.difference)));
+  // "2,000" when both models scored the same rows, else each side's count.
+  const std::string rows =
+      comparison.paired
+          ? GroupDigits(comparison.rows)
+          : absl::StrFormat("%s champion and %s challenger",
+                            GroupDigits(comparison.champion_rows),
+                            GroupDigits(comparison.challenger_rows));
   verdict.reason = absl::StrFormat(
       "%s gain %s (%s%% CI %s to %s) %s min_gain %s over %s labelled rows "
       "(challenger %s, champion %s)",
       comparison.metric, Fixed(comparison.gain, decimals),
       absl::StrFormat("%g", comparison.confidence * 100),
       Fixed(comparison.lower, decimals), Fixed(comparison.upper, decimals),
-      comparison_text, absl::StrFormat("%g", min_gain),
-      GroupDigits(comparison.rows),
+      comparison_text, absl::StrFormat("%g", min_gain), rows,
       Fixed(comparison.challenger, value_decimals),
       Fixed(comparison.champion, value_decimals));
   if (verdict.decision == PromotionDecision::kInconclusive) {

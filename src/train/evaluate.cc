@@ -89,7 +89,7 @@ absl::StatusOr<std::vector<float>> PredictAll(const Model& model,
 
 }  // namespace
 
-absl::StatusOr<PairedComparison> CompareOnHoldout(
+absl::StatusOr<MetricComparison> CompareOnHoldout(
     const Model& champion, const Model& challenger, const Table& holdout,
     std::string_view metric, const BootstrapOptions& options) {
   const Signature& signature = champion.signature();

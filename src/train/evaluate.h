@@ -32,7 +32,7 @@ absl::StatusOr<nlohmann::json> Evaluate(const Model& model, const Table& test);
 // target. InvalidArgument as Evaluate, for a multiclass model (the paired
 // comparison takes binary classification and regression), for models of
 // different tasks, and as ComparePaired.
-absl::StatusOr<PairedComparison> CompareOnHoldout(
+absl::StatusOr<MetricComparison> CompareOnHoldout(
     const Model& champion, const Model& challenger, const Table& holdout,
     std::string_view metric, const BootstrapOptions& options);
 

@@ -1,0 +1,410 @@
+#include "control/optimizer.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "core/logging.h"
+#include "core/status.h"
+#include "models/signature.h"
+#include "nlohmann/json.hpp"
+#include "stats/bootstrap.h"
+
+namespace slipway {
+namespace {
+
+using nlohmann::json;
+
+// One version's labelled predictions, as the bootstrap takes them.
+struct Sample {
+  std::vector<double> labels;
+  std::vector<double> scores;
+  size_t size() const { return labels.size(); }
+};
+
+// The labels and scores of `metric` for `records` predicted by a model
+// with `signature`: for auc, logloss and accuracy the label 1 when it is
+// the positive class (the second) and the score P(positive); for the
+// regression metrics the number and the prediction. Records the metric
+// cannot use (a multiclass prediction, a label that is not a number) are
+// skipped.
+Sample ToSample(const std::vector<const LabeledRecord*>& records,
+                const Signature& signature, EvaluationMetric metric) {
+  Sample sample;
+  const bool binary = IsClassificationMetric(metric);
+  if (binary && (!signature.is_classification() ||
+                 signature.class_labels().size() != 2)) {
+    return sample;
+  }
+  for (const LabeledRecord* r : records) {
+    json prediction = json::parse(r->prediction_json, nullptr, false);
+    if (!prediction.is_array() || prediction.size() != 1 ||
+        !prediction[0].is_number()) {
+      continue;
+    }
+    double label = 0;
+    if (binary) {
+      if (r->label == signature.class_labels()[1]) {
+        label = 1;
+      } else if (r->label != signature.class_labels()[0]) {
+        continue;
+      }
+    } else {
+      char* end = nullptr;
+      label = std::strtod(r->label.c_str(), &end);
+      if (end == r->label.c_str() || *end != '\0' || !std::isfinite(label)) {
+        continue;
+      }
+    }
+    sample.labels.push_back(label);
+    sample.scores.push_back(prediction[0].get<double>());
+  }
+  return sample;
+}
+
+// The last move of `alias` in the app's alias history; nullopt if never.
+std::optional<AliasHistoryRecord> LastMove(
+    const std::vector<AliasHistoryRecord>& history, const std::string& alias) {
+  std::optional<AliasHistoryRecord> last;
+  for (const AliasHistoryRecord& h : history) {
+    if (h.alias == alias && (!last.has_value() || h.seq > last->seq)) last = h;
+  }
+  return last;
+}
+
+// The records of `version` predicted in [from, to).
+std::vector<const LabeledRecord*> Predicted(
+    const std::vector<LabeledRecord>& records, int version, int64_t from,
+    int64_t to) {
+  std::vector<const LabeledRecord*> out;
+  for (const LabeledRecord& r : records) {
+    if (r.version == version && r.predicted_at >= from && r.predicted_at < to) {
+      out.push_back(&r);
+    }
+  }
+  return out;
+}
+
+std::string Version(int version) { return "v" + std::to_string(version); }
+
+}  // namespace
+
+ContinuousOptimizer::ContinuousOptimizer(Options options)
+    : options_(std::move(options)) {}
+
+absl::Status ContinuousOptimizer::Check(const AppSpec& spec) {
+  const int64_t now = options_.clock->NowMicros();
+  absl::Status canary = CheckCanary(spec, now);
+  absl::Status rollback = CheckRollback(spec, now);
+  RETURN_IF_ERROR(canary, "judging the canary of app '" + spec.app + "'");
+  RETURN_IF_ERROR(rollback,
+                  "watching the last promotion of app '" + spec.app + "'");
+  return absl::OkStatus();
+}
+
+absl::Status ContinuousOptimizer::Audit(const std::string& app,
+                                        const std::string& action, int version,
+                                        const json& after) {
+  AuditEntry entry;
+  entry.actor = kPolicyActor;
+  entry.action = action;
+  entry.app = app;
+  entry.object = "model " + app + " " + Version(version);
+  entry.after_json = after.dump();
+  return options_.audit->Record(entry).status();
+}
+
+absl::Status ContinuousOptimizer::CheckCanary(const AppSpec& spec,
+                                              int64_t now) {
+  if (!spec.endpoint.canary.has_value() || !spec.policy.promote.has_value() ||
+      spec.policy.promote->metric.empty()) {
+    return absl::OkStatus();
+  }
+  const CanarySpec& canary = *spec.endpoint.canary;
+  const PromotePolicySpec& policy = *spec.policy.promote;
+  const std::string& app = spec.app;
+  ASSIGN_OR_RETURN(std::optional<int> champion,
+                   options_.registry->ResolveAlias(app, spec.endpoint.model));
+  ASSIGN_OR_RETURN(std::optional<int> challenger,
+                   options_.registry->ResolveAlias(app, canary.model));
+  if (!champion.has_value() || !challenger.has_value() ||
+      *champion == *challenger) {
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(std::vector<AliasHistoryRecord> history,
+                   options_.registry->AliasHistory(app));
+  const std::optional<AliasHistoryRecord> champion_move =
+      LastMove(history, spec.endpoint.model);
+  const std::optional<AliasHistoryRecord> canary_move =
+      LastMove(history, canary.model);
+  const int64_t started =
+      std::max(champion_move ? champion_move->at : 0,
+               canary_move ? canary_move->at : 0);
+  const std::vector<AliasMove> promotion = {
+      {spec.endpoint.model, *challenger}, {"previous", *champion}};
+  const std::vector<AliasMove> end_canary = {{canary.model, *champion}};
+
+  // A promotion already asked for: wait for the approver; a refused one
+  // ends the canary.
+  ASSIGN_OR_RETURN(std::vector<ApprovalRecord> approvals,
+                   options_.approvals->List(app, ""));
+  for (const ApprovalRecord& a : approvals) {
+    if (a.kind != "promote" || a.requested_by != kPolicyActor ||
+        a.requested_at < started) {
+      continue;
+    }
+    json change = json::parse(a.change_json, nullptr, false);
+    bool same = change.is_object() && change.contains("moves");
+    if (same) {
+      same = false;
+      for (const json& m : change["moves"]) {
+        if (m.value("alias", "") == spec.endpoint.model &&
+            m.value("version", 0) == *challenger) {
+          same = true;
+        }
+      }
+    }
+    if (!same) continue;
+    if (a.state == "pending" || a.state == "approved") return absl::OkStatus();
+    RETURN_IF_ERROR(Audit(
+        app, "canary.decide", *challenger,
+        {{"champion", *champion},
+         {"challenger", *challenger},
+         {"alias", canary.model},
+         {"decision", "end"},
+         {"reason", "its promotion request " + std::to_string(a.id) +
+                        " was " + a.state + " by " + a.decided_by}}));
+    return options_.move_now(app, end_canary, kPolicyActor);
+  }
+
+  ASSIGN_OR_RETURN(EvaluationMetric metric,
+                   ParseEvaluationMetric(policy.metric));
+  ASSIGN_OR_RETURN(std::vector<LabeledRecord> labeled,
+                   options_.store->ListLabeled(app, started, now + 1));
+  ASSIGN_OR_RETURN(ModelVersionRecord champion_record,
+                   options_.registry->GetVersion(app, *champion));
+  ASSIGN_OR_RETURN(ModelVersionRecord challenger_record,
+                   options_.registry->GetVersion(app, *challenger));
+  ASSIGN_OR_RETURN(Signature champion_signature,
+                   Signature::FromJson(
+                       json::parse(champion_record.signature_json)));
+  ASSIGN_OR_RETURN(Signature challenger_signature,
+                   Signature::FromJson(
+                       json::parse(challenger_record.signature_json)));
+  const Sample before = ToSample(
+      Predicted(labeled, *champion, started, now + 1), champion_signature,
+      metric);
+  const Sample after = ToSample(
+      Predicted(labeled, *challenger, started, now + 1), challenger_signature,
+      metric);
+  if (static_cast<int64_t>(before.size()) < canary.min_rows ||
+      static_cast<int64_t>(after.size()) < canary.min_rows) {
+    return absl::OkStatus();
+  }
+  BootstrapOptions bootstrap;
+  bootstrap.confidence = policy.confidence;
+  absl::StatusOr<MetricComparison> comparison = CompareIndependent(
+      policy.metric, before.labels, before.scores, after.labels, after.scores,
+      bootstrap);
+  if (!comparison.ok()) {
+    // Too few labelled rows of one class for an AUC interval, say: more
+    // feedback will tell.
+    LogInfo("canary.not_judged",
+            {{"app", app}, {"reason", std::string(comparison.status().message())}});
+    return absl::OkStatus();
+  }
+  const PromotionVerdict verdict = DecidePromotion(*comparison, policy.min_gain);
+  if (verdict.decision == PromotionDecision::kInconclusive) {
+    return absl::OkStatus();
+  }
+  const bool promote = verdict.decision == PromotionDecision::kPromote;
+  json decision = {{"champion", *champion},
+                   {"challenger", *challenger},
+                   {"alias", canary.model},
+                   {"percent", canary.percent},
+                   {"metric", policy.metric},
+                   {"min_gain", policy.min_gain},
+                   {"comparison", ToJson(*comparison)},
+                   {"decision", promote ? "promote" : "end"},
+                   {"reason", verdict.reason}};
+  RETURN_IF_ERROR(Audit(app, "canary.decide", *challenger, decision));
+  LogInfo("canary.decided", {{"app", app},
+                             {"challenger", Version(*challenger)},
+                             {"decision", promote ? "promote" : "end"},
+                             {"reason", verdict.reason}});
+  if (!promote) return options_.move_now(app, end_canary, kPolicyActor);
+  return options_
+      .promote(app, promotion, kPolicyActor,
+               "canary: " + Version(*challenger) + " over " +
+                   Version(*champion) + ", " + verdict.reason)
+      .status();
+}
+
+absl::StatusOr<bool> ContinuousOptimizer::RollbackDecided(
+    const AliasHistoryRecord& move) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = decided_move_.find(move.app);
+    if (it != decided_move_.end() && it->second >= move.seq) return true;
+  }
+  AuditFilter filter;
+  filter.app = move.app;
+  filter.object_prefix =
+      "model " + move.app + " " + Version(move.to_version);
+  bool decided = false;
+  for (const char* action : {"model.rollback", "rollback.check"}) {
+    filter.action = action;
+    ASSIGN_OR_RETURN(std::vector<AuditRecord> records,
+                     options_.audit->List(filter));
+    for (const AuditRecord& r : records) {
+      json after = json::parse(r.after_json, nullptr, false);
+      if (after.is_object() && after.value("move", int64_t{0}) == move.seq) {
+        decided = true;
+      }
+    }
+  }
+  if (decided) {
+    absl::MutexLock lock(&mu_);
+    decided_move_[move.app] = std::max(decided_move_[move.app], move.seq);
+  }
+  return decided;
+}
+
+absl::Status ContinuousOptimizer::CheckRollback(const AppSpec& spec,
+                                                int64_t now) {
+  if (!spec.policy.rollback.has_value()) return absl::OkStatus();
+  const RollbackPolicySpec& rollback = *spec.policy.rollback;
+  const std::string& app = spec.app;
+  ASSIGN_OR_RETURN(std::vector<AliasHistoryRecord> history,
+                   options_.registry->AliasHistory(app));
+  const std::optional<AliasHistoryRecord> move =
+      LastMove(history, spec.endpoint.model);
+  if (!move.has_value() || move->from_version == 0 ||
+      move->from_version == move->to_version ||
+      move->actor == kRollbackActor) {
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(bool decided, RollbackDecided(*move));
+  if (decided) return absl::OkStatus();
+
+  const int64_t span = rollback.windows * spec.monitor.window_seconds *
+                       int64_t{1'000'000};
+  const bool watch_over = now >= move->at + span;
+  const int previous = move->from_version;
+  const int current = move->to_version;
+  ASSIGN_OR_RETURN(EvaluationMetric metric,
+                   ParseEvaluationMetric(rollback.metric));
+  ASSIGN_OR_RETURN(std::vector<LabeledRecord> labeled,
+                   options_.store->ListLabeled(app, move->at - span, now + 1));
+  ASSIGN_OR_RETURN(ModelVersionRecord previous_record,
+                   options_.registry->GetVersion(app, previous));
+  ASSIGN_OR_RETURN(ModelVersionRecord current_record,
+                   options_.registry->GetVersion(app, current));
+  ASSIGN_OR_RETURN(Signature previous_signature,
+                   Signature::FromJson(
+                       json::parse(previous_record.signature_json)));
+  ASSIGN_OR_RETURN(Signature current_signature,
+                   Signature::FromJson(
+                       json::parse(current_record.signature_json)));
+  const Sample before =
+      ToSample(Predicted(labeled, previous, move->at - span, move->at),
+               previous_signature, metric);
+  const Sample after = ToSample(Predicted(labeled, current, move->at, now + 1),
+                                current_signature, metric);
+  json record = {{"move", move->seq},
+                 {"champion", current},
+                 {"previous", previous},
+                 {"promoted_at", FormatTimestamp(move->at)},
+                 {"metric", rollback.metric},
+                 {"kpi_drop", rollback.kpi_drop},
+                 {"previous_rows", before.size()},
+                 {"champion_rows", after.size()}};
+  auto finish = [&](const std::string& decision,
+                    const std::string& reason) -> absl::Status {
+    record["decision"] = decision;
+    record["reason"] = reason;
+    RETURN_IF_ERROR(Audit(app, "rollback.check", current, record));
+    absl::MutexLock lock(&mu_);
+    decided_move_[app] = std::max(decided_move_[app], move->seq);
+    return absl::OkStatus();
+  };
+  if (static_cast<int64_t>(before.size()) < rollback.min_rows ||
+      static_cast<int64_t>(after.size()) < rollback.min_rows) {
+    if (!watch_over) return absl::OkStatus();
+    return finish("kept", absl::StrFormat(
+                              "too few labelled predictions to judge after "
+                              "%d windows (%d of %s, %d of %s; min_rows %d)",
+                              rollback.windows, after.size(), Version(current),
+                              before.size(), Version(previous),
+                              rollback.min_rows));
+  }
+  const double confidence =
+      spec.policy.promote.has_value() ? spec.policy.promote->confidence : 0.95;
+  BootstrapOptions bootstrap;
+  bootstrap.confidence = confidence;
+  absl::StatusOr<MetricComparison> comparison =
+      CompareIndependent(rollback.metric, before.labels, before.scores,
+                         after.labels, after.scores, bootstrap);
+  if (!comparison.ok()) {
+    if (!watch_over) return absl::OkStatus();
+    return finish("kept", "not compared: " +
+                              std::string(comparison.status().message()));
+  }
+  record["comparison"] = ToJson(*comparison);
+  // gain = current - previous, signed so that positive is better.
+  const std::string numbers = absl::StrFormat(
+      "%s %s %.4g vs %s %.4g, gain %.4g (%.0f%% CI %.4g to %.4g) over %d and "
+      "%d labelled predictions",
+      rollback.metric, Version(current), comparison->challenger,
+      Version(previous), comparison->champion, comparison->gain,
+      comparison->confidence * 100, comparison->lower, comparison->upper,
+      after.size(), before.size());
+  if (comparison->upper < -rollback.kpi_drop) {
+    record["decision"] = "rollback";
+    record["reason"] = numbers + ": dropped by more than kpi_drop " +
+                       absl::StrFormat("%g", rollback.kpi_drop);
+    std::vector<AliasMove> moves = {{spec.endpoint.model, previous},
+                                    {"previous", current}};
+    // The canary's alias on the rolled-back version would send it live
+    // traffic again: it goes back too.
+    if (spec.endpoint.canary.has_value()) {
+      ASSIGN_OR_RETURN(std::optional<int> canary,
+                       options_.registry->ResolveAlias(
+                           app, spec.endpoint.canary->model));
+      if (canary.has_value() && *canary == current) {
+        moves.push_back({spec.endpoint.canary->model, previous});
+      }
+    }
+    RETURN_IF_ERROR(options_.move_now(app, moves, kRollbackActor));
+    RETURN_IF_ERROR(Audit(app, "model.rollback", current, record));
+    {
+      absl::MutexLock lock(&mu_);
+      decided_move_[app] = std::max(decided_move_[app], move->seq);
+    }
+    const std::string reason = record["reason"].get<std::string>();
+    LogWarning("model.rolled_back", {{"app", app},
+                                     {"from", Version(current)},
+                                     {"to", Version(previous)},
+                                     {"reason", reason}});
+    if (options_.alert) {
+      Alert alert;
+      alert.rule = "rollback";
+      alert.app = app;
+      alert.state = AlertState::kFiring;
+      alert.metric = "kpi." + rollback.metric;
+      alert.value = comparison->challenger;
+      alert.threshold = comparison->champion - rollback.kpi_drop;
+      alert.comparison = HigherIsBetter(metric) ? Comparison::kBelow
+                                                : Comparison::kAbove;
+      alert.since_micros = now;
+      options_.alert(alert);
+    }
+    return absl::OkStatus();
+  }
+  if (!watch_over) return absl::OkStatus();
+  return finish("kept", numbers + ": within kpi_drop " +
+                            absl::StrFormat("%g", rollback.kpi_drop));
+}
+
+}  // namespace slipway
