@@ -1,6 +1,8 @@
 #include "control/optimizer.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <optional>
 #include <utility>
 
@@ -87,6 +89,22 @@ std::vector<const LabeledRecord*> Predicted(
 }
 
 std::string Version(int version) { return "v" + std::to_string(version); }
+
+// The sample of `version` of `app`: its records of `labeled` predicted in
+// [from, to), read with the version's signature.
+absl::StatusOr<Sample> SampleOf(Registry* registry, const std::string& app,
+                                int version,
+                                const std::vector<LabeledRecord>& labeled,
+                                int64_t from, int64_t to,
+                                EvaluationMetric metric) {
+  ASSIGN_OR_RETURN(ModelVersionRecord record,
+                   registry->GetVersion(app, version));
+  ASSIGN_OR_RETURN(
+      Signature signature,
+      Signature::FromJson(json::parse(record.signature_json, nullptr, false)),
+      "model " + app + " " + Version(version));
+  return ToSample(Predicted(labeled, version, from, to), signature, metric);
+}
 
 }  // namespace
 
@@ -182,22 +200,12 @@ absl::Status ContinuousOptimizer::CheckCanary(const AppSpec& spec,
                    ParseEvaluationMetric(policy.metric));
   ASSIGN_OR_RETURN(std::vector<LabeledRecord> labeled,
                    options_.store->ListLabeled(app, started, now + 1));
-  ASSIGN_OR_RETURN(ModelVersionRecord champion_record,
-                   options_.registry->GetVersion(app, *champion));
-  ASSIGN_OR_RETURN(ModelVersionRecord challenger_record,
-                   options_.registry->GetVersion(app, *challenger));
-  ASSIGN_OR_RETURN(Signature champion_signature,
-                   Signature::FromJson(
-                       json::parse(champion_record.signature_json)));
-  ASSIGN_OR_RETURN(Signature challenger_signature,
-                   Signature::FromJson(
-                       json::parse(challenger_record.signature_json)));
-  const Sample before = ToSample(
-      Predicted(labeled, *champion, started, now + 1), champion_signature,
-      metric);
-  const Sample after = ToSample(
-      Predicted(labeled, *challenger, started, now + 1), challenger_signature,
-      metric);
+  ASSIGN_OR_RETURN(const Sample before,
+                   SampleOf(options_.registry, app, *champion, labeled,
+                            started, now + 1, metric));
+  ASSIGN_OR_RETURN(const Sample after,
+                   SampleOf(options_.registry, app, *challenger, labeled,
+                            started, now + 1, metric));
   if (static_cast<int64_t>(before.size()) < canary.min_rows ||
       static_cast<int64_t>(after.size()) < canary.min_rows) {
     return absl::OkStatus();
@@ -297,21 +305,12 @@ absl::Status ContinuousOptimizer::CheckRollback(const AppSpec& spec,
                    ParseEvaluationMetric(rollback.metric));
   ASSIGN_OR_RETURN(std::vector<LabeledRecord> labeled,
                    options_.store->ListLabeled(app, move->at - span, now + 1));
-  ASSIGN_OR_RETURN(ModelVersionRecord previous_record,
-                   options_.registry->GetVersion(app, previous));
-  ASSIGN_OR_RETURN(ModelVersionRecord current_record,
-                   options_.registry->GetVersion(app, current));
-  ASSIGN_OR_RETURN(Signature previous_signature,
-                   Signature::FromJson(
-                       json::parse(previous_record.signature_json)));
-  ASSIGN_OR_RETURN(Signature current_signature,
-                   Signature::FromJson(
-                       json::parse(current_record.signature_json)));
-  const Sample before =
-      ToSample(Predicted(labeled, previous, move->at - span, move->at),
-               previous_signature, metric);
-  const Sample after = ToSample(Predicted(labeled, current, move->at, now + 1),
-                                current_signature, metric);
+  ASSIGN_OR_RETURN(const Sample before,
+                   SampleOf(options_.registry, app, previous, labeled,
+                            move->at - span, move->at, metric));
+  ASSIGN_OR_RETURN(const Sample after,
+                   SampleOf(options_.registry, app, current, labeled, move->at,
+                            now + 1, metric));
   json record = {{"move", move->seq},
                  {"champion", current},
                  {"previous", previous},
