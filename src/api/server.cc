@@ -1,5 +1,6 @@
 #include "api/server.h"
 
+#include <atomic>
 #include <optional>
 #include <thread>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "auth/tokens.h"
 #include "control/optimizer.h"
 #include "core/clock.h"
+#include "core/prometheus_text.h"
 #include "core/filesystem.h"
 #include "core/logging.h"
 #include "core/status.h"
@@ -49,6 +51,7 @@ class MonitorObserver : public PredictionObserver {
       monitor_->Observe(p.app, p.version, p.request_id, p.answered_at_micros,
                         p.latency_micros, p.rows, p.num_rows, p.outputs,
                         p.width);
+      observed_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
     std::string id(p.request_id);
@@ -58,8 +61,25 @@ class MonitorObserver : public PredictionObserver {
                       p.width);
   }
 
+  // slipway_predictions_observed_total: answered predict and infer
+  // requests handed to the monitor. Serving counts a request in
+  // slipway_requests_total before answering and hands it over after, so
+  // once the two agree (and slipway_prediction_log_queued is 0) every
+  // answered prediction is stored.
+  std::string RenderMetrics() const {
+    std::string text = PrometheusFamilyHeader(
+        "slipway_predictions_observed_total",
+        "Answered predict and infer requests handed to the monitor.",
+        "counter");
+    AppendPrometheusSample(
+        &text, "slipway_predictions_observed_total", "",
+        std::to_string(observed_.load(std::memory_order_relaxed)));
+    return text;
+  }
+
  private:
   MonitorService* const monitor_;
+  std::atomic<int64_t> observed_{0};
 };
 
 class ServerImpl : public Server {
@@ -184,7 +204,10 @@ class ServerImpl : public Server {
         },
         observer_.get());
     AddMetricsRoute(&router_, metrics_.get(), models_.get(),
-                    [this] { return monitor_->RenderMetrics(); });
+                    [this] {
+                      return monitor_->RenderMetrics() +
+                             observer_->RenderMetrics();
+                    });
     control_->AddRoutes(&router_);
     if (test_clock_ != nullptr) {
       control_->AddTestClockRoutes(&router_, test_clock_.get());

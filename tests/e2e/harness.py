@@ -394,13 +394,26 @@ class Workspace:
         """Rows per table, once every running server's prediction log has
         stored what it holds (it stores asynchronously, within a second), so
         that two counts differ only by what happened between them."""
+        def stored(server):
+            # Every answered prediction handed to the monitor (serving
+            # counts a request before answering and hands it over just
+            # after), and nothing left in the log's queue.
+            samples = server.metrics()
+            answered = sum(
+                v for labels, v in metric_values(samples,
+                                                 "slipway_requests_total")
+                if labels.get("status") == "200" and
+                labels.get("endpoint") in ("predict", "infer"))
+            observed = metric_sum(samples, "slipway_predictions_observed_total")
+            queued = metric_values(samples,
+                                   "slipway_prediction_log_queued")[0][1]
+            return observed == answered and queued == 0
+
         for server in self.servers:
             if server.proc is None:
                 continue
-            wait_until(
-                lambda: metric_values(server.metrics(),
-                                      "slipway_prediction_log_queued")[0][1]
-                == 0, 30, "the prediction log to store what it holds")
+            wait_until(lambda: stored(server), 30,
+                       "every answered prediction to be stored")
         db = sqlite3.connect("file:%s?mode=ro" %
                              os.path.join(self.data_dir, "slipway.db"),
                              uri=True)
