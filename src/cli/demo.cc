@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "cli/api_client.h"
+#include "cli/demo_loop.h"
+#include "cli/server_process.h"
 #include "cli/commands.h"
 #include "cli/monitor_commands.h"
 #include "core/filesystem.h"
@@ -31,66 +33,6 @@ namespace fs = std::filesystem;
 
 constexpr char kDefaultExample[] = "examples/breast-cancer/slipway.yaml";
 constexpr int kSampleRows = 8;
-
-// A `slipway server` child process, stopped (SIGTERM, then waited for) when
-// the object goes away unless Release() was called.
-class ServerProcess {
- public:
-  ~ServerProcess() { Stop(); }
-
-  absl::Status Start(const std::string& binary, const std::string& data_dir) {
-    int out[2];
-    if (pipe(out) != 0) return absl::InternalError("pipe failed");
-    std::string log_path = JoinPath(data_dir, "server.log");
-    pid_ = fork();
-    if (pid_ < 0) return absl::InternalError("fork failed");
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      close(out[0]);
-      close(out[1]);
-      FILE* log = std::fopen(log_path.c_str(), "a");
-      if (log != nullptr) dup2(fileno(log), STDERR_FILENO);
-      execl(binary.c_str(), binary.c_str(), "server", "--data-dir",
-            data_dir.c_str(), "--listen", "127.0.0.1:0",
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    close(out[1]);
-    // The server's first stdout line is "listening on http://HOST:PORT".
-    std::string line;
-    char c;
-    while (read(out[0], &c, 1) == 1 && c != '\n') line.push_back(c);
-    close(out[0]);
-    const std::string prefix = "listening on ";
-    if (line.rfind(prefix, 0) != 0) {
-      return absl::InternalError("the server did not start; see " + log_path);
-    }
-    url_ = line.substr(prefix.size());
-    return absl::OkStatus();
-  }
-
-  const std::string& url() const { return url_; }
-  pid_t pid() const { return pid_; }
-
-  // Waits for the server to exit on its own (Ctrl-C reaches it too).
-  void WaitForExit() {
-    if (pid_ <= 0) return;
-    int status = 0;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-  }
-
-  void Stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    WaitForExit();
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::string url_;
-};
 
 absl::StatusOr<std::string> FindExample(const DemoFlags& flags,
                                         const std::string& self) {
@@ -125,21 +67,6 @@ std::string FormatCell(const Column& column, size_t row) {
       return buffer;
   }
   return "";
-}
-
-json CellJson(const Column& column, size_t row) {
-  if (column.IsMissing(row)) return nullptr;
-  switch (column.type()) {
-    case DataType::kString:
-      return std::string(column.StringAt(row));
-    case DataType::kInt64:
-      return column.Int64At(row);
-    case DataType::kBool:
-      return column.BoolAt(row);
-    case DataType::kFloat64:
-      return column.Float64At(row);
-  }
-  return nullptr;
 }
 
 void PrintStep(const std::string& text) {
@@ -422,6 +349,9 @@ absl::Status RunDemo(const DemoFlags& flags, const std::string& self,
             << answer["request_id"].get<std::string>() << "\n";
 
   RETURN_IF_ERROR(ShowMonitoring(client, spec, table));
+
+  RETURN_IF_ERROR(
+      RunImprovementLoopDemo(binary, JoinPath(data_dir, "improvement-loop")));
 
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started)

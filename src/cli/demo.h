@@ -3,7 +3,8 @@
 // port over a fresh data directory, applies the example app, trains,
 // registers and promotes version 1, sends predictions over HTTP, and prints
 // the metrics, the version, sample rows with their predictions and true
-// labels, the URL and a curl line. With --serve the server keeps running in
+// labels, drift and alerts on replayed traffic, then the improvement loop
+// on a simulated clock (demo_loop.h), the URL and a curl line. With --serve the server keeps running in
 // the foreground until interrupted.
 #ifndef SLIPWAY_CLI_DEMO_H_
 #define SLIPWAY_CLI_DEMO_H_
