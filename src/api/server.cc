@@ -15,9 +15,10 @@
 #include "auth/tokens.h"
 #include "control/optimizer.h"
 #include "core/clock.h"
-#include "core/prometheus_text.h"
 #include "core/filesystem.h"
+#include "core/ids.h"
 #include "core/logging.h"
+#include "core/prometheus_text.h"
 #include "core/status.h"
 #include "core/test_clock.h"
 #include "monitor/monitor_service.h"
@@ -43,9 +44,9 @@ class MonitorObserver : public PredictionObserver {
  public:
   explicit MonitorObserver(MonitorService* monitor) : monitor_(monitor) {}
 
-  // A shadow's prediction is profiled in the shadow version's windows and
-  // logged as "<request id>~shadow", so feedback on the request labels the
-  // answer the client got.
+  // A shadow's prediction is profiled in the shadow version's windows,
+  // logged as "<request id>~shadow" (core/ids.h ShadowLoggedId; feedback on
+  // the request labels both), and compared with the answer the client got.
   void Observe(const ObservedPrediction& p) override {
     if (!p.shadow) {
       monitor_->Observe(p.app, p.version, p.request_id, p.answered_at_micros,
@@ -54,11 +55,11 @@ class MonitorObserver : public PredictionObserver {
       observed_.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    std::string id(p.request_id);
-    id += "~shadow";
-    monitor_->Observe(p.app, p.version, id, p.answered_at_micros,
-                      p.latency_micros, p.rows, p.num_rows, p.outputs,
-                      p.width);
+    monitor_->Observe(p.app, p.version, ShadowLoggedId(p.request_id),
+                      p.answered_at_micros, p.latency_micros, p.rows,
+                      p.num_rows, p.outputs, p.width);
+    monitor_->ObserveAgreement(p.app, p.version, p.num_rows, p.outputs,
+                               p.width, p.primary_outputs, p.primary_width);
   }
 
   // slipway_predictions_observed_total: answered predict and infer

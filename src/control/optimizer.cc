@@ -88,7 +88,11 @@ std::vector<const LabeledRecord*> Predicted(
   return out;
 }
 
-std::string Version(int version) { return "v" + std::to_string(version); }
+std::string Version(int version) {
+  std::string text = std::to_string(version);
+  text.insert(text.begin(), 'v');
+  return text;
+}
 
 // The sample of `version` of `app`: its records of `labeled` predicted in
 // [from, to), read with the version's signature.
@@ -393,9 +397,14 @@ absl::Status ContinuousOptimizer::CheckRollback(const AppSpec& spec,
       alert.state = AlertState::kFiring;
       alert.metric = "kpi." + rollback.metric;
       alert.value = comparison->challenger;
-      alert.threshold = comparison->champion - rollback.kpi_drop;
-      alert.comparison = HigherIsBetter(metric) ? Comparison::kBelow
-                                                : Comparison::kAbove;
+      // The level the new champion crossed: kpi_drop worse than the
+      // previous one, on the metric's own side.
+      const bool higher_is_better = HigherIsBetter(metric);
+      alert.threshold = higher_is_better
+                            ? comparison->champion - rollback.kpi_drop
+                            : comparison->champion + rollback.kpi_drop;
+      alert.comparison =
+          higher_is_better ? Comparison::kBelow : Comparison::kAbove;
       alert.since_micros = now;
       options_.alert(alert);
     }

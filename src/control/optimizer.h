@@ -86,8 +86,11 @@ class ContinuousOptimizer {
 
   // Judges `spec`'s app's canary and its last promotion (see above) at the
   // clock's time; `spec` is the app's current spec. Errors reading the
-  // store or registry are returned; a decision that cannot be carried out
-  // is returned too (nothing is recorded for it).
+  // store or registry are returned, and so is a decision that cannot be
+  // carried out: a rollback is recorded only once its alias move is made;
+  // a canary decision is recorded first (the timeline tells the decision,
+  // then what it did), and a window that could not carry it out decides
+  // and records again at the next one.
   absl::Status Check(const AppSpec& spec);
 
  private:

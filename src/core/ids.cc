@@ -1,5 +1,6 @@
 #include "core/ids.h"
 
+#include <algorithm>
 #include <random>
 
 namespace slipway {
@@ -28,6 +29,21 @@ std::string NewId(std::string_view prefix, int64_t unix_micros) {
   AppendHex(static_cast<uint64_t>(unix_micros / 1000), 12, &id);
   AppendHex(random, 8, &id);
   return id;
+}
+
+std::string ShadowLoggedId(std::string_view logged_id) {
+  static constexpr std::string_view kShadow = "~shadow";
+  const size_t slash = std::min(logged_id.find('/'), logged_id.size());
+  std::string id(logged_id.size() + kShadow.size(), '\0');
+  logged_id.copy(id.data(), slash);
+  kShadow.copy(id.data() + slash, kShadow.size());
+  logged_id.copy(id.data() + slash + kShadow.size(), std::string_view::npos,
+                 slash);
+  return id;
+}
+
+std::string_view LoggedRequestId(std::string_view logged_id) {
+  return logged_id.substr(0, logged_id.find_first_of("/~"));
 }
 
 std::optional<int64_t> IdMillis(std::string_view id) {

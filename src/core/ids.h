@@ -18,6 +18,16 @@ std::string NewId(std::string_view prefix, int64_t unix_micros);
 // not make (no "-" followed by exactly 20 lowercase hex digits at its end).
 std::optional<int64_t> IdMillis(std::string_view id);
 
+// The prediction log's ids: row i of a request of several rows is logged
+// as "<request id>/<i>"; a shadow's prediction of a request as "<request
+// id>~shadow" (row i: "<request id>~shadow/<i>").
+//
+// The id a shadow's prediction is logged under, for the id `logged_id` of
+// the answer it shadows (either form of the first two).
+std::string ShadowLoggedId(std::string_view logged_id);
+// The request id a logged id belongs to (any of the four forms).
+std::string_view LoggedRequestId(std::string_view logged_id);
+
 // True when `name` is a valid object name (app, alias, pipeline, step,
 // feature): 1 to 63 characters of [A-Za-z0-9_.-], starting with a letter or
 // digit. Names pass this check before they reach a path or a query.

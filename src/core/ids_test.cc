@@ -46,5 +46,16 @@ TEST(IdsTest, IdMillisReadsTheTimeNewIdWrote) {
   }
 }
 
+TEST(IdsTest, ShadowAndRowIdsKeepTheRequestAndItsTime) {
+  const std::string id = NewId("req", 1'700'000'000'123'456);
+  EXPECT_EQ(ShadowLoggedId(id), id + "~shadow");
+  EXPECT_EQ(ShadowLoggedId(id + "/7"), id + "~shadow/7");
+  for (const std::string& logged :
+       {id, id + "/7", id + "~shadow", id + "~shadow/7"}) {
+    EXPECT_EQ(LoggedRequestId(logged), id) << logged;
+    EXPECT_EQ(IdMillis(LoggedRequestId(logged)), 1'700'000'000'123) << logged;
+  }
+}
+
 }  // namespace
 }  // namespace slipway

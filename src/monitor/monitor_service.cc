@@ -286,6 +286,10 @@ struct MonitorService::VersionState {
   std::optional<ProfileSet> baseline;
   std::unique_ptr<WindowProfiler> profiler;  // null without a baseline
   std::atomic<int64_t> rows{0};              // rows observed in the window
+  // A shadow's rows compared with the answer the client got, and those
+  // whose predicted class was the same (ObserveAgreement).
+  std::atomic<int64_t> compared{0};
+  std::atomic<int64_t> agreed{0};
   std::array<std::atomic<int64_t>, kLatencyBuckets + 1> latency{};
 };
 
@@ -422,6 +426,37 @@ absl::Status MonitorService::RefreshEngine(const std::string& app,
   return absl::OkStatus();
 }
 
+void MonitorService::ObserveAgreement(std::string_view app, int version,
+                                      size_t num_rows, const float* outputs,
+                                      size_t width,
+                                      const float* primary_outputs,
+                                      size_t primary_width) {
+  if (num_rows == 0 || width != primary_width || width == 0) return;
+  absl::ReaderMutexLock lock(&mu_);
+  auto found = apps_.find(app);
+  if (found == apps_.end() || !found->second->enabled) return;
+  auto it = found->second->versions.find(version);
+  if (it == found->second->versions.end()) return;
+  VersionState& state = *it->second;
+  if (!state.signature.is_classification()) return;
+  // The predicted class: P(class 1) > 0.5 for one output, else the arg max
+  // (the lowest on a tie).
+  auto predicted = [width](const float* row) -> size_t {
+    if (width == 1) return row[0] > 0.5f ? 1 : 0;
+    return static_cast<size_t>(std::max_element(row, row + width) - row);
+  };
+  int64_t agreed = 0;
+  for (size_t r = 0; r < num_rows; ++r) {
+    if (predicted(outputs + r * width) ==
+        predicted(primary_outputs + r * width)) {
+      ++agreed;
+    }
+  }
+  state.compared.fetch_add(static_cast<int64_t>(num_rows),
+                           std::memory_order_relaxed);
+  state.agreed.fetch_add(agreed, std::memory_order_relaxed);
+}
+
 void MonitorService::Observe(std::string_view app, int version,
                              std::string_view request_id,
                              int64_t answered_at_micros, int64_t latency_micros,
@@ -520,6 +555,23 @@ absl::StatusOr<json> MonitorService::AddFeedback(const std::string& app,
     record.received_at = now;
     records.push_back(std::move(record));
   }
+  // The same labels for the predictions of versions served beside the
+  // champion as a shadow (logged under ShadowLoggedId): their KPIs come
+  // from the same feedback. Their outcomes are not the client's.
+  const size_t sent = records.size();
+  bool beside = false;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto found = apps_.find(app);
+    beside = found != apps_.end() && !found->second->beside.empty();
+  }
+  if (beside) {
+    for (size_t i = 0; i < sent; ++i) {
+      FeedbackRecord shadow = records[i];
+      shadow.request_id = ShadowLoggedId(records[i].request_id);
+      records.push_back(std::move(shadow));
+    }
+  }
   // The predictions just answered must be stored for the feedback to find
   // them.
   absl::Status flushed = log_->Flush();
@@ -536,12 +588,13 @@ absl::StatusOr<json> MonitorService::AddFeedback(const std::string& app,
   json answer_items = json::array();
   // Accepted labels of predictions made in an earlier window than this one.
   int64_t late = 0;
+  outcomes.resize(sent);
+  records.resize(sent);
   for (size_t i = 0; i < outcomes.size(); ++i) {
     const std::string name = FeedbackOutcomeName(outcomes[i]);
     ++counts[name];
     const std::string& id = records[i].request_id;
-    std::optional<int64_t> ms = IdMillis(std::string_view(id).substr(
-        0, id.find('/')));  // row i of a request is logged as "<id>/<i>"
+    std::optional<int64_t> ms = IdMillis(LoggedRequestId(id));
     if (outcomes[i] == FeedbackOutcome::kAccepted && ms.has_value() &&
         *ms * 1000 / window_micros < now / window_micros) {
       ++late;
@@ -768,6 +821,8 @@ absl::Status MonitorService::CloseVersionWindow(
   std::optional<ProfileSet> window;
   if (state.profiler != nullptr) window = state.profiler->Collect();
   const int64_t rows = state.rows.exchange(0, std::memory_order_relaxed);
+  const int64_t compared = state.compared.exchange(0, std::memory_order_relaxed);
+  const int64_t agreed = state.agreed.exchange(0, std::memory_order_relaxed);
   std::vector<int64_t> latency(kLatencyBuckets + 1);
   for (size_t i = 0; i < latency.size(); ++i) {
     latency[i] = state.latency[i].exchange(0, std::memory_order_relaxed);
@@ -816,6 +871,12 @@ absl::Status MonitorService::CloseVersionWindow(
   if (!joined.empty()) {
     ASSIGN_OR_RETURN(latest->kpis, ComputeKpis(joined, state.signature),
                      "KPIs of model " + model);
+  }
+  if (compared > 0) {
+    // A shadow's: how often it predicted the class the client was given.
+    latest->kpis["agreement"] =
+        static_cast<double>(agreed) / static_cast<double>(compared);
+    latest->kpis["agreement_rows"] = compared;
   }
 
   MonitorWindowRecord record;

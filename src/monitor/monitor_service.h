@@ -137,6 +137,15 @@ class MonitorService {
                const float* rows, size_t num_rows, const float* outputs,
                size_t width);
 
+  // A shadow's prediction of `num_rows` rows (outputs: num_rows x width)
+  // against the answer the client got for them (primary_outputs, as wide):
+  // for a classification model, the share of rows with the same predicted
+  // class goes into the shadow version's window as the KPIs "agreement"
+  // and "agreement_rows". Never blocks on I/O.
+  void ObserveAgreement(std::string_view app, int version, size_t num_rows,
+                        const float* outputs, size_t width,
+                        const float* primary_outputs, size_t primary_width);
+
   // POST /v1/apps/{app}/feedback: `body` is one item {"request_id",
   // "label", "kpis": {name: number}}, {"feedback": [items]} or [items].
   // Returns {"app", "accepted", "duplicate", "unknown_request",

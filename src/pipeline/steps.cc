@@ -660,6 +660,14 @@ absl::StatusOr<std::unique_ptr<Model>> LoadVersion(
 // (or files the approval request the policy requires). Adds what happened
 // to `result`. A comparison that cannot be made keeps the champion and
 // says why; the registration stands either way.
+// The alias a version that passes its evaluation is moved to: the canary's,
+// else the shadow's, else champion.
+std::string GovernedAlias(const EndpointSpec& endpoint) {
+  if (endpoint.canary.has_value()) return endpoint.canary->model;
+  if (endpoint.shadow.has_value()) return endpoint.shadow->model;
+  return "champion";
+}
+
 absl::Status EvaluateAgainstChampion(const StepContext& c,
                                      const PromotePolicySpec& policy,
                                      const ModelVersionRecord& challenger,
@@ -712,28 +720,30 @@ absl::Status EvaluateAgainstChampion(const StepContext& c,
                                                     evaluation, actor));
   const std::string champion_name = "v" + std::to_string(*champion_version);
   // With endpoint.canary, a version that passes goes to live traffic as the
-  // canary first; the canary's own judgement promotes it.
-  const std::optional<CanarySpec>& canary = c.env->spec->endpoint.canary;
-  const std::string target = canary.has_value() ? canary->model : "champion";
+  // canary first, and the canary's own judgement promotes it; with
+  // endpoint.shadow (and no canary) it shadows the champion, for someone to
+  // promote after watching it.
+  const EndpointSpec& endpoint = c.env->spec->endpoint;
+  const std::optional<CanarySpec>& canary = endpoint.canary;
+  const std::string target = GovernedAlias(endpoint);
   if (verdict.decision == PromotionDecision::kPromote) {
     ASSIGN_OR_RETURN(int64_t approval,
                      c.env->move_alias(app, target, challenger.version, actor),
                      "moving alias '" + target + "' to the challenger");
-    const std::string what =
-        canary.has_value()
-            ? "sent to " + std::to_string(canary->percent) +
-                  "% of traffic as the canary (" + target + ") beside " +
-                  champion_name
-            : "promoted to champion over " + champion_name;
+    std::string what = "promoted to champion over " + champion_name;
+    if (canary.has_value()) {
+      what = "sent to " + std::to_string(canary->percent) +
+             "% of traffic as the canary (" + target + ") beside " +
+             champion_name;
+    } else if (endpoint.shadow.has_value()) {
+      what = "shadowing " + champion_name + " (" + target + ")";
+    }
     if (approval == 0) {
       result->message += "; " + what;
       evaluation["promoted"] = true;
     } else {
-      result->message += "; its " +
-                         std::string(canary.has_value()
-                                         ? "canary beside " + champion_name
-                                         : "promotion over " + champion_name) +
-                         " awaits approval " + std::to_string(approval);
+      result->message += "; moving " + target + " to it awaits approval " +
+                         std::to_string(approval);
       evaluation["approval"] = approval;
     }
     evaluation["alias"] = target;
@@ -839,12 +849,11 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
     RETURN_IF_ERROR(EvaluateAgainstChampion(c, *promote, record, &result));
   }
   // When the comparison decided, it alone moves the aliases it governs:
-  // champion, and the canary's alias.
+  // champion, and the alias it sends a passing version to.
   const bool champion_decided =
       compared && result.outputs.contains("evaluation");
-  const std::optional<CanarySpec>& canary = c.env->spec->endpoint.canary;
   const bool governed = params.alias == "champion" ||
-                        (canary.has_value() && params.alias == canary->model);
+                        params.alias == GovernedAlias(c.env->spec->endpoint);
   if (!params.alias.empty() && !(governed && champion_decided)) {
     ASSIGN_OR_RETURN(int64_t approval,
                      c.env->move_alias(record.app, params.alias, record.version,

@@ -794,9 +794,9 @@ AliasRecord ReadAlias(Statement& s) {
 constexpr int64_t kChunkSpanMillis = 60'000;
 
 // The time a logged request id carries: NewId's, also for row i of a
-// request of several rows, logged as "<request id>/<i>".
+// request of several rows and for a shadow's prediction (core/ids.h).
 std::optional<int64_t> LoggedIdMillis(std::string_view request_id) {
-  return IdMillis(request_id.substr(0, request_id.find('/')));
+  return IdMillis(LoggedRequestId(request_id));
 }
 
 // A field of a chunk line may hold neither a tab nor a line break.

@@ -14,7 +14,9 @@ deployment:
 
 Each step is asserted from the app's timeline (GET /api/v1/apps/{app}/
 history), in order. The same story with policy.promote.approval: required
-stops at each promotion until an approver approves it."""
+stops at each promotion until an approver approves it. With
+endpoint.shadow instead, the challenger sees a copy of every request, never
+answers one, and gets its own KPIs and its agreement with the champion."""
 
 import csv
 import os
@@ -70,7 +72,7 @@ pipelines:
         inputs: [train, split.test]
 endpoint:
   model: champion
-  canary: {{model: challenger, percent: {percent}, min_rows: {min_rows}}}
+  {traffic}
 monitor:
   window: 1h
   rules:
@@ -107,12 +109,13 @@ def record(row):
 class Scenario:
     """One app's story on a shared server and clock."""
 
-    def __init__(self, test, server, ws, app, approval):
+    def __init__(self, test, server, ws, app, approval, shadow=False):
         self.t = test
         self.s = server
         self.ws = ws
         self.app = app
         self.approval = approval
+        self.shadow = shadow
         self.train_csv = ws.path(app, "customers.csv")
         self.spec = ws.path(app, "slipway.yaml")
         self.next_row = 10_000   # live traffic rows, after the training rows
@@ -147,7 +150,10 @@ class Scenario:
     def apply(self):
         self.ws.write(os.path.join(self.app, "shuffle.py"), SHUFFLE)
         self.ws.write(os.path.join(self.app, "slipway.yaml"), SPEC.format(
-            app=self.app, train=self.train_csv, percent=CANARY_PERCENT,
+            app=self.app, train=self.train_csv,
+            traffic=("shadow: {model: challenger}" if self.shadow else
+                     "canary: {model: challenger, percent: %d, min_rows: %d}"
+                     % (CANARY_PERCENT, MIN_ROWS)),
             min_rows=MIN_ROWS, floor=ACCURACY_FLOOR,
             approval=", approval: required" if self.approval else ""))
         self.s.cli("apply", self.spec, check=True)
@@ -424,6 +430,49 @@ class ContinuousOptimizationTest(unittest.TestCase):
             ("alias.move", None, "champion -> v2"),
             ("approval.approve", None, None),
         ])
+
+    def test_3_a_shadow_sees_every_request_and_never_answers(self):
+        sc = Scenario(self, self.server, self.ws, "churn-shadow",
+                      approval=False, shadow=True)
+        self.first_deployment(sc)
+        # v2 learns the drifted customers and shadows v1.
+        sc.write_training_rows(5000)
+        version = harness.train_version(self.server, sc.spec, sc.app)
+        self.assertEqual(version, 2)
+        self.assertEqual(sc.aliases()["challenger"], 2)
+        sc.wait_event("shadow.start", "v2")
+
+        def shadowed(outcome):
+            return harness.metric_sum(
+                self.server.metrics(), "slipway_shadow_predictions_total",
+                app=sc.app, outcome=outcome)
+        before = shadowed("ok")
+        # Every answer came from the champion, and the feedback's answer
+        # counts the client's 800 labels only (sc.send checks "accepted"),
+        # though they label the shadow's predictions too.
+        answered = sc.send(800)
+        self.assertEqual(answered, {1: 800})
+        harness.wait_until(lambda: shadowed("ok") - before == 200, 60,
+                           lambda: "200 shadowed requests, got %d" % (
+                               shadowed("ok") - before))
+        self.assertEqual(shadowed("error") + shadowed("dropped"), 0)
+        self.close_window(sc)
+        harness.wait_until(
+            lambda: 2 in {w["model_version"] for w in sc.windows()
+                          if w["rows"] > 0}, 60, "the shadow's window")
+        windows = {w["model_version"]: w for w in sc.windows()
+                   if w["rows"] > 0}
+        champion, shadow = windows[1]["kpis"], windows[2]["kpis"]
+        # The shadow's own KPIs from the same feedback: it knows the new
+        # customers, the champion does not.
+        self.assertEqual(shadow["rows"], 800, shadow)
+        self.assertGreater(shadow["accuracy"], champion["accuracy"] + 0.1,
+                           (shadow, champion))
+        # How often it agreed with the answers the clients got.
+        self.assertEqual(shadow["agreement_rows"], 800, shadow)
+        self.assertGreater(shadow["agreement"], 0.2, shadow)
+        self.assertLess(shadow["agreement"], 0.95, shadow)
+        self.assertNotIn("agreement", champion)
 
     def assert_in_order(self, sc, expected):
         """Each (action, text in object or summary, text in summary) is found
