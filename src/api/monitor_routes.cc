@@ -52,6 +52,7 @@ json WindowJson(const MonitorWindowRecord& w) {
   if (drift.contains("latency_p50_ms")) latency["p50_ms"] = drift["latency_p50_ms"];
   if (drift.contains("latency_p99_ms")) latency["p99_ms"] = drift["latency_p99_ms"];
   window["latency"] = std::move(latency);
+  if (drift.contains("errors")) window["errors"] = drift["errors"];
   window["kpis"] = StoredJson(w.kpis_json);
   return window;
 }

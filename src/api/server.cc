@@ -62,6 +62,10 @@ class MonitorObserver : public PredictionObserver {
                                p.width, p.primary_outputs, p.primary_width);
   }
 
+  void ObserveFailure(std::string_view app, int version) override {
+    monitor_->ObserveFailure(app, version);
+  }
+
   // slipway_predictions_observed_total: answered predict and infer
   // requests handed to the monitor. Serving counts a request in
   // slipway_requests_total before answering and hands it over after, so

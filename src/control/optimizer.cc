@@ -94,6 +94,60 @@ std::string Version(int version) {
   return text;
 }
 
+// Requests a version answered or failed over some windows.
+struct ErrorTally {
+  int64_t requests = 0;
+  int64_t failed = 0;
+  double rate() const {
+    return requests == 0 ? 0 : static_cast<double>(failed) / requests;
+  }
+  json ToJson() const {
+    return {{"requests", requests}, {"failed", failed}, {"rate", rate()}};
+  }
+};
+
+// The failures of `version` in its windows that overlap [from, to)
+// (monitor/monitor_service.h stores them as "errors" with the drift).
+ErrorTally TallyErrors(const std::vector<MonitorWindowRecord>& windows,
+                       int version, int64_t from, int64_t to) {
+  ErrorTally tally;
+  for (const MonitorWindowRecord& w : windows) {
+    if (w.version != version || w.end_at <= from || w.start_at >= to) continue;
+    const json drift = json::parse(w.drift_json, nullptr, false);
+    if (!drift.is_object() || !drift.contains("errors")) continue;
+    tally.requests += drift["errors"].value("requests", int64_t{0});
+    tally.failed += drift["errors"].value("failed", int64_t{0});
+  }
+  return tally;
+}
+
+// The standard normal quantile of p in (0, 1), by bisection on erfc.
+double NormalQuantile(double p) {
+  double low = -10;
+  double high = 10;
+  for (int i = 0; i < 100; ++i) {
+    const double mid = (low + high) / 2;
+    if (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p) {
+      low = mid;
+    } else {
+      high = mid;
+    }
+  }
+  return (low + high) / 2;
+}
+
+// True when `after`'s failure rate exceeds `before`'s by more than `rise`
+// with one-sided confidence (1 + confidence) / 2 (a two-proportion z-test
+// with unpooled variance, the bootstrap's interval convention).
+bool RoseBeyond(const ErrorTally& before, const ErrorTally& after, double rise,
+                double confidence) {
+  const double p0 = before.rate();
+  const double p1 = after.rate();
+  const double se = std::sqrt(p0 * (1 - p0) / before.requests +
+                              p1 * (1 - p1) / after.requests);
+  return p1 - p0 - rise - NormalQuantile((1 + confidence) / 2) * se > 0;
+}
+
 // The sample of `version` of `app`: its records of `labeled` predicted in
 // [from, to), read with the version's signature.
 absl::StatusOr<Sample> SampleOf(Registry* registry, const std::string& app,
@@ -253,6 +307,47 @@ absl::Status ContinuousOptimizer::CheckCanary(const AppSpec& spec,
       .status();
 }
 
+absl::Status ContinuousOptimizer::RollBack(const AppSpec& spec,
+                                           const AliasHistoryRecord& move,
+                                           json record, Alert alert,
+                                           int64_t now) {
+  const std::string& app = spec.app;
+  const int previous = move.from_version;
+  const int current = move.to_version;
+  record["decision"] = "rollback";
+  std::vector<AliasMove> moves = {{spec.endpoint.model, previous},
+                                  {"previous", current}};
+  // The canary's alias on the rolled-back version would send it live
+  // traffic again: it goes back too.
+  if (spec.endpoint.canary.has_value()) {
+    ASSIGN_OR_RETURN(std::optional<int> canary,
+                     options_.registry->ResolveAlias(
+                         app, spec.endpoint.canary->model));
+    if (canary.has_value() && *canary == current) {
+      moves.push_back({spec.endpoint.canary->model, previous});
+    }
+  }
+  RETURN_IF_ERROR(options_.move_now(app, moves, kRollbackActor));
+  RETURN_IF_ERROR(Audit(app, "model.rollback", current, record));
+  {
+    absl::MutexLock lock(&mu_);
+    decided_move_[app] = std::max(decided_move_[app], move.seq);
+  }
+  const std::string reason = record["reason"].get<std::string>();
+  LogWarning("model.rolled_back", {{"app", app},
+                                   {"from", Version(current)},
+                                   {"to", Version(previous)},
+                                   {"reason", reason}});
+  if (options_.alert) {
+    alert.rule = "rollback";
+    alert.app = app;
+    alert.state = AlertState::kFiring;
+    alert.since_micros = now;
+    options_.alert(alert);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<bool> ContinuousOptimizer::RollbackDecided(
     const AliasHistoryRecord& move) {
   {
@@ -332,6 +427,36 @@ absl::Status ContinuousOptimizer::CheckRollback(const AppSpec& spec,
     decided_move_[app] = std::max(decided_move_[app], move->seq);
     return absl::OkStatus();
   };
+  // Failures first: they need no feedback.
+  ASSIGN_OR_RETURN(std::vector<MonitorWindowRecord> windows,
+                   options_.store->ListMonitorWindows(app, move->at - span,
+                                                      now + 1));
+  const ErrorTally failed_before = TallyErrors(windows, previous, move->at - span,
+                                               move->at);
+  const ErrorTally failed_after =
+      TallyErrors(windows, current, move->at, now + 1);
+  record["error_rate"] = {{"previous", failed_before.ToJson()},
+                          {"champion", failed_after.ToJson()},
+                          {"rise", rollback.error_rate_rise}};
+  const double confidence =
+      spec.policy.promote.has_value() ? spec.policy.promote->confidence : 0.95;
+  if (failed_before.requests >= rollback.min_rows &&
+      failed_after.requests >= rollback.min_rows &&
+      RoseBeyond(failed_before, failed_after, rollback.error_rate_rise,
+                 confidence)) {
+    record["reason"] = absl::StrFormat(
+        "%s failed %.4g of %d requests vs %.4g of %d for %s: the error rate "
+        "rose by more than error_rate_rise %g",
+        Version(current), failed_after.rate(), failed_after.requests,
+        failed_before.rate(), failed_before.requests, Version(previous),
+        rollback.error_rate_rise);
+    Alert alert;
+    alert.metric = "errors.rate";
+    alert.value = failed_after.rate();
+    alert.threshold = failed_before.rate() + rollback.error_rate_rise;
+    alert.comparison = Comparison::kAbove;
+    return RollBack(spec, *move, std::move(record), std::move(alert), now);
+  }
   if (static_cast<int64_t>(before.size()) < rollback.min_rows ||
       static_cast<int64_t>(after.size()) < rollback.min_rows) {
     if (!watch_over) return absl::OkStatus();
@@ -342,8 +467,6 @@ absl::Status ContinuousOptimizer::CheckRollback(const AppSpec& spec,
                               before.size(), Version(previous),
                               rollback.min_rows));
   }
-  const double confidence =
-      spec.policy.promote.has_value() ? spec.policy.promote->confidence : 0.95;
   BootstrapOptions bootstrap;
   bootstrap.confidence = confidence;
   absl::StatusOr<MetricComparison> comparison =
@@ -364,51 +487,20 @@ absl::Status ContinuousOptimizer::CheckRollback(const AppSpec& spec,
       comparison->confidence * 100, comparison->lower, comparison->upper,
       after.size(), before.size());
   if (comparison->upper < -rollback.kpi_drop) {
-    record["decision"] = "rollback";
     record["reason"] = numbers + ": dropped by more than kpi_drop " +
                        absl::StrFormat("%g", rollback.kpi_drop);
-    std::vector<AliasMove> moves = {{spec.endpoint.model, previous},
-                                    {"previous", current}};
-    // The canary's alias on the rolled-back version would send it live
-    // traffic again: it goes back too.
-    if (spec.endpoint.canary.has_value()) {
-      ASSIGN_OR_RETURN(std::optional<int> canary,
-                       options_.registry->ResolveAlias(
-                           app, spec.endpoint.canary->model));
-      if (canary.has_value() && *canary == current) {
-        moves.push_back({spec.endpoint.canary->model, previous});
-      }
-    }
-    RETURN_IF_ERROR(options_.move_now(app, moves, kRollbackActor));
-    RETURN_IF_ERROR(Audit(app, "model.rollback", current, record));
-    {
-      absl::MutexLock lock(&mu_);
-      decided_move_[app] = std::max(decided_move_[app], move->seq);
-    }
-    const std::string reason = record["reason"].get<std::string>();
-    LogWarning("model.rolled_back", {{"app", app},
-                                     {"from", Version(current)},
-                                     {"to", Version(previous)},
-                                     {"reason", reason}});
-    if (options_.alert) {
-      Alert alert;
-      alert.rule = "rollback";
-      alert.app = app;
-      alert.state = AlertState::kFiring;
-      alert.metric = "kpi." + rollback.metric;
-      alert.value = comparison->challenger;
-      // The level the new champion crossed: kpi_drop worse than the
-      // previous one, on the metric's own side.
-      const bool higher_is_better = HigherIsBetter(metric);
-      alert.threshold = higher_is_better
-                            ? comparison->champion - rollback.kpi_drop
-                            : comparison->champion + rollback.kpi_drop;
-      alert.comparison =
-          higher_is_better ? Comparison::kBelow : Comparison::kAbove;
-      alert.since_micros = now;
-      options_.alert(alert);
-    }
-    return absl::OkStatus();
+    Alert alert;
+    alert.metric = "kpi." + rollback.metric;
+    alert.value = comparison->challenger;
+    // The level the new champion crossed: kpi_drop worse than the previous
+    // one, on the metric's own side.
+    const bool higher_is_better = HigherIsBetter(metric);
+    alert.threshold = higher_is_better
+                          ? comparison->champion - rollback.kpi_drop
+                          : comparison->champion + rollback.kpi_drop;
+    alert.comparison =
+        higher_is_better ? Comparison::kBelow : Comparison::kAbove;
+    return RollBack(spec, *move, std::move(record), std::move(alert), now);
   }
   if (!watch_over) return absl::OkStatus();
   return finish("kept", numbers + ": within kpi_drop " +

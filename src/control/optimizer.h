@@ -20,7 +20,11 @@
 //   predictions since the move are compared with A's over the same span
 //   before it. When B's KPI is below A's by more than kpi_drop with the
 //   promotion policy's confidence (the whole interval of B - A lies below
-//   -kpi_drop), champion moves back to A (`previous` to B) at once, without
+//   -kpi_drop), or when the share of requests B failed (5xx: model errors,
+//   refused requests; the monitor windows' "errors") exceeds A's by more
+//   than error_rate_rise with the same confidence (a two-proportion z-test,
+//   at least min_rows requests each), champion moves back to A (`previous`
+//   to B, and the canary's alias to A when it points at B) at once, without
 //   approval, recorded as "model.rollback" with the numbers, and an alert
 //   "rollback" fires. When the watch ends without that, "rollback.check"
 //   records that the promotion stands. A move made by a rollback is not
@@ -47,6 +51,7 @@
 #include "audit/audit_log.h"
 #include "core/clock.h"
 #include "monitor/alerts.h"
+#include "nlohmann/json.hpp"
 #include "pipeline/app_spec.h"
 #include "registry/approvals.h"
 #include "registry/registry.h"
@@ -96,6 +101,11 @@ class ContinuousOptimizer {
  private:
   absl::Status CheckCanary(const AppSpec& spec, int64_t now);
   absl::Status CheckRollback(const AppSpec& spec, int64_t now);
+  // Moves champion back from `move`'s version to the one before, audits
+  // "model.rollback" with `record` and raises `alert` (its metric, value,
+  // threshold and comparison set) as the alert "rollback".
+  absl::Status RollBack(const AppSpec& spec, const AliasHistoryRecord& move,
+                        nlohmann::json record, Alert alert, int64_t now);
   // True when the promotion watch of `move` (a champion move) has already
   // been decided: in memory, or found in the audit log after a restart.
   absl::StatusOr<bool> RollbackDecided(const AliasHistoryRecord& move);

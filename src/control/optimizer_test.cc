@@ -572,6 +572,65 @@ TEST_F(OptimizerTest, DropAfterAPromotionRollsBackOnce) {
   EXPECT_THAT(Decisions(), SizeIs(1));
 }
 
+// A monitoring window of `version` in [start, start + 1h) with `requests`
+// requests of which `failed` failed, as the monitor stores it.
+MonitorWindowRecord ErrorWindow(int version, int64_t start, int64_t requests,
+                                int64_t failed) {
+  MonitorWindowRecord w;
+  w.app = kApp;
+  w.version = version;
+  w.start_at = start;
+  w.end_at = start + kHour;
+  w.rows = requests - failed;
+  w.profile_json = "{}";
+  w.drift_json = json{{"errors",
+                       {{"requests", requests},
+                        {"failed", failed},
+                        {"rate", static_cast<double>(failed) / requests}}}}
+                     .dump();
+  w.kpis_json = "{}";
+  return w;
+}
+
+TEST_F(OptimizerTest, AnErrorRateRiseRollsBackWithoutFeedback) {
+  const AppSpec spec = ApplySpec(SpecYaml());
+  RegisterVersions(2);
+  Move({{"champion", 2}}, "cli:ops");
+  clock_.Advance(kHour);
+  const int64_t promoted_at = clock_.NowMicros();
+  ASSERT_TRUE(store_->PutMonitorWindow(
+                        ErrorWindow(2, promoted_at - kHour, 1000, 2))
+                  .ok());
+  Move({{"champion", 1}, {"previous", 2}}, "cli:ops");
+  clock_.Advance(kSecond);
+  // 1.5% failed: a rise of 1.3 points, within error_rate_rise (0.01) at
+  // 95% on 500 requests.
+  ASSERT_TRUE(
+      store_->PutMonitorWindow(ErrorWindow(1, promoted_at, 500, 8)).ok());
+  Check(spec);
+  EXPECT_THAT(moves_, IsEmpty());
+  // 12% failed: rolled back, though no label came back.
+  ASSERT_TRUE(
+      store_->PutMonitorWindow(ErrorWindow(1, promoted_at, 500, 60)).ok());
+  Check(spec);
+  ASSERT_THAT(moves_, SizeIs(1));
+  EXPECT_THAT(moves_[0].moves,
+              ElementsAre(Pair("champion", 2), Pair("previous", 1)));
+  EXPECT_EQ(moves_[0].actor, "rollback");
+  const std::vector<Decision> decisions = Decisions();
+  ASSERT_THAT(decisions, SizeIs(1));
+  EXPECT_EQ(decisions[0].action, "model.rollback");
+  EXPECT_THAT(decisions[0].after["reason"].get<std::string>(),
+              HasSubstr("the error rate rose by more than error_rate_rise"));
+  EXPECT_EQ(decisions[0].after["error_rate"]["champion"]["failed"], 60);
+  EXPECT_EQ(decisions[0].after["error_rate"]["previous"]["requests"], 1000);
+  ASSERT_THAT(alerts_, SizeIs(1));
+  EXPECT_EQ(alerts_[0].metric, "errors.rate");
+  EXPECT_EQ(alerts_[0].comparison, Comparison::kAbove);
+  EXPECT_THAT(alerts_[0].value, DoubleNear(0.12, 1e-9));
+  EXPECT_THAT(alerts_[0].threshold, DoubleNear(0.002 + 0.01, 1e-9));
+}
+
 TEST_F(OptimizerTest, RollbackOnALowerIsBetterMetricAlertsAboveThePrevious) {
   const AppSpec spec = ApplySpec(SpecYaml("logloss"));
   RegisterVersions(2);

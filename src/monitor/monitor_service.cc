@@ -290,11 +290,15 @@ struct MonitorService::VersionState {
   // whose predicted class was the same (ObserveAgreement).
   std::atomic<int64_t> compared{0};
   std::atomic<int64_t> agreed{0};
+  // Requests answered, and requests the version failed (ObserveFailure).
+  std::atomic<int64_t> requests{0};
+  std::atomic<int64_t> failed{0};
   std::array<std::atomic<int64_t>, kLatencyBuckets + 1> latency{};
 };
 
 // What /metrics shows of a version's latest window.
 struct MonitorService::Latest {
+  bool stored = false;  // the window held something and was stored
   int64_t rows = 0;
   std::vector<FeatureDrift> drift;
   json kpis = json::object();
@@ -426,6 +430,15 @@ absl::Status MonitorService::RefreshEngine(const std::string& app,
   return absl::OkStatus();
 }
 
+void MonitorService::ObserveFailure(std::string_view app, int version) {
+  absl::ReaderMutexLock lock(&mu_);
+  auto found = apps_.find(app);
+  if (found == apps_.end() || !found->second->enabled) return;
+  auto it = found->second->versions.find(version);
+  if (it == found->second->versions.end()) return;
+  it->second->failed.fetch_add(1, std::memory_order_relaxed);
+}
+
 void MonitorService::ObserveAgreement(std::string_view app, int version,
                                       size_t num_rows, const float* outputs,
                                       size_t width,
@@ -476,6 +489,7 @@ void MonitorService::Observe(std::string_view app, int version,
   }
   state.rows.fetch_add(static_cast<int64_t>(num_rows),
                        std::memory_order_relaxed);
+  state.requests.fetch_add(1, std::memory_order_relaxed);
   const auto* bound =
       std::lower_bound(kLatencyBoundsMicros.begin(), kLatencyBoundsMicros.end(),
                        std::max<int64_t>(latency_micros, 0));
@@ -706,7 +720,7 @@ absl::Status MonitorService::TickApp(const std::string& app, int64_t now) {
     RETURN_IF_ERROR(CloseVersionWindow(
         app, *v, start, end, own, policy,
         v->version == serving_version ? &metrics : nullptr, &window));
-    if (window.rows == 0 && own.empty()) {
+    if (!window.stored) {
       if (v->version != serving_version && beside.count(v->version) == 0) {
         idle.push_back(v->version);
       }
@@ -823,12 +837,17 @@ absl::Status MonitorService::CloseVersionWindow(
   const int64_t rows = state.rows.exchange(0, std::memory_order_relaxed);
   const int64_t compared = state.compared.exchange(0, std::memory_order_relaxed);
   const int64_t agreed = state.agreed.exchange(0, std::memory_order_relaxed);
+  const int64_t requests =
+      state.requests.exchange(0, std::memory_order_relaxed);
+  const int64_t failed = state.failed.exchange(0, std::memory_order_relaxed);
   std::vector<int64_t> latency(kLatencyBuckets + 1);
   for (size_t i = 0; i < latency.size(); ++i) {
     latency[i] = state.latency[i].exchange(0, std::memory_order_relaxed);
   }
   latest->rows = rows;
-  if (rows == 0 && labeled.empty()) return absl::OkStatus();
+  if (rows == 0 && labeled.empty() && failed == 0 && compared == 0) {
+    return absl::OkStatus();
+  }
 
   json drift_json = json::object();
   if (window.has_value() && rows > 0) {
@@ -891,11 +910,19 @@ absl::Status MonitorService::CloseVersionWindow(
   std::optional<double> p99 =
       BucketQuantile({kLatencyBoundsMicros.begin(), kLatencyBoundsMicros.end()},
                      latency, 0.99);
+  if (requests + failed > 0) {
+    drift_json["errors"] = {
+        {"requests", requests + failed},
+        {"failed", failed},
+        {"rate", static_cast<double>(failed) /
+                     static_cast<double>(requests + failed)}};
+  }
   if (p50.has_value()) drift_json["latency_p50_ms"] = *p50 / 1000;
   if (p99.has_value()) drift_json["latency_p99_ms"] = *p99 / 1000;
   record.drift_json = drift_json.dump();
   record.kpis_json = latest->kpis.dump();
   RETURN_IF_ERROR(options_.store->PutMonitorWindow(record));
+  latest->stored = true;
 
   if (metrics != nullptr) {
     (*metrics)["rows"] = static_cast<double>(rows);

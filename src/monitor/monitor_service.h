@@ -137,6 +137,11 @@ class MonitorService {
                const float* rows, size_t num_rows, const float* outputs,
                size_t width);
 
+  // A request `version` of `app` failed (serving/prediction_observer.h):
+  // each window stores {"requests", "failed", "rate"} of its version (the
+  // API's window "errors"). Never blocks on I/O.
+  void ObserveFailure(std::string_view app, int version);
+
   // A shadow's prediction of `num_rows` rows (outputs: num_rows x width)
   // against the answer the client got for them (primary_outputs, as wide):
   // for a classification model, the share of rows with the same predicted

@@ -1240,6 +1240,61 @@ TEST_F(MonitorServiceTest, ASwappedOutVersionKeepsItsWindowUntilItCloses) {
   EXPECT_EQ(StoredPredictions(), 50 + 40 + 5 + 30 + 8);
 }
 
+TEST_F(MonitorServiceTest, AVersionBesideTheServingOneIsKeptThroughIdleWindows) {
+  std::unique_ptr<MonitorService> service = NewService();
+  Track(*service, FeatureBaseline(), 1);
+  ASSERT_TRUE(service
+                  ->Track(kApp, 2, TrainingData().signature, FeatureBaseline(),
+                          Spec(), MonitorService::TrackedAs::kBeside)
+                  .ok());
+  // Two windows without the beside version's traffic: still followed.
+  ObserveTable(*service, Generate(Rows(5000, 20)), "req-a", 20, 1);
+  CloseWindow(*service);
+  ObserveTable(*service, Generate(Rows(5100, 20)), "req-b", 20, 1);
+  CloseWindow(*service);
+  ObserveTable(*service, Generate(Rows(5200, 30)), "req-c", 30, 2);
+  CloseWindow(*service);
+  // The serving version's idle window stores nothing.
+  std::vector<MonitorWindowRecord> windows = Windows();
+  ASSERT_EQ(windows.size(), 3u);
+  EXPECT_EQ(windows[2].version, 2);
+  EXPECT_EQ(windows[2].rows, 30);
+  // Untracked, it is forgotten once a window passes without it.
+  service->Untrack(kApp, 2);
+  CloseWindow(*service);
+  ObserveTable(*service, Generate(Rows(5300, 10)), "req-d", 10, 2);
+  CloseWindow(*service);
+  EXPECT_EQ(Windows().size(), 3u);
+}
+
+TEST_F(MonitorServiceTest, FailuresAndAShadowsAgreementGoIntoTheWindow) {
+  std::unique_ptr<MonitorService> service = NewService();
+  Track(*service, FeatureBaseline(), 1);
+  ASSERT_TRUE(service
+                  ->Track(kApp, 2, TrainingData().signature, FeatureBaseline(),
+                          Spec(), MonitorService::TrackedAs::kBeside)
+                  .ok());
+  ObserveTable(*service, Generate(Rows(5000, 30)), "req-a", 10, 1);
+  service->ObserveFailure(kApp, 1);
+  // The shadow agreed on 3 rows of 4 (P(class 1) > 0.5 on both, or not).
+  const float shadow[] = {0.9f, 0.2f, 0.7f, 0.4f};
+  const float primary[] = {0.8f, 0.1f, 0.3f, 0.45f};
+  service->ObserveAgreement(kApp, 2, 4, shadow, 1, primary, 1);
+  // Outputs of another width are not compared.
+  service->ObserveAgreement(kApp, 2, 2, shadow, 2, primary, 1);
+  CloseWindow(*service);
+  std::vector<MonitorWindowRecord> windows = Windows();
+  ASSERT_EQ(windows.size(), 2u);
+  EXPECT_EQ(json::parse(windows[1].kpis_json)["agreement"], 0.75);
+  EXPECT_EQ(json::parse(windows[1].kpis_json)["agreement_rows"], 4);
+  const json errors = json::parse(windows[0].drift_json)["errors"];
+  EXPECT_EQ(errors["requests"], 4);
+  EXPECT_EQ(errors["failed"], 1);
+  EXPECT_DOUBLE_EQ(errors["rate"].get<double>(), 0.25);
+  std::string metrics = service->RenderMetrics();
+  EXPECT_THAT(metrics, HasSubstr("kpi=\"agreement\"")) << metrics;
+}
+
 TEST_F(MonitorServiceTest, TrackRefusesABaselineThatDoesNotFitTheSignature) {
   std::unique_ptr<MonitorService> service = NewService();
   absl::Status status = service->Track(kApp, 1, RegressionSignature(),

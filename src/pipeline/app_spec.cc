@@ -281,8 +281,8 @@ constexpr std::string_view kApprovalsKeys[] = {"expire_after", "self_approval"};
 constexpr std::string_view kSelfApproval[] = {"forbidden", "allowed"};
 constexpr std::string_view kPromoteKeys[] = {"metric", "min_gain", "confidence",
                                              "approval"};
-constexpr std::string_view kRollbackKeys[] = {"kpi_drop", "metric", "windows",
-                                             "min_rows"};
+constexpr std::string_view kRollbackKeys[] = {
+    "kpi_drop", "metric", "windows", "min_rows", "error_rate_rise"};
 constexpr std::string_view kNotifierKeys[] = {"webhook", "secret"};
 
 constexpr std::string_view kConnectors[] = {"csv", "jsonl", "sqlite",
@@ -2687,6 +2687,11 @@ class SpecParser {
         ASSIGN_OR_RETURN(r.windows,
                          Integer(h->value(), 1, 1000,
                                  "a whole number of windows from 1 to 1000"));
+      }
+      if (const Field* h = rollback.Find("error_rate_rise")) {
+        ASSIGN_OR_RETURN(r.error_rate_rise,
+                         Number(h->value(), "a number > 0 and <= 1",
+                                [](double x) { return x > 0 && x <= 1; }));
       }
       if (const Field* h = rollback.Find("min_rows")) {
         ASSIGN_OR_RETURN(r.min_rows,

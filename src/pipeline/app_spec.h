@@ -471,8 +471,12 @@ struct RollbackPolicySpec {
   std::string metric;
   // Monitoring windows after a promotion during which it is watched.
   int64_t windows = 3;
-  // Labelled predictions of the new champion needed before it is judged.
+  // Labelled predictions of the new champion needed before it is judged,
+  // and requests before its error rate is.
   int64_t min_rows = 100;
+  // Roll back, too, when the share of requests the new champion fails
+  // exceeds the previous champion's by more than this (with confidence).
+  double error_rate_rise = 0.01;
   SourceLocation location;  // of the rollback map
 };
 

@@ -1427,12 +1427,15 @@ void Submit(const ServableHandle& handle, EncodedRows rows,
                       absl::StatusOr<std::vector<float>> outputs) {
     if (!outputs.ok()) {
       answer(version, HttpResponse::Error(outputs.status()));
+      if (observer != nullptr) observer->ObserveFailure(answer.app(), version);
       return;
     }
     const int64_t now = clock->NowMicros();
     std::string request_id = NewId("req", now);
     const int64_t latency = answer.elapsed_micros();
-    answer(version, on_outputs(*outputs, request_id));
+    HttpResponse response = on_outputs(*outputs, request_id);
+    // Observed before the client has the answer, so feedback sent the
+    // moment it arrives finds the prediction in the log.
     if (observer != nullptr && self->num_rows > 0) {
       ObservedPrediction observed;
       observed.app = answer.app();
@@ -1446,13 +1449,19 @@ void Submit(const ServableHandle& handle, EncodedRows rows,
       observed.width = outputs->size() / self->num_rows;
       observer->Observe(observed);
     }
+    answer(version, std::move(response));
     if (shadow != nullptr) {
       ForwardToShadow(shadow, version, *std::move(outputs), self->num_rows,
                       std::move(request_id));
     }
   };
   absl::Status status = handle.scheduler->Enqueue(request);
-  if (!status.ok()) answer(handle.version, Refusal(status));
+  if (!status.ok()) {
+    answer(handle.version, Refusal(status));
+    if (observer != nullptr) {
+      observer->ObserveFailure(answer.app(), handle.version);
+    }
+  }
 }
 
 // The JSON text of each class's label (AppendLabelJson) and of its name as

@@ -1140,9 +1140,19 @@ class RecordingObserver : public PredictionObserver {
     return seen_;
   }
 
+  void ObserveFailure(std::string_view app, int version) override {
+    absl::MutexLock lock(&mu_);
+    failures_.emplace_back(std::string(app), version);
+  }
+  std::vector<std::pair<std::string, int>> Failures() {
+    absl::MutexLock lock(&mu_);
+    return failures_;
+  }
+
  private:
   absl::Mutex mu_;
   std::vector<Seen> seen_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<std::string, int>> failures_ ABSL_GUARDED_BY(mu_);
 };
 
 // A model with a given signature whose predictions fail.
@@ -1375,12 +1385,40 @@ TEST_F(InferenceTest, ShadowErrorsAreCountedAndNeverReachTheClient) {
   EXPECT_EQ(Parse(response)["predictions"], expected);
   text = metrics_.Render(models_.States());
   EXPECT_EQ(Sample(text, ShadowSeries("strict", 3, "error")), "1");
-  // Only the answers were observed.
+  // Only the answers were observed; a shadow's failure is not the app's.
   std::vector<RecordingObserver::Seen> seen = observer.Snapshot();
   ASSERT_EQ(seen.size(), 3u);
   for (const RecordingObserver::Seen& each : seen) {
     EXPECT_FALSE(each.shadow);
   }
+  EXPECT_TRUE(observer.Failures().empty());
+}
+
+TEST_F(InferenceTest, AVersionsFailuresAreReportedToTheObserver) {
+  RecordingObserver observer;
+  Router router;
+  AddInferenceRoutes(&router, &models_, &clock_, &metrics_, {}, &observer);
+  BatchingOptions direct;
+  direct.enabled = false;
+  models_.AddApp("broken");
+  ASSERT_TRUE(models_
+                  .Serve("broken", 4,
+                         LoaderOf(std::make_shared<FailingModel>(
+                             (*churn_)->signature())),
+                         direct)
+                  .ok());
+  HttpRequest request;
+  request.method = "POST";
+  request.path = "/v1/apps/broken/predict";
+  request.body = ThreeRecords().dump();
+  request.headers["content-type"] = "application/json";
+  EXPECT_EQ(router.Dispatch(request).status, 500);
+  // Bad input is the caller's failure, not the version's.
+  request.body = "{\"records\": 3}";
+  EXPECT_EQ(router.Dispatch(request).status, 400);
+  EXPECT_EQ(observer.Failures(),
+            (std::vector<std::pair<std::string, int>>{{"broken", 4}}));
+  EXPECT_TRUE(observer.Snapshot().empty());
 }
 
 TEST_F(InferenceTest, ShadowWithAFullQueueDropsCopiesNotAnswers) {

@@ -2,10 +2,12 @@
 // answered, so monitoring (the prediction log and the window profiles) can
 // follow serving without serving knowing about it.
 //
-// The predict and infer handlers call Observe once per answered request
-// that the model predicted, after the answer has been handed to the HTTP
-// layer, on the thread that ran the batch (a batcher worker or an HTTP I/O
-// thread). Requests refused before or by the model are not observed.
+// The predict and infer handlers call Observe once per request that the
+// model predicted, with its answer built and just before handing it to the
+// HTTP layer (so a client that sends feedback the moment it has the answer
+// finds the prediction logged), on the thread that ran the batch (a
+// batcher worker or an HTTP I/O thread). Requests refused before or by the
+// model are not observed; those a version failed go to ObserveFailure.
 //
 // Shadow traffic: when the app has a shadow version (ModelManager::Shadow)
 // other than the one that answered, the request is predicted again by the
@@ -62,6 +64,11 @@ class PredictionObserver {
  public:
   virtual ~PredictionObserver() = default;
   virtual void Observe(const ObservedPrediction& prediction) = 0;
+  // A request routed to `version` of `app` that the version failed: the
+  // model returned an error, or its queue refused the request (5xx).
+  // Requests refused before a version took them (bad input) are not
+  // reported. Called after the answer, like Observe.
+  virtual void ObserveFailure(std::string_view app, int version) = 0;
 };
 
 }  // namespace slipway
