@@ -235,7 +235,7 @@ class ServerImpl : public Server {
     // Last, after Recover and after everything a run may call (control_
     // moves aliases): the first tick starts runs missed while down.
     scheduler_ = std::make_unique<Scheduler>(Scheduler::Options{
-        store_.get(), registry_.get(), executor_.get(), clock});
+        store_.get(), registry_.get(), executor_.get(), clock, fs});
     scheduler_->Start();
     monitor_->Start();
     notifier_->Start();

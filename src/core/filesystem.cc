@@ -146,6 +146,18 @@ class PosixFilesystem : public Filesystem {
     return static_cast<uint64_t>(st.st_size);
   }
 
+  absl::StatusOr<FileStamp> Stamp(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+      return PosixError("cannot stat", path, errno);
+    }
+    FileStamp stamp;
+    stamp.size = static_cast<uint64_t>(st.st_size);
+    stamp.modified_micros = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000 +
+                            st.st_mtim.tv_nsec / 1000;
+    return stamp;
+  }
+
   absl::Status CreateDirs(const std::string& path) override {
     if (path.empty()) return absl::OkStatus();
     struct stat st;
@@ -204,6 +216,13 @@ class PosixFilesystem : public Filesystem {
 };
 
 }  // namespace
+
+absl::StatusOr<Filesystem::FileStamp> Filesystem::Stamp(
+    const std::string& path) {
+  FileStamp stamp;
+  ASSIGN_OR_RETURN(stamp.size, FileSize(path));
+  return stamp;
+}
 
 absl::StatusOr<std::string> Filesystem::ReadFile(const std::string& path) {
   ASSIGN_OR_RETURN(std::unique_ptr<SequentialFile> file, OpenSequential(path));

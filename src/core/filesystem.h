@@ -58,6 +58,16 @@ class Filesystem {
 
   virtual bool Exists(const std::string& path) = 0;
   virtual absl::StatusOr<uint64_t> FileSize(const std::string& path) = 0;
+  // What changes when a file is rewritten or appended to: its size and
+  // last modification time. The default knows the size only.
+  struct FileStamp {
+    uint64_t size = 0;
+    int64_t modified_micros = 0;  // unix micros; 0 when unknown
+    bool operator==(const FileStamp& other) const {
+      return size == other.size && modified_micros == other.modified_micros;
+    }
+  };
+  virtual absl::StatusOr<FileStamp> Stamp(const std::string& path);
   // Creates `path` and its missing parents; OK when it already exists.
   virtual absl::Status CreateDirs(const std::string& path) = 0;
   // Names (not paths) of the entries of directory `path`, sorted.

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/logging.h"
 #include "pipeline/app_spec.h"
@@ -58,6 +60,7 @@ void Scheduler::Tick() {
       continue;
     }
     for (const PipelineSpec& pipeline : spec->pipelines) {
+      FireOnNewData(*spec, revision->source_dir, pipeline);
       if (pipeline.trigger.schedule.empty()) continue;
       // Cannot fail: ParseAppSpec checked the schedule with the same parser.
       absl::StatusOr<CronSchedule> schedule =
@@ -65,6 +68,52 @@ void Scheduler::Tick() {
       if (!schedule.ok()) continue;
       FireIfDue(app.name, pipeline.name, revision->created_at, *schedule, now);
     }
+  }
+}
+
+void Scheduler::FireOnNewData(const AppSpec& spec,
+                              const std::string& source_dir,
+                              const PipelineSpec& pipeline) {
+  const auto& on = pipeline.trigger.on;
+  if (options_.fs == nullptr ||
+      std::find(on.begin(), on.end(), TriggerEvent::kNewData) == on.end()) {
+    return;
+  }
+  std::string changed;  // the first changed source, as the run's trigger
+  for (const StepSpec& step : pipeline.steps) {
+    if (step.kind() != StepKind::kIngest) continue;
+    const DataSourceSpec* source =
+        spec.FindDataSource(std::get<IngestStepSpec>(step.params).source);
+    if (source == nullptr || (source->connector != Connector::kCsv &&
+                              source->connector != Connector::kJsonl)) {
+      continue;
+    }
+    const std::string path = ResolvePath(source_dir, source->path);
+    absl::StatusOr<Filesystem::FileStamp> stamp = options_.fs->Stamp(path);
+    if (!stamp.ok()) continue;  // missing for now: the run would fail too
+    const std::string key = absl::StrCat(spec.app, "\n", pipeline.name, "\n", path);
+    auto [it, first] = seen_.try_emplace(key, *stamp);
+    if (first || it->second == *stamp) continue;
+    it->second = *stamp;
+    if (changed.empty()) {
+      changed =
+          absl::StrCat("new data in source '", source->name, "' (", path, ")");
+    }
+  }
+  if (changed.empty()) return;
+  absl::StatusOr<RunRecord> run =
+      options_.executor->Start(spec.app, pipeline.name, changed);
+  if (run.ok()) {
+    LogInfo("new_data.fired", {{"app", spec.app},
+                               {"pipeline", pipeline.name},
+                               {"trigger", changed},
+                               {"run", run->id}});
+  } else {
+    LogWarning("new_data.not_started",
+               {{"app", spec.app},
+                {"pipeline", pipeline.name},
+                {"trigger", changed},
+                {"reason", std::string(run.status().message())}});
   }
 }
 

@@ -12,6 +12,14 @@
 // executor refuses (the pipeline is already running, see `concurrency` in
 // app_spec.h) is logged and not retried before the next fire time.
 //
+// New data: a pipeline whose trigger lists `new_data` is also started when a
+// file its ingest steps read (a csv or jsonl data source) changes: its size
+// or modification time differs from what the previous Tick saw. The first
+// look at a file (after a start-up or an apply that adds it) only records
+// it; sources in a database are not watched (a loader says so with `slipway
+// events fire APP new_data`). The run is started by "new data in source
+// '<name>' (<path>)".
+//
 // Start() runs Tick on a thread: at once, then at every minute boundary of
 // the clock (cron's resolution). Tests on a FakeClock call Tick directly
 // instead.
@@ -22,12 +30,15 @@
 #define SLIPWAY_PIPELINE_SCHEDULER_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "core/clock.h"
+#include "core/filesystem.h"
+#include "pipeline/app_spec.h"
 #include "pipeline/cron.h"
 #include "pipeline/run_executor.h"
 #include "registry/registry.h"
@@ -42,6 +53,8 @@ class Scheduler {
     Registry* registry = nullptr;
     RunExecutor* executor = nullptr;
     Clock* clock = nullptr;
+    // Reads the data files watched for new data; null: none are watched.
+    Filesystem* fs = nullptr;
   };
 
   explicit Scheduler(Options options);
@@ -61,10 +74,17 @@ class Scheduler {
   void FireIfDue(const std::string& app, const std::string& pipeline,
                  int64_t revision_created_at, const CronSchedule& schedule,
                  int64_t now);
+  // Starts `pipeline` when a file it ingests changed since the last Tick.
+  void FireOnNewData(const AppSpec& spec, const std::string& source_dir,
+                     const PipelineSpec& pipeline)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(tick_mu_);
   void Loop();
 
   const Options options_;
   absl::Mutex tick_mu_;  // serializes Ticks: a fire is decided once
+  // What each watched file looked like at the last Tick, by app, pipeline
+  // and path.
+  std::map<std::string, Filesystem::FileStamp> seen_ ABSL_GUARDED_BY(tick_mu_);
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;  // touched only by Start and Stop

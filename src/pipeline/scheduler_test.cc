@@ -92,7 +92,8 @@ class SchedulerTest : public ::testing::Test {
     executor_ = std::make_unique<RunExecutor>(executor);
     ASSERT_TRUE(executor_->Recover().ok());
     scheduler_ = std::make_unique<Scheduler>(Scheduler::Options{
-        store_.get(), registry_.get(), executor_.get(), &clock_});
+        store_.get(), registry_.get(), executor_.get(), &clock_,
+        LocalFilesystem()});
   }
 
   // Everything goes, as when the process ends; the data directory stays.
@@ -187,6 +188,45 @@ TEST_F(SchedulerTest, FiresAtTheRightMinutesOverADayAndALeapDay) {
     EXPECT_THAT(run.reason, HasSubstr("step 'ingest' failed"));
   }
   EXPECT_EQ(LastFire(), Utc("2024-02-29 23:30"));
+}
+
+TEST_F(SchedulerTest, NewDataInAnIngestedFileStartsThePipelineOnce) {
+  const std::string spec =
+      "app: churn\n"
+      "data: {train: {path: customers.csv}, other: {path: other.csv}}\n"
+      "schema: {target: churned}\n"
+      "pipelines:\n"
+      "  train:\n"
+      "    trigger: {on: [new_data]}\n"
+      "    steps:\n"
+      "      - ingest: {source: train}\n"
+      "      - train: {}\n"
+      "  report:\n"
+      "    kind: check\n"
+      "    steps:\n"
+      "      - ingest: {source: train}\n";
+  Apply(spec);
+  const std::string path = JoinPath(temp_.path(), "customers.csv");
+  // No file yet, then the first look: nothing starts.
+  scheduler_->Tick();
+  ASSERT_TRUE(LocalFilesystem()->WriteFileAtomic(path, "x,churned\n1,0\n").ok());
+  scheduler_->Tick();
+  scheduler_->Tick();
+  EXPECT_THAT(Runs(), IsEmpty());
+  // Rows appended: one run of the pipeline that listens for new_data.
+  ASSERT_TRUE(
+      LocalFilesystem()->WriteFileAtomic(path, "x,churned\n1,0\n2,1\n").ok());
+  scheduler_->Tick();
+  scheduler_->Tick();
+  std::vector<RunRecord> runs = WaitForRunsToFinish();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].pipeline, "train");
+  // A file another source names, changed, starts nothing.
+  ASSERT_TRUE(LocalFilesystem()
+                  ->WriteFileAtomic(JoinPath(temp_.path(), "other.csv"), "a\n")
+                  .ok());
+  scheduler_->Tick();
+  EXPECT_EQ(Runs().size(), 1u);
 }
 
 TEST_F(SchedulerTest, TicksBetweenFireMinutesStartNothing) {

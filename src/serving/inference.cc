@@ -1344,8 +1344,10 @@ void RunShadow(const ShadowCopy& copy,
   request->done = [answered, self,
                    enqueued_us](absl::StatusOr<std::vector<float>> outputs) {
     if (!outputs.ok()) return CountShadow(*answered, ShadowOutcome::kError);
-    CountShadow(*answered, ShadowOutcome::kOk);
-    if (answered->observer == nullptr || self->num_rows == 0) return;
+    // Counted once observed: a count seen is a prediction logged.
+    if (answered->observer == nullptr || self->num_rows == 0) {
+      return CountShadow(*answered, ShadowOutcome::kOk);
+    }
     ObservedPrediction observed;
     observed.app = answered->app;
     observed.version = answered->shadow_version;
@@ -1361,6 +1363,7 @@ void RunShadow(const ShadowCopy& copy,
     observed.primary_outputs = answered->primary_outputs.data();
     observed.primary_width = answered->primary_width;
     answered->observer->Observe(observed);
+    CountShadow(*answered, ShadowOutcome::kOk);
   };
   status = copy.shadow.scheduler->Enqueue(request);
   if (!status.ok()) {

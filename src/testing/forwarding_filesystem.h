@@ -33,6 +33,9 @@ class ForwardingFilesystem : public Filesystem {
   absl::StatusOr<uint64_t> FileSize(const std::string& path) override {
     return base_->FileSize(path);
   }
+  absl::StatusOr<FileStamp> Stamp(const std::string& path) override {
+    return base_->Stamp(path);
+  }
   absl::Status CreateDirs(const std::string& path) override {
     return base_->CreateDirs(path);
   }

@@ -160,10 +160,10 @@ class Scenario:
 
     # --- traffic -----------------------------------------------------------
 
-    def send(self, rows, batch=4):
+    def send(self, rows, batch=4, before_feedback=None):
         """Predicts the next `rows` live rows (drifted) in requests of
-        `batch` rows, sends their labels back, and returns {version: rows}
-        of who answered."""
+        `batch` rows, calls `before_feedback()` if given, sends their labels
+        back, and returns {version: rows} of who answered."""
         path = self.ws.path(self.app, "live-%d.csv" % self.next_row)
         self.gen(path, rows, self.next_row)
         self.next_row += rows
@@ -182,6 +182,8 @@ class Scenario:
             items += [{"request_id": "%s/%d" % (body["request_id"], j),
                        "label": int(r["churned"])}
                       for j, r in enumerate(chunk)]
+        if before_feedback is not None:
+            before_feedback()
         status, body = self.s.request("POST",
                                       "/v1/apps/%s/feedback" % self.app,
                                       {"feedback": items})
@@ -447,14 +449,20 @@ class ContinuousOptimizationTest(unittest.TestCase):
                 self.server.metrics(), "slipway_shadow_predictions_total",
                 app=sc.app, outcome=outcome)
         before = shadowed("ok")
+
+        def all_shadowed():
+            # The shadow predicts after each answer went out; its last
+            # predictions may still be on their way when the feedback
+            # comes, and a prediction not yet logged is not labelled. A
+            # counted one is logged.
+            harness.wait_until(lambda: shadowed("ok") - before == 200, 60,
+                               lambda: "200 shadowed requests, got %d" % (
+                                   shadowed("ok") - before))
         # Every answer came from the champion, and the feedback's answer
         # counts the client's 800 labels only (sc.send checks "accepted"),
         # though they label the shadow's predictions too.
-        answered = sc.send(800)
+        answered = sc.send(800, before_feedback=all_shadowed)
         self.assertEqual(answered, {1: 800})
-        harness.wait_until(lambda: shadowed("ok") - before == 200, 60,
-                           lambda: "200 shadowed requests, got %d" % (
-                               shadowed("ok") - before))
         self.assertEqual(shadowed("error") + shadowed("dropped"), 0)
         self.close_window(sc)
         harness.wait_until(
