@@ -246,6 +246,24 @@ class OptimizerTest : public ::testing::Test {
     clock_.Advance(int64_t{rows} * 1000 + kSecond);
   }
 
+  // Champion `from` serves an hour, `from_percent` of its 400 labelled
+  // predictions right; then `actor` moves champion to `to` (previous to
+  // `from`), which serves 400 a second later, `to_percent` right. Returns
+  // the move's alias-history seq; promoted_at_ is its time.
+  int64_t Promote(int from, int from_percent, int to, int to_percent,
+                  const std::string& actor) {
+    RegisterVersions(2);
+    Move({{"champion", from}}, "cli:ops");
+    clock_.Advance(kHour);
+    Serve(from, 400, from_percent);
+    Move({{"champion", to}, {"previous", from}}, actor);
+    promoted_at_ = clock_.NowMicros();
+    const int64_t seq = LastMoveSeq("champion");
+    clock_.Advance(kSecond);
+    Serve(to, 400, to_percent);
+    return seq;
+  }
+
   void Check(const AppSpec& spec) {
     absl::Status checked = optimizer_->Check(spec);
     ASSERT_TRUE(checked.ok()) << checked;
@@ -291,6 +309,7 @@ class OptimizerTest : public ::testing::Test {
   std::vector<PromoteCall> promotions_;
   std::vector<MoveCall> moves_;
   std::vector<Alert> alerts_;
+  int64_t promoted_at_ = 0;  // of the last Promote()
 };
 
 TEST_F(OptimizerTest, BetterCanaryIsPromoted) {
@@ -508,16 +527,9 @@ TEST_F(OptimizerTest, RequestsOfAnEarlierCanaryOrOfOthersDoNotDecide) {
 
 TEST_F(OptimizerTest, DropAfterAPromotionRollsBackOnce) {
   const AppSpec spec = ApplySpec(SpecYaml());
-  RegisterVersions(2);
-  Move({{"champion", 2}}, "cli:ops");
-  clock_.Advance(kHour);
-  Serve(2, 400, 85);
   // Someone promotes the old model by hand; production shows it worse.
-  Move({{"champion", 1}, {"previous", 2}}, "cli:ops");
-  const int64_t promoted_at = clock_.NowMicros();
-  const int64_t move_seq = LastMoveSeq("champion");
-  clock_.Advance(kSecond);
-  Serve(1, 400, 55);
+  const int64_t move_seq = Promote(2, 85, 1, 55, "cli:ops");
+  const int64_t promoted_at = promoted_at_;
 
   Check(spec);
   EXPECT_THAT(promotions_, IsEmpty());
@@ -633,13 +645,7 @@ TEST_F(OptimizerTest, AnErrorRateRiseRollsBackWithoutFeedback) {
 
 TEST_F(OptimizerTest, RollbackOnALowerIsBetterMetricAlertsAboveThePrevious) {
   const AppSpec spec = ApplySpec(SpecYaml("logloss"));
-  RegisterVersions(2);
-  Move({{"champion", 1}}, "cli:ops");
-  clock_.Advance(kHour);
-  Serve(1, 400, 85);
-  Move({{"champion", 2}, {"previous", 1}}, "policy");
-  clock_.Advance(kSecond);
-  Serve(2, 400, 55);
+  Promote(1, 85, 2, 55, "policy");
 
   Check(spec);
   ASSERT_THAT(moves_, SizeIs(1));
@@ -660,13 +666,7 @@ TEST_F(OptimizerTest, RollbackOnALowerIsBetterMetricAlertsAboveThePrevious) {
 
 TEST_F(OptimizerTest, RollbackThatCannotMoveRecordsNothingAndIsTriedAgain) {
   const AppSpec spec = ApplySpec(SpecYaml());
-  RegisterVersions(2);
-  Move({{"champion", 2}}, "cli:ops");
-  clock_.Advance(kHour);
-  Serve(2, 400, 85);
-  Move({{"champion", 1}, {"previous", 2}}, "cli:ops");
-  clock_.Advance(kSecond);
-  Serve(1, 400, 55);
+  Promote(2, 85, 1, 55, "cli:ops");
 
   move_failure_ = absl::UnavailableError("model churn v2 is loading");
   absl::Status failed = optimizer_->Check(spec);
@@ -688,15 +688,8 @@ TEST_F(OptimizerTest, RollbackThatCannotMoveRecordsNothingAndIsTriedAgain) {
 
 TEST_F(OptimizerTest, PromotionWithoutADropIsKeptWhenTheWatchEnds) {
   const AppSpec spec = ApplySpec(SpecYaml());
-  RegisterVersions(2);
-  Move({{"champion", 1}}, "cli:ops");
-  clock_.Advance(kHour);
-  Serve(1, 400, 80);
-  Move({{"champion", 2}, {"previous", 1}}, "policy");
-  const int64_t promoted_at = clock_.NowMicros();
-  const int64_t move_seq = LastMoveSeq("champion");
-  clock_.Advance(kSecond);
-  Serve(2, 400, 80);
+  const int64_t move_seq = Promote(1, 80, 2, 80, "policy");
+  const int64_t promoted_at = promoted_at_;
 
   Check(spec);
   clock_.Set(promoted_at + 2 * kHour - 1);
