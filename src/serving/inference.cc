@@ -27,9 +27,9 @@
 #include "nlohmann/json.hpp"
 #include "serving/batcher.h"
 #include "serving/fast_json.h"
-#include "serving/io_round.h"
 #include "serving/metrics.h"
 #include "serving/prediction_observer.h"
+#include "serving/shadow_runner.h"
 
 namespace slipway {
 namespace {
@@ -1275,6 +1275,7 @@ struct ShadowCopy {
   Clock* clock = nullptr;
   ServingMetrics* metrics = nullptr;       // may be null
   PredictionObserver* observer = nullptr;  // may be null
+  ShadowRunner* runner = nullptr;          // predicts the copy
 };
 
 // The answer a shadow's prediction is compared with, and where its outcome
@@ -1303,7 +1304,8 @@ void CountShadow(const ShadowedAnswer& answer, ShadowOutcome outcome) {
 std::shared_ptr<const ShadowCopy> CopyForShadow(
     const ModelManager& models, const std::string& app, int answering,
     bool infer, const HttpRequest& request, Clock* clock,
-    ServingMetrics* metrics, PredictionObserver* observer) {
+    ServingMetrics* metrics, PredictionObserver* observer,
+    ShadowRunner* runner) {
   std::optional<ServableHandle> shadow = models.Shadow(app);
   if (!shadow.has_value() || shadow->version == answering) return nullptr;
   auto copy = std::make_shared<ShadowCopy>();
@@ -1318,6 +1320,7 @@ std::shared_ptr<const ShadowCopy> CopyForShadow(
   copy->clock = clock;
   copy->metrics = metrics;
   copy->observer = observer;
+  copy->runner = runner;
   return copy;
 }
 
@@ -1336,49 +1339,36 @@ void RunShadow(const ShadowCopy& copy,
     status = EncodePredictRequest(signature, copy.request, &rows);
   }
   if (!status.ok()) return CountShadow(*answered, ShadowOutcome::kError);
-  auto request = std::make_unique<BatchRequest>();
-  request->rows = std::move(rows.values);
-  request->num_rows = rows.num_rows;
-  const BatchRequest* self = request.get();
-  const int64_t enqueued_us = copy.clock->MonotonicMicros();
-  request->done = [answered, self,
-                   enqueued_us](absl::StatusOr<std::vector<float>> outputs) {
-    if (!outputs.ok()) return CountShadow(*answered, ShadowOutcome::kError);
-    // Counted once observed: a count seen is a prediction logged.
-    if (answered->observer == nullptr || self->num_rows == 0) {
-      return CountShadow(*answered, ShadowOutcome::kOk);
-    }
+  const int64_t started_us = copy.clock->MonotonicMicros();
+  std::vector<float> outputs;
+  status =
+      copy.shadow.model->Predict(rows.values.data(), rows.num_rows, &outputs);
+  if (!status.ok()) return CountShadow(*answered, ShadowOutcome::kError);
+  // Counted once observed: a count seen is a prediction logged.
+  if (answered->observer != nullptr && rows.num_rows > 0) {
     ObservedPrediction observed;
     observed.app = answered->app;
     observed.version = answered->shadow_version;
     observed.request_id = answered->request_id;
     observed.answered_at_micros = answered->clock->NowMicros();
-    observed.latency_micros = answered->clock->MonotonicMicros() - enqueued_us;
-    observed.rows = self->rows.data();
-    observed.num_rows = self->num_rows;
-    observed.outputs = outputs->data();
-    observed.width = outputs->size() / self->num_rows;
+    observed.latency_micros = answered->clock->MonotonicMicros() - started_us;
+    observed.rows = rows.values.data();
+    observed.num_rows = rows.num_rows;
+    observed.outputs = outputs.data();
+    observed.width = outputs.size() / rows.num_rows;
     observed.shadow = true;
     observed.primary_version = answered->primary_version;
     observed.primary_outputs = answered->primary_outputs.data();
     observed.primary_width = answered->primary_width;
     answered->observer->Observe(observed);
-    CountShadow(*answered, ShadowOutcome::kOk);
-  };
-  status = copy.shadow.scheduler->Enqueue(request);
-  if (!status.ok()) {
-    const bool refused =
-        status.code() == absl::StatusCode::kResourceExhausted ||
-        status.code() == absl::StatusCode::kUnavailable;
-    CountShadow(*answered,
-                refused ? ShadowOutcome::kDropped : ShadowOutcome::kError);
   }
+  CountShadow(*answered, ShadowOutcome::kOk);
 }
 
 // Sends the copy to the shadow once the primary answered `request_id` with
-// `outputs`. On an HTTP I/O thread it waits for the end of the event-loop
-// pass, so the answer already handed over is written first even when the
-// shadow predicts on this thread (batching off).
+// `outputs`: queued for the ShadowRunner's idle-priority thread (dropped
+// when its queue is full), so it never takes a thread or CPU time from the
+// requests clients wait for.
 void ForwardToShadow(std::shared_ptr<const ShadowCopy> copy,
                      int primary_version, std::vector<float> outputs,
                      size_t num_rows, std::string request_id) {
@@ -1392,13 +1382,12 @@ void ForwardToShadow(std::shared_ptr<const ShadowCopy> copy,
   answered->clock = copy->clock;
   answered->metrics = copy->metrics;
   answered->observer = copy->observer;
-  if (IoRound::Active()) {
-    IoRound::Defer([copy = std::move(copy), answered = std::move(answered)] {
-      RunShadow(*copy, answered);
-    });
-    return;
+  ShadowRunner* runner = copy->runner;
+  if (!runner->TrySubmit([copy = std::move(copy), answered] {
+        RunShadow(*copy, answered);
+      })) {
+    CountShadow(*answered, ShadowOutcome::kDropped);
   }
-  RunShadow(*copy, std::move(answered));
 }
 
 // Hands `rows` to the version's scheduler; `on_outputs` builds the answer
@@ -1538,8 +1527,9 @@ HttpResponse PredictAnswer(const Signature& signature, int version,
 }
 
 void Predict(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
-             PredictionObserver* observer, const HttpRequest& request,
-             const PathParams& params, HttpResponder respond) {
+             PredictionObserver* observer, ShadowRunner* runner,
+             const HttpRequest& request, const PathParams& params,
+             HttpResponder respond) {
   const std::string& app = params.at("app");
   const MeteredResponder answer(app, "predict", clock, metrics,
                                 std::move(respond));
@@ -1554,7 +1544,7 @@ void Predict(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
   const EncodeStats stats = rows.stats;
   Submit(*handle, std::move(rows), answer, clock, observer,
          CopyForShadow(models, app, handle->version, /*infer=*/false, request,
-                       clock, metrics, observer),
+                       clock, metrics, observer, runner),
          [model = handle->model, version = handle->version, num_rows,
           stats](const std::vector<float>& outputs,
                  const std::string& request_id) {
@@ -1641,8 +1631,9 @@ HttpResponse InferAnswer(const std::string& app, const Signature& signature,
 }
 
 void Infer(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
-           PredictionObserver* observer, const HttpRequest& request,
-           const PathParams& params, HttpResponder respond) {
+           PredictionObserver* observer, ShadowRunner* runner,
+           const HttpRequest& request, const PathParams& params,
+           HttpResponder respond) {
   const std::string& app = params.at("app");
   const MeteredResponder answer(app, "infer", clock, metrics,
                                 std::move(respond));
@@ -1661,7 +1652,7 @@ void Infer(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
   const EncodeStats stats = rows.stats;
   Submit(*handle, std::move(rows), answer, clock, observer,
          routed ? CopyForShadow(models, app, handle->version, /*infer=*/true,
-                                request, clock, metrics, observer)
+                                request, clock, metrics, observer, runner)
                 : nullptr,
          [app, model = handle->model, version = handle->version,
           infer = std::move(infer), num_rows,
@@ -1676,7 +1667,7 @@ void Infer(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
 
 void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
                         ServingMetrics* metrics, PredictionGuard guard,
-                        PredictionObserver* observer) {
+                        PredictionObserver* observer, size_t shadow_queue) {
   router->Add("GET", "/healthz", [](const HttpRequest&, const PathParams&) {
     return JsonAnswer(200, {{"status", "ok"}});
   });
@@ -1707,8 +1698,11 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
               {"extensions", ordered_json::array({"binary_tensor_data"})}});
   });
 
+  // Predicts shadow copies at idle priority; shared by the handlers, so it
+  // goes (dropping what is queued) with the router.
+  auto runner = std::make_shared<ShadowRunner>(shadow_queue);
   router->AddAsync("POST", "/v1/apps/{app}/predict",
-                   [models, clock, metrics, guard, observer](
+                   [models, clock, metrics, guard, observer, runner](
                        const HttpRequest& request, const PathParams& params,
                        HttpResponder respond) {
                      if (guard) {
@@ -1716,8 +1710,8 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
                          return respond(*std::move(refusal));
                        }
                      }
-                     Predict(*models, clock, metrics, observer, request,
-                             params, std::move(respond));
+                     Predict(*models, clock, metrics, observer, runner.get(),
+                             request, params, std::move(respond));
                    });
 
   auto metadata = [models](const HttpRequest&, const PathParams& params) {
@@ -1734,7 +1728,7 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
   router->Add("GET", "/v2/models/{app}/ready", ready);
   router->Add("GET", "/v2/models/{app}/versions/{version}/ready", ready);
 
-  auto infer = [models, clock, metrics, guard, observer](
+  auto infer = [models, clock, metrics, guard, observer, runner](
                    const HttpRequest& request, const PathParams& params,
                    HttpResponder respond) {
     if (guard) {
@@ -1742,7 +1736,7 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
         return respond(*std::move(refusal));
       }
     }
-    Infer(*models, clock, metrics, observer, request, params,
+    Infer(*models, clock, metrics, observer, runner.get(), request, params,
           std::move(respond));
   };
   router->AddAsync("POST", "/v2/models/{app}/infer", infer);

@@ -69,6 +69,7 @@
 #include "serving/metrics.h"
 #include "serving/model_manager.h"
 #include "serving/prediction_observer.h"
+#include "serving/shadow_runner.h"
 
 namespace slipway {
 
@@ -85,9 +86,14 @@ using PredictionGuard = std::function<std::optional<HttpResponse>(
 // infer handlers parse anything. `observer` (may be null; borrowed, must
 // outlive the router) is told of every request the model answered
 // (prediction_observer.h).
+//
+// Shadow copies are predicted by a serving/shadow_runner.h ShadowRunner
+// (idle CPU priority) the routes share, holding at most `shadow_queue`
+// copies; more are dropped and counted.
 void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
                         ServingMetrics* metrics, PredictionGuard guard = {},
-                        PredictionObserver* observer = nullptr);
+                        PredictionObserver* observer = nullptr,
+                        size_t shadow_queue = ShadowRunner::kDefaultMaxQueued);
 
 }  // namespace slipway
 

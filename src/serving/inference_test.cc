@@ -1206,6 +1206,21 @@ std::string ShadowSeries(const std::string& app, int version,
          std::to_string(version) + "\",outcome=\"" + outcome + "\"}";
 }
 
+// Waits (at most 10 s) until the metrics show `value` for `series`, which a
+// shadow's idle-priority thread updates after the answer; returns it.
+std::string WaitForSample(const ServingMetrics& metrics,
+                          const ModelManager& models, const std::string& series,
+                          const std::string& value) {
+  const auto deadline = absl::Now() + absl::Seconds(10);
+  std::string seen;
+  while (absl::Now() < deadline) {
+    seen = Sample(metrics.Render(models.States()), series);
+    if (seen == value) return seen;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return seen;
+}
+
 TEST_F(InferenceTest, CanaryAnswersItsShareStickyPerRoutingKey) {
   Serve("split", 1, *churn_);
   ASSERT_TRUE(models_.ServeCanary("split", 2, 50, LoaderOf(*active_)).ok());
@@ -1344,7 +1359,6 @@ TEST_F(InferenceTest, ShadowErrorsAreCountedAndNeverReachTheClient) {
   RecordingObserver observer;
   Router router;
   AddInferenceRoutes(&router, &models_, &clock_, &metrics_, {}, &observer);
-  // Batching off: the shadow runs before Dispatch returns.
   BatchingOptions direct;
   direct.enabled = false;
   models_.AddApp("strict");
@@ -1368,8 +1382,10 @@ TEST_F(InferenceTest, ShadowErrorsAreCountedAndNeverReachTheClient) {
   ASSERT_EQ(response.status, 200) << response.body;
   EXPECT_EQ(Parse(response)["predictions"], expected);
   EXPECT_EQ(Parse(response)["model_version"], 1);
+  EXPECT_EQ(WaitForSample(metrics_, models_, ShadowSeries("strict", 2, "error"),
+                          "1"),
+            "1");
   std::string text = metrics_.Render(models_.States());
-  EXPECT_EQ(Sample(text, ShadowSeries("strict", 2, "error")), "1");
   EXPECT_EQ(Sample(text, ShadowSeries("strict", 2, "ok")), "0");
   EXPECT_EQ(Sample(text, ShadowSeries("strict", 2, "dropped")), "0");
 
@@ -1383,8 +1399,9 @@ TEST_F(InferenceTest, ShadowErrorsAreCountedAndNeverReachTheClient) {
   response = router.Dispatch(request);
   ASSERT_EQ(response.status, 200) << response.body;
   EXPECT_EQ(Parse(response)["predictions"], expected);
-  text = metrics_.Render(models_.States());
-  EXPECT_EQ(Sample(text, ShadowSeries("strict", 3, "error")), "1");
+  EXPECT_EQ(WaitForSample(metrics_, models_, ShadowSeries("strict", 3, "error"),
+                          "1"),
+            "1");
   // Only the answers were observed; a shadow's failure is not the app's.
   std::vector<RecordingObserver::Seen> seen = observer.Snapshot();
   ASSERT_EQ(seen.size(), 3u);
@@ -1424,17 +1441,15 @@ TEST_F(InferenceTest, AVersionsFailuresAreReportedToTheObserver) {
 TEST_F(InferenceTest, ShadowWithAFullQueueDropsCopiesNotAnswers) {
   RecordingObserver observer;
   Router router;
-  AddInferenceRoutes(&router, &models_, &clock_, &metrics_, {}, &observer);
+  // The shadow's runner holds 2 copies; its first copy blocks it.
+  AddInferenceRoutes(&router, &models_, &clock_, &metrics_, {}, &observer,
+                     /*shadow_queue=*/2);
   BatchingOptions direct;
   direct.enabled = false;
   models_.AddApp("busy");
   ASSERT_TRUE(models_.Serve("busy", 1, LoaderOf(*churn_), direct).ok());
-  // The shadow's batcher holds 2 rows; its first batch blocks the worker.
   auto blocking = std::make_shared<BlockingModel>((*churn_)->signature());
-  BatchingOptions small;
-  small.max_batch = 2;
-  small.max_queue = 2;
-  ASSERT_TRUE(models_.ServeShadow("busy", 2, LoaderOf(blocking), small).ok());
+  ASSERT_TRUE(models_.ServeShadow("busy", 2, LoaderOf(blocking), direct).ok());
   HttpRequest request;
   request.method = "POST";
   request.path = "/v1/apps/busy/predict";
