@@ -1,7 +1,8 @@
 """The serving benchmarks' shared harness: the bench model and its request
-bodies, `slipway server` processes pinned to the server CPU, wrk runs on
-the client CPU, and the machine description of the result files. Imported
-by bench/serving/run and bench/monitoring/run; not a program.
+bodies, `slipway server` processes pinned to the server CPU, wrk and
+fixed-rate h2load runs on the client CPU, and the machine description of
+the result files. Imported by bench/serving/run (and its shadow part,
+shadow_cost.py) and bench/monitoring/run; not a program.
 
 Every function that fails ends the program with SystemExit naming the
 calling script (PROG) and what to do; every process started through
@@ -40,6 +41,7 @@ INFER_PATH = "/v2/models/%s/infer" % APP
 FEATURES = 30
 TRAIN_ROWS = 20_000
 REQUEST_ROWS = 1024  # the rows requests are made of; the big request's size
+LATENCY_WARMUP_SECONDS = 1  # h2load's untimed start of every fixed-rate run
 ROUNDS = 100
 DEPTH = 6
 SEED = 42
@@ -377,6 +379,62 @@ def run_wrk(port, path, body_file, seconds, connections=CONNECTIONS):
         "connect_errors", "read_errors", "write_errors", "status_errors",
         "timeouts"))
     result["rps"] = result["ok"] / seconds
+    return cmd, result
+
+
+def percentile(sorted_values, p):
+    """Nearest-rank percentile."""
+    k = max(0, min(len(sorted_values) - 1,
+                   int(np.ceil(p / 100 * len(sorted_values))) - 1))
+    return sorted_values[k]
+
+
+def run_h2load(port, path, body_file, per_client_rps, seconds, log_path,
+               connections=CONNECTIONS):
+    """A fixed-rate run: `--rps` per connection, after
+    LATENCY_WARMUP_SECONDS of warm-up; p50, p99 and max are nearest-rank
+    over the latencies h2load logged for the measured `seconds`."""
+    cmd = ["taskset", "-c", CLIENT_CPU, "h2load", "--h1", "-c",
+           str(connections), "-t", "1", "--rps", str(per_client_rps),
+           "--warm-up-time", "%ds" % LATENCY_WARMUP_SECONDS, "-D",
+           "%ds" % seconds, "-d", body_file, "-H",
+           "Content-Type: application/json", "--log-file", log_path,
+           "http://127.0.0.1:%d%s" % (port, path)]
+    if os.path.exists(log_path):
+        os.remove(log_path)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        die("h2load failed (exit %d): %s\n%s%s" % (
+            proc.returncode, shlex.join(cmd), proc.stdout, proc.stderr))
+    result = {}
+    for line in proc.stdout.splitlines():
+        words = line.replace(",", "").split()
+        if line.startswith("requests:"):
+            result.update(total=int(words[1]), succeeded=int(words[7]),
+                          failed=int(words[9]), errored=int(words[11]),
+                          timeout=int(words[13]))
+        elif line.startswith("finished in"):
+            result["achieved_rps"] = float(words[3])
+    if "total" not in result:
+        die("h2load printed no request counts:\n" + proc.stdout)
+    starts, latencies, non_200 = [], [], 0
+    with open(log_path) as f:
+        for line in f:
+            start, status, micros = line.split("\t")[:3]
+            starts.append(int(start))
+            latencies.append(int(micros))
+            non_200 += status != "200"
+    if not latencies:
+        die("h2load logged no requests:\n" + proc.stdout)
+    latencies.sort()
+    # How evenly h2load spread the requests: the share that started within
+    # 20 us of the previous one (an even spread at R req/s leaves 1/R).
+    gaps = np.diff(np.sort(starts))
+    result.update(logged=len(latencies), non_200=non_200,
+                  bunched_pct=100 * float(np.mean(gaps < 20)),
+                  p50_ms=percentile(latencies, 50) / 1000,
+                  p99_ms=percentile(latencies, 99) / 1000,
+                  max_ms=latencies[-1] / 1000)
     return cmd, result
 
 
