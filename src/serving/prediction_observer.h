@@ -38,8 +38,9 @@ struct ObservedPrediction {
   // id of the answer it shadows.
   std::string_view request_id;
   int64_t answered_at_micros = 0;  // wall clock
-  // Handler entry to answer; for a shadow's prediction, from its copy's
-  // enqueue on the shadow's scheduler to the shadow's outputs.
+  // Handler entry to answer; for a shadow's prediction, the time the
+  // shadow's model took to predict the copy (on the shadow runner,
+  // shadow_runner.h).
   int64_t latency_micros = 0;
   // The encoded rows the model saw: num_rows x the version's feature count,
   // row-major in signature order (models/features.h: NaN for a missing
