@@ -6,19 +6,16 @@ prediction log) and `window: 5s`, one with `monitor: {enabled: false}` —
 measured with wrk in interleaved rounds. Then checks that the monitored
 server really did its work (predictions stored, none dropped, windows
 stored) and that the other did none. Protocol and reading guide:
-bench/monitoring/README.md. Servers, wrk runs and the bench model come from
+bench/monitoring/README.md. wrk runs and the bench model come from
 bench/serving/harness.py.
 """
 
-import datetime
 import hashlib
 import os
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
 import numpy as np
 import xgboost as xgb
@@ -28,8 +25,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "serving"))
 from harness import (  # noqa: E402  (bench/serving/harness.py)
     APP, CLIENT_CPU, CONNECTIONS, DEPTH, FEATURES, INFER_PATH, PREDICT_PATH,
-    ROUNDS, SEED, SERVER_CPU, SPEC, TRAIN_ROWS, Servers, cell, check_answers,
-    die, dpkg_version, generate, http_call, infer_body, load_average, machine,
+    ROUNDS, SEED, SERVER_CPU, SPEC, TRAIN_ROWS, cell, check_answers, die,
+    dpkg_version, generate, http_call, infer_body, machine, measure_part,
     peak_rss_kb, run_wrk, shown, slipway_build, start_slipway, train_app,
     wait_ready)
 
@@ -86,22 +83,8 @@ def stored(data_dir):
 
 def measure(build_dir, slipway, rounds, seconds):
     """Runs the part; returns what section() writes, by name."""
-    started = time.monotonic()
-    load_start = load_average()
-    servers = Servers()
-    try:
-        with tempfile.TemporaryDirectory(prefix="slipway-bmon-",
-                                         dir=build_dir) as work:
-            m = measure_in(slipway, rounds, seconds, servers, work)
-    finally:
-        servers.stop_all()
-    m.update(build_dir=build_dir, slipway=slipway, rounds=rounds,
-             seconds=seconds, load_start=load_start,
-             load_end=load_average(),
-             minutes=(time.monotonic() - started) / 60,
-             when=datetime.datetime.now(datetime.timezone.utc).strftime(
-                 "%Y-%m-%d %H:%M UTC"))
-    return m
+    return measure_part(build_dir, slipway, rounds, seconds, "slipway-bmon-",
+                        measure_in)
 
 
 def measure_in(slipway, rounds, seconds, servers, work):

@@ -9,6 +9,7 @@ calling script (PROG) and what to do; every process started through
 `Servers` is stopped by its PID in `Servers.stop_all`.
 """
 
+import datetime
 import http.client
 import json
 import os
@@ -20,6 +21,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -110,6 +112,28 @@ def shown(cmd, work):
 
 
 # --- processes -------------------------------------------------------------
+
+def measure_part(build_dir, slipway, rounds, seconds, prefix, measure_in):
+    """Runs a bench part: `measure_in(slipway, rounds, seconds, servers,
+    work)` in a temporary directory under `build_dir` (named `prefix`...)
+    with its own Servers, stopped whatever happens. Returns its dict with
+    the run's description added (what the parts' sections print)."""
+    started = time.monotonic()
+    load_start = load_average()
+    servers = Servers()
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix, dir=build_dir) as work:
+            m = measure_in(slipway, rounds, seconds, servers, work)
+    finally:
+        servers.stop_all()
+    m.update(build_dir=build_dir, slipway=slipway, rounds=rounds,
+             seconds=seconds, load_start=load_start,
+             load_end=load_average(),
+             minutes=(time.monotonic() - started) / 60,
+             when=datetime.datetime.now(datetime.timezone.utc).strftime(
+                 "%Y-%m-%d %H:%M UTC"))
+    return m
+
 
 class Servers:
     """Every process the bench starts, stopped by PID in stop_all."""

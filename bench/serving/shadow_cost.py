@@ -7,18 +7,16 @@ gone out; one without. Both measured with fixed-rate h2load runs (latency)
 and saturating wrk runs (throughput) in interleaved rounds; then checked
 that the shadow predicted a copy of every answered request
 (`slipway_shadow_predictions_total` against `slipway_requests_total`).
-Protocol and reading guide: bench/serving/README.md. Servers, load runs and
+Protocol and reading guide: bench/serving/README.md. load runs and
 the bench model come from bench/serving/harness.py.
 """
 
-import datetime
 import hashlib
 import json
 import os
 import re
 import statistics
 import subprocess
-import tempfile
 import time
 
 import numpy as np
@@ -26,10 +24,10 @@ import xgboost as xgb
 
 from harness import (
     APP, CLIENT_CPU, CONNECTIONS, DEPTH, FEATURES, LATENCY_WARMUP_SECONDS,
-    PREDICT_PATH, ROUNDS, SEED, SERVER_CPU, SPEC, TRAIN_ROWS, Servers, cell,
-    check_answers, die, dpkg_version, generate, http_call, load_average,
-    machine, peak_rss_kb, run_h2load, run_wrk, shown,
-    slipway_build, slipway_cli, start_slipway, train_app, wait_ready)
+    PREDICT_PATH, ROUNDS, SEED, SERVER_CPU, SPEC, TRAIN_ROWS, cell,
+    check_answers, die, dpkg_version, generate, http_call, machine,
+    measure_part, peak_rss_kb, run_h2load, run_wrk, shown, slipway_build,
+    slipway_cli, start_slipway, train_app, wait_ready)
 
 HEADING = "Shadow latency cost (shadow on vs off)"
 CHALLENGER = "challenger"
@@ -132,22 +130,8 @@ def sha256_file(path):
 
 def measure(build_dir, slipway, rounds, seconds):
     """Runs the part; returns what section() writes, by name."""
-    started = time.monotonic()
-    load_start = load_average()
-    servers = Servers()
-    try:
-        with tempfile.TemporaryDirectory(prefix="slipway-bshadow-",
-                                         dir=build_dir) as work:
-            m = measure_in(slipway, rounds, seconds, servers, work)
-    finally:
-        servers.stop_all()
-    m.update(build_dir=build_dir, slipway=slipway, rounds=rounds,
-             seconds=seconds, load_start=load_start,
-             load_end=load_average(),
-             minutes=(time.monotonic() - started) / 60,
-             when=datetime.datetime.now(datetime.timezone.utc).strftime(
-                 "%Y-%m-%d %H:%M UTC"))
-    return m
+    return measure_part(build_dir, slipway, rounds, seconds, "slipway-bshadow-",
+                        measure_in)
 
 
 def measure_in(slipway, rounds, seconds, servers, work):
