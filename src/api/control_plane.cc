@@ -643,7 +643,7 @@ absl::Status ControlPlane::SyncTraffic(const std::string& app,
   } else if (shadow != 0 && shadow != before.shadow_version) {
     RETURN_IF_ERROR(models_->ServeShadow(app, shadow,
                                          VersionLoader(app, shadow), batching));
-    MonitorServedVersion(app, shadow, MonitorService::TrackedAs::kBeside);
+    MonitorServedVersion(app, shadow, MonitorService::TrackedAs::kShadow);
     untrack(before.shadow_version);
     audit("shadow.start", shadow, {{"alias", spec.endpoint.shadow->model}});
   }

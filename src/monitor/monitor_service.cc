@@ -308,8 +308,9 @@ struct MonitorService::AppState {
   std::map<int, std::shared_ptr<VersionState>> versions;
   int serving_version = 0;
   // Versions served beside it (a canary, a shadow): followed even through
-  // windows without traffic.
+  // windows without traffic; `shadows` are the shadows among them.
   std::set<int> beside;
+  std::set<int> shadows;
   bool enabled = true;
   double log_inputs = 0;
   int64_t window_micros = 300LL * 1'000'000;
@@ -371,11 +372,13 @@ absl::Status MonitorService::Track(const std::string& app, int version,
   if (it == app_state.versions.end()) {
     app_state.versions.emplace(version, std::move(state));
   }
-  if (as == TrackedAs::kBeside) {
+  if (as != TrackedAs::kServing) {
     app_state.beside.insert(version);
+    if (as == TrackedAs::kShadow) app_state.shadows.insert(version);
     return absl::OkStatus();
   }
   app_state.beside.erase(version);
+  app_state.shadows.erase(version);
   app_state.serving_version = version;
   return RefreshEngine(app, app_state, spec);
 }
@@ -383,7 +386,9 @@ absl::Status MonitorService::Track(const std::string& app, int version,
 void MonitorService::Untrack(const std::string& app, int version) {
   absl::MutexLock lock(&mu_);
   auto it = apps_.find(app);
-  if (it != apps_.end()) it->second->beside.erase(version);
+  if (it == apps_.end()) return;
+  it->second->beside.erase(version);
+  it->second->shadows.erase(version);
 }
 
 absl::Status MonitorService::RefreshEngine(const std::string& app,
@@ -573,13 +578,13 @@ absl::StatusOr<json> MonitorService::AddFeedback(const std::string& app,
   // champion as a shadow (logged under ShadowLoggedId): their KPIs come
   // from the same feedback. Their outcomes are not the client's.
   const size_t sent = records.size();
-  bool beside = false;
+  bool shadowed = false;
   {
     absl::ReaderMutexLock lock(&mu_);
     auto found = apps_.find(app);
-    beside = found != apps_.end() && !found->second->beside.empty();
+    shadowed = found != apps_.end() && !found->second->shadows.empty();
   }
-  if (beside) {
+  if (shadowed) {
     for (size_t i = 0; i < sent; ++i) {
       FeedbackRecord shadow = records[i];
       shadow.request_id = ShadowLoggedId(records[i].request_id);

@@ -118,10 +118,12 @@ class MonitorService {
   // closes. InvalidArgument when the baseline does not match the signature.
   //
   // TrackedAs::kBeside: `version` serves beside the app's serving version
-  // (a canary or a shadow): followed and windowed like it, kept through
-  // windows without traffic, but the alerts keep following the serving
-  // version. Serving it later (kServing) makes it the serving version.
-  enum class TrackedAs { kServing, kBeside };
+  // (a canary): followed and windowed like it, kept through windows without
+  // traffic, but the alerts keep following the serving version. kShadow:
+  // the same for a shadow, whose predictions feedback labels too (logged
+  // under core/ids.h ShadowLoggedId). Serving it later (kServing) makes it
+  // the serving version.
+  enum class TrackedAs { kServing, kBeside, kShadow };
   absl::Status Track(const std::string& app, int version,
                      const Signature& signature,
                      std::optional<ProfileSet> baseline,
