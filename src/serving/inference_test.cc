@@ -1334,9 +1334,10 @@ TEST_F(InferenceTest, ShadowPredictsEachRequestAfterTheAnswer) {
   EXPECT_TRUE(seen[3].shadow);
   EXPECT_EQ(seen[3].request_id, Parse(infer)["parameters"]["request_id"]);
   EXPECT_EQ(seen[3].primary_outputs, seen[2].outputs);
-  EXPECT_EQ(Sample(metrics_.Render(models_.States()),
-                   ShadowSeries("shadowed", 7, "ok")),
-            "2");
+  // Counted just after it is observed.
+  EXPECT_EQ(
+      WaitForSample(metrics_, models_, ShadowSeries("shadowed", 7, "ok"), "2"),
+      "2");
 
   // Without the shadow the answer is the same, byte for byte, up to the
   // request id.
