@@ -10,7 +10,6 @@ bench/monitoring/README.md. wrk runs and the bench model come from
 bench/serving/harness.py.
 """
 
-import hashlib
 import os
 import sqlite3
 import statistics
@@ -27,8 +26,8 @@ from harness import (  # noqa: E402  (bench/serving/harness.py)
     APP, CLIENT_CPU, CONNECTIONS, DEPTH, FEATURES, INFER_PATH, PREDICT_PATH,
     ROUNDS, SEED, SERVER_CPU, SPEC, TRAIN_ROWS, cell, check_answers, die,
     dpkg_version, generate, http_call, infer_body, machine, measure_part,
-    peak_rss_kb, run_wrk, shown, slipway_build, start_slipway, train_app,
-    wait_ready)
+    peak_rss_kb, run_wrk, sha256_file, shown, slipway_build, start_ready,
+    train_app)
 
 HEADING = "Serving cost of monitoring (monitoring on vs off)"
 MIN_ROUNDS = 5
@@ -99,19 +98,11 @@ def measure_in(slipway, rounds, seconds, servers, work):
         export = os.path.join(work, "export-" + name)
         train_app(servers, slipway, os.path.join(work, "data-" + name),
                   spec + extra, export)
-        with open(os.path.join(export, "model.json"), "rb") as f:
-            digests[name] = hashlib.sha256(f.read()).hexdigest()
+        digests[name] = sha256_file(os.path.join(export, "model.json"))
     if len(set(digests.values())) != 1:
         die("the trainings gave different model.json files: %s" % digests)
 
-    procs, server_cmds = {}, {}
-    for name in SERVERS:
-        data_dir = os.path.join(work, "data-" + name)
-        proc, port = start_slipway(servers, slipway, data_dir)
-        wait_ready(proc, port, "GET", "/v2/models/%s/ready" % APP, None,
-                   os.path.join(data_dir, "server.log"))
-        procs[name] = (proc, port)
-        server_cmds[name] = proc.args
+    procs, server_cmds = start_ready(servers, slipway, work, SERVERS)
     bodies["infer_one_row"] = infer_body(work, procs["on"][1], rows)
 
     booster = xgb.Booster(model_file=os.path.join(work, "export-on",

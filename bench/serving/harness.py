@@ -10,6 +10,7 @@ calling script (PROG) and what to do; every process started through
 """
 
 import datetime
+import hashlib
 import http.client
 import json
 import os
@@ -112,6 +113,25 @@ def shown(cmd, work):
 
 
 # --- processes -------------------------------------------------------------
+
+def sha256_file(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def start_ready(servers, slipway, work, names):
+    """Starts one `slipway server` per name on WORK/data-<name> and waits
+    until each serves APP; returns ({name: (proc, port)}, {name: argv})."""
+    procs, cmds = {}, {}
+    for name in names:
+        data_dir = os.path.join(work, "data-" + name)
+        proc, port = start_slipway(servers, slipway, data_dir)
+        wait_ready(proc, port, "GET", "/v2/models/%s/ready" % APP, None,
+                   os.path.join(data_dir, "server.log"))
+        procs[name] = (proc, port)
+        cmds[name] = proc.args
+    return procs, cmds
+
 
 def measure_part(build_dir, slipway, rounds, seconds, prefix, measure_in):
     """Runs a bench part: `measure_in(slipway, rounds, seconds, servers,

@@ -11,7 +11,6 @@ Protocol and reading guide: bench/serving/README.md. load runs and
 the bench model come from bench/serving/harness.py.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -26,8 +25,8 @@ from harness import (
     APP, CLIENT_CPU, CONNECTIONS, DEPTH, FEATURES, LATENCY_WARMUP_SECONDS,
     PREDICT_PATH, ROUNDS, SEED, SERVER_CPU, SPEC, TRAIN_ROWS, cell,
     check_answers, die, dpkg_version, generate, http_call, machine,
-    measure_part, peak_rss_kb, run_h2load, run_wrk, shown, slipway_build,
-    slipway_cli, start_slipway, train_app, wait_ready)
+    measure_part, peak_rss_kb, run_h2load, run_wrk, sha256_file, shown,
+    slipway_build, slipway_cli, start_ready, start_slipway, train_app)
 
 HEADING = "Shadow latency cost (shadow on vs off)"
 CHALLENGER = "challenger"
@@ -123,11 +122,6 @@ def add_challenger(servers, slipway, data_dir, export_dir):
     servers.stop(proc)
 
 
-def sha256_file(path):
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def measure(build_dir, slipway, rounds, seconds):
     """Runs the part; returns what section() writes, by name."""
     return measure_part(build_dir, slipway, rounds, seconds, "slipway-bshadow-",
@@ -154,14 +148,7 @@ def measure_in(slipway, rounds, seconds, servers, work):
     if len(set(digests.values())) != 1:
         die("the trainings gave different model.json files: %s" % digests)
 
-    procs, server_cmds = {}, {}
-    for name in SERVERS:
-        data_dir = os.path.join(work, "data-" + name)
-        proc, port = start_slipway(servers, slipway, data_dir)
-        wait_ready(proc, port, "GET", "/v2/models/%s/ready" % APP, None,
-                   os.path.join(data_dir, "server.log"))
-        procs[name] = (proc, port)
-        server_cmds[name] = proc.args
+    procs, server_cmds = start_ready(servers, slipway, work, SERVERS)
     expected_roles = {"on": {1: "serving", 2: "shadow"}, "off": {1: "serving"}}
     for name, (_, port) in procs.items():
         got = roles(port)

@@ -267,10 +267,11 @@ class MonitorServiceTest : public ::testing::Test {
 
   // Tracks version `version` of kApp with the training signature.
   void Track(MonitorService& service, std::optional<ProfileSet> baseline,
-             int version = 1) {
+             int version = 1,
+             MonitorService::TrackedAs as = MonitorService::TrackedAs::kServing) {
     ASSERT_TRUE(service
                     .Track(kApp, version, TrainingData().signature,
-                           std::move(baseline), Spec())
+                           std::move(baseline), Spec(), as)
                     .ok());
   }
 
@@ -1243,10 +1244,7 @@ TEST_F(MonitorServiceTest, ASwappedOutVersionKeepsItsWindowUntilItCloses) {
 TEST_F(MonitorServiceTest, AVersionBesideTheServingOneIsKeptThroughIdleWindows) {
   std::unique_ptr<MonitorService> service = NewService();
   Track(*service, FeatureBaseline(), 1);
-  ASSERT_TRUE(service
-                  ->Track(kApp, 2, TrainingData().signature, FeatureBaseline(),
-                          Spec(), MonitorService::TrackedAs::kBeside)
-                  .ok());
+  Track(*service, FeatureBaseline(), 2, MonitorService::TrackedAs::kBeside);
   // Two windows without the beside version's traffic: still followed.
   ObserveTable(*service, Generate(Rows(5000, 20)), "req-a", 20, 1);
   CloseWindow(*service);
@@ -1270,10 +1268,7 @@ TEST_F(MonitorServiceTest, AVersionBesideTheServingOneIsKeptThroughIdleWindows) 
 TEST_F(MonitorServiceTest, FailuresAndAShadowsAgreementGoIntoTheWindow) {
   std::unique_ptr<MonitorService> service = NewService();
   Track(*service, FeatureBaseline(), 1);
-  ASSERT_TRUE(service
-                  ->Track(kApp, 2, TrainingData().signature, FeatureBaseline(),
-                          Spec(), MonitorService::TrackedAs::kBeside)
-                  .ok());
+  Track(*service, FeatureBaseline(), 2, MonitorService::TrackedAs::kBeside);
   ObserveTable(*service, Generate(Rows(5000, 30)), "req-a", 10, 1);
   service->ObserveFailure(kApp, 1);
   // The shadow agreed on 3 rows of 4 (P(class 1) > 0.5 on both, or not).
