@@ -27,6 +27,11 @@ class TransformedModel : public Model {
     transform_.Apply(rows, num_rows, &model_rows);
     return inner_->Predict(model_rows.data(), num_rows, out);
   }
+  int max_concurrency() const override { return inner_->max_concurrency(); }
+  bool blocking() const override { return inner_->blocking(); }
+  std::vector<ModelWorker> Workers() const override {
+    return inner_->Workers();
+  }
 
  private:
   const FeatureTransform transform_;

@@ -10,6 +10,7 @@
 #define SLIPWAY_MODELS_MODEL_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string_view>
 #include <utility>
@@ -23,6 +24,21 @@ namespace slipway {
 
 // Native XGBoost JSON model (Booster.save_model("m.json")).
 inline constexpr std::string_view kXgboostJsonFormat = "xgboost-json";
+// A Python model folder (a joblib/pickle file or a model.py), served by a
+// pool of worker processes (python_model.h).
+inline constexpr std::string_view kPythonFormat = "python";
+// A TorchScript module (torch.jit.save), run by the LibTorch plugin
+// (torchscript_model.h).
+inline constexpr std::string_view kTorchScriptFormat = "torchscript";
+
+// One process or engine instance a backend predicts with, as metrics and
+// the API report it (Python workers; empty for in-process backends).
+struct ModelWorker {
+  int64_t pid = 0;
+  int64_t rss_bytes = 0;   // resident memory, from /proc/PID/status VmRSS
+  int64_t requests = 0;    // Predict calls this process answered
+  int64_t restarts = 0;    // times this worker slot was replaced
+};
 
 class Model {
  public:
@@ -42,6 +58,15 @@ class Model {
   // index order, for regression the predicted value.
   virtual absl::Status Predict(const float* rows, size_t num_rows,
                                std::vector<float>* out) const = 0;
+
+  // How many Predict calls the backend runs at once to good effect: the
+  // batcher keeps that many batches in flight (1: one at a time).
+  virtual int max_concurrency() const { return 1; }
+  // True when Predict waits on another process, so it must never run on an
+  // HTTP I/O thread.
+  virtual bool blocking() const { return false; }
+  // The backend's processes (Python workers); empty for in-process ones.
+  virtual std::vector<ModelWorker> Workers() const { return {}; }
 
  private:
   const Signature signature_;
