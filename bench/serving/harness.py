@@ -119,13 +119,15 @@ def sha256_file(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def start_ready(servers, slipway, work, names):
-    """Starts one `slipway server` per name on WORK/data-<name> and waits
-    until each serves APP; returns ({name: (proc, port)}, {name: argv})."""
+def start_ready(servers, slipway, work, names, flags=None):
+    """Starts one `slipway server` per name on WORK/data-<name>, with
+    flags.get(name) added to its command line, and waits until each serves
+    APP; returns ({name: (proc, port)}, {name: argv})."""
     procs, cmds = {}, {}
     for name in names:
         data_dir = os.path.join(work, "data-" + name)
-        proc, port = start_slipway(servers, slipway, data_dir)
+        proc, port = start_slipway(servers, slipway, data_dir,
+                                   (flags or {}).get(name, ()))
         wait_ready(proc, port, "GET", "/v2/models/%s/ready" % APP, None,
                    os.path.join(data_dir, "server.log"))
         procs[name] = (proc, port)
@@ -259,10 +261,11 @@ def wait_ready(proc, port, method, path, body, log_path, timeout=120):
 
 # --- Slipway ---------------------------------------------------------------
 
-def start_slipway(servers, slipway, data_dir):
-    """`slipway server` pinned to the server CPU; returns (proc, port)."""
+def start_slipway(servers, slipway, data_dir, flags=()):
+    """`slipway server` pinned to the server CPU, with `flags` added;
+    returns (proc, port)."""
     cmd = ["taskset", "-c", SERVER_CPU, slipway, "server", "--data-dir",
-           data_dir, "--listen", "127.0.0.1:0", "--threads", "1"]
+           data_dir, "--listen", "127.0.0.1:0", "--threads", "1"] + list(flags)
     log_path = os.path.join(data_dir, "server.log")
     proc = servers.start(cmd, log_path, env={"OMP_NUM_THREADS": "1"},
                          stdout=subprocess.PIPE)

@@ -36,6 +36,10 @@ SERVERS = {
     "on": ("shadow on (`%s`)" % SHADOW.strip(), SHADOW),
     "off": ("no shadow", ""),
 }
+# The shadow's thread runs on the load generator's CPU, at idle priority
+# there: the serving threads keep the server CPU to themselves, as on a
+# machine where the shadow is given cores the answers do not use.
+SERVER_FLAGS = {"on": ["--shadow-cpus", CLIENT_CPU]}
 WARMUP_SECONDS = 2
 MIN_ROUNDS = 5
 TARGET_P99 = 0.05
@@ -148,7 +152,8 @@ def measure_in(slipway, rounds, seconds, servers, work):
     if len(set(digests.values())) != 1:
         die("the trainings gave different model.json files: %s" % digests)
 
-    procs, server_cmds = start_ready(servers, slipway, work, SERVERS)
+    procs, server_cmds = start_ready(servers, slipway, work, SERVERS,
+                                     SERVER_FLAGS)
     expected_roles = {"on": {1: "serving", 2: "shadow"}, "off": {1: "serving"}}
     for name, (_, port) in procs.items():
         got = roles(port)

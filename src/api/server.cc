@@ -199,6 +199,10 @@ class ServerImpl : public Server {
 
     // Predict and infer of an app whose endpoint says `auth: token` need a
     // valid token (ControlPlane::AuthorizePrediction).
+    ShadowRunner::Options shadow_options;
+    shadow_options.cpus = options.shadow_cpus;
+    ASSIGN_OR_RETURN(std::shared_ptr<ShadowRunner> shadow_runner,
+                     ShadowRunner::Create(shadow_options));
     AddInferenceRoutes(
         &router_, models_.get(), clock, metrics_.get(),
         [this](const std::string& app,
@@ -207,7 +211,7 @@ class ServerImpl : public Server {
           if (allowed.ok()) return std::nullopt;
           return AccessRefusal(allowed);
         },
-        observer_.get());
+        observer_.get(), std::move(shadow_runner));
     AddMetricsRoute(&router_, metrics_.get(), models_.get(),
                     [this] {
                       return monitor_->RenderMetrics() +

@@ -48,6 +48,9 @@ class Server {
     // wall-clock time (unix micros) and serve GET/POST /api/v1/admin/clock,
     // which moves it forward. For scenario tests only.
     int64_t test_clock_start_micros = 0;
+    // CPUs the thread predicting shadow copies is pinned to
+    // (serving/shadow_runner.h); empty: any the process may use.
+    std::vector<int> shadow_cpus;
   };
 
   static absl::StatusOr<std::unique_ptr<Server>> Start(const Options& options);

@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
   server->add_option("--python", server_flags.python,
                      "python of command and notebook steps (default "
                      "$SLIPWAY_PYTHON, else /usr/bin/python3)");
+  server->add_option("--shadow-cpus", server_flags.shadow_cpus,
+                     "CPUs (taskset -c list, e.g. 1 or 2-3) for the thread "
+                     "that predicts shadow copies; default: any");
   server->add_option("--test-clock", server_flags.test_clock,
                      "for scenario tests: run on a clock that starts at this "
                      "RFC 3339 time and that POST /api/v1/admin/clock moves "

@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "api/server.h"
 #include "core/logging.h"
+#include "serving/shadow_runner.h"
 
 namespace slipway {
 
@@ -67,6 +68,15 @@ int ServerCommand(const ServerFlags& flags) {
   } else if (const char* python = std::getenv("SLIPWAY_PYTHON");
              python != nullptr && *python != '\0') {
     options.python = python;
+  }
+  if (!flags.shadow_cpus.empty()) {
+    absl::StatusOr<std::vector<int>> cpus =
+        ParseCpuList(flags.shadow_cpus, "--shadow-cpus");
+    if (!cpus.ok()) {
+      std::cerr << "error: " << cpus.status().message() << "\n";
+      return 2;
+    }
+    options.shadow_cpus = *std::move(cpus);
   }
   if (!flags.test_clock.empty()) {
     absl::Time start;

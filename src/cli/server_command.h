@@ -24,6 +24,8 @@ struct ServerFlags {
   std::string python;
   // RFC 3339 start of the test clock (--test-clock); empty: the real clock.
   std::string test_clock;
+  // CPU list for the shadow's thread (taskset -c syntax); empty: any.
+  std::string shadow_cpus;
 };
 
 int ServerCommand(const ServerFlags& flags);

@@ -1667,7 +1667,8 @@ void Infer(const ModelManager& models, Clock* clock, ServingMetrics* metrics,
 
 void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
                         ServingMetrics* metrics, PredictionGuard guard,
-                        PredictionObserver* observer, size_t shadow_queue) {
+                        PredictionObserver* observer,
+                        std::shared_ptr<ShadowRunner> shadow_runner) {
   router->Add("GET", "/healthz", [](const HttpRequest&, const PathParams&) {
     return JsonAnswer(200, {{"status", "ok"}});
   });
@@ -1699,8 +1700,10 @@ void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
   });
 
   // Predicts shadow copies at idle priority; shared by the handlers, so it
-  // goes (dropping what is queued) with the router.
-  auto runner = std::make_shared<ShadowRunner>(shadow_queue);
+  // goes (dropping what is queued) with the router and its other owners.
+  std::shared_ptr<ShadowRunner> runner =
+      shadow_runner != nullptr ? std::move(shadow_runner)
+                               : std::make_shared<ShadowRunner>();
   router->AddAsync("POST", "/v1/apps/{app}/predict",
                    [models, clock, metrics, guard, observer, runner](
                        const HttpRequest& request, const PathParams& params,

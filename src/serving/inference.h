@@ -61,6 +61,7 @@
 #define SLIPWAY_SERVING_INFERENCE_H_
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -87,13 +88,13 @@ using PredictionGuard = std::function<std::optional<HttpResponse>(
 // outlive the router) is told of every request the model answered
 // (prediction_observer.h).
 //
-// Shadow copies are predicted by a serving/shadow_runner.h ShadowRunner
-// (idle CPU priority) the routes share, holding at most `shadow_queue`
-// copies; more are dropped and counted.
+// Shadow copies are predicted by `shadow_runner` (serving/shadow_runner.h:
+// idle CPU priority, a bounded queue; copies beyond it are dropped and
+// counted), which the routes share; null: a runner with the defaults.
 void AddInferenceRoutes(Router* router, ModelManager* models, Clock* clock,
                         ServingMetrics* metrics, PredictionGuard guard = {},
                         PredictionObserver* observer = nullptr,
-                        size_t shadow_queue = ShadowRunner::kDefaultMaxQueued);
+                        std::shared_ptr<ShadowRunner> shadow_runner = nullptr);
 
 }  // namespace slipway
 

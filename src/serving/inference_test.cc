@@ -1444,7 +1444,7 @@ TEST_F(InferenceTest, ShadowWithAFullQueueDropsCopiesNotAnswers) {
   Router router;
   // The shadow's runner holds 2 copies; its first copy blocks it.
   AddInferenceRoutes(&router, &models_, &clock_, &metrics_, {}, &observer,
-                     /*shadow_queue=*/2);
+                     std::make_shared<ShadowRunner>(/*max_queued=*/2));
   BatchingOptions direct;
   direct.enabled = false;
   models_.AddApp("busy");

@@ -6,7 +6,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <string>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace slipway {
 namespace {
@@ -18,10 +27,47 @@ void LowestPriority() {
   setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
 }
 
+// Pins the calling thread to `cpus` (none: left as it is); 0 or errno.
+int PinTo(const std::vector<int>& cpus) {
+  if (cpus.empty()) return 0;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int cpu : cpus) {
+    if (cpu >= CPU_SETSIZE) return EINVAL;
+    CPU_SET(cpu, &set);
+  }
+  return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
 }  // namespace
 
+absl::StatusOr<std::shared_ptr<ShadowRunner>> ShadowRunner::Create(
+    const Options& options) {
+  std::shared_ptr<ShadowRunner> runner(
+      new ShadowRunner(options.max_queued, options.cpus));
+  int error = 0;
+  {
+    absl::MutexLock lock(&runner->mu_);
+    runner->mu_.Await(absl::Condition(&runner->placed_));
+    error = runner->placement_error_;
+  }
+  if (error != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the shadow's thread cannot run on CPUs ",
+        absl::StrJoin(options.cpus, ","), " (", std::strerror(error),
+        "); name CPUs this machine has (this one has ",
+        sysconf(_SC_NPROCESSORS_ONLN), " online, numbered from 0)"));
+  }
+  return runner;
+}
+
 ShadowRunner::ShadowRunner(size_t max_queued)
-    : max_queued_(max_queued), thread_([this] { Loop(); }) {}
+    : ShadowRunner(max_queued, {}) {}
+
+ShadowRunner::ShadowRunner(size_t max_queued, std::vector<int> cpus)
+    : max_queued_(max_queued),
+      cpus_(std::move(cpus)),
+      thread_([this] { Loop(); }) {}
 
 ShadowRunner::~ShadowRunner() {
   std::deque<std::function<void()>> dropped;
@@ -36,7 +82,9 @@ ShadowRunner::~ShadowRunner() {
 
 bool ShadowRunner::TrySubmit(std::function<void()> task) {
   absl::MutexLock lock(&mu_);
-  if (stopping_ || queue_.size() >= max_queued_) return false;
+  if (stopping_ || placement_error_ != 0 || queue_.size() >= max_queued_) {
+    return false;
+  }
   const bool was_empty = queue_.empty();
   queue_.push_back(std::move(task));
   if (was_empty) ready_.Signal();
@@ -44,7 +92,14 @@ bool ShadowRunner::TrySubmit(std::function<void()> task) {
 }
 
 void ShadowRunner::Loop() {
+  const int error = PinTo(cpus_);
   LowestPriority();
+  {
+    absl::MutexLock lock(&mu_);
+    placement_error_ = error;
+    placed_ = true;
+    if (error != 0) return;
+  }
   while (true) {
     std::function<void()> task;
     {
@@ -56,6 +111,42 @@ void ShadowRunner::Loop() {
     }
     task();
   }
+}
+
+absl::StatusOr<std::vector<int>> ParseCpuList(std::string_view text,
+                                              std::string_view flag) {
+  auto bad = [&](std::string_view part) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        std::string(flag), " '", std::string(text), "': '", std::string(part),
+        "' is not a CPU number or range; give a list as taskset -c takes it, "
+        "for example 1 or 2-3,6"));
+  };
+  auto number = [](std::string_view digits, int* out) {
+    if (digits.empty()) return false;
+    auto [end, ec] =
+        std::from_chars(digits.data(), digits.data() + digits.size(), *out);
+    return ec == std::errc() && end == digits.data() + digits.size() &&
+           *out >= 0 && *out < CPU_SETSIZE;
+  };
+  std::vector<int> cpus;
+  for (absl::string_view piece : absl::StrSplit(
+           absl::string_view(text.data(), text.size()), ',')) {
+    std::string_view part(piece.data(), piece.size());
+    size_t dash = part.find('-');
+    int first = 0;
+    int last = 0;
+    if (dash == std::string_view::npos) {
+      if (!number(part, &first)) return bad(part);
+      last = first;
+    } else if (!number(part.substr(0, dash), &first) ||
+               !number(part.substr(dash + 1), &last) || last < first) {
+      return bad(part);
+    }
+    for (int cpu = first; cpu <= last; ++cpu) cpus.push_back(cpu);
+  }
+  std::sort(cpus.begin(), cpus.end());
+  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
+  return cpus;
 }
 
 }  // namespace slipway
