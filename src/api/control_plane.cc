@@ -19,7 +19,7 @@
 #include "core/test_clock.h"
 #include "data/csv.h"
 #include "models/import.h"
-#include "models/model.h"
+#include "models/loader.h"
 #include "models/signature.h"
 #include "nlohmann/json.hpp"
 #include "pipeline/app_spec.h"
@@ -285,13 +285,23 @@ json TokenAudit(const ApiToken& t, std::string_view state) {
           {"expires_at", t.expires_at}};
 }
 
+// `loading` with the runtime a version recorded (its registry lineage), so
+// a Python model warns when its workers run other package versions.
+ModelLoadOptions WithRuntime(ModelLoadOptions loading,
+                             const std::string& runtime_json) {
+  json runtime = json::parse(runtime_json, nullptr, false);
+  if (runtime.is_object()) loading.runtime = std::move(runtime);
+  return loading;
+}
+
 }  // namespace
 
 ControlPlane::ControlPlane(Store* store, Registry* registry,
                            RunExecutor* executor, ModelManager* models,
                            Filesystem* fs, TokenService* tokens,
                            AuditLog* audit, Approvals* approvals,
-                           MonitorService* monitor, Clock* clock)
+                           MonitorService* monitor, Clock* clock,
+                           ModelLoadOptions loading)
     : store_(store),
       registry_(registry),
       executor_(executor),
@@ -301,7 +311,8 @@ ControlPlane::ControlPlane(Store* store, Registry* registry,
       audit_(audit),
       approvals_(approvals),
       monitor_(monitor),
-      clock_(clock) {}
+      clock_(clock),
+      loading_(std::move(loading)) {}
 
 void ControlPlane::Guard(Router* router, const std::string& method,
                          const std::string& pattern, CallerHandler handler) {
@@ -552,11 +563,28 @@ BatchingOptions ControlPlane::ServingBatching(const std::string& app) {
   return options;
 }
 
+ModelLoadOptions ControlPlane::VersionLoading(const std::string& app) {
+  ModelLoadOptions options = loading_;
+  absl::StatusOr<AppRevisionRecord> current = registry_->CurrentRevision(app);
+  if (!current.ok()) return options;
+  absl::StatusOr<AppSpec> spec =
+      ParseAppSpec(current->spec_yaml, "slipway.yaml");
+  // As ServingBatching: a revision that no longer parses serves with the
+  // defaults.
+  if (!spec.ok()) return options;
+  const RuntimeSpec& runtime = spec->endpoint.runtime;
+  options.python.workers = static_cast<int>(runtime.workers);
+  options.python.recycle_after = runtime.recycle_after;
+  options.python.timeout_ms = runtime.timeout_seconds * 1000;
+  options.torch.intra_op_threads = static_cast<int>(runtime.threads);
+  return options;
+}
+
 ModelManager::Loader ControlPlane::VersionLoader(const std::string& app,
                                                 int version) {
   Registry* registry = registry_;
-  return [registry, app,
-          version]() -> absl::StatusOr<std::shared_ptr<const Model>> {
+  return [registry, app, version, loading = VersionLoading(app)]()
+             -> absl::StatusOr<std::shared_ptr<const Model>> {
     ASSIGN_OR_RETURN(ModelVersionRecord record,
                      registry->GetVersion(app, version));
     ASSIGN_OR_RETURN(std::string bytes, registry->ReadModelBytes(record));
@@ -566,7 +594,8 @@ ModelManager::Loader ControlPlane::VersionLoader(const std::string& app,
     ASSIGN_OR_RETURN(
         std::unique_ptr<Model> model,
         LoadRegisteredModel(record.format, bytes, std::move(signature),
-                            record.transform_json),
+                            record.transform_json,
+                            WithRuntime(loading, record.runtime_json)),
         "model " + app + " v" + std::to_string(version));
     return std::shared_ptr<const Model>(std::move(model));
   };

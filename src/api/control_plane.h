@@ -44,6 +44,7 @@
 #include "pipeline/app_spec.h"
 #include "pipeline/run_executor.h"
 #include "monitor/alerts.h"
+#include "models/loader.h"
 #include "monitor/monitor_service.h"
 #include "registry/approvals.h"
 #include "registry/registry.h"
@@ -60,11 +61,13 @@ class ControlPlane {
  public:
   // REQUIRES: every pointer outlives the control plane.
   // `monitor` may be null: served versions are not monitored and the
-  // monitoring routes are not registered.
+  // monitoring routes are not registered. `loading` holds the server-wide
+  // settings of the backends (work folder, python); each app's
+  // endpoint.runtime adds its own when a version is loaded.
   ControlPlane(Store* store, Registry* registry, RunExecutor* executor,
                ModelManager* models, Filesystem* fs, TokenService* tokens,
                AuditLog* audit, Approvals* approvals, MonitorService* monitor,
-               Clock* clock);
+               Clock* clock, ModelLoadOptions loading = {});
 
   void AddRoutes(Router* router);
 
@@ -162,6 +165,8 @@ class ControlPlane {
 
   // Loads `version` of `app` from the registry.
   ModelManager::Loader VersionLoader(const std::string& app, int version);
+  // loading_ with the app's endpoint.runtime.
+  ModelLoadOptions VersionLoading(const std::string& app);
 
   // SyncTraffic, logging a failure: the alias move or apply that called it
   // stands, and the next one tries again.
@@ -254,6 +259,7 @@ class ControlPlane {
   Approvals* const approvals_;
   MonitorService* const monitor_;
   Clock* const clock_;
+  const ModelLoadOptions loading_;
   mutable absl::Mutex auth_mu_;
   // Apps whose current spec says endpoint.auth: token.
   std::set<std::string> token_apps_ ABSL_GUARDED_BY(auth_mu_);

@@ -168,9 +168,15 @@ class ServerImpl : public Server {
     };
     ASSIGN_OR_RETURN(monitor_, MonitorService::Create(monitor_options));
     observer_ = std::make_unique<MonitorObserver>(monitor_.get());
+    // Model bundles (Python, TorchScript) are unpacked under the data
+    // directory; Python workers run the steps' python.
+    ModelLoadOptions loading;
+    loading.work_dir = JoinPath(options.data_dir, "models");
+    loading.python.python = options.python;
     control_ = std::make_unique<ControlPlane>(
         store_.get(), registry_.get(), executor_.get(), models_.get(), fs,
-        tokens_.get(), audit_.get(), approvals_.get(), monitor_.get(), clock);
+        tokens_.get(), audit_.get(), approvals_.get(), monitor_.get(), clock,
+        std::move(loading));
     ContinuousOptimizer::Options optimizer_options;
     optimizer_options.store = store_.get();
     optimizer_options.registry = registry_.get();

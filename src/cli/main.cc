@@ -28,6 +28,7 @@ std::string EnvOr(const char* name, const std::string& fallback) {
 int main(int argc, char** argv) {
   using namespace slipway;
   CLI::App cli{"Slipway: a production ML runtime in one binary"};
+  cli.set_version_flag("--version", "slipway " SLIPWAY_VERSION);
   cli.require_subcommand(1);
   std::string server_url = EnvOr("SLIPWAY_SERVER", "http://127.0.0.1:8080");
   bool json = false;
@@ -220,7 +221,9 @@ int main(int argc, char** argv) {
       "or MLflow model directory)");
   model_import->add_option("APP", app)->required();
   model_import->add_option("PATH", import_path)->required();
-  model_import->add_option("--format", import_format, "xgboost")->required();
+  model_import
+      ->add_option("--format", import_format, "xgboost|python|torchscript")
+      ->required();
   auto* sample_option = model_import->add_option(
       "--sample", sample_csv,
       "CSV rows the model was trained on (categories, classes)");

@@ -1,6 +1,6 @@
 // Model: a loaded model version ready to predict, whatever its backend
-// (today XGBoost; TorchScript and Python-process backends plug in behind the
-// same interface). Callers encode inputs with features.h and read outputs by
+// (XGBoost in process, TorchScript through the LibTorch plugin, Python in
+// worker processes). Callers encode inputs with features.h and read outputs by
 // the signature's task.
 //
 // Ownership: LoadModel copies the bytes it needs; the caller owns the

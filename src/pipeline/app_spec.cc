@@ -261,8 +261,10 @@ constexpr std::string_view kNotebookKeys[] = {"path", "params", "kernel",
 constexpr std::string_view kStepCommonKeys[] = {
     "name",          "inputs",  "outputs", "after", "retries",
     "retry_backoff", "timeout", "memory",  "cache"};
-constexpr std::string_view kEndpointKeys[] = {"model",  "batching", "fields",
-                                              "auth",   "canary",   "shadow"};
+constexpr std::string_view kEndpointKeys[] = {
+    "model", "batching", "fields", "auth", "canary", "shadow", "runtime"};
+constexpr std::string_view kRuntimeKeys[] = {"workers", "recycle_after",
+                                             "timeout", "threads"};
 constexpr std::string_view kCanaryKeys[] = {"model", "percent", "min_rows"};
 constexpr std::string_view kShadowKeys[] = {"model"};
 constexpr std::string_view kBatchingKeys[] = {"enabled", "max_batch",
@@ -2452,6 +2454,31 @@ class SpecParser {
                          "of the two");
       }
       endpoint.shadow = std::move(sh);
+    }
+    if (const Field* g = map.Find("runtime")) {
+      ASSIGN_OR_RETURN(Fields runtime,
+                       Map(*g, "in endpoint.runtime", kRuntimeKeys));
+      RuntimeSpec& r = endpoint.runtime;
+      if (const Field* h = runtime.Find("workers")) {
+        ASSIGN_OR_RETURN(
+            r.workers,
+            Integer(h->value(), 1, 256, "a whole number from 1 to 256"));
+      }
+      if (const Field* h = runtime.Find("recycle_after")) {
+        ASSIGN_OR_RETURN(r.recycle_after,
+                         Integer(h->value(), 0, int64_t{1} << 40,
+                                 "a whole number of requests (0: never)"));
+      }
+      if (const Field* h = runtime.Find("timeout")) {
+        ASSIGN_OR_RETURN(
+            r.timeout_seconds,
+            Duration(*h, "a duration such as 30s or 2m (at least 1s)"));
+      }
+      if (const Field* h = runtime.Find("threads")) {
+        ASSIGN_OR_RETURN(
+            r.threads,
+            Integer(h->value(), 1, 256, "a whole number from 1 to 256"));
+      }
     }
     if (const Field* g = map.Find("batching")) {
       ASSIGN_OR_RETURN(Fields batching,

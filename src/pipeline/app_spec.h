@@ -380,11 +380,26 @@ struct ShadowSpec {
   SourceLocation location;
 };
 
+// endpoint.runtime: how the backends that run outside the server's own
+// threads serve this app's versions (models/loader.h).
+struct RuntimeSpec {
+  // Python models: worker processes per version, Predict calls before a
+  // worker is replaced (0: never), and the longest a call may take before
+  // its worker is killed and replaced.
+  int64_t workers = 2;
+  int64_t recycle_after = 10000;
+  int64_t timeout_seconds = 30;
+  // TorchScript models: LibTorch's intra-op threads (process-wide: the
+  // first TorchScript version loaded sets it).
+  int64_t threads = 1;
+};
+
 struct EndpointSpec {
   std::string model = "champion";  // the alias served
   std::optional<CanarySpec> canary;
   std::optional<ShadowSpec> shadow;
   BatchingSpec batching;
+  RuntimeSpec runtime;
   // The fields callers send, for the feature gap check; empty: not declared.
   std::vector<std::string> fields;
   // `auth: token`: predict and infer need a valid API token (any role);

@@ -56,7 +56,7 @@ pipelines:
     steps:
       - ingest: {source: train, name: load}
       - validate: {min_rows: 10}
-endpoint: {model: champion, batching: {max_batch: 32, max_delay_us: 800, max_queue: 2048}}
+endpoint: {model: champion, batching: {max_batch: 32, max_delay_us: 800, max_queue: 2048}, runtime: {workers: 4, recycle_after: 0, timeout: 2m, threads: 2}}
 monitor:
   window: 5m
   drift: {method: psi, warn: 0.1, alert: 0.25}
@@ -176,6 +176,10 @@ TEST(AppSpecTest, ParsesTheFullExample) {
   EXPECT_EQ(spec.endpoint.batching.max_batch, 32);
   EXPECT_EQ(spec.endpoint.batching.max_delay_us, 800);
   EXPECT_EQ(spec.endpoint.batching.max_queue, 2048);
+  EXPECT_EQ(spec.endpoint.runtime.workers, 4);
+  EXPECT_EQ(spec.endpoint.runtime.recycle_after, 0);
+  EXPECT_EQ(spec.endpoint.runtime.timeout_seconds, 120);
+  EXPECT_EQ(spec.endpoint.runtime.threads, 2);
 
   EXPECT_EQ(spec.monitor.window_seconds, 300);
   EXPECT_EQ(spec.monitor.drift.rule.method, "psi");
@@ -269,6 +273,10 @@ TEST(AppSpecTest, MinimalSpecTakesDefaults) {
   EXPECT_EQ(spec->endpoint.batching.max_batch, 64);
   EXPECT_EQ(spec->endpoint.batching.max_delay_us, 0);
   EXPECT_EQ(spec->endpoint.batching.max_queue, 8192);
+  EXPECT_EQ(spec->endpoint.runtime.workers, 2);
+  EXPECT_EQ(spec->endpoint.runtime.recycle_after, 10000);
+  EXPECT_EQ(spec->endpoint.runtime.timeout_seconds, 30);
+  EXPECT_EQ(spec->endpoint.runtime.threads, 1);
   EXPECT_EQ(spec->monitor.window_seconds, 300);
   EXPECT_EQ(spec->monitor.drift.rule.method, "auto");
   EXPECT_FALSE(spec->monitor.drift.rule.threshold.has_value());
@@ -1282,6 +1290,15 @@ INSTANTIATE_TEST_SUITE_P(
                 "8}\n",
                 "3:40",
                 {"'max_queue' (8) must be at least 'max_batch' (64)"}},
+        BadSpec{"NoPythonWorkers",
+                "app: churn\nendpoint:\n  runtime: {workers: 0}\n",
+                "3:22",
+                {"'workers' must be a whole number from 1 to 256, got '0'"}},
+        BadSpec{"UnknownRuntimeKey",
+                "app: churn\nendpoint:\n  runtime: {processes: 2}\n",
+                "3:13",
+                {"unknown key 'processes' in endpoint.runtime",
+                 "workers, recycle_after, timeout, threads"}},
         BadSpec{"UnknownDataKey",
                 "app: churn\ndata: {train: {path: a.csv, sheet: 2}}\n",
                 "2:29",

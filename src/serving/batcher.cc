@@ -129,8 +129,14 @@ DynamicBatcher::DynamicBatcher(std::string app, int version,
       metrics_(metrics),
       features_(model_->signature().features().size()),
       output_width_(model_->signature().output_width()) {
+  // A backend that waits on other processes (Python workers) gets one
+  // thread per batch it can run at once; in-process backends get one.
+  const int threads =
+      model_->blocking() ? std::max(1, model_->max_concurrency()) : 1;
   absl::MutexLock lock(&join_mu_);
-  worker_ = std::thread([this] { Run(); });
+  for (int i = 0; i < threads; ++i) {
+    workers_.emplace_back([this] { Run(); });
+  }
 }
 
 DynamicBatcher::~DynamicBatcher() { Shutdown(); }
@@ -138,9 +144,11 @@ DynamicBatcher::~DynamicBatcher() { Shutdown(); }
 absl::Status DynamicBatcher::Enqueue(std::unique_ptr<BatchRequest>& request) {
   RETURN_IF_ERROR(CheckRows(app_, version_, *request, features_));
   const size_t rows = request->num_rows;
-  // On an I/O thread with no delay window, batch at the end of its pass.
+  // On an I/O thread with no delay window, batch at the end of its pass,
+  // unless the backend would block the I/O thread.
   std::shared_ptr<DynamicBatcher> self;
-  if (options_.max_delay_us == 0 && IoRound::Active()) {
+  if (options_.max_delay_us == 0 && !model_->blocking() &&
+      IoRound::Active()) {
     self = weak_from_this().lock();
   }
   bool schedule_flush = false;
@@ -226,10 +234,14 @@ void DynamicBatcher::Shutdown() {
     --round_batches_running_;
   }
   absl::MutexLock lock(&join_mu_);
-  if (worker_.joinable()) worker_.join();
+  for (std::thread& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
 }
 
 void DynamicBatcher::Run() {
+  // The rows of a multi-request batch, reused between this thread's batches.
+  std::vector<float> input;
   while (true) {
     std::vector<Queued> batch;
     {
@@ -250,7 +262,7 @@ void DynamicBatcher::Run() {
       }
       batch = TakeBatch(queue_, &queued_rows_);
     }
-    RunBatch(batch, &input_);
+    RunBatch(batch, &input);
   }
 }
 
@@ -325,6 +337,16 @@ std::shared_ptr<BatchScheduler> MakeBatchScheduler(
     const std::string& app, int version, std::shared_ptr<const Model> model,
     const BatchingOptions& options, Clock* clock, ServingMetrics* metrics) {
   if (!options.enabled || options.max_batch == 1) {
+    if (model->blocking()) {
+      // Predict would block the caller's (I/O) thread: one request per call
+      // on the batcher's threads instead.
+      BatchingOptions single = options;
+      single.enabled = true;
+      single.max_batch = 1;
+      single.max_delay_us = 0;
+      return std::make_shared<DynamicBatcher>(app, version, std::move(model),
+                                              single, clock, metrics);
+    }
     return std::make_shared<DirectScheduler>(app, version, std::move(model),
                                              clock, metrics);
   }

@@ -9,8 +9,10 @@
 // answer it.
 //
 // DynamicBatcher, one per served (app, version), batches on one worker
-// thread, or, with max_delay_us 0 and requests arriving on an HTTP I/O
-// thread (io_round.h), on that I/O thread itself: requests read in one pass
+// thread (on Model::max_concurrency() threads for a blocking() model, such
+// as a pool of Python workers), or, with max_delay_us 0, requests arriving
+// on an HTTP I/O thread (io_round.h) and a model that does not block, on
+// that I/O thread itself: requests read in one pass
 // of its event loop queue up, and at the end of the pass one call predicts
 // them and answers them, with no thread hop and no wake-up. Either way:
 // - a batch is made of whole requests in arrival order (a request's rows are
@@ -232,16 +234,14 @@ class DynamicBatcher : public BatchScheduler,
   int round_batches_running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
-  // Serializes Shutdown callers around joining the worker.
+  // Serializes Shutdown callers around joining the workers.
   absl::Mutex join_mu_;
-  std::thread worker_ ABSL_GUARDED_BY(join_mu_);
-  // The rows of a multi-request batch, reused between batches; touched
-  // only by the worker thread.
-  std::vector<float> input_;
+  std::vector<std::thread> workers_ ABSL_GUARDED_BY(join_mu_);
 };
 
 // The scheduler `options` ask for: a DynamicBatcher, or a DirectScheduler
-// when batching is disabled or max_batch is 1.
+// when batching is disabled or max_batch is 1 (for a blocking model, a
+// DynamicBatcher of max_batch 1 then, so that no I/O thread waits on it).
 // REQUIRES: ValidateBatchingOptions(options).ok().
 std::shared_ptr<BatchScheduler> MakeBatchScheduler(
     const std::string& app, int version, std::shared_ptr<const Model> model,

@@ -509,6 +509,62 @@ TEST(MakeBatchSchedulerTest, BatchingOffPredictsOnTheCallersThread) {
             nullptr);
 }
 
+// A model that waits on other processes, as a pool of Python workers does:
+// each Predict call blocks until `width` calls are in flight at once, so a
+// batcher that runs fewer at a time never finishes one.
+class BlockingModel : public RowEchoModel {
+ public:
+  explicit BlockingModel(int width) : width_(width) {}
+  int max_concurrency() const override { return width_; }
+  bool blocking() const override { return true; }
+  absl::Status Predict(const float* rows, size_t num_rows,
+                       std::vector<float>* out) const override {
+    {
+      absl::MutexLock lock(&gate_mu_);
+      ++in_flight_;
+      auto all_in = [this]() ABSL_SHARED_LOCKS_REQUIRED(gate_mu_) {
+        return in_flight_ >= width_ || released_;
+      };
+      if (!gate_mu_.AwaitWithTimeout(absl::Condition(&all_in), kWait)) {
+        return absl::DeadlineExceededError("fewer calls ran at once");
+      }
+      released_ = true;
+    }
+    return RowEchoModel::Predict(rows, num_rows, out);
+  }
+
+ private:
+  const int width_;
+  mutable absl::Mutex gate_mu_;
+  mutable int in_flight_ ABSL_GUARDED_BY(gate_mu_) = 0;
+  mutable bool released_ ABSL_GUARDED_BY(gate_mu_) = false;
+};
+
+TEST(DynamicBatcherTest, ABlockingModelRunsItsConcurrencyOffTheIoThread) {
+  BatchingOptions off;
+  off.enabled = false;
+  for (const BatchingOptions& options : {Options(1, 0, 64), off}) {
+    auto model = std::make_shared<BlockingModel>(3);
+    std::shared_ptr<BatchScheduler> scheduler =
+        MakeBatchScheduler("churn", 3, model, options, RealClock(), nullptr);
+    ASSERT_NE(dynamic_cast<DynamicBatcher*>(scheduler.get()), nullptr);
+    FakeIoRound round;
+    auto outcomes = MakeOutcomes(3);
+    for (int i = 0; i < 3; ++i) {
+      std::unique_ptr<BatchRequest> request = Rows(i, 1, outcomes[i].get());
+      ASSERT_TRUE(scheduler->Enqueue(request).ok());
+    }
+    // Nothing waits for the I/O pass: the batcher's threads took them.
+    EXPECT_EQ(round.deferred(), 0u);
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(outcomes[i]->Wait()) << "request " << i;
+      ASSERT_TRUE(outcomes[i]->outputs.ok()) << outcomes[i]->outputs.status();
+      EXPECT_EQ(*outcomes[i]->outputs, Expected(i, 1));
+      EXPECT_NE(outcomes[i]->thread, std::this_thread::get_id());
+    }
+  }
+}
+
 TEST(ValidateBatchingOptionsTest, NamesTheFieldOutOfRange) {
   EXPECT_TRUE(ValidateBatchingOptions(BatchingOptions()).ok());
   EXPECT_THAT(
