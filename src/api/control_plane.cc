@@ -721,9 +721,19 @@ absl::StatusOr<HttpResponse> ControlPlane::ImportModel(
     const std::string& app, const HttpRequest& request) {
   ASSIGN_OR_RETURN(json body, ParseBody(request));
   ASSIGN_OR_RETURN(std::string format, StringField(body, "format"));
-  if (format != "xgboost") {
+  const bool folder_format =
+      format == kPythonFormat || format == kTorchScriptFormat;
+  if (format != "xgboost" && !folder_format) {
     return absl::InvalidArgumentError("unknown model format '" + format +
-                                      "'; import takes: xgboost");
+                                      "'; import takes: xgboost, python, "
+                                      "torchscript");
+  }
+  if (folder_format && !body.value("bundle", false)) {
+    return absl::InvalidArgumentError(
+        "a " + format +
+        " model travels as a model bundle: send \"bundle\": true with "
+        "model_base64 holding the packed folder (slipway models import "
+        "does this)");
   }
   ASSIGN_OR_RETURN(AppRevisionRecord revision, registry_->CurrentRevision(app));
   ASSIGN_OR_RETURN(std::string bytes, ModelBytesField(body));
@@ -735,9 +745,23 @@ absl::StatusOr<HttpResponse> ControlPlane::ImportModel(
     ASSIGN_OR_RETURN(std::string csv, StringField(body, "sample_csv"));
     ASSIGN_OR_RETURN(sample, ParseCsv(csv, "the --sample CSV"));
   }
-  ASSIGN_OR_RETURN(ImportedModel imported,
-                   ImportXgboostModel(bytes, source, signature,
-                                      sample.has_value() ? &*sample : nullptr));
+  const Table* sample_table = sample.has_value() ? &*sample : nullptr;
+  ImportedModel imported;
+  json runtime = RuntimeVersions();
+  if (folder_format) {
+    // The app schema's target names the sample's label column.
+    absl::StatusOr<AppSpec> spec =
+        ParseAppSpec(revision.spec_yaml, "slipway.yaml");
+    const std::string target = spec.ok() ? spec->schema.target : "";
+    ASSIGN_OR_RETURN(imported, ImportFolderModel(format, bytes, source,
+                                                 signature, sample_table,
+                                                 target));
+    runtime.erase("xgboost");
+    runtime.update(imported.runtime);
+  } else {
+    ASSIGN_OR_RETURN(imported, ImportXgboostModel(bytes, source, signature,
+                                                  sample_table));
+  }
   NewModelVersion version;
   version.app = app;
   version.format = imported.format;
@@ -749,7 +773,7 @@ absl::StatusOr<HttpResponse> ControlPlane::ImportModel(
   version.metrics_json = "{}";
   version.revision = revision.revision;
   version.created_by = "import";
-  version.runtime_json = RuntimeVersions().dump();
+  version.runtime_json = runtime.dump();
   ASSIGN_OR_RETURN(ModelVersionRecord record, registry_->Register(version));
   LogInfo("model.imported", {{"app", app},
                              {"version", std::to_string(record.version)},

@@ -1,5 +1,7 @@
 #include "cli/commands.h"
 
+#include <stdlib.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +15,8 @@
 #include "core/status.h"
 #include "data/secrets.h"
 #include "models/import.h"
+#include "models/model.h"
+#include "models/model_bundle.h"
 
 namespace slipway {
 namespace {
@@ -622,6 +626,38 @@ int ModelsHistoryCommand(const CliContext& ctx, const std::string& app) {
   return 0;
 }
 
+namespace {
+
+// A python or torchscript model as a model bundle: the folder `path`, or
+// the one file `path` packed as a folder holding only it (copied into a
+// scratch folder under $TMPDIR, removed afterwards).
+absl::StatusOr<std::string> PackModelPath(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return PackModelFolder(path);
+  if (!fs::is_regular_file(path, ec)) {
+    return absl::InvalidArgumentError(
+        "model path '" + path +
+        "' is neither a file nor a folder; give the model folder, or its "
+        "one model file (.joblib/.pkl, .pt)");
+  }
+  std::string scratch = (fs::temp_directory_path(ec) / "slipway-import-XXXXXX")
+                            .string();
+  if (ec || ::mkdtemp(scratch.data()) == nullptr) {
+    return absl::InternalError("cannot create a scratch folder to pack '" +
+                               path + "'");
+  }
+  fs::copy_file(path, fs::path(scratch) / fs::path(path).filename(), ec);
+  absl::StatusOr<std::string> bundle =
+      ec ? absl::StatusOr<std::string>(absl::InternalError(
+               "cannot copy '" + path + "' to pack it: " + ec.message()))
+         : PackModelFolder(scratch);
+  fs::remove_all(scratch, ec);
+  return bundle;
+}
+
+}  // namespace
+
 int ModelsImportCommand(const CliContext& ctx, const std::string& app,
                         const std::string& path, const std::string& format,
                         const std::string& sample_csv,
@@ -629,7 +665,19 @@ int ModelsImportCommand(const CliContext& ctx, const std::string& app,
   Filesystem* fs = LocalFilesystem();
   std::error_code ec;
   std::string model_path = path;
-  if (std::filesystem::is_directory(path, ec)) {
+  const bool folder_format =
+      format == kPythonFormat || format == kTorchScriptFormat;
+  json body = {{"format", format}};
+  if (folder_format) {
+    absl::StatusOr<std::string> bundle = PackModelPath(path);
+    if (!bundle.ok()) return Fail(bundle.status());
+    // "models/churn/" is named "churn".
+    std::filesystem::path named = std::filesystem::path(path).lexically_normal();
+    if (!named.has_filename()) named = named.parent_path();
+    body["source"] = named.filename().string();
+    body["model_base64"] = absl::Base64Escape(*bundle);
+    body["bundle"] = true;
+  } else if (std::filesystem::is_directory(path, ec)) {
     const std::string mlmodel_path = JoinPath(path, "MLmodel");
     if (!fs->Exists(mlmodel_path)) {
       return Fail(absl::InvalidArgumentError(
@@ -644,11 +692,12 @@ int ModelsImportCommand(const CliContext& ctx, const std::string& app,
     if (!data.ok()) return Fail(data.status());
     model_path = JoinPath(path, *data);
   }
-  absl::StatusOr<std::string> bytes = fs->ReadFile(model_path);
-  if (!bytes.ok()) return Fail(bytes.status());
-  json body = {{"format", format},
-               {"source", BaseName(model_path)},
-               {"model_base64", absl::Base64Escape(*bytes)}};
+  if (!folder_format) {
+    absl::StatusOr<std::string> bytes = fs->ReadFile(model_path);
+    if (!bytes.ok()) return Fail(bytes.status());
+    body["source"] = BaseName(model_path);
+    body["model_base64"] = absl::Base64Escape(*bytes);
+  }
   if (!signature_file.empty()) {
     absl::StatusOr<std::string> text = fs->ReadFile(signature_file);
     if (!text.ok()) return Fail(text.status());

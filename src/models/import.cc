@@ -1,16 +1,29 @@
 #include "models/import.h"
 
+#include <stdlib.h>
+
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/filesystem.h"
+#include "core/process.h"
 #include "core/status.h"
 #include "models/features.h"
+#include "models/loader.h"
 #include "models/model.h"
+#include "models/model_bundle.h"
+#include "models/python_model.h"
+#include "models/torchscript_model.h"
 #include "models/xgboost_api.h"
 #include "yaml-cpp/yaml.h"
 
@@ -179,6 +192,395 @@ absl::StatusOr<ImportedModel> ImportXgboostModel(
   imported.params = {{"objective", facts.objective},
                      {"num_feature", facts.num_feature},
                      {"num_class", facts.num_class}};
+  return imported;
+}
+
+namespace {
+
+using BundleFiles = std::map<std::string, std::string>;
+
+constexpr char kModelYaml[] = "model.yaml";
+// A target with at most this many distinct integer or string values is a
+// class label.
+constexpr size_t kMaxDerivedClasses = 20;
+
+absl::Status SourceError(const std::string& source, const std::string& what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("model '", source, "': ", what));
+}
+
+bool HasSuffix(const std::string& name, std::string_view suffix) {
+  return name.size() > suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// What a bundle's own model.yaml says about serving it.
+struct BundleYaml {
+  std::string file;
+  bool logits = false;
+};
+
+absl::StatusOr<BundleYaml> ReadBundleYaml(const std::string& text,
+                                          const std::string& source) {
+  BundleYaml yaml;
+  try {
+    const YAML::Node root = YAML::Load(text);
+    if (!root.IsMap()) {
+      return SourceError(source, "model.yaml is not a map");
+    }
+    if (root["file"]) yaml.file = root["file"].as<std::string>();
+    if (root["output"]) yaml.logits = root["output"].as<std::string>() == "logits";
+  } catch (const YAML::Exception& e) {
+    return SourceError(source, "model.yaml is malformed: " + e.msg);
+  }
+  return yaml;
+}
+
+// The model file of a bundle without model.yaml `file` (python: empty for
+// model.py).
+absl::StatusOr<std::string> FindModelFile(std::string_view format,
+                                          const BundleFiles& files,
+                                          const std::string& source) {
+  const bool python = format == kPythonFormat;
+  if (python && files.count("model.py") != 0) return std::string();
+  if (!python && files.count("model.pt") != 0) return std::string("model.pt");
+  std::vector<std::string> found;
+  for (const auto& [path, content] : files) {
+    if (path.find('/') != std::string::npos) continue;
+    const bool fits =
+        python ? HasSuffix(path, ".joblib") || HasSuffix(path, ".pkl") ||
+                     HasSuffix(path, ".pickle")
+               : HasSuffix(path, ".pt") || HasSuffix(path, ".pth");
+    if (fits) found.push_back(path);
+  }
+  if (found.size() == 1) return found[0];
+  const std::string want =
+      python ? "a model.py, or one .joblib/.pkl/.pickle file"
+             : "a model.pt, or one .pt/.pth file";
+  std::string names;
+  for (const std::string& name : found) {
+    absl::StrAppend(&names, names.empty() ? "" : ", ", name);
+  }
+  return SourceError(
+      source, absl::StrCat("holds ",
+                           found.empty() ? std::string("no model file")
+                                         : "several model files (" + names +
+                                               ")",
+                           "; give ", want,
+                           ", or a model.yaml naming it with `file:`"));
+}
+
+std::string ModelWorkDir() {
+  const char* tmp = std::getenv("TMPDIR");
+  return JoinPath(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp",
+                  "slipway-models");
+}
+
+// A fresh folder under the model work directory, removed with its content
+// when the object goes.
+class ScratchDir {
+ public:
+  static absl::StatusOr<std::unique_ptr<ScratchDir>> Create() {
+    std::error_code ec;
+    const std::string parent = ModelWorkDir();
+    std::filesystem::create_directories(parent, ec);
+    std::string path = JoinPath(parent, "import-XXXXXX");
+    if (ec || ::mkdtemp(path.data()) == nullptr) {
+      return absl::InternalError(absl::StrCat(
+          "cannot create a folder under '", parent, "' to import a model: ",
+          ec ? ec.message() : std::string(std::strerror(errno))));
+    }
+    return std::unique_ptr<ScratchDir>(new ScratchDir(std::move(path)));
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit ScratchDir(std::string path) : path_(std::move(path)) {}
+  const std::string path_;
+};
+
+absl::Status WriteFiles(const std::string& dir, const BundleFiles& files) {
+  Filesystem* fs = LocalFilesystem();
+  for (const auto& [path, content] : files) {
+    const std::string file = JoinPath(dir, path);
+    RETURN_IF_ERROR(fs->CreateDirs(DirName(file)));
+    RETURN_IF_ERROR(fs->WriteFileAtomic(file, content));
+  }
+  return absl::OkStatus();
+}
+
+// Reads a pickled object's feature_names_in_ and classes_ (null when it has
+// none) with /usr/bin/python3, before a signature exists to load it with.
+constexpr char kProbeScript[] = R"py(
+import json, sys
+import joblib
+obj = joblib.load(sys.argv[1])
+def plain(values):
+    if values is None:
+        return None
+    return [v.item() if hasattr(v, "item") else v for v in values]
+names = getattr(obj, "feature_names_in_", None)
+json.dump({"feature_names_in": None if names is None else [str(n) for n in names],
+           "classes": plain(getattr(obj, "classes_", None))},
+          open(sys.argv[2], "w"))
+)py";
+
+absl::StatusOr<json> ProbePickle(const std::string& dir, const std::string& file,
+                                 const std::string& source) {
+  const std::string out = JoinPath(dir, ".probe.json");
+  ProcessSpec spec;
+  spec.argv = {PythonPoolOptions().python, "-c", kProbeScript,
+               JoinPath(dir, file), out};
+  spec.env = {{"PATH", "/usr/bin:/bin"}, {"OMP_NUM_THREADS", "1"}};
+  spec.log_path = JoinPath(dir, ".probe.log");
+  spec.timeout_ms = PythonPoolOptions().load_timeout_ms;
+  ASSIGN_OR_RETURN(ProcessResult result,
+                   LocalProcessLauncher()->Run(spec, nullptr));
+  Filesystem* fs = LocalFilesystem();
+  if (!result.ok() || !fs->Exists(out)) {
+    absl::StatusOr<std::string> log = fs->ReadFile(spec.log_path);
+    std::string last;
+    if (log.ok()) {
+      const std::string text(absl::StripTrailingAsciiWhitespace(*log));
+      last = text.substr(text.rfind('\n') + 1);
+    }
+    return SourceError(source, absl::StrCat(file, " does not load with joblib (",
+                                            result.Describe(), ": ", last,
+                                            "); give a file written by "
+                                            "joblib.dump or pickle.dump"));
+  }
+  ASSIGN_OR_RETURN(std::string text, fs->ReadFile(out));
+  json probed = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!probed.is_object()) {
+    return absl::InternalError("reading what " + file + " holds: not JSON");
+  }
+  return probed;
+}
+
+std::vector<std::string> ClassTexts(const json& classes) {
+  std::vector<std::string> texts;
+  for (const json& c : classes) {
+    texts.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+  }
+  return texts;
+}
+
+json FeatureJson(const std::string& name, const Column* column) {
+  if (column != nullptr && column->type() == DataType::kString) {
+    return {{"name", name},
+            {"type", "string"},
+            {"categories", CategoryTexts(*column)}};
+  }
+  const DataType type = column != nullptr ? column->type() : DataType::kFloat64;
+  return {{"name", name}, {"type", std::string(DataTypeName(type))}};
+}
+
+// The signature of a python or torchscript model without a given one (see
+// import.h). `probed`: a pickle's feature_names_in_ and classes_, or null.
+absl::StatusOr<json> DeriveFolderSignatureJson(
+    std::string_view format, const json& probed, const Table* sample,
+    std::string_view target_name, const std::string& source) {
+  const std::string target =
+      target_name.empty() ? std::string("target") : std::string(target_name);
+  const Column* target_column =
+      sample == nullptr || target_name.empty() ? nullptr
+                                               : sample->FindColumn(target);
+  const json names = probed.is_object() ? probed.value("feature_names_in", json())
+                                        : json();
+  json features = json::array();
+  if (names.is_array()) {
+    for (const json& name : names) {
+      const std::string feature = name.get<std::string>();
+      const Column* column =
+          sample == nullptr ? nullptr : sample->FindColumn(feature);
+      if (sample != nullptr && column == nullptr) {
+        return SourceError(source,
+                           "was fitted on feature '" + feature +
+                               "', which the sample has no column for; give "
+                               "a --sample with every feature the model "
+                               "takes, or --signature");
+      }
+      features.push_back(FeatureJson(feature, column));
+    }
+  } else if (sample != nullptr) {
+    for (const Column& column : sample->columns()) {
+      if (&column == target_column) continue;
+      features.push_back(FeatureJson(column.name(), &column));
+    }
+  }
+  if (features.empty()) {
+    return SourceError(source,
+                       "a " + std::string(format) +
+                           " model does not name its inputs; give --sample "
+                           "(a CSV with the model's features, in model "
+                           "order, and the target) or --signature");
+  }
+
+  const json classes_json =
+      probed.is_object() ? probed.value("classes", json()) : json();
+  std::vector<std::string> classes;
+  bool classification;
+  if (target_column != nullptr) {
+    std::vector<std::string> distinct = CategoryTexts(*target_column);
+    classification = (target_column->type() == DataType::kInt64 ||
+                      target_column->type() == DataType::kBool ||
+                      target_column->type() == DataType::kString) &&
+                     distinct.size() <= kMaxDerivedClasses;
+    if (classification) classes = std::move(distinct);
+  } else if (probed.is_object()) {
+    classification = classes_json.is_array();
+  } else {
+    return SourceError(
+        source, "cannot tell what the model predicts: give --sample with the "
+                "target column '" +
+                    target + "', or --signature");
+  }
+  if (classification && classes_json.is_array()) {
+    classes = ClassTexts(classes_json);
+  }
+  Task task = Task::kRegression;
+  if (classification) {
+    task = classes.size() > 2 ? Task::kMulticlassClassification
+                              : Task::kBinaryClassification;
+  } else {
+    classes.clear();
+  }
+  const DataType label_type =
+      classification ? LabelTypeOf(classes) : DataType::kFloat64;
+  return json{{"task", std::string(TaskName(task))},
+              {"target", target},
+              {"label_type", std::string(DataTypeName(label_type))},
+              {"class_labels", classes},
+              {"features", features}};
+}
+
+std::string ModelYamlText(std::string_view format, const std::string& file,
+                          bool logits, const Signature& signature,
+                          const json& runtime) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  out << YAML::Key << "format" << YAML::Value << std::string(format);
+  if (!file.empty()) out << YAML::Key << "file" << YAML::Value << file;
+  if (logits) out << YAML::Key << "output" << YAML::Value << "logits";
+  out << YAML::Key << "task" << YAML::Value
+      << std::string(TaskName(signature.task()));
+  out << YAML::Key << "target" << YAML::Value << signature.target();
+  if (signature.is_classification()) {
+    out << YAML::Key << "classes" << YAML::Value << YAML::Flow
+        << signature.class_labels();
+  }
+  out << YAML::Key << "features" << YAML::Value << YAML::BeginSeq;
+  for (const FeatureSpec& feature : signature.features()) {
+    out << YAML::Flow << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << feature.name;
+    out << YAML::Key << "type" << YAML::Value
+        << std::string(DataTypeName(feature.type));
+    if (feature.is_categorical()) {
+      out << YAML::Key << "categories" << YAML::Value << YAML::Flow
+          << feature.categories;
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  if (runtime.is_object() && !runtime.empty()) {
+    out << YAML::Key << "runtime" << YAML::Value << YAML::Flow
+        << YAML::BeginMap;
+    for (const auto& [package, version] : runtime.items()) {
+      out << YAML::Key << package << YAML::Value
+          << (version.is_string() ? version.get<std::string>()
+                                  : version.dump());
+    }
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace
+
+absl::StatusOr<ImportedModel> ImportFolderModel(
+    std::string_view format, std::string_view bundle, const std::string& source,
+    const std::optional<json>& signature_json, const Table* sample,
+    std::string_view target) {
+  if (format != kPythonFormat && format != kTorchScriptFormat) {
+    return absl::InvalidArgumentError(
+        "format '" + std::string(format) + "' is not a model folder format; "
+        "use " + std::string(kPythonFormat) + " or " +
+        std::string(kTorchScriptFormat));
+  }
+  ASSIGN_OR_RETURN(BundleFiles files, ReadModelBundle(bundle),
+                   "model '" + source + "'");
+  BundleYaml yaml;
+  auto own_yaml = files.find(kModelYaml);
+  if (own_yaml != files.end()) {
+    ASSIGN_OR_RETURN(yaml, ReadBundleYaml(own_yaml->second, source));
+  }
+  if (format == kPythonFormat && yaml.logits) {
+    return SourceError(source, "model.yaml says `output: logits`, which only "
+                               "torchscript models take; remove it");
+  }
+  if (yaml.file.empty() || (format == kPythonFormat && yaml.file == "model.py")) {
+    ASSIGN_OR_RETURN(yaml.file, FindModelFile(format, files, source));
+  }
+  const std::string file_name = yaml.file.empty() ? "model.py" : yaml.file;
+  if (files.count(file_name) == 0) {
+    return SourceError(source, "holds no '" + file_name +
+                                   "', the model file its model.yaml names");
+  }
+
+  ASSIGN_OR_RETURN(std::unique_ptr<ScratchDir> scratch, ScratchDir::Create());
+  const std::string folder = JoinPath(scratch->path(), "model");
+  files.erase(kModelYaml);
+  RETURN_IF_ERROR(WriteFiles(folder, files));
+
+  json wanted;
+  if (signature_json.has_value()) {
+    wanted = *signature_json;
+  } else {
+    json probed;
+    if (format == kPythonFormat && !yaml.file.empty()) {
+      ASSIGN_OR_RETURN(probed, ProbePickle(folder, yaml.file, source));
+    }
+    ASSIGN_OR_RETURN(wanted, DeriveFolderSignatureJson(format, probed, sample,
+                                                       target, source));
+  }
+  ASSIGN_OR_RETURN(Signature signature, Signature::FromJson(wanted));
+
+  // Loaded from the bundle it will be stored as, but for model.yaml's
+  // runtime, known once loaded.
+  Filesystem* fs = LocalFilesystem();
+  const std::string yaml_path = JoinPath(folder, kModelYaml);
+  RETURN_IF_ERROR(fs->WriteFileAtomic(
+      yaml_path, ModelYamlText(format, yaml.file, yaml.logits, signature,
+                               json::object())));
+  ASSIGN_OR_RETURN(std::string trial_bundle, PackModelFolder(folder));
+  ModelLoadOptions options;
+  options.python.workers = 1;
+  ASSIGN_OR_RETURN(std::unique_ptr<Model> loaded,
+                   LoadModel(format, trial_bundle, signature, "", options),
+                   "model '" + source + "' does not accept the signature");
+  ImportedModel imported;
+  imported.format = std::string(format);
+  if (format == kPythonFormat) {
+    const auto* python = dynamic_cast<const PythonModel*>(loaded.get());
+    imported.runtime = python->info().value("versions", json::object());
+  } else {
+    ASSIGN_OR_RETURN(imported.runtime, TorchRuntimeVersions(options.torch),
+                     "model '" + source + "'");
+  }
+  RETURN_IF_ERROR(fs->WriteFileAtomic(
+      yaml_path, ModelYamlText(format, yaml.file, yaml.logits, signature,
+                               imported.runtime)));
+  ASSIGN_OR_RETURN(imported.model_bytes, PackModelFolder(folder));
+  imported.signature = std::move(signature);
+  imported.params = {{"file", file_name}};
   return imported;
 }
 

@@ -12,7 +12,12 @@
 #include "absl/strings/numbers.h"
 #include "core/status.h"
 #include "models/features.h"
+#include "models/loader.h"
 #include "models/model.h"
+#include "models/model_bundle.h"
+#include "models/python_model.h"
+#include "models/torchscript_model.h"
+#include "models/transform.h"
 #include "models/xgboost_api.h"
 #include "yaml-cpp/yaml.h"
 
@@ -26,6 +31,8 @@ constexpr std::string_view kSignatureJson = "signature.json";
 constexpr std::string_view kTransformJson = "transform.json";
 constexpr std::string_view kParamsJson = "params.json";
 constexpr std::string_view kDefaultModelFile = "model.json";
+constexpr std::string_view kDefaultTorchFile = "model.pt";
+constexpr std::string_view kPythonModule = "model.py";
 constexpr std::string_view kDefaultTarget = "target";
 
 // One entry of model.yaml `features`.
@@ -37,12 +44,28 @@ struct FeatureHint {
 
 struct ModelYaml {
   std::string format;  // a models/model.h format name
-  std::string file = std::string(kDefaultModelFile);
+  // Empty until given; see ModelFile for the default.
+  std::string file;
   std::optional<Task> task;
   std::string target;
   std::optional<std::vector<std::string>> classes;
   std::vector<FeatureHint> features;
+  // The versions the folder says it was trained with.
+  json runtime = json::object();
 };
+
+bool IsFolderFormat(std::string_view format) {
+  return format == kPythonFormat || format == kTorchScriptFormat;
+}
+
+// The file holding the model: `file`, else the format's default (a python
+// folder without `file` is served by its model.py).
+std::string ModelFile(const ModelYaml& yaml) {
+  if (!yaml.file.empty()) return yaml.file;
+  if (yaml.format == kTorchScriptFormat) return std::string(kDefaultTorchFile);
+  if (yaml.format == kPythonFormat) return std::string(kPythonModule);
+  return std::string(kDefaultModelFile);
+}
 
 // What model.json says about itself.
 absl::Status FileError(const std::string& path, const std::string& message) {
@@ -87,10 +110,13 @@ absl::StatusOr<std::string> ParseFormat(const std::string& name,
   if (name == "xgboost" || name == kXgboostJsonFormat) {
     return std::string(kXgboostJsonFormat);
   }
+  if (name == kPythonFormat || name == kTorchScriptFormat) return name;
   return YamlError(path, mark,
                    "format '" + name +
-                       "' is not supported; use `format: xgboost` with the "
-                       "model saved by Booster.save_model(\"model.json\")");
+                       "' is not supported; use `format: xgboost` (the model "
+                       "saved by Booster.save_model(\"model.json\")), "
+                       "`format: python` (a joblib/pickle file or model.py) or "
+                       "`format: torchscript` (a torch.jit.save file)");
 }
 
 // A file name inside the model directory: relative, without "..".
@@ -152,6 +178,7 @@ absl::StatusOr<ModelYaml> ParseModelYamlNode(const YAML::Node& root,
                      "expected a map such as `format: xgboost`");
   }
   ModelYaml yaml;
+  std::optional<YAML::Mark> output_mark;
   for (const auto& entry : root) {
     const std::string key = entry.first.Scalar();
     const YAML::Node& value = entry.second;
@@ -183,17 +210,49 @@ absl::StatusOr<ModelYaml> ParseModelYamlNode(const YAML::Node& root,
         ASSIGN_OR_RETURN(FeatureHint hint, ParseFeatureHint(item, path));
         yaml.features.push_back(std::move(hint));
       }
+    } else if (key == "output") {
+      ASSIGN_OR_RETURN(std::string output, Scalar(value, path, key));
+      if (output != "logits" && output != "probabilities") {
+        return YamlError(path, value.Mark(),
+                         "output '" + output +
+                             "' is not known; use `output: logits` (the "
+                             "module returns scores) or `output: "
+                             "probabilities`");
+      }
+      // The loader reads it from the bundle (models/loader.h).
+      output_mark = entry.first.Mark();
+    } else if (key == "runtime") {
+      if (!value.IsMap()) {
+        return YamlError(path, value.Mark(),
+                         "'runtime' must map packages to versions, e.g. "
+                         "{python: \"3.11.2\", scikit-learn: \"1.2.1\"}");
+      }
+      for (const auto& package : value) {
+        ASSIGN_OR_RETURN(std::string version,
+                         Scalar(package.second, path,
+                                "runtime." + package.first.Scalar()));
+        yaml.runtime[package.first.Scalar()] = version;
+      }
     } else {
       return YamlError(path, entry.first.Mark(),
                        "unknown key '" + key +
                            "'; expected format, file, task, target, classes, "
-                           "features");
+                           "features, output, runtime");
     }
   }
   if (yaml.format.empty()) {
     return FileError(path,
-                     "missing 'format'; add `format: xgboost` (the only "
-                     "format a model directory holds today)");
+                     "missing 'format'; add `format: xgboost`, `format: "
+                     "python` or `format: torchscript`");
+  }
+  if (yaml.format == kPythonFormat && yaml.file == kPythonModule) {
+    return FileError(path, "`file: model.py`: omit `file` when model.py is "
+                           "the model (`file` names a joblib/pickle file)");
+  }
+  if (output_mark && yaml.format != kTorchScriptFormat) {
+    return YamlError(path, *output_mark,
+                     "'output' applies to torchscript models only; remove "
+                     "it");
   }
   return yaml;
 }
@@ -361,7 +420,7 @@ absl::StatusOr<Signature> DeriveSignature(const std::string& model_bytes,
                                           const Table* input,
                                           std::string_view fallback_target,
                                           const std::string& dir) {
-  const std::string model_path = JoinPath(dir, yaml.file);
+  const std::string model_path = JoinPath(dir, ModelFile(yaml));
   const std::string yaml_path = JoinPath(dir, kModelYaml);
   ASSIGN_OR_RETURN(XgboostFacts facts,
                    LoadXgboostFacts(model_bytes, model_path));
@@ -384,10 +443,139 @@ absl::StatusOr<Signature> DeriveSignature(const std::string& model_bytes,
   absl::StatusOr<Signature> checked = Signature::FromJson(derived.ToJson());
   if (!checked.ok()) {
     return FileError(yaml_path, "the signature derived from it and " +
-                                    yaml.file + " is invalid: " +
+                                    ModelFile(yaml) + " is invalid: " +
                                     std::string(checked.status().message()));
   }
   return checked;
+}
+
+// A python or torchscript model file records no signature: model.yaml
+// gives the task and the features; the classes come from model.yaml, else
+// "0", "1" for a binary model (a python model may replace them with its
+// classes_ once loaded, see ReadModelDir).
+struct FolderSignature {
+  Signature signature;
+  // The features are the input table's columns: only a loaded model that
+  // records feature_names_in_ (and so checked them) confirms them.
+  bool features_from_input = false;
+};
+
+absl::StatusOr<FeatureSpec> HintedFeature(const FeatureHint& hint,
+                                          const Table* input,
+                                          const std::string& yaml_path) {
+  FeatureSpec spec;
+  spec.name = hint.name;
+  const Column* column =
+      input == nullptr ? nullptr : input->FindColumn(hint.name);
+  // Untyped: categorical when it has categories or its input column holds
+  // text.
+  const bool categorical =
+      hint.type ? *hint.type == DataType::kString
+                : hint.categories.has_value() ||
+                      (column != nullptr && column->type() == DataType::kString);
+  if (categorical) {
+    spec.type = DataType::kString;
+    if (hint.categories) {
+      spec.categories = *hint.categories;
+    } else if (column != nullptr) {
+      spec.categories = CategoryTexts(*column);
+    } else {
+      return MissingCategories(yaml_path, hint.name);
+    }
+  } else if (hint.type) {
+    spec.type = *hint.type;
+  } else if (column != nullptr && column->type() != DataType::kString) {
+    spec.type = column->type();
+  }
+  return spec;
+}
+
+absl::StatusOr<FolderSignature> DeriveFolderSignature(
+    const ModelYaml& yaml, const Table* input,
+    std::string_view fallback_target, const std::string& dir) {
+  const std::string yaml_path = JoinPath(dir, kModelYaml);
+  if (!yaml.task) {
+    return FileError(yaml_path,
+                     "missing 'task'; a " + yaml.format +
+                         " model does not record what it predicts: add "
+                         "`task: binary_classification`, "
+                         "`task: multiclass_classification` or `task: "
+                         "regression` (or write signature.json)");
+  }
+  std::string target = yaml.target;
+  if (target.empty()) target = std::string(fallback_target);
+  if (target.empty()) target = std::string(kDefaultTarget);
+
+  FolderSignature derived;
+  std::vector<FeatureSpec> features;
+  for (const FeatureHint& hint : yaml.features) {
+    ASSIGN_OR_RETURN(FeatureSpec spec, HintedFeature(hint, input, yaml_path));
+    features.push_back(std::move(spec));
+  }
+  if (features.empty() && yaml.format == kPythonFormat && input != nullptr) {
+    for (const Column& column : input->columns()) {
+      if (column.name() == target) continue;
+      FeatureSpec spec;
+      spec.name = column.name();
+      spec.type = column.type();
+      if (column.type() == DataType::kString) {
+        spec.categories = CategoryTexts(column);
+      }
+      features.push_back(std::move(spec));
+    }
+    derived.features_from_input = true;
+  }
+  if (features.empty()) {
+    return FileError(
+        yaml_path,
+        "lists no 'features'; a " + yaml.format +
+            " model file does not name its inputs, so list them in model "
+            "order: `features: [{name: a}, {name: b, categories: [x, y]}]`" +
+            (yaml.format == kPythonFormat
+                 ? " (a pickled estimator fitted on a pandas DataFrame can "
+                   "instead take the step's input table's columns, checked "
+                   "against its feature_names_in_)"
+                 : ""));
+  }
+
+  std::vector<std::string> classes;
+  if (*yaml.task == Task::kRegression) {
+    if (yaml.classes) {
+      return FileError(yaml_path,
+                       "classes are given but the task is regression; remove "
+                       "them or set the task");
+    }
+  } else if (yaml.classes) {
+    classes = *yaml.classes;
+  } else if (*yaml.task == Task::kBinaryClassification) {
+    classes = {"0", "1"};
+  } else {
+    return FileError(yaml_path,
+                     "a multiclass model needs its classes: list them in "
+                     "class index order, `classes: [a, b, c]`");
+  }
+  const DataType label_type =
+      *yaml.task == Task::kRegression ? DataType::kFloat64 : LabelTypeOf(classes);
+  // The JSON round trip runs Signature's own validation.
+  const Signature built(*yaml.task, std::move(features), std::move(target),
+                        label_type, std::move(classes));
+  absl::StatusOr<Signature> checked = Signature::FromJson(built.ToJson());
+  if (!checked.ok()) {
+    return FileError(yaml_path, "the signature derived from it is invalid: " +
+                                    std::string(checked.status().message()));
+  }
+  derived.signature = *std::move(checked);
+  return derived;
+}
+
+// A python model's classes_ as signature labels (numbers as JSON prints
+// them, strings as they are).
+std::vector<std::string> ClassTexts(const json& classes) {
+  std::vector<std::string> texts;
+  for (const json& c : classes) {
+    texts.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+  }
+  return texts;
 }
 
 absl::StatusOr<json> ReadJsonObject(Filesystem* fs, const std::string& path) {
@@ -409,6 +597,29 @@ absl::StatusOr<Signature> ReadSignature(Filesystem* fs,
                                "signature from the model");
   }
   return signature;
+}
+
+// Writes the files of `bundle` into `dir` except model.yaml, which it
+// returns.
+absl::StatusOr<std::string> WriteBundleFiles(Filesystem* fs,
+                                             const std::string& dir,
+                                             std::string_view bundle) {
+  using Files = std::map<std::string, std::string>;
+  ASSIGN_OR_RETURN(Files files, ReadModelBundle(bundle),
+                   "model directory " + dir);
+  auto yaml = files.find(std::string(kModelYaml));
+  if (yaml == files.end()) {
+    return absl::InvalidArgumentError(
+        "model directory " + dir +
+        ": the model bundle holds no model.yaml; import the model again");
+  }
+  for (const auto& [path, content] : files) {
+    if (path == kModelYaml) continue;
+    const std::string file = JoinPath(dir, path);
+    RETURN_IF_ERROR(fs->CreateDirs(DirName(file)));
+    RETURN_IF_ERROR(fs->WriteFileAtomic(file, content));
+  }
+  return yaml->second;
 }
 
 std::string ModelYamlText(const Signature& signature) {
@@ -434,19 +645,28 @@ absl::Status WriteModelDir(Filesystem* fs, const std::string& dir,
                            std::string_view model_bytes,
                            const Signature& signature, const json& params,
                            std::string_view transform_json) {
-  if (format != kXgboostJsonFormat) {
+  const bool folder = IsFolderFormat(format);
+  if (format != kXgboostJsonFormat && !folder) {
     return absl::InvalidArgumentError(
         "model directory " + dir + ": format '" + std::string(format) +
-        "' cannot be written; only " + std::string(kXgboostJsonFormat) +
-        " models are");
+        "' cannot be written; the formats are " +
+        std::string(kXgboostJsonFormat) + ", " + std::string(kPythonFormat) +
+        " and " + std::string(kTorchScriptFormat));
   }
   if (!params.is_object()) {
     return absl::InvalidArgumentError("model directory " + dir +
                                       ": params must be a JSON object");
   }
   RETURN_IF_ERROR(fs->CreateDirs(dir));
-  RETURN_IF_ERROR(
-      fs->WriteFileAtomic(JoinPath(dir, kDefaultModelFile), model_bytes));
+  std::string model_yaml;
+  if (folder) {
+    // The bundle's own signature.json, if any, is replaced below.
+    ASSIGN_OR_RETURN(model_yaml, WriteBundleFiles(fs, dir, model_bytes));
+  } else {
+    RETURN_IF_ERROR(
+        fs->WriteFileAtomic(JoinPath(dir, kDefaultModelFile), model_bytes));
+    model_yaml = ModelYamlText(signature);
+  }
   RETURN_IF_ERROR(fs->WriteFileAtomic(JoinPath(dir, kSignatureJson),
                                       signature.ToJson().dump(2) + "\n"));
   RETURN_IF_ERROR(
@@ -456,8 +676,7 @@ absl::Status WriteModelDir(Filesystem* fs, const std::string& dir,
         fs->WriteFileAtomic(JoinPath(dir, kTransformJson), transform_json));
   }
   // model.yaml last: a directory with it is complete.
-  return fs->WriteFileAtomic(JoinPath(dir, kModelYaml),
-                             ModelYamlText(signature));
+  return fs->WriteFileAtomic(JoinPath(dir, kModelYaml), model_yaml);
 }
 
 absl::StatusOr<ModelDir> ReadModelDir(Filesystem* fs, const std::string& dir,
@@ -471,21 +690,45 @@ absl::StatusOr<ModelDir> ReadModelDir(Filesystem* fs, const std::string& dir,
   }
   ASSIGN_OR_RETURN(std::string yaml_text, fs->ReadFile(yaml_path));
   ASSIGN_OR_RETURN(ModelYaml yaml, ParseModelYaml(yaml_text, yaml_path));
+  const bool folder = IsFolderFormat(yaml.format);
 
   ModelDir model;
   model.format = yaml.format;
-  const std::string model_path = JoinPath(dir, yaml.file);
+  const std::string model_file = ModelFile(yaml);
+  const std::string model_path = JoinPath(dir, model_file);
   if (!fs->Exists(model_path)) {
+    std::string how = "Booster.save_model(\"" + model_file + "\")";
+    if (yaml.format == kTorchScriptFormat) {
+      how = "torch.jit.save(torch.jit.script(model), \"" + model_file + "\")";
+    } else if (yaml.format == kPythonFormat) {
+      how = yaml.file.empty()
+                ? "a model.py defining load(path) and predict(rows), or name "
+                  "a joblib/pickle file with `file:`"
+                : "joblib.dump(model, \"" + model_file + "\")";
+    }
     return FileError(model_path,
                      "missing; model.yaml names it as the model file (save "
-                     "the model there with Booster.save_model(\"" +
-                         yaml.file + "\"), or fix `file:`)");
+                     "the model there with " +
+                         how + ", or fix `file:`)");
   }
-  ASSIGN_OR_RETURN(model.model_bytes, fs->ReadFile(model_path));
+  if (folder) {
+    // The whole folder: a python model may import helper modules or read
+    // data files beside it.
+    ASSIGN_OR_RETURN(model.model_bytes, PackModelFolder(dir));
+  } else {
+    ASSIGN_OR_RETURN(model.model_bytes, fs->ReadFile(model_path));
+  }
 
   const std::string signature_path = JoinPath(dir, kSignatureJson);
-  if (fs->Exists(signature_path)) {
+  const bool has_signature_json = fs->Exists(signature_path);
+  bool features_from_input = false;
+  if (has_signature_json) {
     ASSIGN_OR_RETURN(model.signature, ReadSignature(fs, signature_path));
+  } else if (folder) {
+    ASSIGN_OR_RETURN(FolderSignature derived,
+                     DeriveFolderSignature(yaml, input, fallback_target, dir));
+    model.signature = std::move(derived.signature);
+    features_from_input = derived.features_from_input;
   } else {
     ASSIGN_OR_RETURN(
         model.signature,
@@ -500,15 +743,68 @@ absl::StatusOr<ModelDir> ReadModelDir(Filesystem* fs, const std::string& dir,
     ASSIGN_OR_RETURN(model.params, ReadJsonObject(fs, params_path));
   }
 
-  absl::StatusOr<std::unique_ptr<Model>> loaded = LoadModel(
-      model.format, model.model_bytes, model.signature, model.transform_json);
+  // The one load of the model: a folder format's backend is loaded without
+  // the transform (checked on its own, as LoadModel would) so that its
+  // runtime is at hand.
+  ModelLoadOptions options;
+  options.python.workers = 1;
+  if (!yaml.runtime.empty()) options.runtime = yaml.runtime;
+  absl::Status transform_checked = absl::OkStatus();
+  if (folder && !model.transform_json.empty()) {
+    absl::StatusOr<FeatureTransform> transform =
+        FeatureTransform::Parse(model.transform_json);
+    transform_checked =
+        transform.ok()
+            ? Annotate(transform->CheckModelSignature(model.signature),
+                       "the model's transform")
+            : transform.status();
+  }
+  absl::StatusOr<std::unique_ptr<Model>> loaded =
+      transform_checked.ok()
+          ? LoadModel(model.format, model.model_bytes, model.signature,
+                      folder ? std::string_view() : model.transform_json,
+                      options)
+          : absl::StatusOr<std::unique_ptr<Model>>(transform_checked);
   if (!loaded.ok()) {
-    return FileError(model_path,
-                     std::string("does not load with its signature") +
-                         (model.transform_json.empty()
-                              ? ""
-                              : " and " + std::string(kTransformJson)) +
-                         ": " + std::string(loaded.status().message()));
+    return FileError(
+        model_path,
+        std::string("does not load with its signature") +
+            (model.transform_json.empty()
+                 ? ""
+                 : " and " + std::string(kTransformJson)) +
+            ": " + std::string(loaded.status().message()) +
+            (features_from_input
+                 ? "; its features were taken from the step's input table: "
+                   "list the model's inputs in model order in model.yaml "
+                   "`features: [{name: ...}]`"
+                 : ""));
+  }
+
+  if (yaml.format == kPythonFormat) {
+    const auto* python = dynamic_cast<const PythonModel*>(loaded->get());
+    const json& info = python->info();
+    model.runtime = info.value("versions", json::object());
+    if (features_from_input && !info.contains("feature_names_in")) {
+      return FileError(
+          yaml_path,
+          "lists no 'features' and " + model_file +
+              " records no feature_names_in_ to confirm the input table's "
+              "columns; list the model's inputs in model order: `features: "
+              "[{name: a}, {name: b}]`");
+    }
+    // A pickled classifier names its classes; model.yaml's win.
+    if (!yaml.classes && !has_signature_json &&
+        model.signature.is_classification() && info.contains("classes") &&
+        info["classes"].is_array()) {
+      std::vector<std::string> classes = ClassTexts(info["classes"]);
+      const DataType label_type = LabelTypeOf(classes);
+      model.signature = Signature(
+          model.signature.task(), model.signature.features(),
+          model.signature.target(), label_type, std::move(classes));
+    }
+  } else if (yaml.format == kTorchScriptFormat) {
+    ASSIGN_OR_RETURN(model.runtime, TorchRuntimeVersions(options.torch),
+                     model_path);
   }
   return model;
 }

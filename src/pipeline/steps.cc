@@ -803,7 +803,17 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
   // beside model/ (command_step.h).
   json runtime = RuntimeVersions();
   json python = ReadPythonRuntime(Fs(c), DirName(found.first->path()));
-  if (!python.is_null()) runtime["python"] = std::move(python);
+  if (!model.runtime.empty()) {
+    // Python and TorchScript models: the versions the model loaded with,
+    // flat ({"python": "3.11.2", "scikit-learn": ...}), which serving
+    // compares with its workers'; the training program's interpreter is
+    // kept apart.
+    runtime.erase("xgboost");
+    if (!python.is_null()) runtime["training_program"] = std::move(python);
+    runtime.update(model.runtime);
+  } else if (!python.is_null()) {
+    runtime["python"] = std::move(python);
+  }
   version.runtime_json = runtime.dump();
   version.data_sources_json = RegisterDataSources(c, *found.first).dump();
   // The training baseline monitoring compares traffic with: the training
