@@ -395,6 +395,45 @@ std::string ServingMetrics::Render(
   return out;
 }
 
+std::string ServingMetrics::RenderWorkers(
+    const std::vector<ModelManager::VersionWorkers>& versions) {
+  if (versions.empty()) return "";
+  struct Family {
+    const char* name;
+    const char* help;
+    const char* type;
+    int64_t ModelWorker::*value;
+  };
+  const Family families[] = {
+      {"slipway_model_worker_resident_bytes",
+       "Resident memory of a model's worker process (VmRSS).", "gauge",
+       &ModelWorker::rss_bytes},
+      {"slipway_model_worker_requests",
+       "Model calls the worker slot's current process answered.", "gauge",
+       &ModelWorker::requests},
+      {"slipway_model_worker_restarts_total",
+       "Times the worker slot's process was replaced (crash, hang, "
+       "recycling).",
+       "counter", &ModelWorker::restarts},
+  };
+  std::string text;
+  for (const Family& family : families) {
+    text += std::string("# HELP ") + family.name + " " + family.help + "\n";
+    text += std::string("# TYPE ") + family.name + " " + family.type + "\n";
+    for (const ModelManager::VersionWorkers& version : versions) {
+      for (size_t i = 0; i < version.workers.size(); ++i) {
+        AppendPrometheusSample(
+            &text, family.name,
+            PrometheusLabel("app", version.app) + "," +
+                PrometheusLabel("version", std::to_string(version.version)) +
+                "," + PrometheusLabel("worker", std::to_string(i)),
+            std::to_string(version.workers[i].*family.value));
+      }
+    }
+  }
+  return text;
+}
+
 void AddMetricsRoute(Router* router, const ServingMetrics* metrics,
                      const ModelManager* models,
                      std::function<std::string()> more) {
@@ -402,6 +441,7 @@ void AddMetricsRoute(Router* router, const ServingMetrics* metrics,
               [metrics, models, more = std::move(more)](const HttpRequest&,
                                                         const PathParams&) {
                 std::string text = metrics->Render(models->States());
+                text += ServingMetrics::RenderWorkers(models->Workers());
                 if (more) text += more();
                 return HttpResponse::Text(200, std::move(text),
                                           kMetricsContentType);

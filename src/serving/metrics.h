@@ -26,6 +26,12 @@
 //        signature, or its prediction failed) or "dropped" (the shadow's
 //        queue refused it); all three series once any was counted)
 //   slipway_build_info{version}                                  gauge 1
+// and, from RenderWorkers, for versions whose backend runs worker
+// processes (Python models), per worker slot 0, 1, ...:
+//   slipway_model_worker_resident_bytes{app,version,worker}      gauge
+//   slipway_model_worker_requests{app,version,worker}            gauge
+//       (calls the slot's current process answered)
+//   slipway_model_worker_restarts_total{app,version,worker}      counter
 //
 // Hot path: the Record* calls are made by every handler thread on every
 // request. The object owns a fixed array of striped shards, each with its
@@ -117,6 +123,9 @@ class ServingMetrics {
   // more than once (reloaded after an unload), its last entry is its state
   // and role.
   std::string Render(const std::vector<VersionState>& model_states) const;
+  // The worker families above; "" when no version has workers.
+  static std::string RenderWorkers(
+      const std::vector<ModelManager::VersionWorkers>& versions);
 
  private:
   template <size_t N>

@@ -418,6 +418,24 @@ TEST(MetricsRouteTest, ServesTheExpositionWithItsContentType) {
 
 // Threads that recorded into an object keep nothing pointing at it: it can
 // be destroyed while they live, and they record into the next one.
+TEST(ServingMetricsWorkersTest, AreRenderedPerSlot) {
+  EXPECT_EQ(ServingMetrics::RenderWorkers({}), "");
+  ModelManager::VersionWorkers python{"iris", 3, {}};
+  python.workers.push_back(ModelWorker{101, 52428800, 7, 0});
+  python.workers.push_back(ModelWorker{0, 0, 0, 2});  // being replaced
+  const std::string text = ServingMetrics::RenderWorkers({python});
+  EXPECT_THAT(text, HasSubstr("# TYPE slipway_model_worker_resident_bytes "
+                              "gauge\n"));
+  EXPECT_THAT(text, HasSubstr("slipway_model_worker_resident_bytes{app=\"iris\","
+                              "version=\"3\",worker=\"0\"} 52428800\n"));
+  EXPECT_THAT(text, HasSubstr("slipway_model_worker_requests{app=\"iris\","
+                              "version=\"3\",worker=\"0\"} 7\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE slipway_model_worker_restarts_total "
+                              "counter\n"));
+  EXPECT_THAT(text, HasSubstr("slipway_model_worker_restarts_total{app=\"iris\","
+                              "version=\"3\",worker=\"1\"} 2\n"));
+}
+
 TEST(ServingMetricsLifetimeTest, DestroyedWhileRecordingThreadsLive) {
   constexpr int kThreads = 4;
   auto first = std::make_unique<ServingMetrics>();

@@ -632,4 +632,27 @@ std::vector<VersionState> ModelManager::States() const {
   return log_->Snapshot();
 }
 
+std::vector<ModelManager::VersionWorkers> ModelManager::Workers() const {
+  // Models are read outside the lock: Workers() may read /proc.
+  std::map<std::pair<std::string, int>, std::shared_ptr<const Model>> loaded;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [app, slot] : apps_) {
+      for (const LoadedVersion* load : {&slot.serving, &slot.canary,
+                                        &slot.shadow}) {
+        if (load->model != nullptr) {
+          loaded.emplace(std::make_pair(app, load->version), load->model);
+        }
+      }
+    }
+  }
+  std::vector<VersionWorkers> all;
+  for (const auto& [key, model] : loaded) {
+    std::vector<ModelWorker> workers = model->Workers();
+    if (workers.empty()) continue;
+    all.push_back(VersionWorkers{key.first, key.second, std::move(workers)});
+  }
+  return all;
+}
+
 }  // namespace slipway

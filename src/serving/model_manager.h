@@ -204,6 +204,15 @@ class ModelManager {
   // versions plus the last kFinishedKept unloaded or failed ones per app.
   std::vector<VersionState> States() const;
 
+  // The worker processes of each version holding a role (Model::Workers;
+  // versions whose backend has none are left out), by app and version.
+  struct VersionWorkers {
+    std::string app;
+    int version = 0;
+    std::vector<ModelWorker> workers;
+  };
+  std::vector<VersionWorkers> Workers() const;
+
   // Finished (unloaded or failed) loads remembered per app.
   static constexpr int kFinishedKept = 4;
 
