@@ -779,6 +779,19 @@ TEST(AppSpecTest, NotebookTrainPipelineNeedsNoTarget) {
       ElementsAre("notebook"));
 }
 
+// Every shipped example is a valid spec.
+TEST(AppSpecTest, ExamplesParse) {
+  for (const char* example :
+       {"breast-cancer", "churn-postgres", "wine-sklearn", "fashion-torch"}) {
+    const std::string path = std::string(SLIPWAY_SOURCE_DIR) + "/examples/" +
+                             example + "/slipway.yaml";
+    absl::StatusOr<std::string> yaml = LocalFilesystem()->ReadFile(path);
+    ASSERT_TRUE(yaml.ok()) << yaml.status();
+    absl::StatusOr<AppSpec> spec = ParseAppSpec(*yaml, path);
+    EXPECT_TRUE(spec.ok()) << spec.status();
+  }
+}
+
 // Step 1's example keeps its meaning: a chain in file order.
 TEST(AppSpecTest, Step1ExampleIsALinearChain) {
   absl::StatusOr<std::string> yaml = LocalFilesystem()->ReadFile(
