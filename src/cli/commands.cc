@@ -805,16 +805,28 @@ absl::Status CheckExportDir(const std::string& dir,
 
 int ModelsExportCommand(const CliContext& ctx, const std::string& app,
                         int version, const std::string& dir) {
-  const std::vector<std::string> files = {"model.json", "signature.json",
-                                          "transform.json", "MODEL_CARD.md"};
-  absl::Status checked = CheckExportDir(dir, files);
-  if (!checked.ok()) return Fail(checked);
+  std::vector<std::string> files = {"model.json", "signature.json",
+                                    "transform.json", "MODEL_CARD.md"};
   std::string base =
       "/api/v1/apps/" + app + "/models/" + std::to_string(version);
   absl::StatusOr<json> info = ctx.client->Get(base);
   if (!info.ok()) return Fail(info.status());
   absl::StatusOr<std::string> bytes = ctx.client->Download(base + "/artifact");
   if (!bytes.ok()) return Fail(bytes.status());
+  // A Python or TorchScript version is a model folder: its files are
+  // written as they were registered (model.yaml, the model file, ...).
+  const std::string format = Text((*info)["format"]);
+  std::map<std::string, std::string> folder;
+  if (format == kPythonFormat || format == kTorchScriptFormat) {
+    absl::StatusOr<std::map<std::string, std::string>> read =
+        ReadModelBundle(*bytes);
+    if (!read.ok()) return Fail(read.status());
+    folder = *std::move(read);
+    files.erase(files.begin());
+    for (const auto& [path, unused] : folder) files.push_back(path);
+  }
+  absl::Status checked = CheckExportDir(dir, files);
+  if (!checked.ok()) return Fail(checked);
   absl::StatusOr<std::string> card = ctx.client->Download(base + "/card");
   if (!card.ok()) return Fail(card.status());
   Filesystem* fs = LocalFilesystem();
@@ -822,7 +834,16 @@ int ModelsExportCommand(const CliContext& ctx, const std::string& app,
   std::string model_path = JoinPath(dir, "model.json");
   std::string signature_path = JoinPath(dir, "signature.json");
   std::string card_path = JoinPath(dir, "MODEL_CARD.md");
-  if (s.ok()) s = fs->WriteFileAtomic(model_path, *bytes);
+  if (folder.empty()) {
+    if (s.ok()) s = fs->WriteFileAtomic(model_path, *bytes);
+  } else {
+    model_path = dir;
+    for (const auto& [path, content] : folder) {
+      const std::string target = JoinPath(dir, path);
+      if (s.ok()) s = fs->CreateDirs(DirName(target));
+      if (s.ok()) s = fs->WriteFileAtomic(target, content);
+    }
+  }
   if (s.ok()) {
     s = fs->WriteFileAtomic(signature_path,
                             (*info)["signature"].dump(2) + "\n");

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <regex>
 #include <set>
 #include <utility>
 #include <vector>
@@ -541,8 +542,16 @@ absl::StatusOr<ImportedModel> ImportFolderModel(
   RETURN_IF_ERROR(WriteFiles(folder, files));
 
   json wanted;
+  auto own_signature = files.find("signature.json");
   if (signature_json.has_value()) {
     wanted = *signature_json;
+  } else if (own_signature != files.end()) {
+    // A folder `slipway models export` wrote, or one that brings its own.
+    wanted = json::parse(own_signature->second, nullptr, false);
+    if (wanted.is_discarded()) {
+      return SourceError(source, "holds a signature.json that is not JSON; "
+                                 "fix it, or remove it and give --sample");
+    }
   } else {
     json probed;
     if (format == kPythonFormat && !yaml.file.empty()) {
@@ -563,9 +572,18 @@ absl::StatusOr<ImportedModel> ImportFolderModel(
   ASSIGN_OR_RETURN(std::string trial_bundle, PackModelFolder(folder));
   ModelLoadOptions options;
   options.python.workers = 1;
-  ASSIGN_OR_RETURN(std::unique_ptr<Model> loaded,
-                   LoadModel(format, trial_bundle, signature, "", options),
-                   "model '" + source + "' does not accept the signature");
+  absl::StatusOr<std::unique_ptr<Model>> trial =
+      LoadModel(format, trial_bundle, signature, "", options);
+  if (!trial.ok()) {
+    // Messages name the model's files as the user gave them, not where the
+    // trial unpacked them.
+    static const std::regex kUnpacked("/[^ :']*/bundles/[0-9a-f]{64}/");
+    return absl::InvalidArgumentError(
+        "model '" + source + "' does not load with its signature: " +
+        std::regex_replace(std::string(trial.status().message()), kUnpacked,
+                           ""));
+  }
+  std::unique_ptr<Model> loaded = *std::move(trial);
   ImportedModel imported;
   imported.format = std::string(format);
   if (format == kPythonFormat) {

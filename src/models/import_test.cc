@@ -24,6 +24,7 @@ namespace {
 using nlohmann::json;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 Table Sample() {
   std::string csv = "age,plan,y\n";
@@ -316,9 +317,12 @@ TEST(ImportFolderTest, SignatureTheModelRefusesIsRejected) {
                                     "model.joblib", signature, nullptr, "");
   EXPECT_EQ(imported.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(imported.status().message()),
-              HasSubstr("model 'model.joblib' does not accept the signature"));
+              HasSubstr("model 'model.joblib' does not load with its "
+                        "signature"));
   EXPECT_THAT(std::string(imported.status().message()),
               HasSubstr("was fitted on 2 features but the signature lists 3"));
+  EXPECT_THAT(std::string(imported.status().message()),
+              Not(HasSubstr("/bundles/")));
 }
 
 TEST(ImportFolderTest, AmbiguousOrMissingModelFileIsNamed) {
