@@ -29,6 +29,7 @@
 #include "serving/fast_json.h"
 #include "serving/metrics.h"
 #include "serving/prediction_observer.h"
+#include "serving/io_round.h"
 #include "serving/shadow_runner.h"
 
 namespace slipway {
@@ -1442,9 +1443,19 @@ void Submit(const ServableHandle& handle, EncodedRows rows,
       observer->Observe(observed);
     }
     answer(version, std::move(response));
-    if (shadow != nullptr) {
-      ForwardToShadow(shadow, version, *std::move(outputs), self->num_rows,
+    if (shadow == nullptr) return;
+    // On an I/O thread the answers of this pass are written once it ends:
+    // the copy goes after them, so it never delays one.
+    auto forward = [shadow, version, outputs = *std::move(outputs),
+                    num_rows = self->num_rows,
+                    request_id = std::move(request_id)]() mutable {
+      ForwardToShadow(shadow, version, std::move(outputs), num_rows,
                       std::move(request_id));
+    };
+    if (IoRound::Active()) {
+      IoRound::Defer(std::move(forward));
+    } else {
+      forward();
     }
   };
   absl::Status status = handle.scheduler->Enqueue(request);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -25,6 +26,15 @@ void LowestPriority() {
   sched_param param{};
   if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0) return;
   setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+}
+
+// Tells the CPU the thread is spinning on a flag.
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
 }
 
 // Pins the calling thread to `cpus` (none: left as it is); 0 or errno.
@@ -75,6 +85,7 @@ ShadowRunner::~ShadowRunner() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
     dropped.swap(queue_);
+    queued_.store(0, std::memory_order_release);
     ready_.Signal();
   }
   thread_.join();
@@ -87,6 +98,8 @@ bool ShadowRunner::TrySubmit(std::function<void()> task) {
   }
   const bool was_empty = queue_.empty();
   queue_.push_back(std::move(task));
+  queued_.store(queue_.size(), std::memory_order_release);
+  // Costs a system call only when the thread sleeps (not while it watches).
   if (was_empty) ready_.Signal();
   return true;
 }
@@ -101,6 +114,14 @@ void ShadowRunner::Loop() {
     if (error != 0) return;
   }
   while (true) {
+    if (queued_.load(std::memory_order_acquire) == 0) {
+      const auto until = std::chrono::steady_clock::now() +
+                         std::chrono::microseconds(kSpinMicros);
+      while (queued_.load(std::memory_order_acquire) == 0 &&
+             std::chrono::steady_clock::now() < until) {
+        CpuRelax();
+      }
+    }
     std::function<void()> task;
     {
       absl::MutexLock lock(&mu_);
@@ -108,6 +129,7 @@ void ShadowRunner::Loop() {
       if (stopping_) return;
       task = std::move(queue_.front());
       queue_.pop_front();
+      queued_.store(queue_.size(), std::memory_order_release);
     }
     task();
   }
