@@ -755,7 +755,7 @@ absl::StatusOr<HttpResponse> ControlPlane::ImportModel(
     const std::string target = spec.ok() ? spec->schema.target : "";
     ASSIGN_OR_RETURN(imported, ImportFolderModel(format, bytes, source,
                                                  signature, sample_table,
-                                                 target));
+                                                 target, loading_));
     runtime.erase("xgboost");
     runtime.update(imported.runtime);
   } else {

@@ -509,7 +509,7 @@ std::string ModelYamlText(std::string_view format, const std::string& file,
 absl::StatusOr<ImportedModel> ImportFolderModel(
     std::string_view format, std::string_view bundle, const std::string& source,
     const std::optional<json>& signature_json, const Table* sample,
-    std::string_view target) {
+    std::string_view target, const ModelLoadOptions& loading) {
   if (format != kPythonFormat && format != kTorchScriptFormat) {
     return absl::InvalidArgumentError(
         "format '" + std::string(format) + "' is not a model folder format; "
@@ -570,7 +570,7 @@ absl::StatusOr<ImportedModel> ImportFolderModel(
       yaml_path, ModelYamlText(format, yaml.file, yaml.logits, signature,
                                json::object())));
   ASSIGN_OR_RETURN(std::string trial_bundle, PackModelFolder(folder));
-  ModelLoadOptions options;
+  ModelLoadOptions options = loading;
   options.python.workers = 1;
   absl::StatusOr<std::unique_ptr<Model>> trial =
       LoadModel(format, trial_bundle, signature, "", options);

@@ -67,6 +67,7 @@
 
 #include "absl/status/statusor.h"
 #include "data/table.h"
+#include "models/loader.h"
 #include "models/signature.h"
 #include "nlohmann/json.hpp"
 
@@ -97,11 +98,13 @@ absl::StatusOr<ImportedModel> ImportXgboostModel(
 
 // `format` is kPythonFormat or kTorchScriptFormat; `bundle` a model bundle;
 // `source` names it in messages; `target` is the app schema's target (empty:
-// none). `signature_json` and `sample` as for ImportXgboostModel.
+// none). `signature_json` and `sample` as for ImportXgboostModel. The trial
+// load runs with `loading` (its work_dir holds the unpacked bundle, one
+// Python worker).
 absl::StatusOr<ImportedModel> ImportFolderModel(
     std::string_view format, std::string_view bundle, const std::string& source,
     const std::optional<nlohmann::json>& signature_json, const Table* sample,
-    std::string_view target);
+    std::string_view target, const ModelLoadOptions& loading = {});
 
 // `mlmodel_yaml` is the text of the MLmodel file at `path` (for messages).
 absl::StatusOr<std::string> MlflowXgboostDataPath(
