@@ -469,9 +469,11 @@ def section(m):
             "serves version 1 and shadows it with version 2, the other "
             "serves version 1 only." % SHADOW.strip(),
             "- CPUs: both servers `taskset -c %s` (their HTTP thread, the "
-            "champion's and the shadow's batchers, the prediction log and "
-            "the monitor), wrk and h2load `taskset -c %s`." % (SERVER_CPU,
-                                                               CLIENT_CPU),
+            "batchers, the prediction log and the monitor); the server with "
+            "the shadow also `--shadow-cpus %s`, so the thread predicting "
+            "the copies (idle priority) runs on CPU %s; wrk and h2load "
+            "`taskset -c %s`." % (SERVER_CPU, CLIENT_CPU, CLIENT_CPU,
+                                  CLIENT_CPU),
             "- Requests: the single-row /v1 body (%d bytes); keep-alive "
             "connections." % m["body_bytes"],
             "- Protocol: one untimed %d s wrk run per server, then %d rounds "
