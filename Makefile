@@ -3,7 +3,7 @@ BUILD_DIR := build
 JOBS := $(shell nproc)
 CMAKE_FLAGS := -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE=/usr/bin/python3
 
-.PHONY: all deps configure build test demo bench bench-data bench-train bench-serving bench-scoring bench-monitoring clean
+.PHONY: all deps configure build test demo bench bench-data bench-train bench-serving bench-python-models bench-scoring bench-monitoring clean
 
 all: build
 
@@ -25,6 +25,7 @@ demo: build
 bench: build
 	bench/run-all $(BUILD_DIR)
 	bench/serving/run $(BUILD_DIR)
+	bench/python_models/run $(BUILD_DIR)
 	bench/scoring/run $(BUILD_DIR)
 	bench/monitoring/run $(BUILD_DIR)
 
@@ -36,6 +37,9 @@ bench-train: build
 
 bench-serving: build
 	bench/serving/run $(BUILD_DIR)
+
+bench-python-models: build
+	bench/python_models/run $(BUILD_DIR)
 
 bench-scoring: build
 	bench/scoring/run $(BUILD_DIR)
