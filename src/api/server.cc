@@ -154,7 +154,16 @@ class ServerImpl : public Server {
 
     metrics_ = std::make_unique<ServingMetrics>();
     models_ = std::make_unique<ModelManager>(clock, metrics_.get());
+    // Shadow copies are predicted, and their predictions stored, on the
+    // --shadow-cpus when given.
+    ShadowRunner::Options shadow_options;
+    shadow_options.cpus = options.shadow_cpus;
+    ASSIGN_OR_RETURN(std::shared_ptr<ShadowRunner> shadow_runner,
+                     ShadowRunner::Create(shadow_options));
     MonitorService::Options monitor_options;
+    monitor_options.shadow_writer_setup = [cpus = options.shadow_cpus] {
+      PinToCpus(cpus);
+    };
     monitor_options.store = store_.get();
     monitor_options.clock = clock;
     monitor_options.monitor_spec = [this](const std::string& app) {
@@ -205,10 +214,6 @@ class ServerImpl : public Server {
 
     // Predict and infer of an app whose endpoint says `auth: token` need a
     // valid token (ControlPlane::AuthorizePrediction).
-    ShadowRunner::Options shadow_options;
-    shadow_options.cpus = options.shadow_cpus;
-    ASSIGN_OR_RETURN(std::shared_ptr<ShadowRunner> shadow_runner,
-                     ShadowRunner::Create(shadow_options));
     AddInferenceRoutes(
         &router_, models_.get(), clock, metrics_.get(),
         [this](const std::string& app,

@@ -334,6 +334,10 @@ absl::StatusOr<std::unique_ptr<MonitorService>> MonitorService::Create(
   std::unique_ptr<MonitorService> service(new MonitorService(options));
   ASSIGN_OR_RETURN(service->log_,
                    PredictionLog::Create(options.store, options.log));
+  PredictionLog::Options shadow_log = options.log;
+  shadow_log.writer_setup = options.shadow_writer_setup;
+  ASSIGN_OR_RETURN(service->shadow_log_,
+                   PredictionLog::Create(options.store, shadow_log));
   return service;
 }
 
@@ -501,6 +505,8 @@ void MonitorService::Observe(std::string_view app, int version,
   state.latency[bound - kLatencyBoundsMicros.begin()].fetch_add(
       1, std::memory_order_relaxed);
 
+  PredictionLog* log =
+      app_state.shadows.count(version) > 0 ? shadow_log_.get() : log_.get();
   const bool sampled = app_state.log_inputs > 0 &&
                        SampleInputs(std::hash<std::string_view>()(request_id),
                                     app_state.log_inputs);
@@ -519,11 +525,15 @@ void MonitorService::Observe(std::string_view app, int version,
       record.inputs_json =
           InputsJson(state.signature, rows + row * num_features);
     }
-    log_->Log(std::move(record));
+    log->Log(std::move(record));
   }
 }
 
-absl::Status MonitorService::FlushLog() { return log_->Flush(); }
+absl::Status MonitorService::FlushLog() {
+  absl::Status status = log_->Flush();
+  status.Update(shadow_log_->Flush());
+  return status;
+}
 
 absl::StatusOr<json> MonitorService::AddFeedback(const std::string& app,
                                                  const json& body) {
@@ -593,7 +603,7 @@ absl::StatusOr<json> MonitorService::AddFeedback(const std::string& app,
   }
   // The predictions just answered must be stored for the feedback to find
   // them.
-  absl::Status flushed = log_->Flush();
+  absl::Status flushed = FlushLog();
   if (!flushed.ok()) {
     LogWarning("monitor.prediction_log_flush_failed",
                {{"app", app}, {"error", std::string(flushed.message())}});
@@ -962,6 +972,7 @@ void MonitorService::Stop() {
   }
   if (loop_.joinable()) loop_.join();
   if (log_ != nullptr) log_->Stop();
+  if (shadow_log_ != nullptr) shadow_log_->Stop();
 }
 
 std::string MonitorService::RenderMetrics() const {
@@ -1043,12 +1054,13 @@ std::string MonitorService::RenderMetrics() const {
       "second).",
       "gauge");
   AppendPrometheusSample(&text, "slipway_prediction_log_queued", "",
-                         std::to_string(log_->queued()));
+                         std::to_string(log_->queued() + shadow_log_->queued()));
   text += PrometheusFamilyHeader(
       "slipway_prediction_log_dropped_total",
       "Predictions the log dropped because its queue was full.", "counter");
   AppendPrometheusSample(&text, "slipway_prediction_log_dropped_total", "",
-                         std::to_string(log_->dropped()));
+                         std::to_string(log_->dropped() +
+                                        shadow_log_->dropped()));
   return text;
 }
 

@@ -97,6 +97,10 @@ class MonitorService {
     std::function<void(const std::string& app)> on_window_closed;
     // The prediction log's settings (its clock defaults to `clock`).
     PredictionLog::Options log;
+    // Run first on the thread that stores shadow versions' predictions,
+    // which have a log of their own (the same settings otherwise), so that
+    // a shadow's logging can be kept off the CPUs that answer clients.
+    std::function<void()> shadow_writer_setup;
   };
 
   // Request latency bucket bounds, in microseconds (+Inf implied).
@@ -209,6 +213,8 @@ class MonitorService {
 
   const Options options_;
   std::unique_ptr<PredictionLog> log_;
+  // The predictions of versions tracked as kShadow.
+  std::unique_ptr<PredictionLog> shadow_log_;
 
   absl::Mutex tick_mu_;  // serializes Ticks
   mutable absl::Mutex mu_;

@@ -76,6 +76,7 @@ bool PredictionLog::BatchDue() {
 }
 
 void PredictionLog::WriterLoop() {
+  if (options_.writer_setup) options_.writer_setup();
   mu_.Lock();
   while (true) {
     while (!BatchDue()) {

@@ -27,6 +27,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -51,6 +52,9 @@ class PredictionLog {
     int64_t flush_interval_micros = 1'000'000;
     // Time for the flush interval; nullptr: RealClock().
     Clock* clock = nullptr;
+    // Run first on the writer thread (for example to pin it to CPUs);
+    // empty: nothing.
+    std::function<void()> writer_setup;
   };
 
   // Starts the writer thread. InvalidArgument naming the option when one is

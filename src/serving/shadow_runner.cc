@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -28,17 +27,9 @@ void LowestPriority() {
   setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
 }
 
-// Tells the CPU the thread is spinning on a flag.
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
+}  // namespace
 
-// Pins the calling thread to `cpus` (none: left as it is); 0 or errno.
-int PinTo(const std::vector<int>& cpus) {
+int PinToCpus(const std::vector<int>& cpus) {
   if (cpus.empty()) return 0;
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -48,8 +39,6 @@ int PinTo(const std::vector<int>& cpus) {
   }
   return pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
-
-}  // namespace
 
 absl::StatusOr<std::shared_ptr<ShadowRunner>> ShadowRunner::Create(
     const Options& options) {
@@ -85,7 +74,6 @@ ShadowRunner::~ShadowRunner() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
     dropped.swap(queue_);
-    queued_.store(0, std::memory_order_release);
     ready_.Signal();
   }
   thread_.join();
@@ -98,14 +86,12 @@ bool ShadowRunner::TrySubmit(std::function<void()> task) {
   }
   const bool was_empty = queue_.empty();
   queue_.push_back(std::move(task));
-  queued_.store(queue_.size(), std::memory_order_release);
-  // Costs a system call only when the thread sleeps (not while it watches).
   if (was_empty) ready_.Signal();
   return true;
 }
 
 void ShadowRunner::Loop() {
-  const int error = PinTo(cpus_);
+  const int error = PinToCpus(cpus_);
   LowestPriority();
   {
     absl::MutexLock lock(&mu_);
@@ -114,14 +100,6 @@ void ShadowRunner::Loop() {
     if (error != 0) return;
   }
   while (true) {
-    if (queued_.load(std::memory_order_acquire) == 0) {
-      const auto until = std::chrono::steady_clock::now() +
-                         std::chrono::microseconds(kSpinMicros);
-      while (queued_.load(std::memory_order_acquire) == 0 &&
-             std::chrono::steady_clock::now() < until) {
-        CpuRelax();
-      }
-    }
     std::function<void()> task;
     {
       absl::MutexLock lock(&mu_);
@@ -129,7 +107,6 @@ void ShadowRunner::Loop() {
       if (stopping_) return;
       task = std::move(queue_.front());
       queue_.pop_front();
-      queued_.store(queue_.size(), std::memory_order_release);
     }
     task();
   }

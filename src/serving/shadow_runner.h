@@ -5,12 +5,6 @@
 // shadow can fall behind, never the champion. Copies wait in a bounded
 // queue; when it is full a copy is refused (the caller counts it dropped).
 //
-// Waking a sleeping thread costs the submitter a system call, so once the
-// queue is empty the thread watches it for kSpinMicros before it sleeps:
-// under steady traffic copies arrive sooner than that, and TrySubmit finds
-// nobody to wake. The watch runs at idle priority, so it never takes a CPU
-// from a thread that wants one.
-//
 // Placement: by default the thread may run on any CPU the process may use.
 // Options::cpus pins it to a set of CPUs (`slipway server --shadow-cpus`),
 // for example CPUs that the serving threads (pinned with taskset) do not
@@ -23,9 +17,7 @@
 #ifndef SLIPWAY_SERVING_SHADOW_RUNNER_H_
 #define SLIPWAY_SERVING_SHADOW_RUNNER_H_
 
-#include <atomic>
 #include <cstddef>
-#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -43,8 +35,6 @@ class ShadowRunner {
  public:
   // Copies queued at most.
   static constexpr size_t kDefaultMaxQueued = 8192;
-  // How long the idle thread watches the queue before it sleeps.
-  static constexpr int64_t kSpinMicros = 200;
 
   struct Options {
     size_t max_queued = kDefaultMaxQueued;
@@ -76,14 +66,16 @@ class ShadowRunner {
   absl::Mutex mu_;
   absl::CondVar ready_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
-  // queue_.size(), readable without mu_ (the watch before sleeping).
-  std::atomic<size_t> queued_{0};
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Set once by the thread: whether it runs where cpus_ say.
   bool placed_ ABSL_GUARDED_BY(mu_) = false;
   int placement_error_ ABSL_GUARDED_BY(mu_) = 0;  // errno; 0: placed
   std::thread thread_;
 };
+
+// Pins the calling thread to `cpus` (none: leaves it as it is); 0 or the
+// errno of the refusal.
+int PinToCpus(const std::vector<int>& cpus);
 
 // Parses a CPU list as taskset -c takes it ("1", "0,2", "2-3,6"); CPU
 // numbers are distinct and sorted in the result. InvalidArgument naming
