@@ -365,14 +365,6 @@ absl::StatusOr<json> ProbePickle(const std::string& dir, const std::string& file
   return probed;
 }
 
-std::vector<std::string> ClassTexts(const json& classes) {
-  std::vector<std::string> texts;
-  for (const json& c : classes) {
-    texts.push_back(c.is_string() ? c.get<std::string>() : c.dump());
-  }
-  return texts;
-}
-
 json FeatureJson(const std::string& name, const Column* column) {
   if (column != nullptr && column->type() == DataType::kString) {
     return {{"name", name},
@@ -444,7 +436,7 @@ absl::StatusOr<json> DeriveFolderSignatureJson(
                     target + "', or --signature");
   }
   if (classification && classes_json.is_array()) {
-    classes = ClassTexts(classes_json);
+    classes = PythonClassLabels(classes_json);
   }
   Task task = Task::kRegression;
   if (classification) {

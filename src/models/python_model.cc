@@ -1052,4 +1052,12 @@ absl::StatusOr<nlohmann::json> PythonRuntimeVersions(
   return hello.value("versions", nlohmann::json::object());
 }
 
+std::vector<std::string> PythonClassLabels(const nlohmann::json& classes) {
+  std::vector<std::string> labels;
+  for (const nlohmann::json& c : classes) {
+    labels.push_back(c.is_string() ? c.get<std::string>() : c.dump());
+  }
+  return labels;
+}
+
 }  // namespace slipway

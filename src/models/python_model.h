@@ -82,6 +82,10 @@ absl::StatusOr<std::unique_ptr<Model>> LoadPythonModel(
 absl::StatusOr<nlohmann::json> PythonRuntimeVersions(
     const PythonPoolOptions& options);
 
+// A Python model's classes_ (PythonModel::info()["classes"]) as signature
+// class labels: numbers as JSON prints them, strings as they are.
+std::vector<std::string> PythonClassLabels(const nlohmann::json& classes);
+
 class PythonWorkerProcess;
 
 class PythonModel : public Model {

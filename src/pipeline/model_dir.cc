@@ -568,16 +568,6 @@ absl::StatusOr<FolderSignature> DeriveFolderSignature(
   return derived;
 }
 
-// A python model's classes_ as signature labels (numbers as JSON prints
-// them, strings as they are).
-std::vector<std::string> ClassTexts(const json& classes) {
-  std::vector<std::string> texts;
-  for (const json& c : classes) {
-    texts.push_back(c.is_string() ? c.get<std::string>() : c.dump());
-  }
-  return texts;
-}
-
 absl::StatusOr<json> ReadJsonObject(Filesystem* fs, const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, fs->ReadFile(path));
   json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -796,7 +786,7 @@ absl::StatusOr<ModelDir> ReadModelDir(Filesystem* fs, const std::string& dir,
     if (!yaml.classes && !has_signature_json &&
         model.signature.is_classification() && info.contains("classes") &&
         info["classes"].is_array()) {
-      std::vector<std::string> classes = ClassTexts(info["classes"]);
+      std::vector<std::string> classes = PythonClassLabels(info["classes"]);
       const DataType label_type = LabelTypeOf(classes);
       model.signature = Signature(
           model.signature.task(), model.signature.features(),

@@ -9,6 +9,7 @@
 #include "data/csv.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testing/torch_plugin.h"
 #include "models/model.h"
 #include "models/model_bundle.h"
 #include "models/transform.h"
@@ -398,19 +399,8 @@ TEST_F(FolderModelDirTest, PythonSignatureJsonWinsAndWritesBack) {
               HasSubstr("not a tar archive"));
 }
 
-// The LibTorch plugin beside the build's `slipway` binary (this test runs
-// from <build>/src/pipeline); the test is skipped where it was not built.
-std::string TorchPlugin() {
-  std::error_code ec;
-  const std::filesystem::path exe =
-      std::filesystem::read_symlink("/proc/self/exe", ec);
-  const std::filesystem::path plugin =
-      exe.parent_path() / ".." / ".." / "libslipway_torch.so";
-  return std::filesystem::exists(plugin, ec) ? plugin.string() : "";
-}
-
 TEST_F(ModelDirTest, TorchScriptFolder) {
-  const std::string plugin = TorchPlugin();
+  const std::string plugin = BuiltTorchPlugin();
   if (plugin.empty()) GTEST_SKIP() << "libslipway_torch.so was not built";
   setenv("SLIPWAY_TORCH_PLUGIN", plugin.c_str(), 1);
   ASSERT_TRUE(fs_->CreateDirs(Dir()).ok());
