@@ -2,6 +2,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -23,16 +25,88 @@
 namespace slipway {
 namespace {
 
+// libarchive is loaded on the first bundle (dlopen), as LibTorch is: the
+// `slipway` binary does not link it, so the compression, XML and Unicode
+// libraries it brings are mapped only by a server that reads or writes a
+// model bundle, never at every start.
+#define SLIPWAY_LIBARCHIVE_FUNCTIONS(X) \
+  X(archive_entry_filetype) \
+  X(archive_entry_free) \
+  X(archive_entry_hardlink) \
+  X(archive_entry_new) \
+  X(archive_entry_pathname) \
+  X(archive_entry_set_filetype) \
+  X(archive_entry_set_gid) \
+  X(archive_entry_set_mtime) \
+  X(archive_entry_set_pathname) \
+  X(archive_entry_set_perm) \
+  X(archive_entry_set_size) \
+  X(archive_entry_set_uid) \
+  X(archive_entry_size) \
+  X(archive_entry_symlink) \
+  X(archive_error_string) \
+  X(archive_read_data) \
+  X(archive_read_free) \
+  X(archive_read_new) \
+  X(archive_read_next_header) \
+  X(archive_read_open_memory) \
+  X(archive_read_support_format_tar) \
+  X(archive_write_close) \
+  X(archive_write_data) \
+  X(archive_write_free) \
+  X(archive_write_header) \
+  X(archive_write_new) \
+  X(archive_write_open) \
+  X(archive_write_set_format_pax_restricted)
+
+struct LibArchive {
+#define SLIPWAY_DECLARE(name) decltype(&::name) name = nullptr;
+  SLIPWAY_LIBARCHIVE_FUNCTIONS(SLIPWAY_DECLARE)
+#undef SLIPWAY_DECLARE
+  std::string error;  // why it did not load; empty when it did
+};
+
+const LibArchive& Lib() {
+  static const LibArchive* const lib = [] {
+    auto* loaded = new LibArchive;
+    void* handle = dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) {
+      const char* reason = dlerror();
+      loaded->error = reason != nullptr ? reason : "dlopen failed";
+      return loaded;
+    }
+#define SLIPWAY_LOAD(name)                                                 \
+  loaded->name = reinterpret_cast<decltype(&::name)>(dlsym(handle, #name)); \
+  if (loaded->name == nullptr) {                                           \
+    loaded->error = "libarchive.so.13 has no " #name;                      \
+    return loaded;                                                         \
+  }
+    SLIPWAY_LIBARCHIVE_FUNCTIONS(SLIPWAY_LOAD)
+#undef SLIPWAY_LOAD
+    return loaded;
+  }();
+  return *lib;
+}
+
+// FailedPrecondition when libarchive cannot be loaded.
+absl::Status LibArchiveLoaded() {
+  if (Lib().error.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat("model bundles need libarchive, which did not load (",
+                   Lib().error, "); install Debian's libarchive13"));
+}
+
+
 namespace fs = std::filesystem;
 
 struct ArchiveWriteDeleter {
-  void operator()(archive* a) const { archive_write_free(a); }
+  void operator()(archive* a) const { Lib().archive_write_free(a); }
 };
 struct ArchiveReadDeleter {
-  void operator()(archive* a) const { archive_read_free(a); }
+  void operator()(archive* a) const { Lib().archive_read_free(a); }
 };
 struct EntryDeleter {
-  void operator()(archive_entry* e) const { archive_entry_free(e); }
+  void operator()(archive_entry* e) const { Lib().archive_entry_free(e); }
 };
 using ArchiveWriter = std::unique_ptr<archive, ArchiveWriteDeleter>;
 using ArchiveReader = std::unique_ptr<archive, ArchiveReadDeleter>;
@@ -48,7 +122,7 @@ absl::Status BundleError(const std::string& what) {
 }
 
 std::string ArchiveMessage(archive* a) {
-  const char* message = archive_error_string(a);
+  const char* message = Lib().archive_error_string(a);
   return message == nullptr ? std::string("unknown libarchive error")
                             : std::string(message);
 }
@@ -184,12 +258,13 @@ absl::Status WriteNewFile(const std::string& path, std::string_view content) {
 }  // namespace
 
 absl::StatusOr<std::string> PackModelFolder(const std::string& dir) {
+  RETURN_IF_ERROR(LibArchiveLoaded());
   ASSIGN_OR_RETURN(std::vector<FolderEntry> entries, ListFolder(dir));
   std::string bundle;
-  ArchiveWriter writer(archive_write_new());
+  ArchiveWriter writer(Lib().archive_write_new());
   if (writer == nullptr) return absl::InternalError("libarchive: out of memory");
-  if (archive_write_set_format_pax_restricted(writer.get()) != ARCHIVE_OK ||
-      archive_write_open(writer.get(), &bundle, nullptr, AppendToBundle,
+  if (Lib().archive_write_set_format_pax_restricted(writer.get()) != ARCHIVE_OK ||
+      Lib().archive_write_open(writer.get(), &bundle, nullptr, AppendToBundle,
                          nullptr) != ARCHIVE_OK) {
     return absl::InternalError(absl::StrCat(
         "packing model folder '", dir, "': ", ArchiveMessage(writer.get())));
@@ -209,23 +284,23 @@ absl::StatusOr<std::string> PackModelFolder(const std::string& dir) {
                                              "the model needs"));
       }
     }
-    ArchiveEntry header(archive_entry_new());
+    ArchiveEntry header(Lib().archive_entry_new());
     if (header == nullptr) {
       return absl::InternalError("libarchive: out of memory");
     }
-    archive_entry_set_pathname(header.get(), entry.path.c_str());
-    archive_entry_set_filetype(header.get(),
+    Lib().archive_entry_set_pathname(header.get(), entry.path.c_str());
+    Lib().archive_entry_set_filetype(header.get(),
                                entry.directory ? AE_IFDIR : AE_IFREG);
-    archive_entry_set_perm(header.get(), entry.directory ? 0755 : 0644);
-    archive_entry_set_size(header.get(),
+    Lib().archive_entry_set_perm(header.get(), entry.directory ? 0755 : 0644);
+    Lib().archive_entry_set_size(header.get(),
                            static_cast<la_int64_t>(content.size()));
-    archive_entry_set_mtime(header.get(), 0, 0);
-    archive_entry_set_uid(header.get(), 0);
-    archive_entry_set_gid(header.get(), 0);
+    Lib().archive_entry_set_mtime(header.get(), 0, 0);
+    Lib().archive_entry_set_uid(header.get(), 0);
+    Lib().archive_entry_set_gid(header.get(), 0);
     const bool written =
-        archive_write_header(writer.get(), header.get()) == ARCHIVE_OK &&
+        Lib().archive_write_header(writer.get(), header.get()) == ARCHIVE_OK &&
         (content.empty() ||
-         archive_write_data(writer.get(), content.data(), content.size()) ==
+         Lib().archive_write_data(writer.get(), content.data(), content.size()) ==
              static_cast<la_ssize_t>(content.size()));
     if (!written) {
       return absl::InternalError(absl::StrCat("packing '", entry.path,
@@ -234,7 +309,7 @@ absl::StatusOr<std::string> PackModelFolder(const std::string& dir) {
                                               ArchiveMessage(writer.get())));
     }
   }
-  if (archive_write_close(writer.get()) != ARCHIVE_OK) {
+  if (Lib().archive_write_close(writer.get()) != ARCHIVE_OK) {
     return absl::InternalError(absl::StrCat(
         "packing model folder '", dir, "': ", ArchiveMessage(writer.get())));
   }
@@ -243,10 +318,11 @@ absl::StatusOr<std::string> PackModelFolder(const std::string& dir) {
 
 absl::StatusOr<std::map<std::string, std::string>> ReadModelBundle(
     std::string_view bundle) {
-  ArchiveReader reader(archive_read_new());
+  RETURN_IF_ERROR(LibArchiveLoaded());
+  ArchiveReader reader(Lib().archive_read_new());
   if (reader == nullptr) return absl::InternalError("libarchive: out of memory");
-  archive_read_support_format_tar(reader.get());
-  if (archive_read_open_memory(reader.get(), bundle.data(), bundle.size()) !=
+  Lib().archive_read_support_format_tar(reader.get());
+  if (Lib().archive_read_open_memory(reader.get(), bundle.data(), bundle.size()) !=
       ARCHIVE_OK) {
     return BundleError(absl::StrCat("not a tar archive (",
                                     ArchiveMessage(reader.get()),
@@ -258,7 +334,7 @@ absl::StatusOr<std::map<std::string, std::string>> ReadModelBundle(
   int64_t total_bytes = 0;
   while (true) {
     archive_entry* entry = nullptr;
-    const int next = archive_read_next_header(reader.get(), &entry);
+    const int next = Lib().archive_read_next_header(reader.get(), &entry);
     if (next == ARCHIVE_EOF) break;
     if (next != ARCHIVE_OK) {
       return BundleError(absl::StrCat("cannot be read: ",
@@ -269,12 +345,12 @@ absl::StatusOr<std::map<std::string, std::string>> ReadModelBundle(
                                       " entries; keep only what the model "
                                       "needs in its folder"));
     }
-    const char* raw_path = archive_entry_pathname(entry);
+    const char* raw_path = Lib().archive_entry_pathname(entry);
     const std::string raw = raw_path == nullptr ? "" : raw_path;
     ASSIGN_OR_RETURN(std::string path, CleanEntryPath(raw));
-    const mode_t type = archive_entry_filetype(entry);
-    if (archive_entry_hardlink(entry) != nullptr ||
-        archive_entry_symlink(entry) != nullptr ||
+    const mode_t type = Lib().archive_entry_filetype(entry);
+    if (Lib().archive_entry_hardlink(entry) != nullptr ||
+        Lib().archive_entry_symlink(entry) != nullptr ||
         (type != AE_IFREG && type != AE_IFDIR)) {
       return BundleError(absl::StrCat(
           "entry '", raw,
@@ -286,7 +362,7 @@ absl::StatusOr<std::map<std::string, std::string>> ReadModelBundle(
       return BundleError(absl::StrCat("file entry '", raw,
                                       "' has no name inside the folder"));
     }
-    const int64_t size = archive_entry_size(entry);
+    const int64_t size = Lib().archive_entry_size(entry);
     if (size < 0 || size > kMaxBundleBytes - total_bytes) {
       return BundleError(absl::StrCat("holds more than ", kMaxBundleBytes,
                                       " bytes of files (at '", path,
@@ -295,7 +371,7 @@ absl::StatusOr<std::map<std::string, std::string>> ReadModelBundle(
     std::string content(static_cast<size_t>(size), '\0');
     size_t read = 0;
     while (read < content.size()) {
-      const la_ssize_t n = archive_read_data(reader.get(), content.data() + read,
+      const la_ssize_t n = Lib().archive_read_data(reader.get(), content.data() + read,
                                              content.size() - read);
       if (n <= 0) {
         return BundleError(absl::StrCat("entry '", path, "' is truncated: ",

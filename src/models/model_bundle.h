@@ -3,7 +3,9 @@
 // libarchive) of the folder's regular files and directories, sorted by
 // path, with mtime 0, owner 0 and mode 0644 (0755 for directories): the same
 // folder always gives the same bytes, so its SHA-256 names its content.
-// `tar -tf` lists it.
+// `tar -tf` lists it. libarchive is loaded (dlopen) on the first bundle
+// read or written, not at the program's start; where it cannot be, every
+// function returns FailedPrecondition naming the package.
 //
 // Reading refuses what a folder written by a training step never holds:
 // symbolic and hard links, devices, absolute paths, paths with `..`, more
