@@ -140,6 +140,7 @@ class ServerImpl : public Server {
     executor_options.run_root = JoinPath(options.data_dir, "runs");
     executor_options.max_parallel_steps = options.max_parallel_steps;
     executor_options.python = options.python;
+    executor_options.models_dir = JoinPath(options.data_dir, "models");
     executor_options.audit = audit_.get();
     // A register step's alias move is a promotion like any other: it
     // waits for approval when the app's policy says so.

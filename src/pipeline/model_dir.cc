@@ -671,7 +671,8 @@ absl::Status WriteModelDir(Filesystem* fs, const std::string& dir,
 
 absl::StatusOr<ModelDir> ReadModelDir(Filesystem* fs, const std::string& dir,
                                       const Table* input,
-                                      std::string_view fallback_target) {
+                                      std::string_view fallback_target,
+                                      const ModelLoadOptions& loading) {
   const std::string yaml_path = JoinPath(dir, kModelYaml);
   if (!fs->Exists(yaml_path)) {
     return FileError(yaml_path,
@@ -736,7 +737,7 @@ absl::StatusOr<ModelDir> ReadModelDir(Filesystem* fs, const std::string& dir,
   // The one load of the model: a folder format's backend is loaded without
   // the transform (checked on its own, as LoadModel would) so that its
   // runtime is at hand.
-  ModelLoadOptions options;
+  ModelLoadOptions options = loading;
   options.python.workers = 1;
   if (!yaml.runtime.empty()) options.runtime = yaml.runtime;
   absl::Status transform_checked = absl::OkStatus();

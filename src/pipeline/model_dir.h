@@ -64,6 +64,7 @@
 #include "absl/status/statusor.h"
 #include "core/filesystem.h"
 #include "data/table.h"
+#include "models/loader.h"
 #include "models/signature.h"
 #include "nlohmann/json.hpp"
 
@@ -103,10 +104,11 @@ absl::Status WriteModelDir(Filesystem* fs, const std::string& dir,
 // step that wrote it read, used for the categories of categorical features;
 // may be null. `fallback_target` names the target when neither
 // signature.json nor model.yaml does (the app schema's target); empty means
-// "target".
+// "target". The check-load runs with `loading` (one Python worker).
 absl::StatusOr<ModelDir> ReadModelDir(Filesystem* fs, const std::string& dir,
                                       const Table* input,
-                                      std::string_view fallback_target = "");
+                                      std::string_view fallback_target = "",
+                                      const ModelLoadOptions& loading = {});
 
 }  // namespace slipway
 

@@ -870,6 +870,8 @@ std::pair<std::string, std::string> RunExecutor::ExecuteSteps(
   env.score_threads = options_.score_threads;
   env.launcher = options_.launcher;
   env.python = options_.python;
+  env.loading.work_dir = options_.models_dir;
+  env.loading.python.python = options_.python;
   env.base_env = options_.program_env;
   RunGraph run_graph(options_, run_dir, run, control, *spec, *pipeline,
                      *std::move(graph), std::move(env), *std::move(steps));

@@ -81,8 +81,13 @@ class RunExecutor {
     int max_parallel_steps = 0;   // per run; 0: the number of cores
     int train_threads = 0;        // XGBoost threads; 0 = every core
     int score_threads = 0;        // score step threads; 0 = every core
-    // The python of command steps that run python/python3 and of notebooks.
+    // The python of command steps that run python/python3 and of notebooks,
+    // and of the Python workers steps load models with.
     std::string python = "/usr/bin/python3";
+    // Where steps unpack Python and TorchScript model bundles
+    // (models/loader.h); the server uses <data_dir>/models. Empty:
+    // <temp dir>/slipway-models.
+    std::string models_dir;
     // The environment programs start from; empty: PATH, HOME, LANG and
     // LC_ALL of this process, where set.
     std::map<std::string, std::string> program_env;

@@ -159,13 +159,13 @@ absl::StatusOr<std::shared_ptr<const Table>> StepOutput::LoadTable(
 }
 
 absl::StatusOr<std::shared_ptr<const ModelDir>> StepOutput::LoadModel(
-    Filesystem* fs, const Table* input,
-    std::string_view fallback_target) const {
+    Filesystem* fs, const Table* input, std::string_view fallback_target,
+    const ModelLoadOptions& loading) const {
   RETURN_IF_ERROR(CheckKind(OutputKind::kModel));
   absl::MutexLock lock(&mu_);
   if (model_ == nullptr) {
     ASSIGN_OR_RETURN(ModelDir model,
-                     ReadModelDir(fs, path_, input, fallback_target),
+                     ReadModelDir(fs, path_, input, fallback_target, loading),
                      "model of step '" + step_ + "'");
     model_ = std::make_shared<const ModelDir>(std::move(model));
   }

@@ -43,6 +43,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/filesystem.h"
 #include "data/table.h"
+#include "models/loader.h"
 #include "nlohmann/json.hpp"
 #include "pipeline/model_dir.h"
 
@@ -77,10 +78,11 @@ class StepOutput {
   // The value, from memory or read from disk once. FailedPrecondition when
   // the output is of another kind.
   absl::StatusOr<std::shared_ptr<const Table>> LoadTable(Filesystem* fs) const;
-  // `input` (may be null) and `fallback_target` as ReadModelDir takes them.
+  // `input` (may be null), `fallback_target` and `loading` as ReadModelDir
+  // takes them.
   absl::StatusOr<std::shared_ptr<const ModelDir>> LoadModel(
-      Filesystem* fs, const Table* input,
-      std::string_view fallback_target) const;
+      Filesystem* fs, const Table* input, std::string_view fallback_target,
+      const ModelLoadOptions& loading = {}) const;
   absl::StatusOr<nlohmann::json> LoadMetrics(Filesystem* fs) const;
   absl::StatusOr<std::string> LoadTransform(Filesystem* fs) const;
 

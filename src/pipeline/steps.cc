@@ -534,7 +534,8 @@ RequireModel(const StepContext& c, const Table* input) {
         "model/ into $SLIPWAY_OUTPUT_DIR, before it");
   }
   ASSIGN_OR_RETURN(std::shared_ptr<const ModelDir> model,
-                   output->LoadModel(Fs(c), input, Schema(c).target));
+                   output->LoadModel(Fs(c), input, Schema(c).target,
+                                     c.env->loading));
   return std::make_pair(output, std::move(model));
 }
 
@@ -552,7 +553,7 @@ absl::StatusOr<StepResult> EvaluateStep(const EvaluateStepSpec& params,
       test_output->transformed() ? std::string_view() : trained.transform_json;
   ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
                    LoadModel(trained.format, trained.model_bytes,
-                             trained.signature, transform));
+                             trained.signature, transform, c.env->loading));
   ASSIGN_OR_RETURN(json all, Evaluate(*model, *test));
   json metrics = json::object();
   if (params.metrics.empty()) {
@@ -628,14 +629,14 @@ json RegisterDataSources(const StepContext& c, const StepOutput& model) {
 // (the transform's inputs when the model has one).
 absl::StatusOr<std::string> BaselineJson(
     const ModelDir& model, const std::string& request_signature_json,
-    const Table& rows) {
+    const Table& rows, const ModelLoadOptions& loading) {
   ASSIGN_OR_RETURN(Signature request, Signature::FromJson(json::parse(
                                           request_signature_json, nullptr,
                                           /*allow_exceptions=*/false)));
   ASSIGN_OR_RETURN(
       std::unique_ptr<Model> loaded,
       LoadRegisteredModel(model.format, model.model_bytes, std::move(request),
-                          model.transform_json));
+                          model.transform_json, loading));
   ASSIGN_OR_RETURN(ProfileSet profile, BaselineProfile(*loaded, rows));
   return profile.ToJson().dump();
 }
@@ -651,7 +652,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadVersion(
       Signature request, Signature::FromJson(signature_json),
       "model " + version.app + " v" + std::to_string(version.version));
   return LoadRegisteredModel(version.format, bytes, std::move(request),
-                             version.transform_json);
+                             version.transform_json, c.env->loading);
 }
 
 // policy.promote with a metric: compares the version just registered with
@@ -825,7 +826,7 @@ absl::StatusOr<StepResult> RegisterStep(const RegisterStepSpec& params,
     no_baseline = "no training rows among the register step's inputs";
   } else {
     absl::StatusOr<std::string> baseline =
-        BaselineJson(model, version.signature_json, *rows);
+        BaselineJson(model, version.signature_json, *rows, c.env->loading);
     if (baseline.ok()) {
       version.baseline_json = *std::move(baseline);
     } else {

@@ -42,6 +42,7 @@
 #include "core/filesystem.h"
 #include "core/process.h"
 #include "data/csv.h"
+#include "models/loader.h"
 #include "nlohmann/json.hpp"
 #include "pipeline/app_spec.h"
 #include "pipeline/command_step.h"
@@ -72,6 +73,8 @@ struct StepEnvironment {
   ProcessLauncher* launcher = nullptr;
   std::string python = "/usr/bin/python3";
   std::map<std::string, std::string> base_env;  // for programs
+  // How steps load Python and TorchScript models (work folder, python).
+  ModelLoadOptions loading;
 };
 
 // One attempt of one step.
