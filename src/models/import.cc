@@ -69,20 +69,19 @@ absl::StatusOr<std::pair<XgbBooster, std::string>> LoadBooster(
   if (!loaded.ok()) {
     return FileError(source, std::string(loaded.message()) + "; " + hint);
   }
-  const bool is_json = bytes.size() > 1 && (bytes[1] == '"' ||
-                                            bytes[1] == ' ' ||
-                                            bytes[1] == '\n' ||
-                                            bytes[1] == '\r' ||
-                                            bytes[1] == '\t' || bytes[1] == '}');
+  const bool is_json =
+      bytes.size() > 1 &&
+      (bytes[1] == '"' || bytes[1] == ' ' || bytes[1] == '\n' ||
+       bytes[1] == '\r' || bytes[1] == '\t' || bytes[1] == '}');
   if (is_json) return std::make_pair(std::move(booster), std::string(bytes));
   bst_ulong length = 0;
   const char* out = nullptr;
-  RETURN_IF_ERROR(XgbCheck(XGBoosterSaveModelToBuffer(
-                               booster.get(), R"({"format": "json"})", &length,
-                               &out),
-                           "converting the model to XGBoost JSON",
-                           absl::StatusCode::kInvalidArgument),
-                  "model file '" + source + "'");
+  RETURN_IF_ERROR(
+      XgbCheck(XGBoosterSaveModelToBuffer(
+                   booster.get(), R"({"format": "json"})", &length, &out),
+               "converting the model to XGBoost JSON",
+               absl::StatusCode::kInvalidArgument),
+      "model file '" + source + "'");
   std::string json_bytes(out, length);
   return std::make_pair(std::move(booster), std::move(json_bytes));
 }
@@ -145,9 +144,10 @@ absl::StatusOr<json> DeriveSignatureJson(const XgboostFacts& facts,
     if (target != nullptr) classes = CategoryTexts(*target);
     if (static_cast<int64_t>(classes.size()) != count) {
       if (count < 2) {
-        return FileError(source, "cannot tell how many classes it has "
-                                 "(objective '" +
-                                     facts.objective + "'); give --signature");
+        return FileError(source,
+                         "cannot tell how many classes it has "
+                         "(objective '" +
+                             facts.objective + "'); give --signature");
       }
       classes.clear();
       for (int64_t i = 0; i < count; ++i) classes.push_back(std::to_string(i));
@@ -230,7 +230,8 @@ absl::StatusOr<BundleYaml> ReadBundleYaml(const std::string& text,
       return SourceError(source, "model.yaml is not a map");
     }
     if (root["file"]) yaml.file = root["file"].as<std::string>();
-    if (root["output"]) yaml.logits = root["output"].as<std::string>() == "logits";
+    if (root["output"])
+      yaml.logits = root["output"].as<std::string>() == "logits";
   } catch (const YAML::Exception& e) {
     return SourceError(source, "model.yaml is malformed: " + e.msg);
   }
@@ -255,20 +256,19 @@ absl::StatusOr<std::string> FindModelFile(std::string_view format,
     if (fits) found.push_back(path);
   }
   if (found.size() == 1) return found[0];
-  const std::string want =
-      python ? "a model.py, or one .joblib/.pkl/.pickle file"
-             : "a model.pt, or one .pt/.pth file";
+  const std::string want = python
+                               ? "a model.py, or one .joblib/.pkl/.pickle file"
+                               : "a model.pt, or one .pt/.pth file";
   std::string names;
   for (const std::string& name : found) {
     absl::StrAppend(&names, names.empty() ? "" : ", ", name);
   }
   return SourceError(
-      source, absl::StrCat("holds ",
-                           found.empty() ? std::string("no model file")
-                                         : "several model files (" + names +
-                                               ")",
-                           "; give ", want,
-                           ", or a model.yaml naming it with `file:`"));
+      source, absl::StrCat(
+                  "holds ",
+                  found.empty() ? std::string("no model file")
+                                : "several model files (" + names + ")",
+                  "; give ", want, ", or a model.yaml naming it with `file:`"));
 }
 
 std::string ModelWorkDir() {
@@ -333,7 +333,8 @@ json.dump({"feature_names_in": None if names is None else [str(n) for n in names
           open(sys.argv[2], "w"))
 )py";
 
-absl::StatusOr<json> ProbePickle(const std::string& dir, const std::string& file,
+absl::StatusOr<json> ProbePickle(const std::string& dir,
+                                 const std::string& file,
                                  const std::string& source) {
   const std::string out = JoinPath(dir, ".probe.json");
   ProcessSpec spec;
@@ -352,10 +353,11 @@ absl::StatusOr<json> ProbePickle(const std::string& dir, const std::string& file
       const std::string text(absl::StripTrailingAsciiWhitespace(*log));
       last = text.substr(text.rfind('\n') + 1);
     }
-    return SourceError(source, absl::StrCat(file, " does not load with joblib (",
-                                            result.Describe(), ": ", last,
-                                            "); give a file written by "
-                                            "joblib.dump or pickle.dump"));
+    return SourceError(source,
+                       absl::StrCat(file, " does not load with joblib (",
+                                    result.Describe(), ": ", last,
+                                    "); give a file written by "
+                                    "joblib.dump or pickle.dump"));
   }
   ASSIGN_OR_RETURN(std::string text, fs->ReadFile(out));
   json probed = json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -377,16 +379,18 @@ json FeatureJson(const std::string& name, const Column* column) {
 
 // The signature of a python or torchscript model without a given one (see
 // import.h). `probed`: a pickle's feature_names_in_ and classes_, or null.
-absl::StatusOr<json> DeriveFolderSignatureJson(
-    std::string_view format, const json& probed, const Table* sample,
-    std::string_view target_name, const std::string& source) {
+absl::StatusOr<json> DeriveFolderSignatureJson(std::string_view format,
+                                               const json& probed,
+                                               const Table* sample,
+                                               std::string_view target_name,
+                                               const std::string& source) {
   const std::string target =
       target_name.empty() ? std::string("target") : std::string(target_name);
-  const Column* target_column =
-      sample == nullptr || target_name.empty() ? nullptr
-                                               : sample->FindColumn(target);
-  const json names = probed.is_object() ? probed.value("feature_names_in", json())
-                                        : json();
+  const Column* target_column = sample == nullptr || target_name.empty()
+                                    ? nullptr
+                                    : sample->FindColumn(target);
+  const json names =
+      probed.is_object() ? probed.value("feature_names_in", json()) : json();
   json features = json::array();
   if (names.is_array()) {
     for (const json& name : names) {
@@ -431,9 +435,10 @@ absl::StatusOr<json> DeriveFolderSignatureJson(
     classification = classes_json.is_array();
   } else {
     return SourceError(
-        source, "cannot tell what the model predicts: give --sample with the "
-                "target column '" +
-                    target + "', or --signature");
+        source,
+        "cannot tell what the model predicts: give --sample with the "
+        "target column '" +
+            target + "', or --signature");
   }
   if (classification && classes_json.is_array()) {
     classes = PythonClassLabels(classes_json);
@@ -454,9 +459,11 @@ absl::StatusOr<json> DeriveFolderSignatureJson(
               {"features", features}};
 }
 
+}  // namespace
+
 std::string ModelYamlText(std::string_view format, const std::string& file,
                           bool logits, const Signature& signature,
-                          const json& runtime) {
+                          const json& runtime, bool with_features) {
   YAML::Emitter out;
   out << YAML::BeginMap;
   out << YAML::Key << "format" << YAML::Value << std::string(format);
@@ -469,19 +476,21 @@ std::string ModelYamlText(std::string_view format, const std::string& file,
     out << YAML::Key << "classes" << YAML::Value << YAML::Flow
         << signature.class_labels();
   }
-  out << YAML::Key << "features" << YAML::Value << YAML::BeginSeq;
-  for (const FeatureSpec& feature : signature.features()) {
-    out << YAML::Flow << YAML::BeginMap;
-    out << YAML::Key << "name" << YAML::Value << feature.name;
-    out << YAML::Key << "type" << YAML::Value
-        << std::string(DataTypeName(feature.type));
-    if (feature.is_categorical()) {
-      out << YAML::Key << "categories" << YAML::Value << YAML::Flow
-          << feature.categories;
+  if (with_features) {
+    out << YAML::Key << "features" << YAML::Value << YAML::BeginSeq;
+    for (const FeatureSpec& feature : signature.features()) {
+      out << YAML::Flow << YAML::BeginMap;
+      out << YAML::Key << "name" << YAML::Value << feature.name;
+      out << YAML::Key << "type" << YAML::Value
+          << std::string(DataTypeName(feature.type));
+      if (feature.is_categorical()) {
+        out << YAML::Key << "categories" << YAML::Value << YAML::Flow
+            << feature.categories;
+      }
+      out << YAML::EndMap;
     }
-    out << YAML::EndMap;
+    out << YAML::EndSeq;
   }
-  out << YAML::EndSeq;
   if (runtime.is_object() && !runtime.empty()) {
     out << YAML::Key << "runtime" << YAML::Value << YAML::Flow
         << YAML::BeginMap;
@@ -496,17 +505,16 @@ std::string ModelYamlText(std::string_view format, const std::string& file,
   return std::string(out.c_str()) + "\n";
 }
 
-}  // namespace
-
 absl::StatusOr<ImportedModel> ImportFolderModel(
     std::string_view format, std::string_view bundle, const std::string& source,
     const std::optional<json>& signature_json, const Table* sample,
     std::string_view target, const ModelLoadOptions& loading) {
   if (format != kPythonFormat && format != kTorchScriptFormat) {
-    return absl::InvalidArgumentError(
-        "format '" + std::string(format) + "' is not a model folder format; "
-        "use " + std::string(kPythonFormat) + " or " +
-        std::string(kTorchScriptFormat));
+    return absl::InvalidArgumentError("format '" + std::string(format) +
+                                      "' is not a model folder format; "
+                                      "use " +
+                                      std::string(kPythonFormat) + " or " +
+                                      std::string(kTorchScriptFormat));
   }
   ASSIGN_OR_RETURN(BundleFiles files, ReadModelBundle(bundle),
                    "model '" + source + "'");
@@ -516,10 +524,12 @@ absl::StatusOr<ImportedModel> ImportFolderModel(
     ASSIGN_OR_RETURN(yaml, ReadBundleYaml(own_yaml->second, source));
   }
   if (format == kPythonFormat && yaml.logits) {
-    return SourceError(source, "model.yaml says `output: logits`, which only "
-                               "torchscript models take; remove it");
+    return SourceError(source,
+                       "model.yaml says `output: logits`, which only "
+                       "torchscript models take; remove it");
   }
-  if (yaml.file.empty() || (format == kPythonFormat && yaml.file == "model.py")) {
+  if (yaml.file.empty() ||
+      (format == kPythonFormat && yaml.file == "model.py")) {
     ASSIGN_OR_RETURN(yaml.file, FindModelFile(format, files, source));
   }
   const std::string file_name = yaml.file.empty() ? "model.py" : yaml.file;
@@ -541,8 +551,9 @@ absl::StatusOr<ImportedModel> ImportFolderModel(
     // A folder `slipway models export` wrote, or one that brings its own.
     wanted = json::parse(own_signature->second, nullptr, false);
     if (wanted.is_discarded()) {
-      return SourceError(source, "holds a signature.json that is not JSON; "
-                                 "fix it, or remove it and give --sample");
+      return SourceError(source,
+                         "holds a signature.json that is not JSON; "
+                         "fix it, or remove it and give --sample");
     }
   } else {
     json probed;

@@ -106,6 +106,16 @@ absl::StatusOr<ImportedModel> ImportFolderModel(
     const std::optional<nlohmann::json>& signature_json, const Table* sample,
     std::string_view target, const ModelLoadOptions& loading = {});
 
+// The model.yaml of a model folder: `format` (model.yaml's name: xgboost,
+// python, torchscript), `file` (left out when empty), `output: logits` when
+// `logits`, the signature's task, target and classes, with `with_features`
+// its features (name, type, categories), and `runtime` when it is a
+// non-empty object.
+std::string ModelYamlText(std::string_view format, const std::string& file,
+                          bool logits, const Signature& signature,
+                          const nlohmann::json& runtime,
+                          bool with_features = true);
+
 // `mlmodel_yaml` is the text of the MLmodel file at `path` (for messages).
 absl::StatusOr<std::string> MlflowXgboostDataPath(
     const std::string& mlmodel_yaml, const std::string& path);

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "core/status.h"
 #include "models/features.h"
+#include "models/import.h"
 #include "models/loader.h"
 #include "models/model.h"
 #include "models/model_bundle.h"
@@ -228,9 +229,9 @@ absl::StatusOr<ModelYaml> ParseModelYamlNode(const YAML::Node& root,
                          "{python: \"3.11.2\", scikit-learn: \"1.2.1\"}");
       }
       for (const auto& package : value) {
-        ASSIGN_OR_RETURN(std::string version,
-                         Scalar(package.second, path,
-                                "runtime." + package.first.Scalar()));
+        ASSIGN_OR_RETURN(
+            std::string version,
+            Scalar(package.second, path, "runtime." + package.first.Scalar()));
         yaml.runtime[package.first.Scalar()] = version;
       }
     } else {
@@ -246,8 +247,9 @@ absl::StatusOr<ModelYaml> ParseModelYamlNode(const YAML::Node& root,
                      "python` or `format: torchscript`");
   }
   if (yaml.format == kPythonFormat && yaml.file == kPythonModule) {
-    return FileError(path, "`file: model.py`: omit `file` when model.py is "
-                           "the model (`file` names a joblib/pickle file)");
+    return FileError(path,
+                     "`file: model.py`: omit `file` when model.py is "
+                     "the model (`file` names a joblib/pickle file)");
   }
   if (output_mark && yaml.format != kTorchScriptFormat) {
     return YamlError(path, *output_mark,
@@ -470,9 +472,10 @@ absl::StatusOr<FeatureSpec> HintedFeature(const FeatureHint& hint,
   // Untyped: categorical when it has categories or its input column holds
   // text.
   const bool categorical =
-      hint.type ? *hint.type == DataType::kString
-                : hint.categories.has_value() ||
-                      (column != nullptr && column->type() == DataType::kString);
+      hint.type
+          ? *hint.type == DataType::kString
+          : hint.categories.has_value() ||
+                (column != nullptr && column->type() == DataType::kString);
   if (categorical) {
     spec.type = DataType::kString;
     if (hint.categories) {
@@ -491,8 +494,8 @@ absl::StatusOr<FeatureSpec> HintedFeature(const FeatureHint& hint,
 }
 
 absl::StatusOr<FolderSignature> DeriveFolderSignature(
-    const ModelYaml& yaml, const Table* input,
-    std::string_view fallback_target, const std::string& dir) {
+    const ModelYaml& yaml, const Table* input, std::string_view fallback_target,
+    const std::string& dir) {
   const std::string yaml_path = JoinPath(dir, kModelYaml);
   if (!yaml.task) {
     return FileError(yaml_path,
@@ -554,8 +557,9 @@ absl::StatusOr<FolderSignature> DeriveFolderSignature(
                      "a multiclass model needs its classes: list them in "
                      "class index order, `classes: [a, b, c]`");
   }
-  const DataType label_type =
-      *yaml.task == Task::kRegression ? DataType::kFloat64 : LabelTypeOf(classes);
+  const DataType label_type = *yaml.task == Task::kRegression
+                                  ? DataType::kFloat64
+                                  : LabelTypeOf(classes);
   // The JSON round trip runs Signature's own validation.
   const Signature built(*yaml.task, std::move(features), std::move(target),
                         label_type, std::move(classes));
@@ -612,22 +616,6 @@ absl::StatusOr<std::string> WriteBundleFiles(Filesystem* fs,
   return yaml->second;
 }
 
-std::string ModelYamlText(const Signature& signature) {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  out << YAML::Key << "format" << YAML::Value << "xgboost";
-  out << YAML::Key << "file" << YAML::Value << std::string(kDefaultModelFile);
-  out << YAML::Key << "task" << YAML::Value
-      << std::string(TaskName(signature.task()));
-  out << YAML::Key << "target" << YAML::Value << signature.target();
-  if (signature.is_classification()) {
-    out << YAML::Key << "classes" << YAML::Value << YAML::Flow
-        << signature.class_labels();
-  }
-  out << YAML::EndMap;
-  return std::string(out.c_str()) + "\n";
-}
-
 }  // namespace
 
 absl::Status WriteModelDir(Filesystem* fs, const std::string& dir,
@@ -655,7 +643,9 @@ absl::Status WriteModelDir(Filesystem* fs, const std::string& dir,
   } else {
     RETURN_IF_ERROR(
         fs->WriteFileAtomic(JoinPath(dir, kDefaultModelFile), model_bytes));
-    model_yaml = ModelYamlText(signature);
+    model_yaml = ModelYamlText("xgboost", std::string(kDefaultModelFile),
+                               /*logits=*/false, signature, json::object(),
+                               /*with_features=*/false);
   }
   RETURN_IF_ERROR(fs->WriteFileAtomic(JoinPath(dir, kSignatureJson),
                                       signature.ToJson().dump(2) + "\n"));
@@ -789,9 +779,9 @@ absl::StatusOr<ModelDir> ReadModelDir(Filesystem* fs, const std::string& dir,
         info["classes"].is_array()) {
       std::vector<std::string> classes = PythonClassLabels(info["classes"]);
       const DataType label_type = LabelTypeOf(classes);
-      model.signature = Signature(
-          model.signature.task(), model.signature.features(),
-          model.signature.target(), label_type, std::move(classes));
+      model.signature =
+          Signature(model.signature.task(), model.signature.features(),
+                    model.signature.target(), label_type, std::move(classes));
     }
   } else if (yaml.format == kTorchScriptFormat) {
     ASSIGN_OR_RETURN(model.runtime, TorchRuntimeVersions(options.torch),
